@@ -1,0 +1,1 @@
+"""RQ jobs, worker setup, reconciliation, partner REST clients and the entity store."""

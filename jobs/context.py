@@ -1,0 +1,72 @@
+"""What a worker process holds across jobs: Redis, one keep-alive HTTP client per
+partner, an event loop for concurrent fetches, the user's handlers.
+
+RQ imports job functions by name, so the job finds its context here; the worker installs
+it before it starts taking jobs (a job run elsewhere builds one from the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import httpx
+import redis
+
+from jobs.kinds import Clients
+from jobs.tradevest import TradevestClient
+from partnersync import config, handlers, workqueue
+from partnersync.config import Settings
+
+T = TypeVar("T")
+
+
+def connect(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
+        config.redis_url(settings), socket_connect_timeout=2.0, socket_timeout=10.0
+    )
+
+
+class Context:
+    def __init__(
+        self,
+        settings: Settings,
+        connection: redis.Redis,
+        user_handlers: handlers.Handlers | None = None,
+    ):
+        self.settings = settings
+        self.connection = connection
+        self.handlers = user_handlers or handlers.Handlers()
+        self.loop = asyncio.new_event_loop()
+        self.http = httpx.AsyncClient(
+            timeout=settings.http_timeout_s,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+        self.clients = Clients(tradevest=TradevestClient(settings, self.http))
+        self.workqueue = workqueue.WorkQueue(
+            connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
+        )
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        self.run(self.http.aclose())
+        self.loop.close()
+
+
+_current: Context | None = None
+
+
+def install(ctx: Context | None) -> None:
+    global _current
+    _current = ctx
+
+
+def current() -> Context:
+    global _current
+    if _current is None:
+        settings = config.load()
+        _current = Context(settings, connect(settings), handlers.load(settings.handlers))
+    return _current

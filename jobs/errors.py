@@ -1,0 +1,28 @@
+"""How a failure is classified: retried with backoff, or dead-lettered at once."""
+
+from __future__ import annotations
+
+
+class Retryable(Exception):
+    """Timeouts, connection errors, 5xx, 429: worth another try later."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Permanent(Exception):
+    """4xx validation, undecodable payloads: another try gives the same answer."""
+
+
+class NotFound(Exception):
+    """The partner answered 404 for the entity."""
+
+
+class PartnerError(Permanent):
+    """A 4xx with the partner's error body, surfaced as is."""
+
+    def __init__(self, status: int, message: str, body: object = None):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.body = body

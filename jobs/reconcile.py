@@ -1,0 +1,320 @@
+"""Reconcile a batch of claimed entities: fetch each from its partner (concurrently), apply
+its lifecycle, and write the results in one pipelined MULTI/EXEC.
+
+The events only say *which* entity changed; what it is now comes from the partner's GET.
+From the events partnersync keeps what only a webhook delivers: validation errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from jobs import dlq, store
+from jobs.errors import NotFound, Permanent, Retryable
+from jobs.kinds import KINDS, Kind
+from partnersync import keys, workqueue
+from schemas.lifecycle import Decision, Observation
+from schemas.store import EntityRecord, Rejection, Transition
+from schemas.tradevest.events import EVENT_TYPES
+from schemas.tradevest.notifications import Notification
+
+if TYPE_CHECKING:
+    from jobs.context import Context
+
+log = logging.getLogger("partnersync.reconcile")
+
+_DECODERS = {e.name: e.decoder for e in EVENT_TYPES.values()}
+_encode = msgspec.json.encode
+
+
+class NotVisible(Retryable):
+    """404 for an entity that should exist: maybe not visible yet, maybe purged later."""
+
+
+@dataclass
+class Event:
+    delivery_id: str
+    type: str | None
+    body: bytes | None
+    notification: Notification | None
+
+
+@dataclass
+class Applied:
+    record: EntityRecord | None  # what to store; None when nothing changed
+    transition: Transition | None
+    decision: Decision
+
+
+def decode_event(delivery_id: str, type_: bytes | None, body: bytes | None) -> Event:
+    name = type_.decode() if type_ else None
+    decoder = _DECODERS.get(name) if name else None
+    notification = None
+    if decoder is not None and body is not None:
+        try:
+            notification = decoder.decode(body)
+        except msgspec.DecodeError:
+            notification = None  # archived bodies were validated at intake; be lenient
+    return Event(delivery_id, name, body, notification)
+
+
+def apply(
+    kind: Kind,
+    key: str,
+    stored: EntityRecord | None,
+    fetched: Any | None,
+    events: list[Event],
+    now: datetime,
+) -> Applied:
+    """The new stored state of one entity. `fetched` is None when the partner said 404."""
+    partner, kind_name, id = keys.split_entity_key(key)
+    notes = [e.notification for e in events if e.notification is not None]
+    create_errors = [n for n in notes if n.is_validation_error and n.status is not None]
+    rejections = [
+        Rejection(at=now, deliveryId=e.delivery_id, validationError=e.notification.validationError)
+        for e in events
+        if e.notification is not None
+        and e.notification.is_validation_error
+        and e.notification.status is None
+    ]
+    purged = False
+    if fetched is None:
+        invalid = next((n for n in reversed(notes) if n.status == "INVALID"), None)
+        if invalid is not None:
+            seen = Observation(invalid.status or "INVALID", invalid.modifiedOn)
+        elif stored is not None and stored.status in kind.purgeable:
+            seen = Observation(stored.status, stored.modifiedOn)
+        else:
+            raise NotVisible(f"{key}: partner answered 404")
+        purged = True
+        data = stored.data if stored is not None else msgspec.Raw(b"null")
+        external_id = stored.externalId if stored is not None else None
+    else:
+        seen = kind.observe(fetched)
+        data = msgspec.Raw(_encode(fetched))
+        external_id = kind.external_id(fetched)
+
+    before = Observation(stored.status, stored.modifiedOn) if stored is not None else None
+    decision = kind.lifecycle.decide(before, seen)
+    validation_error = create_errors[-1].validationError if create_errors else None
+
+    if stored is None:
+        base = EntityRecord(
+            key=key, partner=partner, kind=kind_name, id=id, status=seen.status, updatedAt=now
+        )
+    else:
+        base = stored
+    changes: dict[str, Any] = {}
+    if decision.writes:
+        changes.update(
+            status=seen.status,
+            modifiedOn=seen.modifiedOn,
+            data=data,
+            knownStatus=kind.lifecycle.known(seen.status),
+            purged=purged,
+        )
+    if external_id and external_id != base.externalId:
+        changes["externalId"] = external_id
+    if validation_error is not None and validation_error != base.validationError:
+        changes["validationError"] = validation_error
+    if rejections:
+        known = {r.deliveryId for r in base.rejections}
+        fresh = [r for r in rejections if r.deliveryId not in known]
+        if fresh:
+            changes["rejections"] = [*base.rejections, *fresh][-20:]
+    if not changes and stored is not None:
+        return Applied(None, None, decision)
+    record = msgspec.structs.replace(base, updatedAt=now, **changes)
+    transition = None
+    if decision.changes_status:
+        transition = Transition(
+            key=key,
+            from_=stored.status if stored is not None else None,
+            to=seen.status,
+            modifiedOn=seen.modifiedOn,
+            at=now,
+            decision=decision.value,
+            source=[e.delivery_id for e in events],
+        )
+    return Applied(record, transition, decision)
+
+
+@dataclass
+class BatchResult:
+    applied: int = 0
+    unchanged: int = 0
+    retried: int = 0
+    dead: int = 0
+    stored: list[tuple[EntityRecord, Transition]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "applied": self.applied,
+            "unchanged": self.unchanged,
+            "retried": self.retried,
+            "dead": self.dead,
+        }
+
+
+def backoff_ms(attempt: int, base_s: float, cap_s: float, retry_after: float | None) -> int:
+    """Exponential with full jitter in [delay/2, delay], at least the partner's Retry-After."""
+    delay = min(cap_s, base_s * (2**attempt))
+    delay = random.uniform(delay / 2, delay)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return int(delay * 1000)
+
+
+async def _fetch(kind: Kind, ctx: Context, id: str) -> Any:
+    try:
+        return await kind.fetch(ctx.clients, id)
+    except NotFound:
+        return None
+
+
+async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]]) -> BatchResult:
+    connection = ctx.connection
+    settings = ctx.settings
+    entity_keys = [k for k, _ in claimed]
+
+    # One round trip: the archived events, the stored records, the attempt counters.
+    pipe = connection.pipeline(transaction=False)
+    for _, delivery_ids in claimed:
+        for d in delivery_ids:
+            pipe.hmget(keys.inbox(d), "type", "body")
+    pipe.mget([keys.entity(k) for k in entity_keys])
+    pipe.mget([keys.attempts(k) for k in entity_keys])
+    replies = pipe.execute()
+    attempts_raw = replies.pop()
+    records = [store.decode_record(r) for r in replies.pop()]
+    inbox = iter(replies)
+    events = [[decode_event(d, *next(inbox)) for d in ids] for _, ids in claimed]
+
+    kinds = []
+    for key in entity_keys:
+        partner, kind_name, _ = keys.split_entity_key(key)
+        kinds.append(KINDS.get((partner, kind_name)))
+    fetched = await asyncio.gather(
+        *(
+            _fetch(kind, ctx, keys.split_entity_key(key)[2]) if kind else _unknown_kind(key)
+            for key, kind in zip(entity_keys, kinds, strict=True)
+        ),
+        return_exceptions=True,
+    )
+
+    now = datetime.now(UTC)
+    result = BatchResult()
+    write = connection.pipeline(transaction=True)
+    for i, key in enumerate(entity_keys):
+        kind, got, evs = kinds[i], fetched[i], events[i]
+        attempts = int(attempts_raw[i] or 0)
+        try:
+            if isinstance(got, BaseException):
+                raise got
+            assert kind is not None
+            applied = apply(kind, key, records[i], got, evs, now)
+        except Exception as exc:  # classified below; nothing is dropped
+            retryable = isinstance(exc, Retryable) and not isinstance(exc, Permanent)
+            if retryable and attempts + 1 < settings.max_attempts:
+                due = workqueue.now_ms() + backoff_ms(
+                    attempts, settings.retry_base_s, settings.retry_cap_s, exc.retry_after
+                )
+                ctx.workqueue.complete(write, key, me, 0, "retry", due)
+                result.retried += 1
+                log.info(
+                    "reconcile retry",
+                    extra={"entity": key, "attempt": attempts + 1, "error": _describe(exc)},
+                )
+            else:
+                _dead_letter(write, ctx, key, evs, exc, attempts + 1, now)
+                ctx.workqueue.complete(write, key, me, len(evs), "dead")
+                result.dead += 1
+                log.warning(
+                    "reconcile dead-lettered",
+                    extra={"entity": key, "attempts": attempts + 1, "error": _describe(exc)},
+                )
+            continue
+        if applied.record is not None:
+            store.write(
+                write, applied.record, applied.transition, changes_maxlen=settings.changes_maxlen
+            )
+            if applied.transition is not None:
+                result.stored.append((applied.record, applied.transition))
+            result.applied += 1
+        else:
+            result.unchanged += 1
+        ctx.workqueue.complete(write, key, me, len(evs), "ok")
+    write.execute()
+    if ctx.handlers:
+        _call_handlers(ctx, result.stored, now)
+    return result
+
+
+async def _unknown_kind(key: str) -> Any:
+    raise Permanent(f"{key}: no reconciler for this partner/kind")
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _dead_letter(
+    pipe: Any,
+    ctx: Context,
+    key: str,
+    events: list[Event],
+    exc: BaseException,
+    attempts: int,
+    now: datetime,
+    *,
+    reason: str = "reconcile",
+    transition: Transition | None = None,
+) -> None:
+    letter = dlq.DeadLetter(
+        id=f"{workqueue.now_ms():013d}-{random.getrandbits(32):08x}",
+        at=now,
+        reason=reason,
+        entity=key,
+        error=_describe(exc),
+        traceback="".join(traceback.format_exception(exc)),
+        attempts=attempts,
+        events=[
+            dlq.DeadEvent(
+                deliveryId=e.delivery_id,
+                type=e.type,
+                body=e.body.decode("utf-8", "replace") if e.body is not None else None,
+            )
+            for e in events
+        ],
+        transition=transition,
+    )
+    dlq.add(pipe, letter, ctx.settings.dlq_retention)
+
+
+def _call_handlers(
+    ctx: Context, stored: list[tuple[EntityRecord, Transition]], now: datetime
+) -> None:
+    """After the transitions are stored. A failing handler is dead-lettered with its
+    transition (replayable), never allowed to undo or block the stored state."""
+    for record, transition in stored:
+        for handler in ctx.handlers.for_transition(record.partner, record.kind, transition.to):
+            try:
+                handler(transition, record)
+            except Exception as exc:
+                pipe = ctx.connection.pipeline()
+                _dead_letter(
+                    pipe, ctx, record.key, [], exc, 1, now, reason="handler", transition=transition
+                )
+                pipe.execute()
+                log.warning(
+                    "handler failed",
+                    extra={"entity": record.key, "handler": getattr(handler, "__name__", "?")},
+                )

@@ -1,0 +1,66 @@
+"""Register the receiver's routes at Tradevest (POST /webhooks, one per event type)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import httpx
+
+from jobs.tradevest import TradevestClient
+from partnersync.config import Settings
+from schemas.tradevest.events import EVENT_TYPES
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class RegistrationError(ValueError):
+    pass
+
+
+@dataclass
+class Drift:
+    event_type: str
+    problem: str  # "missing", "url", "headers", or "ok"
+    url: str
+
+
+def route_url(base: str, path: str) -> str:
+    return f"{base.rstrip('/')}/webhooks/tradevest/{path}"
+
+
+def check_base(base: str, settings: Settings) -> None:
+    """Tradevest requires HTTPS; plain http is allowed only when talking to a local sandbox."""
+    url = urlparse(base)
+    if url.scheme == "https":
+        return
+    partner = urlparse(settings.tradevest_base_url).hostname
+    if url.scheme == "http" and partner in _LOOPBACK:
+        return
+    raise RegistrationError(f"--url {base!r}: Tradevest requires an https:// URL")
+
+
+async def register(settings: Settings, base: str, *, check: bool = False) -> list[Drift]:
+    check_base(base, settings)
+    if not settings.tradevest_webhook_secrets:
+        raise RegistrationError("TRADEVEST_WEBHOOK_SECRETS is empty: nothing to register")
+    header = {settings.tradevest_webhook_header: settings.tradevest_webhook_secrets[0]}
+    async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+        client = TradevestClient(settings, http)
+        current = {w.get("eventType"): w for w in await client.list_webhooks()}
+        report: list[Drift] = []
+        for event in EVENT_TYPES.values():
+            want = route_url(base, event.path)
+            have = current.get(event.name)
+            if have is None:
+                problem = "missing"
+            elif have.get("url") != want:
+                problem = "url"
+            elif {h.get("name"): h.get("value") for h in have.get("headers", [])} != header:
+                problem = "headers"
+            else:
+                problem = "ok"
+            report.append(Drift(event.name, problem, want))
+            if problem != "ok" and not check:
+                await client.register_webhook(event.name, want, header)
+        return report

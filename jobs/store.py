@@ -1,0 +1,98 @@
+"""The entity store: current state, transition history, externalId index, change stream."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+import redis
+
+from partnersync import keys
+from schemas.store import EntityRecord, Transition
+
+_record_decoder = msgspec.json.Decoder(EntityRecord)
+_transition_decoder = msgspec.json.Decoder(Transition)
+_encode = msgspec.json.encode
+
+
+def _ms(record: EntityRecord) -> int:
+    return int(record.updatedAt.timestamp() * 1000)
+
+
+def decode_record(raw: bytes | None) -> EntityRecord | None:
+    return None if raw is None else _record_decoder.decode(raw)
+
+
+def load(connection: redis.Redis, entity_keys: Sequence[str]) -> list[EntityRecord | None]:
+    if not entity_keys:
+        return []
+    return [decode_record(r) for r in connection.mget([keys.entity(k) for k in entity_keys])]
+
+
+def history(connection: redis.Redis, entity_key: str) -> list[Transition]:
+    return [
+        _transition_decoder.decode(r) for r in connection.lrange(keys.history(entity_key), 0, -1)
+    ]
+
+
+def write(
+    pipe: redis.client.Pipeline,
+    record: EntityRecord,
+    transition: Transition | None,
+    *,
+    changes_maxlen: int,
+) -> None:
+    """Queue the writes of one reconciled entity on `pipe` (executed as one MULTI/EXEC)."""
+    pipe.set(keys.entity(record.key), _encode(record))
+    pipe.zadd(keys.ENTITIES, {record.key: _ms(record)})
+    if record.externalId:
+        pipe.set(keys.external_id(record.partner, record.externalId), record.key)
+    if transition is not None:
+        pipe.rpush(keys.history(record.key), _encode(transition))
+        fields = {
+            "key": record.key,
+            "partner": record.partner,
+            "kind": record.kind,
+            "id": record.id,
+            "from": transition.from_ or "",
+            "to": transition.to,
+            "modifiedOn": transition.modifiedOn.isoformat() if transition.modifiedOn else "",
+            "at": transition.at.isoformat(),
+            "decision": transition.decision,
+            "source": " ".join(transition.source),
+            "externalId": record.externalId or "",
+        }
+        pipe.xadd(keys.CHANGES, fields, maxlen=changes_maxlen, approximate=True)
+
+
+def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
+    key = connection.get(keys.external_id(partner, external_id))
+    return key.decode() if key else None
+
+
+def scan(
+    connection: redis.Redis,
+    *,
+    partner: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    page: int = 500,
+) -> list[EntityRecord]:
+    """Every stored entity matching the filters, most recently updated last."""
+    out: list[EntityRecord] = []
+    start = 0
+    while True:
+        chunk = [k.decode() for k in connection.zrange(keys.ENTITIES, start, start + page - 1)]
+        if not chunk:
+            return out
+        start += page
+        for record in load(connection, chunk):
+            if record is None:
+                continue
+            if partner and record.partner != partner:
+                continue
+            if kind and record.kind != kind:
+                continue
+            if status and record.status != status:
+                continue
+            out.append(record)

@@ -1,0 +1,3 @@
+from partnersync.cli import main
+
+raise SystemExit(main())

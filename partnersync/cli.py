@@ -1,0 +1,406 @@
+"""The `partnersync` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from partnersync import config
+from partnersync.config import ConfigError, Settings
+
+
+def _json(obj: Any) -> str:
+    return msgspec.json.encode(obj).decode()
+
+
+def _redis(settings: Settings):
+    from jobs import context
+
+    return context.connect(settings)
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import log
+    from partnersync.supervisor import Supervisor
+
+    log.setup(settings.log_level)
+    settings = config.load(state_fallback=False)
+    return Supervisor(settings, sandbox=not args.no_sandbox, workers=args.workers).run()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    config.redis_url(settings)
+    uvicorn.run(
+        "receiver.app:app_from_env",
+        factory=True,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        workers=settings.web_concurrency,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import worker
+    from partnersync import log
+
+    log.setup(settings.log_level)
+    config.redis_url(settings)
+    if args.single or args.burst:
+        worker.run_worker(settings, burst=args.burst)
+        return 0
+    return worker.run_pool(settings, args.n)
+
+
+def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import clock
+    from partnersync import log
+
+    log.setup(settings.log_level)
+    config.redis_url(settings)
+    return clock.run_clock(settings)
+
+
+def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "sandbox.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs.errors import PartnerError, Retryable
+    from jobs.registration import RegistrationError, register
+
+    try:
+        report = asyncio.run(register(settings, args.url, check=args.check))
+    except RegistrationError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    except (PartnerError, Retryable) as exc:
+        print(f"partnersync: Tradevest at {settings.tradevest_base_url}: {exc}", file=sys.stderr)
+        return 1
+    drift = [d for d in report if d.problem != "ok"]
+    for d in report:
+        verb = (
+            "ok"
+            if d.problem == "ok"
+            else (f"drift: {d.problem}" if args.check else f"registered ({d.problem})")
+        )
+        print(f"{d.event_type:<45} {verb:<22} {d.url}")
+    if args.check and drift:
+        return 1
+    return 0
+
+
+# -- entities -------------------------------------------------------------------------
+
+
+def _entity_row(record: Any) -> dict[str, Any]:
+    return {
+        "key": record.key,
+        "partner": record.partner,
+        "kind": record.kind,
+        "id": record.id,
+        "externalId": record.externalId,
+        "status": record.status,
+        "modifiedOn": record.modifiedOn,
+        "updatedAt": record.updatedAt,
+        "knownStatus": record.knownStatus,
+        "purged": record.purged,
+    }
+
+
+def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import store
+
+    records = store.scan(_redis(settings), partner=args.partner, kind=args.kind, status=args.status)
+    if args.json:
+        for r in records:
+            print(_json(_entity_row(r)))
+        return 0
+    print(f"{'KEY':<60} {'STATUS':<12} {'MODIFIED ON':<26} EXTERNAL ID")
+    for r in records:
+        modified = r.modifiedOn.isoformat() if r.modifiedOn else "-"
+        flag = "" if r.knownStatus else " (unknown status)"
+        print(f"{r.key:<60} {r.status:<12} {modified:<26} {r.externalId or '-'}{flag}")
+    print(f"{len(records)} entities")
+    return 0
+
+
+def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import store
+
+    connection = _redis(settings)
+    record = store.load(connection, [args.key])[0]
+    if record is None:
+        print(f"partnersync: no entity {args.key!r}", file=sys.stderr)
+        return 1
+    history = store.history(connection, args.key)
+    if args.json:
+        print(_json({"entity": record, "history": history}))
+        return 0
+    row = _entity_row(record)
+    for name, value in row.items():
+        print(f"{name:<12} {value}")
+    if record.validationError:
+        print(
+            f"{'validation':<12} {record.validationError.errorType}: {record.validationError.description}"
+        )
+    for rejection in record.rejections:
+        ve = rejection.validationError
+        print(
+            f"{'rejected':<12} {rejection.at.isoformat()} {ve.errorType if ve else '?'}: {ve.description if ve else ''}"
+        )
+    print("history:")
+    for t in history:
+        print(
+            f"  {t.at.isoformat()}  {t.from_ or '∅'} → {t.to}  (modifiedOn {t.modifiedOn}, {t.decision}, events {len(t.source)})"
+        )
+    return 0
+
+
+# -- dead-letter queue --------------------------------------------------------------------
+
+
+def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import dlq
+
+    letters = dlq.all_letters(_redis(settings))
+    if args.json:
+        for letter in letters:
+            print(_json({
+                "id": letter.id, "at": letter.at, "reason": letter.reason, "entity": letter.entity,
+                "error": letter.error, "attempts": letter.attempts, "events": len(letter.events),
+            }))  # fmt: skip
+        return 0
+    for letter in letters:
+        print(
+            f"{letter.id}  {letter.at.isoformat()}  {letter.reason:<9} {letter.entity:<55} {letter.error[:80]}"
+        )
+    print(f"{len(letters)} dead letters")
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import dlq
+
+    letter = dlq.get(_redis(settings), args.id)
+    if letter is None:
+        print(f"partnersync: no dead letter {args.id!r}", file=sys.stderr)
+        return 1
+    print(_json(letter) if args.json else msgspec.json.format(_json(letter), indent=2))
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import replay
+
+    connection = _redis(settings)
+    if not args.ids and not args.all:
+        print("partnersync: dlq replay needs IDs or --all", file=sys.stderr)
+        return 2
+    summary = replay.replay(
+        connection, settings, None if args.all else args.ids, progress=sys.stderr
+    )
+    print(_json(summary) if args.json else ", ".join(f"{k}: {v}" for k, v in summary.items()))
+    return 0 if summary["missing"] == 0 else 1
+
+
+def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from jobs import dlq
+
+    connection = _redis(settings)
+    ids = dlq.ids(connection)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"partnersync: refusing to purge {len(ids)} dead letters without --yes",
+                file=sys.stderr,
+            )
+            return 2
+        if input(f"Purge {len(ids)} dead letters? [y/N] ").strip().lower() != "y":
+            return 1
+    for dlq_id in ids:
+        dlq.remove(connection, dlq_id)
+    print(f"purged {len(ids)} dead letters")
+    return 0
+
+
+# -- status --------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from rq import Queue, Worker
+
+    from jobs import store
+    from partnersync import keys, workqueue
+
+    connection = _redis(settings)
+    queue = Queue(settings.queue, connection=connection)
+    now = workqueue.now_ms()
+    by_kind = Counter((r.partner, r.kind, r.status) for r in store.scan(connection))
+    last = {k.decode(): int(v) for k, v in connection.hgetall(keys.LAST_DELIVERY).items()}
+    counters = {k.decode(): int(v) for k, v in connection.hgetall(keys.COUNTERS).items()}
+    report = {
+        "redis": config.redis_url(settings),
+        "queue": {"name": settings.queue, "queued": queue.count,
+                  "started": queue.started_job_registry.count, "failed": queue.failed_job_registry.count},
+        "workers": len(Worker.all(connection=connection)),
+        "drainers": connection.zcount(keys.DRAINERS, now, "+inf"),
+        "due": connection.zcount(keys.DIRTY, "-inf", now),
+        "dirty": connection.zcard(keys.DIRTY),
+        "dlq": connection.zcard(keys.DLQ),
+        "lastDelivery": {k: (now - v) / 1000 for k, v in last.items()},
+        "deliveries": counters,
+        "entities": [{"partner": p, "kind": k, "status": s, "count": c}
+                     for (p, k, s), c in sorted(by_kind.items())],
+    }  # fmt: skip
+    if args.json:
+        print(_json(report))
+        return 0
+    q = report["queue"]
+    print(f"redis     {report['redis']}")
+    print(
+        f"queue     {q['name']}: {q['queued']} queued, {q['started']} started, {q['failed']} failed"
+    )
+    print(f"workers   {report['workers']} (drain jobs live: {report['drainers']})")
+    print(f"backlog   {report['due']} entities due, {report['dirty']} pending in all")
+    print(f"dlq       {report['dlq']} dead letters")
+    for event, age in sorted(report["lastDelivery"].items()):
+        print(f"delivery  {event:<40} last {age:.0f}s ago")
+    for row in report["entities"]:
+        print(f"entities  {row['partner']}:{row['kind']:<28} {row['status']:<12} {row['count']}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    print("| variable | default | meaning |\n|---|---|---|")
+    for name, field, meaning in config.VARIABLES:
+        default = getattr(config.DEFAULTS, field)
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        shown = f"`{default}`" if default not in (None, "") else "(unset)"
+        print(f"| `{name}` | {shown} | {meaning} |")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="partnersync", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="everything for local use (embedded Redis, sandbox)")
+    run.add_argument("--no-sandbox", action="store_true", help="do not start the sandbox partners")
+    run.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser("serve", help="the receiver (honours PORT and WEB_CONCURRENCY)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="a pool of RQ worker processes")
+    worker.add_argument("-n", type=int, default=2, help="worker processes (default 2)")
+    worker.add_argument("--single", action="store_true", help="one worker, no supervisor")
+    worker.add_argument(
+        "--burst", action="store_true", help="one worker; exit when the queue is empty"
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    clock = sub.add_parser("clock", help="pollers and sweepers")
+    clock.set_defaults(func=cmd_clock)
+
+    sandbox = sub.add_parser("sandbox", help="the fake partners")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8900)
+    sandbox.set_defaults(func=cmd_sandbox)
+
+    reg = sub.add_parser("register-webhooks", help="register every event type at Tradevest")
+    reg.add_argument("--url", required=True, help="the receiver's public base URL (https://…)")
+    reg.add_argument("--check", action="store_true", help="report drift, change nothing")
+    reg.set_defaults(func=cmd_register)
+
+    entities = sub.add_parser("entities", help="the entity store").add_subparsers(
+        dest="sub", required=True
+    )
+    el = entities.add_parser("list", help="stored entities")
+    el.add_argument("--partner")
+    el.add_argument("--kind")
+    el.add_argument("--status")
+    el.add_argument("--json", action="store_true", help="one JSON object per line")
+    el.set_defaults(func=cmd_entities_list)
+    es = entities.add_parser("show", help="one entity and its history")
+    es.add_argument("key", help="{partner}:{kind}:{id}")
+    es.add_argument("--json", action="store_true")
+    es.set_defaults(func=cmd_entities_show)
+
+    dlq = sub.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        dest="sub", required=True
+    )
+    dl = dlq.add_parser("list")
+    dl.add_argument("--json", action="store_true")
+    dl.set_defaults(func=cmd_dlq_list)
+    ds = dlq.add_parser("show")
+    ds.add_argument("id")
+    ds.add_argument("--json", action="store_true")
+    ds.set_defaults(func=cmd_dlq_show)
+    dr = dlq.add_parser("replay")
+    dr.add_argument("ids", nargs="*")
+    dr.add_argument("--all", action="store_true")
+    dr.add_argument("--json", action="store_true")
+    dr.set_defaults(func=cmd_dlq_replay)
+    dp = dlq.add_parser("purge")
+    dp.add_argument("--yes", action="store_true", help="do not ask")
+    dp.set_defaults(func=cmd_dlq_purge)
+
+    status = sub.add_parser("status", help="is it healthy? one screen")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    cfg = sub.add_parser("config", help="print the configuration table (markdown)")
+    cfg.set_defaults(func=cmd_config)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = config.load()
+        return int(args.func(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        if isinstance(exc, RedisConnectionError):
+            print(
+                f"partnersync: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr
+            )
+            return 3
+        raise

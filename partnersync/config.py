@@ -1,0 +1,164 @@
+"""Configuration, read from the environment in this one place (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    redis_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_concurrency: int = 1
+    log_level: str = "INFO"
+
+    tradevest_base_url: str = "http://127.0.0.1:8900/tradevest"
+    tradevest_auth_url: str = "http://127.0.0.1:8900/tradevest/oauth2/token"
+    tradevest_client_id: str = "sandbox"
+    tradevest_client_secret: str = "sandbox"
+    tradevest_scope: str | None = None
+    tradevest_webhook_auth: str = "header"
+    tradevest_webhook_header: str = "api-key"
+    tradevest_webhook_secrets: tuple[str, ...] = ()
+
+    handlers: str | None = None
+    queue: str = "partnersync"
+    max_body: int = 256 * 1024
+    inbox_ttl: int = 7 * 24 * 3600
+    dedupe_ttl: int = 7 * 24 * 3600
+    drainers: int = 4
+    batch: int = 50
+    lease_ms: int = 30_000
+    drain_budget_s: float = 10.0
+    max_attempts: int = 10
+    retry_base_s: float = 2.0
+    retry_cap_s: float = 3600.0
+    changes_maxlen: int = 1_000_000
+    http_timeout_s: float = 10.0
+    clock_interval_s: float = 1.0
+    dlq_retention: int = 30 * 24 * 3600
+
+
+# (environment variable, Settings field, default shown in README, meaning).
+# The README's configuration table is generated from this list by `partnersync config`.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("REDIS_URL", "redis_url", "Redis to use; unset for `run` starts an embedded one"),
+    ("PARTNERSYNC_HOST", "host", "address the receiver binds"),
+    ("PORT", "port", "port the receiver binds"),
+    ("WEB_CONCURRENCY", "web_concurrency", "receiver worker processes (uvicorn --workers)"),
+    ("LOG_LEVEL", "log_level", "log level of every process"),
+    ("TRADEVEST_BASE_URL", "tradevest_base_url", "Tradevest API base URL"),
+    (
+        "TRADEVEST_AUTH_URL",
+        "tradevest_auth_url",
+        "OAuth2 token URL (/oauth2/token or /connect/token)",
+    ),
+    ("TRADEVEST_CLIENT_ID", "tradevest_client_id", "OAuth2 client id"),
+    ("TRADEVEST_CLIENT_SECRET", "tradevest_client_secret", "OAuth2 client secret"),
+    ("TRADEVEST_SCOPE", "tradevest_scope", "OAuth2 scope, sent only when set"),
+    ("TRADEVEST_WEBHOOK_AUTH", "tradevest_webhook_auth", "delivery authentication mode: header"),
+    ("TRADEVEST_WEBHOOK_HEADER", "tradevest_webhook_header", "header carrying the webhook secret"),
+    (
+        "TRADEVEST_WEBHOOK_SECRETS",
+        "tradevest_webhook_secrets",
+        "accepted webhook secrets, comma-separated (rotation)",
+    ),
+    ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
+    ("PARTNERSYNC_QUEUE", "queue", "RQ queue name"),
+    ("PARTNERSYNC_MAX_BODY", "max_body", "largest webhook body accepted, bytes"),
+    ("PARTNERSYNC_INBOX_TTL", "inbox_ttl", "seconds a raw delivery is archived"),
+    ("PARTNERSYNC_DEDUPE_TTL", "dedupe_ttl", "seconds a delivery's dedupe key is remembered"),
+    ("PARTNERSYNC_DRAINERS", "drainers", "most reconcile jobs queued or running at once"),
+    ("PARTNERSYNC_BATCH", "batch", "entities one reconcile job claims at a time"),
+    (
+        "PARTNERSYNC_LEASE_MS",
+        "lease_ms",
+        "ms an entity stays claimed by a job before another may take it",
+    ),
+    (
+        "PARTNERSYNC_DRAIN_BUDGET_S",
+        "drain_budget_s",
+        "seconds one reconcile job drains before handing over",
+    ),
+    (
+        "PARTNERSYNC_MAX_ATTEMPTS",
+        "max_attempts",
+        "reconcile attempts before an entity's events go to the DLQ",
+    ),
+    (
+        "PARTNERSYNC_RETRY_BASE_S",
+        "retry_base_s",
+        "first retry delay, doubled per attempt (with jitter)",
+    ),
+    ("PARTNERSYNC_RETRY_CAP_S", "retry_cap_s", "longest retry delay"),
+    (
+        "PARTNERSYNC_CHANGES_MAXLEN",
+        "changes_maxlen",
+        "approximate length the change stream is trimmed to",
+    ),
+    ("PARTNERSYNC_HTTP_TIMEOUT_S", "http_timeout_s", "timeout of one partner API call"),
+    ("PARTNERSYNC_CLOCK_INTERVAL_S", "clock_interval_s", "seconds between clock ticks"),
+    ("PARTNERSYNC_DLQ_RETENTION", "dlq_retention", "seconds a dead-lettered event is kept"),
+)
+
+DEFAULTS = Settings()
+
+
+def _convert(name: str, field: str, raw: str) -> object:
+    current = getattr(DEFAULTS, field)
+    annotation = Settings.__annotations__[field]
+    try:
+        if field == "tradevest_webhook_secrets":
+            return tuple(s.strip() for s in raw.split(",") if s.strip())
+        if isinstance(current, bool):
+            return raw.lower() in ("1", "true", "yes", "on")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {annotation}") from None
+    return raw or None if "None" in annotation else raw
+
+
+def load(
+    environ: Mapping[str, str] | None = None, *, state_fallback: bool = True, **overrides: object
+) -> Settings:
+    """Settings from `environ` (default: os.environ), then explicit overrides.
+
+    With REDIS_URL unset, the Redis that a `partnersync run` in this directory started is
+    used (its URL is in ./var/redis/url while it runs).
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    state = Path.cwd() / "var" / "redis" / "url"
+    if state_fallback and not environ.get("REDIS_URL") and state.exists():
+        values["redis_url"] = state.read_text().strip()
+    for name, field, _ in VARIABLES:
+        if name in environ:
+            values[field] = _convert(name, field, environ[name])
+    if "TRADEVEST_BASE_URL" in environ and "TRADEVEST_AUTH_URL" not in environ:
+        values["tradevest_auth_url"] = environ["TRADEVEST_BASE_URL"].rstrip("/") + "/oauth2/token"
+    values.update(overrides)
+    settings = msgspec.structs.replace(DEFAULTS, **values)
+    if settings.tradevest_webhook_auth not in ("header",):
+        raise ConfigError(
+            f"TRADEVEST_WEBHOOK_AUTH={settings.tradevest_webhook_auth!r}: supported modes are: header"
+        )
+    if settings.drainers < 1 or settings.batch < 1:
+        raise ConfigError("PARTNERSYNC_DRAINERS and PARTNERSYNC_BATCH must be at least 1")
+    return settings
+
+
+def redis_url(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set (only `partnersync run` starts its own Redis)")
+    return settings.redis_url

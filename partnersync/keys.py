@@ -1,0 +1,60 @@
+"""Every Redis key partnersync writes, named in this one module.
+
+Keys of one entity embed its entity key `{partner}:{kind}:{id}`.
+"""
+
+PREFIX = "ps:"
+
+DIRTY = PREFIX + "dirty"  # zset entity key -> ms when it is due for reconciliation
+DRAINERS = PREFIX + "drainers"  # zset drain job id -> ms deadline (live reconcile jobs)
+ENTITIES = PREFIX + "entities"  # zset entity key -> ms of its last update
+CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's output)
+SEQ = PREFIX + "seq"  # counter for ids made inside Redis
+LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
+DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
+COUNTERS = PREFIX + "counters"  # hash of plain counters (deliveries, duplicates, ...)
+
+
+def dedupe(digest: str) -> str:
+    return f"{PREFIX}dedupe:{digest}"
+
+
+def inbox(delivery_id: str) -> str:
+    return f"{PREFIX}inbox:{delivery_id}"
+
+
+def events(entity_key: str) -> str:
+    return f"{PREFIX}events:{entity_key}"
+
+
+def lease(entity_key: str) -> str:
+    return f"{PREFIX}lease:{entity_key}"
+
+
+def attempts(entity_key: str) -> str:
+    return f"{PREFIX}attempts:{entity_key}"
+
+
+def entity(entity_key: str) -> str:
+    return f"{PREFIX}entity:{entity_key}"
+
+
+def history(entity_key: str) -> str:
+    return f"{PREFIX}history:{entity_key}"
+
+
+def external_id(partner: str, external_id: str) -> str:
+    return f"{PREFIX}xid:{partner}:{external_id}"
+
+
+def dead_letter(dlq_id: str) -> str:
+    return f"{PREFIX}dlq:{dlq_id}"
+
+
+def entity_key(partner: str, kind: str, id: str) -> str:
+    return f"{partner}:{kind}:{id}"
+
+
+def split_entity_key(key: str) -> tuple[str, str, str]:
+    partner, kind, id = key.split(":", 2)
+    return partner, kind, id

@@ -1,0 +1,299 @@
+"""Work keyed by entity: the dirty set, entity leases, and the drain jobs that empty it.
+
+An accepted event is recorded in one atomic step (one Redis round trip, a Lua script):
+dedupe key, raw delivery in the inbox, the event id appended to its entity's event list,
+the entity marked due in the dirty set, and — when fewer than `drainers` drain jobs are
+live — an RQ job enqueued, written in RQ's own job format from a template.
+
+Why not one RQ job per event: a burst of events for one entity coalesces into one entry in
+the dirty set (one partner GET), and a drain job reconciles many entities per claim.
+
+Crash safety: a claim leases each entity (SET NX PX) and parks it in the dirty set at the
+lease's expiry instead of removing it, and leaves its events in place. Only `complete`
+trims the events it processed. A worker that dies therefore leaves its entities due again
+after the lease expires; the clock's `kick` starts a drain job for them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from partnersync import keys
+
+DRAIN_FUNC = "jobs.drain.drain"
+_NOW = "\x00now"  # placeholder for RQ's created_at / enqueued_at in the job template
+
+# Shared Lua: enqueue a drain job when fewer than `cap` are live. ARGV layout is the
+# caller's; this fragment expects locals now_ms, now_iso, cap, reserve_ms, queue, tpl.
+_ENSURE_DRAINER = """
+local function ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl)
+  redis.call('ZREMRANGEBYSCORE', KEYS_DRAINERS, '-inf', now_ms)
+  if redis.call('ZCARD', KEYS_DRAINERS) >= cap then return false end
+  local id = 'drain-' .. redis.call('INCR', KEYS_SEQ)
+  redis.call('ZADD', KEYS_DRAINERS, now_ms + reserve_ms, id)
+  local fields = {}
+  for i = 1, #tpl do
+    local v = tpl[i]
+    if v == NOW then v = now_iso end
+    fields[i] = v
+  end
+  redis.call('HSET', 'rq:job:' .. id, unpack(fields))
+  redis.call('SADD', 'rq:queues', 'rq:queue:' .. queue)
+  redis.call('RPUSH', 'rq:queue:' .. queue, id)
+  return id
+end
+"""
+
+
+def _lua(body: str) -> str:
+    prelude = (
+        f"local P = {keys.PREFIX!r}\n"
+        f"local KEYS_DIRTY = {keys.DIRTY!r}\n"
+        f"local KEYS_DRAINERS = {keys.DRAINERS!r}\n"
+        f"local KEYS_SEQ = {keys.SEQ!r}\n"
+        f"local KEYS_LAST = {keys.LAST_DELIVERY!r}\n"
+        f"local KEYS_COUNTERS = {keys.COUNTERS!r}\n"
+        f"local NOW = '\\0now'\n"
+    )
+    return prelude + _ENSURE_DRAINER + body
+
+
+# ARGV: dedupe_key, delivery_id, event_type, raw body, dedupe_ttl, inbox_ttl, now_ms,
+#       now_iso, cap, reserve_ms, queue, n_entities, entity keys..., n_tpl, template...
+# Returns {1, delivery_id} when accepted, {0, original_delivery_id} for a duplicate.
+INTAKE = _lua("""
+local dedupe_key, delivery_id, event_type, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local now_iso, cap, reserve_ms, queue = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
+if dedupe_key ~= '' then
+  local seen = redis.call('GET', dedupe_key)
+  if seen then
+    redis.call('HINCRBY', KEYS_COUNTERS, 'duplicate:' .. event_type, 1)
+    return {0, seen}
+  end
+  redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl)
+end
+local n = tonumber(ARGV[12])
+local entities = {}
+for i = 1, n do entities[i] = ARGV[12 + i] end
+local inbox = P .. 'inbox:' .. delivery_id
+redis.call('HSET', inbox, 'body', body, 'type', event_type, 'receivedAt', now_ms,
+           'entities', table.concat(entities, ' '))
+redis.call('EXPIRE', inbox, inbox_ttl)
+for i = 1, n do
+  local e = entities[i]
+  redis.call('RPUSH', P .. 'events:' .. e, delivery_id)
+  redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, e)
+end
+redis.call('HSET', KEYS_LAST, event_type, now_ms)
+redis.call('HINCRBY', KEYS_COUNTERS, 'accepted:' .. event_type, 1)
+local base = 12 + n
+local ntpl = tonumber(ARGV[base + 1])
+local tpl = {}
+for i = 1, ntpl do tpl[i] = ARGV[base + 1 + i] end
+if n > 0 then ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl) end
+return {1, delivery_id}
+""")
+
+# ARGV: now_ms, now_iso, cap, reserve_ms, queue, force(0|1), n_tpl, template...
+# Starts a drain job if an entity is due (or `force`) and fewer than `cap` are live.
+KICK = _lua("""
+local now_ms, now_iso, cap, reserve_ms, queue = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+local tpl = {}
+for i = 1, tonumber(ARGV[7]) do tpl[i] = ARGV[7 + i] end
+if ARGV[6] ~= '1' and #redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, 1) == 0 then
+  return false
+end
+return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl)
+""")
+
+# ARGV: me (drain job id), now_ms, batch, lease_ms, drainer_ttl_ms
+# Returns a flat list {entity, {delivery ids...}, ...}; an empty list means nothing is
+# claimable, and the drainer has been deregistered in the same step (so an event that
+# arrives right after sees fewer live drainers and starts one).
+CLAIM = _lua("""
+local me, now_ms, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local lease_ms, drainer_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local due = redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, batch * 4)
+local out = {}
+local claimed = 0
+for _, e in ipairs(due) do
+  if claimed >= batch then break end
+  if redis.call('SET', P .. 'lease:' .. e, me, 'NX', 'PX', lease_ms) then
+    out[#out + 1] = e
+    out[#out + 1] = redis.call('LRANGE', P .. 'events:' .. e, 0, -1)
+    redis.call('ZADD', KEYS_DIRTY, now_ms + lease_ms, e)
+    claimed = claimed + 1
+  end
+end
+if claimed == 0 then
+  redis.call('ZREM', KEYS_DRAINERS, me)
+else
+  redis.call('ZADD', KEYS_DRAINERS, now_ms + drainer_ttl, me)
+end
+return out
+""")
+
+# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'dead'), due_ms (for retry), now_ms
+# Returns 1 when this job still held the lease, else 0 (nothing changed).
+COMPLETE = _lua("""
+local e, me, n_done, outcome = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local due_ms, now_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local lease = P .. 'lease:' .. e
+if redis.call('GET', lease) ~= me then return 0 end
+local events = P .. 'events:' .. e
+if outcome == 'retry' then
+  redis.call('INCR', P .. 'attempts:' .. e)
+  redis.call('ZADD', KEYS_DIRTY, due_ms, e)
+else
+  if n_done > 0 then redis.call('LTRIM', events, n_done, -1) end
+  redis.call('DEL', P .. 'attempts:' .. e)
+  if redis.call('LLEN', events) == 0 then
+    redis.call('ZREM', KEYS_DIRTY, e)
+  else
+    redis.call('ZADD', KEYS_DIRTY, now_ms, e)
+  end
+end
+redis.call('DEL', lease)
+return 1
+""")
+
+# ARGV: n_entities, entities..., now_ms, now_iso, cap, reserve_ms, queue, n_tpl, template...
+# Marks entities due without an event (a sweeper's "look again"), starting a drain job.
+TOUCH = _lua("""
+local n = tonumber(ARGV[1])
+local base = n + 1
+local now_ms, now_iso, cap = tonumber(ARGV[base + 1]), ARGV[base + 2], tonumber(ARGV[base + 3])
+local reserve_ms, queue = tonumber(ARGV[base + 4]), ARGV[base + 5]
+for i = 1, n do redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, ARGV[1 + i]) end
+local tpl = {}
+for i = 1, tonumber(ARGV[base + 6]) do tpl[i] = ARGV[base + 6 + i] end
+return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl)
+""")
+
+
+def job_template(
+    queue: str, *, timeout: int = 300, result_ttl: int = 60, failure_ttl: int = 86400
+) -> list[Any]:
+    """The fields of a queued drain job exactly as RQ itself writes them, as HSET pairs.
+
+    Built with RQ's Job (no Redis call), so the hash matches the installed RQ version.
+    """
+    job = Job.create(
+        DRAIN_FUNC,
+        connection=redis.Redis(),  # never used: to_dict() does no I/O
+        serializer=JSONSerializer,
+        id="template",
+        timeout=timeout,
+        result_ttl=result_ttl,
+        failure_ttl=failure_ttl,
+        description="partnersync: reconcile due entities",
+    )
+    job.origin = queue
+    job._status = JobStatus.QUEUED
+    flat: list[Any] = []
+    for name, value in job.to_dict().items():
+        if name in ("created_at", "enqueued_at"):
+            value = _NOW
+        elif isinstance(value, JobStatus):
+            value = value.value
+        flat.extend((name, value))
+    return flat
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def rq_now(ms: int) -> str:
+    """RQ's timestamp format (rq.utils.utcformat)."""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def intake_args(
+    *,
+    dedupe_key: str,
+    delivery_id: str,
+    event_type: str,
+    body: bytes,
+    entities: Sequence[str],
+    dedupe_ttl: int,
+    inbox_ttl: int,
+    cap: int,
+    queue: str,
+    template: Sequence[Any],
+    reserve_ms: int = 60_000,
+    now: int | None = None,
+) -> list[Any]:
+    ms = now_ms() if now is None else now
+    return [
+        dedupe_key,
+        delivery_id,
+        event_type,
+        body,
+        dedupe_ttl,
+        inbox_ttl,
+        ms,
+        rq_now(ms),
+        cap,
+        reserve_ms,
+        queue,
+        len(entities),
+        *entities,
+        len(template),
+        *template,
+    ]
+
+
+class WorkQueue:
+    """The synchronous side (jobs, clock, CLI) of the dirty set and its drain jobs."""
+
+    def __init__(self, connection: redis.Redis, *, queue: str, drainers: int, lease_ms: int):
+        self.connection = connection
+        self.queue = queue
+        self.drainers = drainers
+        self.lease_ms = lease_ms
+        self.template = job_template(queue)
+        self._kick = connection.register_script(KICK)
+        self._claim = connection.register_script(CLAIM)
+        self._complete = connection.register_script(COMPLETE)
+        self._touch = connection.register_script(TOUCH)
+
+    def kick(self, *, force: bool = False, reserve_ms: int = 60_000) -> str | None:
+        ms = now_ms()
+        args = [ms, rq_now(ms), self.drainers, reserve_ms, self.queue, int(force)]
+        job_id = self._kick(args=[*args, len(self.template), *self.template])
+        return job_id.decode() if job_id else None
+
+    def touch(self, entities: Sequence[str], reserve_ms: int = 60_000) -> str | None:
+        ms = now_ms()
+        args = [len(entities), *entities, ms, rq_now(ms), self.drainers, reserve_ms, self.queue]
+        job_id = self._touch(args=[*args, len(self.template), *self.template])
+        return job_id.decode() if job_id else None
+
+    def release(self, me: str) -> None:
+        self.connection.zrem(keys.DRAINERS, me)
+
+    def claim(self, me: str, batch: int) -> list[tuple[str, list[str]]]:
+        flat = self._claim(args=[me, now_ms(), batch, self.lease_ms, self.lease_ms * 2])
+        return [
+            (flat[i].decode(), [d.decode() for d in flat[i + 1]]) for i in range(0, len(flat), 2)
+        ]
+
+    def complete(
+        self,
+        pipe: redis.client.Pipeline,
+        entity: str,
+        me: str,
+        n_done: int,
+        outcome: str,
+        due_ms: int = 0,
+    ) -> None:
+        self._complete(args=[entity, me, n_done, outcome, due_ms, now_ms()], client=pipe)

@@ -1,0 +1,1 @@
+"""The Starlette app that receives partner webhooks. Knows HTTP, not partners' REST APIs."""

@@ -1,0 +1,78 @@
+"""One HTTP server that plays both partners, plus its control API under /_sandbox."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from sandbox import tradevest
+from sandbox.faults import FaultError, Faults
+from sandbox.webhooks import Deliverer
+
+
+def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
+    faults = Faults(seed)
+    deliverer = Deliverer(faults)
+    tv = tradevest.Tradevest(faults, deliverer, step_s=step_s)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await deliverer.start()
+        try:
+            yield
+        finally:
+            await deliverer.stop()
+
+    async def get_faults(request: Request) -> Response:
+        return JSONResponse(faults.show())
+
+    async def set_faults(request: Request) -> Response:
+        try:
+            faults.configure(json.loads(await request.body() or b"{}"))
+        except (ValueError, FaultError) as exc:
+            return JSONResponse({"error": "bad_faults", "detail": str(exc)}, status_code=400)
+        return JSONResponse(faults.show())
+
+    async def ledger(request: Request) -> Response:
+        counts = dict(tv.create_requests)
+        return JSONResponse(
+            {
+                "entities": tv.ledger(),
+                "createRequests": counts,
+                "webhooks": {"sent": deliverer.sent, "undelivered": len(deliverer.undelivered)},
+            }
+        )
+
+    async def fixtures(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "tradevest": {
+                    "customerId": tradevest.CUSTOMER_ID,
+                    "balanceAccountId": tradevest.BALANCE_ACCOUNT_ID,
+                    "clientId": tradevest.CLIENT_ID,
+                    "clientSecret": tradevest.CLIENT_SECRET,
+                }
+            }
+        )
+
+    routes = [
+        Mount("/tradevest", routes=tv.routes()),
+        Route("/_sandbox/faults", get_faults, methods=["GET"]),
+        Route("/_sandbox/faults", set_faults, methods=["POST"]),
+        Route("/_sandbox/ledger", ledger, methods=["GET"]),
+        Route("/_sandbox/fixtures", fixtures, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_env() -> Starlette:
+    """uvicorn factory: SANDBOX_STEP_MS sets the pause between asynchronous status steps."""
+    step_ms = int(os.environ.get("SANDBOX_STEP_MS", "200"))
+    seed = os.environ.get("SANDBOX_SEED")
+    return create_app(step_s=step_ms / 1000, seed=int(seed) if seed else None)

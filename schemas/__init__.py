@@ -1,0 +1,1 @@
+"""msgspec Structs for every wire format and the lifecycle state machines. Pure data, no I/O."""

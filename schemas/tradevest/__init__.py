@@ -1,0 +1,1 @@
+"""Tradevest wire formats (docs.tradevest.ai; see shared/reference/tradevest-api.md)."""
