@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("partnersync.reconcile")
 
 _DECODERS = {e.name: e.decoder for e in EVENT_TYPES.values()}
-_encode = msgspec.json.encode
+_encode = msgspec.json.Encoder(decimal_format="number").encode  # amounts stay numbers
 
 
 class NotVisible(Retryable):

@@ -30,6 +30,7 @@ _token_decoder = msgspec.json.Decoder(Token)
 _error_decoder = msgspec.json.Decoder(ErrorMessage)
 _transfer_decoder = msgspec.json.Decoder(TransferEnvelope)
 _create_transfer_decoder = msgspec.json.Decoder(CreateTransferResult)
+_encoder = msgspec.json.Encoder(decimal_format="number")  # amounts go out as JSON numbers
 _REFRESH_MARGIN_S = 60  # refresh this long before the token expires
 
 
@@ -126,7 +127,7 @@ class TradevestClient:
         response = await self.request(
             "POST",
             "/transfers",
-            content=msgspec.json.encode(body),
+            content=_encoder.encode(body),
             headers={"Content-Type": "application/json"},
             requestor_id=requestor_id,
         )

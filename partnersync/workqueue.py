@@ -197,6 +197,7 @@ def job_template(
         description="partnersync: reconcile due entities",
     )
     job.origin = queue
+    job.enqueued_at = datetime.now(UTC)  # replaced by the enqueue time inside Redis
     job._status = JobStatus.QUEUED
     flat: list[Any] = []
     for name, value in job.to_dict().items():

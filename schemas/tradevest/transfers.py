@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 import msgspec
 
 from schemas.lifecycle import Lifecycle
-
-Amount = Annotated[float, msgspec.Meta(gt=0, multiple_of=0.01)]
 
 
 class Transfer(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -25,7 +24,7 @@ class Transfer(msgspec.Struct, kw_only=True, omit_defaults=True):
     modifiedOn: datetime | None = None
     customerId: uuid.UUID | None = None
     customerProductId: uuid.UUID | None = None
-    amount: float | None = None
+    amount: Decimal | None = None
     currency: str | None = None
     reference: str | None = None
     externalId: str | None = None
@@ -40,10 +39,16 @@ class CreateTransfer(msgspec.Struct, kw_only=True, omit_defaults=True):
     """Outgoing SEPA transfer [inferred shape, see module docstring]."""
 
     customerProductId: uuid.UUID
-    amount: Amount
+    amount: Decimal  # > 0, at most 2 decimals (checked below: float multiple_of is inexact)
     reference: Annotated[str, msgspec.Meta(min_length=1, max_length=140)]
     externalId: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] = "EUR"
+
+    def __post_init__(self) -> None:
+        if not self.amount.is_finite() or self.amount <= 0:
+            raise ValueError("amount must be greater than 0")
+        if self.amount != self.amount.quantize(Decimal("0.01")):
+            raise ValueError("amount must have at most 2 decimals")
 
 
 class CreateTransferResult(msgspec.Struct):

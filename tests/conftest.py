@@ -1,0 +1,216 @@
+"""Real parts: a redis-server spawned for the session on a free port (never 6379), and
+real processes (receiver, workers, clock, sandbox) talking HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from partnersync import config
+from partnersync.redisserver import RedisServer, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "test-webhook-secret"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"), free_port())
+    assert server.port != 6379
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A clean database for each test."""
+    connection = redis.Redis.from_url(redis_server.url)
+    connection.flushall()
+    yield connection
+    connection.close()
+
+
+def base_env(redis_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARTNERSYNC_", "TRADEVEST_"))}
+    env.update(
+        REDIS_URL=redis_url,
+        TRADEVEST_WEBHOOK_SECRETS=WEBHOOK_SECRET,
+        PYTHONPATH=str(ROOT),
+        LOG_LEVEL="WARNING",
+        PARTNERSYNC_HTTP_TIMEOUT_S="3",
+        PARTNERSYNC_CLOCK_INTERVAL_S="0.2",
+        PARTNERSYNC_LEASE_MS="3000",
+    )
+    env.update(extra)
+    return env
+
+
+def settings_for(env: dict[str, str]) -> config.Settings:
+    return config.load(env, state_fallback=False)
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], env: dict[str, str]):
+        self.name = name
+        self.args = args
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "partnersync", *self.args], env=self.env, cwd=ROOT
+        )
+        return self
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def sandbox_url() -> Iterator[str]:
+    port = free_port()
+    env = dict(os.environ, SANDBOX_STEP_MS="50", PYTHONPATH=str(ROOT))
+    proc = Proc("sandbox", ["sandbox", "--port", str(port)], env).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_sandbox/faults")
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def system_env(redis_server: RedisServer, sandbox_url: str) -> dict[str, str]:
+    return base_env(
+        redis_server.url,
+        TRADEVEST_BASE_URL=sandbox_url + "/tradevest",
+        PARTNERSYNC_MAX_ATTEMPTS="3",
+        PARTNERSYNC_RETRY_BASE_S="0.1",
+        PARTNERSYNC_HANDLERS="tests.handlers_fixture:handlers",
+    )
+
+
+@pytest.fixture(scope="session")
+def receiver_url(system_env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    proc = Proc("receiver", ["serve", "--port", str(port)], system_env).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz")
+    yield url
+    proc.stop()
+
+
+@pytest.fixture
+def system(r: redis.Redis, system_env: dict[str, str], receiver_url: str, sandbox_url: str):
+    """Receiver + worker pool + clock + sandbox with webhooks registered, clean Redis."""
+    httpx.post(sandbox_url + "/_sandbox/faults", json={}).raise_for_status()
+    workers = Proc("workers", ["worker", "-n", "2"], system_env).start()
+    clock = Proc("clock", ["clock"], system_env).start()
+    subprocess.run(
+        [sys.executable, "-m", "partnersync", "register-webhooks", "--url", receiver_url],
+        env=system_env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield System(r, receiver_url, sandbox_url, system_env)
+    finally:
+        clock.stop()
+        workers.stop()
+
+
+class System:
+    def __init__(self, r: redis.Redis, receiver: str, sandbox: str, env: dict[str, str]):
+        self.r = r
+        self.receiver = receiver
+        self.sandbox = sandbox
+        self.env = env
+        self.http = httpx.Client(timeout=10)
+        self._token: str | None = None
+
+    def token(self) -> str:
+        if self._token is None:
+            response = self.http.post(
+                self.sandbox + "/tradevest/oauth2/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": "sandbox",
+                    "client_secret": "sandbox",
+                },
+            )
+            self._token = response.json()["access_token"]
+        return self._token
+
+    def fixtures(self) -> dict[str, str]:
+        return self.http.get(self.sandbox + "/_sandbox/fixtures").json()["tradevest"]
+
+    def create_transfer(self, **body: object) -> str:
+        response = self.http.post(
+            self.sandbox + "/tradevest/transfers",
+            json=body,
+            headers={"Authorization": f"Bearer {self.token()}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["transferId"]
+
+    def partner_transfer(self, transfer_id: str) -> dict[str, object]:
+        response = self.http.get(
+            self.sandbox + f"/tradevest/transfers/{transfer_id}",
+            headers={"Authorization": f"Bearer {self.token()}"},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["transfer"]
+
+    def deliver(self, event: str, body: bytes, secret: str = WEBHOOK_SECRET) -> httpx.Response:
+        return self.http.post(
+            f"{self.receiver}/webhooks/tradevest/{event}",
+            content=body,
+            headers={"api-key": secret, "Content-Type": "application/json"},
+        )
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "partnersync", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )

@@ -1,0 +1,150 @@
+"""The receiver over real HTTP: bad input refused with a JSON body, nothing enqueued;
+duplicates absorbed; 503 (never 2xx) while Redis is down, recovery without a restart."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+import redis
+
+from partnersync import keys
+from partnersync.redisserver import RedisServer, free_port
+from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
+
+ROUTE = "/webhooks/tradevest/transfer-notification"
+
+
+def body(
+    transfer_id: str | None = None, status: str = "PENDING", modified: str = "2026-01-01T10:00:00Z"
+) -> bytes:
+    return (
+        f'{{"transferId":"{transfer_id or uuid.uuid4()}","status":"{status}",'
+        f'"modifiedOn":"{modified}","notificationType":"UPDATED"}}'
+    ).encode()
+
+
+def snapshot(r: redis.Redis) -> tuple[int, int, int, int]:
+    return (
+        len(list(r.scan_iter(keys.inbox("*")))),
+        r.llen("rq:queue:partnersync"),
+        r.zcard(keys.DIRTY),
+        len(list(r.scan_iter(keys.dedupe("*")))),
+    )
+
+
+def post(url: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+    h = {"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"}
+    h.update(headers or {})
+    return httpx.post(url, content=content, headers={k: v for k, v in h.items() if v is not None})
+
+
+BAD = [
+    pytest.param({"api-key": None}, body(), 401, "unauthorized", id="missing-auth"),
+    pytest.param({"api-key": "wrong"}, body(), 401, "unauthorized", id="wrong-auth"),
+    pytest.param(
+        {"Content-Type": "text/plain"}, body(), 415, "unsupported_media_type", id="not-json"
+    ),
+    pytest.param(
+        {}, b'{"transferId": "x"' + b" " * 300_000 + b"}", 413, "payload_too_large", id="too-large"
+    ),
+    pytest.param({}, b'{"transferId": ', 400, "malformed_body", id="truncated"),
+    pytest.param(
+        {}, b'{"status":"PENDING","notificationType":"UPDATED"}', 400, "invalid_body", id="no-id"
+    ),
+    pytest.param(
+        {},
+        body().replace(b'"transferId":"', b'"transferId":"zz'),
+        400,
+        "invalid_body",
+        id="bad-uuid",
+    ),
+    pytest.param({}, b"\xff\xfe{}", 400, "malformed_body", id="invalid-utf8"),
+]
+
+
+@pytest.mark.parametrize("headers, content, status, error", BAD)
+def test_bad_input_is_refused_and_nothing_is_stored(
+    r: redis.Redis,
+    receiver_url: str,
+    headers: dict[str, str],
+    content: bytes,
+    status: int,
+    error: str,
+) -> None:
+    before = snapshot(r)
+    response = post(receiver_url + ROUTE, content, headers)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    problem = response.json()
+    assert problem["error"] == error and problem["detail"]
+    assert snapshot(r) == before
+
+
+def test_problem_names_the_field(receiver_url: str, r: redis.Redis) -> None:
+    response = post(receiver_url + ROUTE, b'{"notificationType":"UPDATED"}')
+    assert "transferId" in response.json()["detail"]
+
+
+def test_large_body_is_cut_off_while_streaming(receiver_url: str, r: redis.Redis) -> None:
+    # No Content-Length (chunked): the limit applies while reading, not after.
+    def chunks():
+        for _ in range(100):
+            yield b" " * 10_000
+
+    response = httpx.post(
+        receiver_url + ROUTE,
+        content=chunks(),
+        headers={"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_same_notification_three_times_is_accepted_once(receiver_url: str, r: redis.Redis) -> None:
+    content = body()
+    answers = [post(receiver_url + ROUTE, content) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.json()["status"] for a in answers] == ["accepted", "duplicate", "duplicate"]
+    assert len({a.json()["deliveryId"] for a in answers}) == 1
+    inbox, _, dirty, _ = snapshot(r)
+    assert inbox == 1 and dirty == 1
+
+
+def test_unknown_event_type_is_archived_and_parked(receiver_url: str, r: redis.Redis) -> None:
+    response = post(receiver_url + "/webhooks/tradevest/brand-new-notification", b'{"fooId":"1"}')
+    assert response.status_code == 200 and response.json()["status"] == "parked"
+    inbox, _, dirty, _ = snapshot(r)
+    assert inbox == 1 and dirty == 0
+    assert r.hget(keys.COUNTERS, "accepted:BRAND_NEW_NOTIFICATION") == b"1"
+    assert post(receiver_url + "/webhooks/tradevest/Bad..Path", b"{}").status_code == 404
+
+
+def test_health_and_readiness(receiver_url: str) -> None:
+    assert httpx.get(receiver_url + "/healthz").json() == {"status": "ok"}
+    assert httpx.get(receiver_url + "/readyz").json() == {"status": "ready"}
+
+
+def test_redis_down_gives_503_then_recovers(tmp_path) -> None:
+    server = RedisServer(tmp_path / "redis", free_port(), appendfsync="always")
+    server.start()
+    port = free_port()
+    proc = Proc("receiver", ["serve", "--port", str(port)], base_env(server.url)).start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz")
+        assert post(url + ROUTE, body()).status_code == 200
+        server.kill()  # abrupt, like a crash
+        down = post(url + ROUTE, body())
+        assert down.status_code == 503 and down.json()["error"] == "unavailable"
+        assert down.headers.get("retry-after")
+        assert httpx.get(url + "/readyz").status_code == 503
+        server.start()  # same port, same AOF directory
+        again = post(url + ROUTE, body())
+        assert again.status_code == 200 and again.json()["status"] == "accepted"
+        # the delivery accepted before the crash survived it (AOF)
+        r = redis.Redis.from_url(server.url)
+        assert len(list(r.scan_iter(keys.inbox("*")))) == 2
+    finally:
+        proc.stop()
+        server.stop()
