@@ -9,17 +9,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 import redis
 
-from jobs.kinds import Clients
 from jobs.tradevest import TradevestClient
 from partnersync import config, handlers, workqueue
 from partnersync.config import Settings
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Clients:
+    """One HTTP client per partner."""
+
+    tradevest: TradevestClient
 
 
 def connect(settings: Settings) -> redis.Redis:

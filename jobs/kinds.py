@@ -1,19 +1,19 @@
-"""Per entity kind: how to fetch it from its partner and read its status."""
+"""Per entity kind: where its partner serves it, how to read its status, its lifecycle."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from jobs.tradevest import TradevestClient
+import msgspec
+
 from schemas.lifecycle import Lifecycle, Observation
+from schemas.tradevest import entities as tv
+from schemas.tradevest import lifecycles as lc
+from schemas.tradevest.events import EVENT_TYPES
 from schemas.tradevest.transfers import TRANSFER_LIFECYCLE, Transfer
 
-
-@dataclass(frozen=True)
-class Clients:
-    tradevest: TradevestClient
+_envelope = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
 
 @dataclass(frozen=True)
@@ -21,24 +21,68 @@ class Kind:
     partner: str
     kind: str
     lifecycle: Lifecycle
-    fetch: Callable[[Clients, str], Awaitable[Any]]
-    observe: Callable[[Any], Observation]
-    external_id: Callable[[Any], str | None]
-    # Statuses in which the partner may purge the entity (a 404 then means "purged").
+    struct: type[Any] | None = None  # None: mirrored from its notifications alone
+    path: str | None = None  # GET path, `{id}` replaced by the entity id
+    status_field: str = "status"
+    envelope: str | None = None  # GET wraps the entity in {envelope: {...}}
+    requestor: str | None = None  # field naming the Requestor-ID the GET requires
+    stale_after_s: float = 300.0  # a non-terminal entity unchanged this long is re-fetched
     purgeable: frozenset[str] = frozenset({"RECEIVED", "INVALID"})
+    decoder: msgspec.json.Decoder | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.struct is not None:
+            object.__setattr__(self, "decoder", msgspec.json.Decoder(self.struct))
+
+    @property
+    def fetched(self) -> bool:
+        return self.path is not None
+
+    def decode(self, content: bytes) -> tuple[Any, msgspec.Raw]:
+        """The typed entity and its raw JSON (kept whole in the store)."""
+        assert self.decoder is not None
+        raw = _envelope.decode(content)[self.envelope] if self.envelope else msgspec.Raw(content)
+        return self.decoder.decode(raw), raw
+
+    def observe(self, entity: Any) -> Observation:
+        status = getattr(entity, self.status_field, None)
+        if status is None and self.status_field != "status":
+            status = getattr(entity, "status", None)
+        return Observation(status or "UNKNOWN", entity.modifiedOn)
 
 
-def _transfer_observation(t: Transfer) -> Observation:
-    return Observation(t.transferStatus, t.modifiedOn)
+_TRADEVEST = (
+    Kind("tradevest", "natural-person", lc.NATURAL_PERSON, tv.NaturalPerson,
+         "/entities/natural-persons/{id}", status_field="naturalPersonStatus"),
+    Kind("tradevest", "legal-entity", lc.LEGAL_ENTITY, tv.LegalEntity,
+         "/entities/legal-entities/{id}"),  # [inferred] GET by id
+    Kind("tradevest", "legal-representative", lc.LEGAL_ENTITY, tv.LegalRepresentative,
+         "/entities/legal-representatives/{id}"),  # [inferred] GET by id
+    Kind("tradevest", "identification-verification", lc.IDENTIFICATION_VERIFICATION,
+         tv.IdentificationVerification, "/entities/identification-verifications/{id}",
+         requestor="naturalPersonId"),
+    Kind("tradevest", "customer", lc.CUSTOMER, tv.Customer, "/roles/customers/{id}",
+         status_field="customerStatus"),
+    Kind("tradevest", "customer-product", lc.CUSTOMER_PRODUCT, tv.CustomerProduct,
+         "/products/{id}"),  # [inferred] GET by id (PATCH /products/{id} is documented)
+    Kind("tradevest", "document", lc.DOCUMENT, tv.Document, "/v2/documents/{id}"),
+    Kind("tradevest", "onboarding", lc.ONBOARDING, tv.Onboarding, "/onboardings/{id}",
+         purgeable=frozenset({"RECEIVED", "INVALID"})),
+    Kind("tradevest", "offboarding", lc.OFFBOARDING, tv.Offboarding, "/entities/offboardings/{id}"),
+    Kind("tradevest", "transfer", TRANSFER_LIFECYCLE, Transfer, "/transfers/{id}",
+         status_field="transferStatus", envelope="transfer", stale_after_s=120.0),
+    Kind("tradevest", "traditional-order", lc.TRADITIONAL_ORDER, tv.TraditionalOrder,
+         "/trading/order/{id}", stale_after_s=120.0),
+    Kind("tradevest", "digital-order", lc.DIGITAL_ORDER, tv.DigitalOrder,
+         "/digital/orders/{id}", stale_after_s=120.0),
+    Kind("tradevest", "transaction", lc.TRANSACTION, tv.Transaction, "/transactions/{id}",
+         status_field="transactionStatus", purgeable=frozenset()),
+    Kind("tradevest", "strategy", lc.STRATEGY, tv.Strategy, "/strategies/{id}"),  # [inferred]
+)  # fmt: skip
 
+KINDS: dict[tuple[str, str], Kind] = {(k.partner, k.kind): k for k in _TRADEVEST}
 
-KINDS: dict[tuple[str, str], Kind] = {
-    ("tradevest", "transfer"): Kind(
-        partner="tradevest",
-        kind="transfer",
-        lifecycle=TRANSFER_LIFECYCLE,
-        fetch=lambda c, id: c.tradevest.get_transfer(id),
-        observe=_transfer_observation,
-        external_id=lambda t: t.externalId,
-    ),
-}
+# Event types whose kind has no GET: mirrored from the notifications themselves.
+for _event in EVENT_TYPES.values():
+    if _event.kind and ("tradevest", _event.kind) not in KINDS:
+        KINDS[("tradevest", _event.kind)] = Kind("tradevest", _event.kind, lc.UNORDERED)

@@ -23,7 +23,7 @@ from jobs.kinds import KINDS, Kind
 from partnersync import keys, workqueue
 from schemas.lifecycle import Decision, Observation
 from schemas.store import EntityRecord, Rejection, Transition
-from schemas.tradevest.events import EVENT_TYPES
+from schemas.tradevest.events import BY_NAME
 from schemas.tradevest.notifications import Notification
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("partnersync.reconcile")
 
-_DECODERS = {e.name: e.decoder for e in EVENT_TYPES.values()}
 _encode = msgspec.json.Encoder(decimal_format="number").encode  # amounts stay numbers
 
 
@@ -54,28 +53,93 @@ class Applied:
     decision: Decision
 
 
+@dataclass
+class Seen:
+    """What the partner says the entity is now."""
+
+    observation: Observation
+    data: msgspec.Raw
+    external_id: str | None
+    purged: bool = False
+
+
+_NULL = msgspec.Raw(b"null")
+FROM_NOTIFICATIONS = object()  # fetch result of a kind mirrored from its notifications
+
+
 def decode_event(delivery_id: str, type_: bytes | None, body: bytes | None) -> Event:
     name = type_.decode() if type_ else None
-    decoder = _DECODERS.get(name) if name else None
+    event_type = BY_NAME.get(name) if name else None
     notification = None
-    if decoder is not None and body is not None:
+    if event_type is not None and body is not None:
         try:
-            notification = decoder.decode(body)
+            notification = event_type.decoder.decode(body)
         except msgspec.DecodeError:
             notification = None  # archived bodies were validated at intake; be lenient
+    if not isinstance(notification, Notification):
+        notification = None
     return Event(delivery_id, name, body, notification)
+
+
+def _newest(events: list[Event]) -> Event:
+    """The event with the latest modifiedOn (events without one count as oldest)."""
+    return max(
+        events,
+        key=lambda e: (e.notification.modifiedOn is not None, e.notification.modifiedOn or 0),
+    )
+
+
+def observe(
+    kind: Kind, key: str, stored: EntityRecord | None, fetched: Any, events: list[Event]
+) -> Seen:
+    """The partner's current view: its GET; on a 404, what webhooks and the store say; for
+    kinds without a GET, the newest notification."""
+    notes = [e.notification for e in events if e.notification is not None]
+    if fetched is FROM_NOTIFICATIONS:
+        with_status = [e for e in events if e.notification is not None and e.notification.status]
+        if with_status:
+            newest = _newest(with_status)
+            n = newest.notification
+            return Seen(
+                Observation(n.status, n.modifiedOn), msgspec.Raw(newest.body or b"null"), None
+            )
+        if stored is not None:
+            return Seen(
+                Observation(stored.status, stored.modifiedOn), stored.data, stored.externalId
+            )
+        last = next((e for e in reversed(events) if e.notification is not None), None)
+        if last is None:
+            raise Permanent(f"{key}: no readable notification to mirror")
+        # no status in the body: the notification type (CREATED/UPDATED) stands in for one
+        observation = Observation(last.notification.notificationType, None)
+        return Seen(observation, msgspec.Raw(last.body or b"null"), None)
+    if fetched is None:
+        invalid = next((n for n in reversed(notes) if n.status == "INVALID"), None)
+        if invalid is not None:
+            seen = Observation("INVALID", invalid.modifiedOn)
+        elif stored is not None and stored.status in kind.purgeable:
+            seen = Observation(stored.status, stored.modifiedOn)
+        else:
+            raise NotVisible(f"{key}: partner answered 404")
+        data = stored.data if stored is not None else _NULL
+        return Seen(seen, data, stored.externalId if stored else None, purged=True)
+    entity, raw = fetched
+    return Seen(kind.observe(entity), raw, getattr(entity, "externalId", None))
 
 
 def apply(
     kind: Kind,
     key: str,
     stored: EntityRecord | None,
-    fetched: Any | None,
+    fetched: Any,
     events: list[Event],
     now: datetime,
 ) -> Applied:
-    """The new stored state of one entity. `fetched` is None when the partner said 404."""
+    """The new stored state of one entity. `fetched` is (entity, raw JSON) from the GET,
+    None when the partner said 404, or FROM_NOTIFICATIONS."""
     partner, kind_name, id = keys.split_entity_key(key)
+    seen = observe(kind, key, stored, fetched, events)
+    observed = seen.observation
     notes = [e.notification for e in events if e.notification is not None]
     create_errors = [n for n in notes if n.is_validation_error and n.status is not None]
     rejections = [
@@ -85,44 +149,27 @@ def apply(
         and e.notification.is_validation_error
         and e.notification.status is None
     ]
-    purged = False
-    if fetched is None:
-        invalid = next((n for n in reversed(notes) if n.status == "INVALID"), None)
-        if invalid is not None:
-            seen = Observation(invalid.status or "INVALID", invalid.modifiedOn)
-        elif stored is not None and stored.status in kind.purgeable:
-            seen = Observation(stored.status, stored.modifiedOn)
-        else:
-            raise NotVisible(f"{key}: partner answered 404")
-        purged = True
-        data = stored.data if stored is not None else msgspec.Raw(b"null")
-        external_id = stored.externalId if stored is not None else None
-    else:
-        seen = kind.observe(fetched)
-        data = msgspec.Raw(_encode(fetched))
-        external_id = kind.external_id(fetched)
-
     before = Observation(stored.status, stored.modifiedOn) if stored is not None else None
-    decision = kind.lifecycle.decide(before, seen)
+    decision = kind.lifecycle.decide(before, observed)
     validation_error = create_errors[-1].validationError if create_errors else None
 
     if stored is None:
         base = EntityRecord(
-            key=key, partner=partner, kind=kind_name, id=id, status=seen.status, updatedAt=now
+            key=key, partner=partner, kind=kind_name, id=id, status=observed.status, updatedAt=now
         )
     else:
         base = stored
     changes: dict[str, Any] = {}
     if decision.writes:
         changes.update(
-            status=seen.status,
-            modifiedOn=seen.modifiedOn,
-            data=data,
-            knownStatus=kind.lifecycle.known(seen.status),
-            purged=purged,
+            status=observed.status,
+            modifiedOn=observed.modifiedOn,
+            data=seen.data,
+            knownStatus=kind.lifecycle.known(observed.status),
+            purged=seen.purged,
         )
-    if external_id and external_id != base.externalId:
-        changes["externalId"] = external_id
+    if seen.external_id and seen.external_id != base.externalId:
+        changes["externalId"] = seen.external_id
     if validation_error is not None and validation_error != base.validationError:
         changes["validationError"] = validation_error
     if rejections:
@@ -138,8 +185,8 @@ def apply(
         transition = Transition(
             key=key,
             from_=stored.status if stored is not None else None,
-            to=seen.status,
-            modifiedOn=seen.modifiedOn,
+            to=observed.status,
+            modifiedOn=observed.modifiedOn,
             at=now,
             decision=decision.value,
             source=[e.delivery_id for e in events],
@@ -173,11 +220,29 @@ def backoff_ms(attempt: int, base_s: float, cap_s: float, retry_after: float | N
     return int(delay * 1000)
 
 
-async def _fetch(kind: Kind, ctx: Context, id: str) -> Any:
+async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> Any:
+    if not kind.fetched:
+        return FROM_NOTIFICATIONS
+    assert kind.path is not None
     try:
-        return await kind.fetch(ctx.clients, id)
+        content = await ctx.clients.tradevest.get(kind.path.format(id=id), requestor_id=requestor)
     except NotFound:
         return None
+    return kind.decode(content)
+
+
+def requestor_id(kind: Kind, stored: EntityRecord | None, events: list[Event]) -> str | None:
+    """The Requestor-ID a GET needs: from a notification naming it, else the stored entity."""
+    if kind.requestor is None:
+        return None
+    for e in reversed(events):
+        value = getattr(e.notification, kind.requestor, None)
+        if value:
+            return str(value)
+    if stored is not None and bytes(stored.data) != b"null":
+        value = msgspec.json.decode(stored.data, type=dict).get(kind.requestor)
+        return str(value) if value else None
+    return None
 
 
 async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]]) -> BatchResult:
@@ -204,8 +269,12 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
         kinds.append(KINDS.get((partner, kind_name)))
     fetched = await asyncio.gather(
         *(
-            _fetch(kind, ctx, keys.split_entity_key(key)[2]) if kind else _unknown_kind(key)
-            for key, kind in zip(entity_keys, kinds, strict=True)
+            _fetch(
+                kind, ctx, keys.split_entity_key(key)[2], requestor_id(kind, records[i], events[i])
+            )
+            if kind
+            else _unknown_kind(key)
+            for i, (key, kind) in enumerate(zip(entity_keys, kinds, strict=True))
         ),
         return_exceptions=True,
     )
@@ -242,6 +311,8 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
                     extra={"entity": key, "attempts": attempts + 1, "error": _describe(exc)},
                 )
             continue
+        status = applied.record.status if applied.record else records[i].status
+        store.watch(write, key, kind.lifecycle.terminal(status))
         if applied.record is not None:
             store.write(
                 write, applied.record, applied.transition, changes_maxlen=settings.changes_maxlen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -63,6 +64,14 @@ def write(
             "externalId": record.externalId or "",
         }
         pipe.xadd(keys.CHANGES, fields, maxlen=changes_maxlen, approximate=True)
+
+
+def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool) -> None:
+    """Non-terminal entities are watched (re-fetched when unchanged too long)."""
+    if terminal:
+        pipe.zrem(keys.WATCH, entity_key)
+    else:
+        pipe.zadd(keys.WATCH, {entity_key: int(time.time() * 1000)})
 
 
 def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:

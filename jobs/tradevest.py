@@ -11,6 +11,7 @@ import msgspec
 
 from jobs.errors import NotFound, PartnerError, Retryable
 from partnersync.config import Settings
+from schemas.tradevest.entities import Page
 from schemas.tradevest.errors import ErrorMessage
 from schemas.tradevest.transfers import (
     CreateTransfer,
@@ -27,6 +28,7 @@ class Token(msgspec.Struct):
 
 
 _token_decoder = msgspec.json.Decoder(Token)
+_page_decoder = msgspec.json.Decoder(Page)
 _error_decoder = msgspec.json.Decoder(ErrorMessage)
 _transfer_decoder = msgspec.json.Decoder(TransferEnvelope)
 _create_transfer_decoder = msgspec.json.Decoder(CreateTransferResult)
@@ -118,10 +120,28 @@ class TradevestClient:
                 return response
         return response
 
-    async def get_transfer(self, transfer_id: str) -> Transfer:
-        response = await self.request("GET", f"/transfers/{transfer_id}")
+    async def get(self, path: str, *, requestor_id: str | None = None, **params: Any) -> bytes:
+        """GET a resource; the body of a 2xx, else the classified failure."""
+        response = await self.request("GET", path, requestor_id=requestor_id, params=params or None)
         raise_for(response)
-        return _transfer_decoder.decode(response.content).transfer
+        return response.content
+
+    async def get_transfer(self, transfer_id: str) -> Transfer:
+        return _transfer_decoder.decode(await self.get(f"/transfers/{transfer_id}")).transfer
+
+    async def pages(self, path: str, *, limit: int = 100, **params: Any):
+        """Every item of a cursor-paged list (`data` + `pagination.cursor`), as raw JSON."""
+        cursor: str | None = None
+        while True:
+            query = dict(params, limit=limit)
+            if cursor:
+                query["cursor"] = cursor
+            page = _page_decoder.decode(await self.get(path, **query))
+            for item in page.data:
+                yield item
+            cursor = page.pagination.cursor
+            if not cursor or not page.data:
+                return
 
     async def create_transfer(self, body: CreateTransfer, requestor_id: str | None = None) -> str:
         response = await self.request(

@@ -5,6 +5,7 @@ Keys of one entity embed its entity key `{partner}:{kind}:{id}`.
 
 PREFIX = "ps:"
 
+WATCH = PREFIX + "watch"  # zset non-terminal entity key -> ms of its last reconcile
 DIRTY = PREFIX + "dirty"  # zset entity key -> ms when it is due for reconciliation
 DRAINERS = PREFIX + "drainers"  # zset drain job id -> ms deadline (live reconcile jobs)
 ENTITIES = PREFIX + "entities"  # zset entity key -> ms of its last update

@@ -93,7 +93,7 @@ for i = 1, n do
   redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, e)
 end
 redis.call('HSET', KEYS_LAST, event_type, now_ms)
-redis.call('HINCRBY', KEYS_COUNTERS, 'accepted:' .. event_type, 1)
+redis.call('HINCRBY', KEYS_COUNTERS, (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
 local base = 12 + n
 local ntpl = tonumber(ARGV[base + 1])
 local tpl = {}

@@ -19,9 +19,9 @@ from starlette.routing import Route
 from partnersync import keys
 from partnersync.config import Settings, redis_url
 from receiver.auth import HeaderAuth
-from receiver.intake import Intake, dedupe_digest
+from receiver.intake import Intake
 from receiver.problems import json_response, problem
-from schemas.tradevest.events import EVENT_TYPES, PARTNER
+from schemas.tradevest.events import EVENT_TYPES, PARTNER, digest
 
 log = logging.getLogger("partnersync.receiver")
 
@@ -99,15 +99,14 @@ def create_app(settings: Settings) -> Starlette:
             return problem(413, "payload_too_large", f"body exceeds {settings.max_body} bytes")
         event = EVENT_TYPES.get(path)
         event_type = event.name if event else path.upper().replace("-", "_")
+        entities: list[str] = []
         if event is None:
             # Unknown event type: archived and answered, but parked (no entity to reconcile).
             try:
                 msgspec.json.decode(body, type=dict)
             except msgspec.DecodeError as exc:
                 return problem(400, "malformed_body", f"body is not a JSON object: {exc}")
-            entities: list[str] = []
-            dedupe = dedupe_digest(event_type, body.decode("utf-8", "replace"))
-            outcome = "parked"
+            dedupe = digest(event_type, body.decode("utf-8", "replace"))
         else:
             try:
                 notification = event.decoder.decode(body)
@@ -115,20 +114,14 @@ def create_app(settings: Settings) -> Starlette:
                 return problem(400, "invalid_body", f"{event.name}: {exc}")
             except msgspec.DecodeError as exc:
                 return problem(400, "malformed_body", f"body is not valid JSON: {exc}")
-            ids = event.entity_ids(notification)
-            entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
-            ve = notification.validationError
-            dedupe = dedupe_digest(
-                event.name,
-                ",".join(ids),
-                notification.status or "",
-                notification.modifiedOn.isoformat() if notification.modifiedOn else "",
-                notification.notificationType,
-                # Rejected updates carry neither status nor modifiedOn: the reason tells
-                # two different rejections of one entity apart.
-                f"{ve.errorType}|{ve.description}" if ve else "",
-            )
-            outcome = "accepted"
+            if event.kind is None:
+                dedupe = digest(event.name, body.decode("utf-8", "replace"))
+            else:
+                ids = event.entity_ids(notification)
+                entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
+                dedupe = event.dedupe_digest(notification, ids)
+        # accepted: reconciled; parked: kept, nothing to reconcile (unknown type or no id)
+        outcome = "accepted" if entities else "parked"
         intake: Intake = state["intake"]  # type: ignore[assignment]
         try:
             accepted, did = await intake.accept(
@@ -137,8 +130,8 @@ def create_app(settings: Settings) -> Starlette:
         except (RedisError, OSError) as exc:
             log.warning("redis unavailable, answering 503: %s", type(exc).__name__)
             return problem(503, "unavailable", "event store unavailable, retry later", _UNAVAILABLE)
-        if event is None:
-            log.warning("parked delivery of unknown event type %s (%s)", event_type, did)
+        if outcome == "parked" and accepted:
+            log.warning("parked delivery", extra={"eventType": event_type, "deliveryId": did})
         if not accepted:
             return json_response({"status": "duplicate", "deliveryId": did})
         return json_response({"status": outcome, "deliveryId": did})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from collections.abc import Sequence
 
@@ -15,14 +14,6 @@ from partnersync.config import Settings
 def delivery_id(now_ms: int) -> str:
     """Time-ordered, unique: ms since the epoch and 48 random bits."""
     return f"{now_ms:013d}-{secrets.token_hex(6)}"
-
-
-def dedupe_digest(*parts: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(part.encode())
-        h.update(b"\x1f")
-    return h.hexdigest()
 
 
 class Intake:

@@ -59,11 +59,16 @@ class Lifecycle:
                 todo.extend(self.transitions.get(s, ()))
         return frozenset(seen)
 
+    @property
+    def ordered(self) -> bool:
+        """False for a kind with no documented status order: modifiedOn alone decides."""
+        return bool(self.transitions)
+
     def known(self, status: str) -> bool:
-        return status in self.states
+        return status in self.states or not self.ordered
 
     def terminal(self, status: str) -> bool:
-        return self.known(status) and not self.transitions.get(status)
+        return self.ordered and status in self.states and not self.transitions.get(status)
 
     def reaches(self, source: str, target: str) -> bool:
         return target in self._reach.get(source, frozenset())
@@ -76,6 +81,8 @@ class Lifecycle:
             return Decision.STALE
         if seen.status == stored.status:
             return Decision.REFRESH if newer else Decision.SAME
+        if not self.ordered:
+            return Decision.APPLY if newer or newer is None else Decision.CONFLICT
         if self.reaches(stored.status, seen.status):
             return Decision.APPLY
         if self.reaches(seen.status, stored.status):

@@ -116,7 +116,7 @@ def test_unknown_event_type_is_archived_and_parked(receiver_url: str, r: redis.R
     assert response.status_code == 200 and response.json()["status"] == "parked"
     inbox, _, dirty, _ = snapshot(r)
     assert inbox == 1 and dirty == 0
-    assert r.hget(keys.COUNTERS, "accepted:BRAND_NEW_NOTIFICATION") == b"1"
+    assert r.hget(keys.COUNTERS, "parked:BRAND_NEW_NOTIFICATION") == b"1"
     assert post(receiver_url + "/webhooks/tradevest/Bad..Path", b"{}").status_code == 404
 
 

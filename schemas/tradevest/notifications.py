@@ -2,13 +2,17 @@
 
 A notification says *which* entity changed; partnersync re-fetches *what* it is now.
 `status` and `modifiedOn` are absent on a rejected update (VALIDATION_ERROR).
+
+The docs show the body of customer, natural person, identification verification, labels
+and transfer notifications; for the other event types the id field names are inferred from
+the documented pattern (`<entity>Id`) — marked [inferred] in `events.py`.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -37,3 +41,24 @@ class Notification(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 class TransferNotification(Notification, kw_only=True, omit_defaults=True):
     transferId: uuid.UUID
+
+
+class IdentificationVerificationNotification(Notification, kw_only=True, omit_defaults=True):
+    identificationVerificationId: uuid.UUID
+    naturalPersonId: uuid.UUID | None = None
+
+
+class LabelsUpdateNotification(Notification, kw_only=True, omit_defaults=True):
+    """No status, no modifiedOn: the customers whose labels changed."""
+
+    updatedCustomers: list[uuid.UUID] = []
+
+
+def notification_struct(name: str, id_field: str, *, required: bool) -> type[Notification]:
+    """`<Name>Notification` with its entity id field (required when documented)."""
+    field: tuple[str, Any] | tuple[str, Any, Any] = (
+        (id_field, uuid.UUID) if required else (id_field, uuid.UUID | None, None)
+    )
+    return msgspec.defstruct(
+        name, [field], bases=(Notification,), kw_only=True, omit_defaults=True, module=__name__
+    )
