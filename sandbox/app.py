@@ -53,8 +53,11 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         return JSONResponse(
             {
                 "tradevest": {
+                    "naturalPersonId": tradevest.NATURAL_PERSON_ID,
                     "customerId": tradevest.CUSTOMER_ID,
                     "balanceAccountId": tradevest.BALANCE_ACCOUNT_ID,
+                    "depositoryAccountId": tradevest.DEPOSITORY_ACCOUNT_ID,
+                    "walletId": tradevest.WALLET_ID,
                     "clientId": tradevest.CLIENT_ID,
                     "clientSecret": tradevest.CLIENT_SECRET,
                 }

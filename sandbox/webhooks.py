@@ -15,6 +15,13 @@ import httpx
 
 from sandbox.faults import Faults
 
+
+def _stamp() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 log = logging.getLogger("sandbox.webhooks")
 
 
@@ -96,5 +103,11 @@ class Deliverer:
                 pass
             await asyncio.sleep(self.backoff_s * (2**attempt))
         self.undelivered.append(
-            {"eventType": event_type, "entityId": entity_id, "payload": body, "reason": "FAILED"}
+            {
+                "eventType": event_type,
+                "entityId": entity_id,
+                "payload": body,
+                "reason": "FAILED",
+                "createdOn": _stamp(),
+            }
         )
