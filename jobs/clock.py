@@ -1,7 +1,10 @@
 """The clock process: periodic work that no event triggers.
 
-- kick: start a drain job when entities are due (retries whose backoff ran out, entities
-  whose lease a dead worker left behind) and no drain job is live.
+- kick (every tick): start a drain job when entities are due — retries whose backoff ran
+  out, entities whose lease a dead worker left behind — and none is live.
+- sweep (every PARTNERSYNC_SWEEP_INTERVAL_S): notifications Tradevest could not deliver,
+  entities stuck in a non-terminal state, transactions (which have no webhook).
+Each task's last successful run is kept in Redis (`partnersync status` shows it).
 """
 
 from __future__ import annotations
@@ -9,25 +12,34 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections.abc import Callable
 
-from jobs import context
-from partnersync import workqueue
+from jobs import context, sweeper
+from partnersync import keys, workqueue
 from partnersync.config import Settings
 
 log = logging.getLogger("partnersync.clock")
 
 
-def tick(wq: workqueue.WorkQueue) -> None:
-    started = wq.kick()
-    if started:
-        log.debug("clock started a drain job", extra={"job": started})
+def tasks(ctx: context.Context) -> list[tuple[str, float, Callable[[], object]]]:
+    """(name, interval in seconds, run)."""
+    s = ctx.settings
+    return [
+        ("kick", 0.0, ctx.workqueue.kick),
+        ("stale-entities", s.sweep_interval_s, lambda: sweeper.stale_entities(ctx)),
+        (
+            "missed-notifications",
+            s.sweep_interval_s,
+            lambda: ctx.run(sweeper.missed_notifications(ctx)),
+        ),
+        ("transactions", s.sweep_interval_s, lambda: ctx.run(sweeper.transactions(ctx))),
+    ]
 
 
 def run_clock(settings: Settings) -> int:
-    connection = context.connect(settings)
-    wq = workqueue.WorkQueue(
-        connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
-    )
+    ctx = context.Context(settings, context.connect(settings))
+    schedule = tasks(ctx)
+    last_run: dict[str, float] = {}
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -38,11 +50,22 @@ def run_clock(settings: Settings) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info("clock started", extra={"interval_s": settings.clock_interval_s})
     while not stopping:
-        try:
-            tick(wq)
-        except Exception as exc:  # Redis restarting: try again next tick
-            log.warning("clock tick failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+        for name, interval, run in schedule:
+            if time.monotonic() - last_run.get(name, -1e9) < interval:
+                continue
+            last_run[name] = time.monotonic()
+            try:
+                result = run()
+                ctx.connection.hset(keys.CLOCK, name, workqueue.now_ms())
+                if result and name != "kick":
+                    log.info("sweep", extra={"task": name, "result": result})
+            except Exception as exc:  # a partner or Redis hiccup: next round retries
+                log.warning(
+                    "clock task failed",
+                    extra={"task": name, "error": f"{type(exc).__name__}: {exc}"},
+                )
         deadline = time.monotonic() + settings.clock_interval_s
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.05)
+    ctx.close()
     return 0

@@ -168,6 +168,8 @@ def apply(
             knownStatus=kind.lifecycle.known(observed.status),
             purged=seen.purged,
         )
+    if seen.purged and not base.purged:
+        changes["purged"] = True
     if seen.external_id and seen.external_id != base.externalId:
         changes["externalId"] = seen.external_id
     if validation_error is not None and validation_error != base.validationError:
@@ -313,6 +315,9 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             continue
         status = applied.record.status if applied.record else records[i].status
         store.watch(write, key, kind.lifecycle.terminal(status))
+        customer = _customer_of(kind, key, got)
+        if customer:
+            write.sadd(keys.TV_CUSTOMERS, customer)
         if applied.record is not None:
             store.write(
                 write, applied.record, applied.transition, changes_maxlen=settings.changes_maxlen
@@ -327,6 +332,16 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     if ctx.handlers:
         _call_handlers(ctx, result.stored, now)
     return result
+
+
+def _customer_of(kind: Kind, key: str, fetched: Any) -> str | None:
+    """A Tradevest customer whose transactions the sweeper should list."""
+    if kind.partner != "tradevest" or not isinstance(fetched, tuple):
+        return None
+    if kind.kind == "customer":
+        return keys.split_entity_key(key)[2]
+    customer = getattr(fetched[0], "customerId", None)
+    return str(customer) if customer else None
 
 
 async def _unknown_kind(key: str) -> Any:

@@ -44,6 +44,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     changes_maxlen: int = 1_000_000
     http_timeout_s: float = 10.0
     clock_interval_s: float = 1.0
+    sweep_interval_s: float = 30.0
     dlq_retention: int = 30 * 24 * 3600
 
 
@@ -106,6 +107,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("PARTNERSYNC_HTTP_TIMEOUT_S", "http_timeout_s", "timeout of one partner API call"),
     ("PARTNERSYNC_CLOCK_INTERVAL_S", "clock_interval_s", "seconds between clock ticks"),
+    (
+        "PARTNERSYNC_SWEEP_INTERVAL_S",
+        "sweep_interval_s",
+        "seconds between sweeps for missed webhooks, stale entities, transactions",
+    ),
     ("PARTNERSYNC_DLQ_RETENTION", "dlq_retention", "seconds a dead-lettered event is kept"),
 )
 

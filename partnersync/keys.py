@@ -13,7 +13,11 @@ CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's outp
 SEQ = PREFIX + "seq"  # counter for ids made inside Redis
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
-COUNTERS = PREFIX + "counters"  # hash of plain counters (deliveries, duplicates, ...)
+COUNTERS = PREFIX + "counters"
+CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
+TV_CUSTOMERS = (
+    PREFIX + "tradevest:customers"
+)  # set: customers whose transactions are swept  # hash of plain counters (deliveries, duplicates, ...)
 
 
 def dedupe(digest: str) -> str:

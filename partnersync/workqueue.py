@@ -16,6 +16,7 @@ after the lease expires; the clock's `kick` starts a drain job for them.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -209,6 +210,11 @@ def job_template(
     return flat
 
 
+def delivery_id(ms: int | None = None) -> str:
+    """Time-ordered, unique: ms since the epoch and 48 random bits."""
+    return f"{now_ms() if ms is None else ms:013d}-{secrets.token_hex(6)}"
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -266,6 +272,34 @@ class WorkQueue:
         self._claim = connection.register_script(CLAIM)
         self._complete = connection.register_script(COMPLETE)
         self._touch = connection.register_script(TOUCH)
+        self._intake = connection.register_script(INTAKE)
+
+    def intake(
+        self,
+        *,
+        delivery_id: str,
+        event_type: str,
+        body: bytes,
+        entities: Sequence[str],
+        dedupe_key: str,
+        dedupe_ttl: int,
+        inbox_ttl: int,
+    ) -> bool:
+        """The receiver's intake, for events that arrive by polling (sweepers, pollers)."""
+        args = intake_args(
+            dedupe_key=dedupe_key,
+            delivery_id=delivery_id,
+            event_type=event_type,
+            body=body,
+            entities=entities,
+            dedupe_ttl=dedupe_ttl,
+            inbox_ttl=inbox_ttl,
+            cap=self.drainers,
+            queue=self.queue,
+            template=self.template,
+        )
+        accepted, _ = self._intake(args=args)
+        return bool(accepted)
 
     def kick(self, *, force: bool = False, reserve_ms: int = 60_000) -> str | None:
         ms = now_ms()

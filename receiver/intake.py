@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from partnersync import keys, workqueue
 from partnersync.config import Settings
-
-
-def delivery_id(now_ms: int) -> str:
-    """Time-ordered, unique: ms since the epoch and 48 random bits."""
-    return f"{now_ms:013d}-{secrets.token_hex(6)}"
 
 
 class Intake:
@@ -28,7 +22,7 @@ class Intake:
     ) -> tuple[bool, str]:
         """Returns (accepted, delivery id); accepted is False for a duplicate."""
         ms = workqueue.now_ms()
-        did = delivery_id(ms)
+        did = workqueue.delivery_id(ms)
         s = self.settings
         args = workqueue.intake_args(
             dedupe_key=keys.dedupe(dedupe) if dedupe else "",

@@ -64,12 +64,25 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
             }
         )
 
+    async def force_status(request: Request) -> Response:
+        """Test control: set an entity's status (any string) and notify it."""
+        body = json.loads(await request.body() or b"{}")
+        kind, id, status = body.get("kind"), body.get("id"), body.get("status")
+        entity = tv.store.get(kind, {}).get(id) if isinstance(kind, str) else None
+        if entity is None or not isinstance(status, str):
+            return JSONResponse(
+                {"error": "not_found", "detail": "need kind, id, status"}, status_code=404
+            )
+        tv.set_status(kind, entity, status)
+        return JSONResponse({"status": status})
+
     routes = [
         Mount("/tradevest", routes=tv.routes()),
         Route("/_sandbox/faults", get_faults, methods=["GET"]),
         Route("/_sandbox/faults", set_faults, methods=["POST"]),
         Route("/_sandbox/ledger", ledger, methods=["GET"]),
         Route("/_sandbox/fixtures", fixtures, methods=["GET"]),
+        Route("/_sandbox/tradevest/status", force_status, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,8 +18,6 @@ from sandbox.faults import Faults
 
 
 def _stamp() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -49,24 +48,10 @@ class Deliverer:
         """Queue a notification; delivery runs in the background."""
         registration = self.registrations.get(event_type)
         if registration is None:
-            self.undelivered.append(
-                {
-                    "eventType": event_type,
-                    "entityId": entity_id,
-                    "payload": body,
-                    "reason": "NO_WEBHOOK",
-                }
-            )
+            self._undelivered(event_type, body, entity_id, "NO_WEBHOOK")
             return
         if self.faults.roll("drop_webhook"):
-            self.undelivered.append(
-                {
-                    "eventType": event_type,
-                    "entityId": entity_id,
-                    "payload": body,
-                    "reason": "DROPPED",
-                }
-            )
+            self._undelivered(event_type, body, entity_id, "DROPPED")
             return
         copies = 2 if self.faults.roll("duplicate") else 1
         for _ in range(copies):
@@ -76,6 +61,20 @@ class Deliverer:
             )
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
+
+    def _undelivered(
+        self, event_type: str, body: dict[str, Any], entity_id: str, reason: str
+    ) -> None:
+        self.undelivered.append(
+            {
+                "id": f"{len(self.undelivered) + 1}",
+                "eventType": event_type,
+                "entityId": entity_id,
+                "payload": body,
+                "reason": reason,
+                "createdOn": _stamp(),
+            }
+        )
 
     async def _deliver(
         self,
@@ -102,12 +101,4 @@ class Deliverer:
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(self.backoff_s * (2**attempt))
-        self.undelivered.append(
-            {
-                "eventType": event_type,
-                "entityId": entity_id,
-                "payload": body,
-                "reason": "FAILED",
-                "createdOn": _stamp(),
-            }
-        )
+        self._undelivered(event_type, body, entity_id, "FAILED")

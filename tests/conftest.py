@@ -123,6 +123,7 @@ def system_env(redis_server: RedisServer, sandbox_url: str) -> dict[str, str]:
         PARTNERSYNC_MAX_ATTEMPTS="3",
         PARTNERSYNC_RETRY_BASE_S="0.1",
         PARTNERSYNC_HANDLERS="tests.handlers_fixture:handlers",
+        PARTNERSYNC_SWEEP_INTERVAL_S="1",
     )
 
 
@@ -180,6 +181,21 @@ class System:
 
     def fixtures(self) -> dict[str, str]:
         return self.http.get(self.sandbox + "/_sandbox/fixtures").json()["tradevest"]
+
+    def tv(
+        self, method: str, path: str, body: object = None, *, requestor: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        if requestor:
+            headers["Requestor-ID"] = requestor
+        return self.http.request(
+            method, self.sandbox + "/tradevest" + path, json=body, headers=headers
+        )
+
+    def truth(self) -> dict[str, dict[str, object]]:
+        """The sandbox's ledger, by entity key."""
+        ledger = self.http.get(self.sandbox + "/_sandbox/ledger").json()
+        return {f"{e['partner']}:{e['kind']}:{e['id']}": e for e in ledger["entities"]}
 
     def create_transfer(self, **body: object) -> str:
         response = self.http.post(

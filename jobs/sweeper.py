@@ -1,0 +1,130 @@
+"""Repair what webhooks missed, without a human.
+
+- missed notifications: `GET /webhooks-missing` and `GET /undelivered-webhooks` (cursor-
+  paged, from the last sweep on) name notifications Tradevest could not deliver; their
+  payloads go through the same intake as a delivery (dedupe drops what already arrived).
+- stale entities: a non-terminal entity unchanged for longer than its kind's threshold
+  (e.g. a transfer RECEIVED for 2 minutes) is re-fetched.
+- transactions have no webhook: the transactions of known customers are listed and the
+  new or changed ones reconciled.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from jobs import store
+from jobs.context import Context
+from jobs.kinds import KINDS
+from partnersync import keys, workqueue
+from schemas.tradevest.events import BY_NAME, PARTNER
+
+log = logging.getLogger("partnersync.sweeper")
+
+_item = msgspec.json.Decoder(dict[str, Any])
+_OVERLAP = timedelta(minutes=5)  # re-read a little of the last window: deliveries race
+
+
+def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
+    """One recovered notification through the normal intake. False if a duplicate/unusable."""
+    event = BY_NAME.get(event_type)
+    if event is None or not isinstance(payload, dict):
+        return False
+    body = msgspec.json.encode(payload)
+    try:
+        notification = event.decoder.decode(body)
+    except msgspec.DecodeError:
+        log.warning(
+            "unreadable recovered notification", extra={"eventType": event_type, "source": source}
+        )
+        return False
+    ids = event.entity_ids(notification) if event.kind else []
+    entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event.kind else []
+    s = ctx.settings
+    return ctx.workqueue.intake(
+        delivery_id=workqueue.delivery_id(),
+        event_type=event.name,
+        body=body,
+        entities=entities,
+        dedupe_key=keys.dedupe(event.dedupe_digest(notification, ids) if event.kind else ""),
+        dedupe_ttl=s.dedupe_ttl,
+        inbox_ttl=s.inbox_ttl,
+    )
+
+
+async def missed_notifications(ctx: Context) -> int:
+    """Both recovery endpoints; returns how many notifications were new to partnersync."""
+    client = ctx.clients.tradevest
+    recovered = 0
+    for item in msgspec.json.decode(
+        await client.get("/webhooks-missing"), type=list[dict[str, Any]]
+    ):
+        recovered += ingest(
+            ctx, str(item.get("eventType")), item.get("payload"), "webhooks-missing"
+        )
+    last = ctx.connection.hget(keys.CLOCK, "undelivered-webhooks")
+    params: dict[str, Any] = {}
+    if last is not None:
+        since = datetime.fromtimestamp(int(last) / 1000, UTC) - _OVERLAP
+        params["startDate"] = since.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    started = workqueue.now_ms()
+    async for raw in client.pages("/undelivered-webhooks", **params):
+        item = _item.decode(raw)
+        recovered += ingest(
+            ctx, str(item.get("eventType")), item.get("payload"), "undelivered-webhooks"
+        )
+    ctx.connection.hset(keys.CLOCK, "undelivered-webhooks", started)
+    return recovered
+
+
+def stale_entities(ctx: Context) -> int:
+    """Touch watched entities unchanged for longer than their kind's threshold."""
+    now = workqueue.now_ms()
+    shortest = min(k.stale_after_s for k in KINDS.values())
+    candidates = ctx.connection.zrangebyscore(
+        keys.WATCH, "-inf", now - int(shortest * 1000), start=0, num=1000, withscores=True
+    )
+    due: list[str] = []
+    for member, score in candidates:
+        key = member.decode()
+        partner, kind_name, _ = keys.split_entity_key(key)
+        kind = KINDS.get((partner, kind_name))
+        if kind is None or not kind.fetched:
+            ctx.connection.zrem(keys.WATCH, key)  # nothing to re-fetch from
+        elif now - score >= kind.stale_after_s * 1000:
+            due.append(key)
+    if due:
+        # re-check later: the next reconcile refreshes the score
+        ctx.connection.zadd(keys.WATCH, {k: now for k in due})
+        ctx.workqueue.touch(due)
+    return len(due)
+
+
+async def transactions(ctx: Context, window_days: int = 2) -> int:
+    """Reconcile transactions of known customers booked in the last `window_days`."""
+    client = ctx.clients.tradevest
+    customers = [c.decode() for c in ctx.connection.smembers(keys.TV_CUSTOMERS)]
+    start = (datetime.now(UTC) - timedelta(days=window_days)).date().isoformat()
+    due: list[str] = []
+    for customer in customers:
+        async for raw in client.pages(
+            f"/customers/{customer}/transactions", startBookingDate=start
+        ):
+            item = _item.decode(raw)
+            key = keys.entity_key(PARTNER, "transaction", str(item.get("transactionId")))
+            stored = store.load(ctx.connection, [key])[0]
+            modified = item.get("modifiedOn")
+            newer = isinstance(modified, str) and (
+                stored is None
+                or stored.modifiedOn is None
+                or stored.modifiedOn < datetime.fromisoformat(modified)
+            )
+            if stored is None or newer:
+                due.append(key)
+    if due:
+        ctx.workqueue.touch(due)
+    return len(due)
