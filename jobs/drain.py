@@ -7,7 +7,8 @@ import time
 
 from rq import get_current_job
 
-from jobs import context, reconcile
+from jobs import commands, context, reconcile
+from partnersync import keys
 
 
 def drain() -> dict[str, int]:
@@ -20,8 +21,14 @@ def drain() -> dict[str, int]:
         claimed = ctx.workqueue.claim(me, ctx.settings.batch)
         if not claimed:
             break  # CLAIM deregistered this drainer atomically
+        commands_claimed = [
+            k for k, _ in claimed if keys.split_entity_key(k)[1] == commands.COMMAND
+        ]
+        entities = [(k, e) for k, e in claimed if keys.split_entity_key(k)[1] != commands.COMMAND]
         try:
-            batch = ctx.run(reconcile.run_batch(ctx, me, claimed))
+            if commands_claimed:
+                ctx.run(commands.run_batch(ctx, me, commands_claimed))
+            batch = ctx.run(reconcile.run_batch(ctx, me, entities))
         except BaseException:
             # The claimed entities stay leased and due at lease expiry; free the slot so
             # the clock can start another drain job for them.

@@ -248,6 +248,8 @@ def requestor_id(kind: Kind, stored: EntityRecord | None, events: list[Event]) -
 
 
 async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]]) -> BatchResult:
+    if not claimed:
+        return BatchResult()
     connection = ctx.connection
     settings = ctx.settings
     entity_keys = [k for k, _ in claimed]

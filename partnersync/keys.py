@@ -12,6 +12,7 @@ ENTITIES = PREFIX + "entities"  # zset entity key -> ms of its last update
 CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's output)
 SEQ = PREFIX + "seq"  # counter for ids made inside Redis
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
+COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
 COUNTERS = PREFIX + "counters"
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
@@ -50,6 +51,10 @@ def history(entity_key: str) -> str:
 
 def external_id(partner: str, external_id: str) -> str:
     return f"{PREFIX}xid:{partner}:{external_id}"
+
+
+def command(external_id: str) -> str:
+    return f"{PREFIX}cmd:{external_id}"
 
 
 def dead_letter(dlq_id: str) -> str:

@@ -138,11 +138,20 @@ def receiver_url(system_env: dict[str, str]) -> Iterator[str]:
 
 
 @pytest.fixture
-def system(r: redis.Redis, system_env: dict[str, str], receiver_url: str, sandbox_url: str):
-    """Receiver + worker pool + clock + sandbox with webhooks registered, clean Redis."""
+def system(
+    request: pytest.FixtureRequest,
+    r: redis.Redis,
+    system_env: dict[str, str],
+    receiver_url: str,
+    sandbox_url: str,
+):
+    """Receiver + worker pool + clock + sandbox with webhooks registered, clean Redis.
+    `@pytest.mark.worker_env(NAME=value)` changes the workers' and clock's environment."""
     httpx.post(sandbox_url + "/_sandbox/faults", json={}).raise_for_status()
-    workers = Proc("workers", ["worker", "-n", "2"], system_env).start()
-    clock = Proc("clock", ["clock"], system_env).start()
+    marker = request.node.get_closest_marker("worker_env")
+    env = dict(system_env, **(marker.kwargs if marker else {}))
+    workers = Proc("workers", ["worker", "-n", "2"], env).start()
+    clock = Proc("clock", ["clock"], env).start()
     subprocess.run(
         [sys.executable, "-m", "partnersync", "register-webhooks", "--url", receiver_url],
         env=system_env,
@@ -151,7 +160,9 @@ def system(r: redis.Redis, system_env: dict[str, str], receiver_url: str, sandbo
         capture_output=True,
     )
     try:
-        yield System(r, receiver_url, sandbox_url, system_env)
+        system = System(r, receiver_url, sandbox_url, system_env)
+        system.workers = workers
+        yield system
     finally:
         clock.stop()
         workers.stop()

@@ -1,0 +1,472 @@
+"""Outbound creates that are never booked twice.
+
+1. The externalId is derived from the command's intent: the caller's idempotency key, or
+   (without one) a hash of the command's business fields — the same intent gives the same
+   externalId on every retry, on every machine.
+2. A journal record (externalId → command, state, attempts) is written before any request
+   goes out, and the state is set to SENT before each send.
+3. The command then runs in the work queue under the key `{partner}:command:{externalId}`:
+   leased (never two senders at once), retried with backoff, re-run after a worker crash.
+4. A send whose outcome is unknown (timeout, connection error, 5xx, a crash while SENT) is
+   followed by a lookup of the externalId at the partner; only when the partner certainly
+   has nothing is it sent again. 409 / a duplicate 400 → found and linked. Other 4xx →
+   REJECTED with the partner's error, never retried. 429 → resent after Retry-After.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import msgspec
+import redis
+
+from jobs import store
+from jobs.errors import NotFound, PartnerError, Retryable
+from jobs.tradevest import TradevestClient
+from partnersync import keys, workqueue
+from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
+from schemas.tradevest import commands as tvc
+from schemas.tradevest.errors import ErrorMessage
+
+if TYPE_CHECKING:
+    from jobs.context import Context
+
+log = logging.getLogger("partnersync.commands")
+
+COMMAND = "command"  # the kind segment of a command's work-queue key
+_record_decoder = msgspec.json.Decoder(CommandRecord)
+_error_decoder = msgspec.json.Decoder(ErrorMessage)
+_item = msgspec.json.Decoder(dict[str, Any])
+_exact = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)  # amounts stay exact
+_encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
+
+
+class CommandError(ValueError):
+    """The command cannot be submitted; the message says why and what to do."""
+
+
+Lookup = Callable[[TradevestClient, CommandRecord], Awaitable[str | None]]
+
+
+@dataclass(frozen=True)
+class CommandKind:
+    name: str
+    partner: str
+    entity_kind: str
+    data: type[Any]
+    path: str  # POST path; `{field}` taken from the data (and dropped from the body)
+    result_field: str  # the new entity's id in the create result
+    lookup: Lookup
+    requestor: bool = False  # the partner requires a Requestor-ID header
+    external_id: bool = True  # the partner takes (and dedupes on) an externalId
+
+    @property
+    def path_fields(self) -> tuple[str, ...]:
+        import string
+
+        return tuple(f for _, f, _, _ in string.Formatter().parse(self.path) if f)
+
+
+# -- lookups: "does the partner already have this command's entity?" --------------------
+
+
+def by_external_id(path: str, id_field: str, **params: str) -> Lookup:
+    """A list endpoint filtered by externalId (`{field}` in path/params from the command)."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> str | None:
+        values = {**_body(record), **record.pathParams}
+        query = {k: v.format(**values) for k, v in params.items()}
+        async for raw in _pages(
+            client, path.format(**values), externalId=record.externalId, **query
+        ):
+            item = _item.decode(raw)
+            if item.get("externalId") == record.externalId:
+                return str(item[id_field])
+        return None
+
+    return lookup
+
+
+def by_creation(path: str, id_field: str, match: dict[str, str], **params: str) -> Lookup:
+    """For creates without an externalId: an entity matching the command, created since
+    shortly before it was first sent."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> str | None:
+        values = {**_body(record), **record.pathParams}
+        query = {k: v.format(**values) for k, v in params.items()}
+        items = msgspec.json.decode(
+            await client.get(path.format(**values), **query), type=list[dict[str, Any]]
+        )
+        since = (record.sentAt or record.createdAt) - timedelta(minutes=1)
+        for item in sorted(items, key=lambda i: i.get("createdOn", ""), reverse=True):
+            created = item.get("createdOn")
+            if not created or datetime.fromisoformat(created) < since:
+                continue
+            if all(str(item.get(k)) == v.format(**values) for k, v in match.items()):
+                return str(item[id_field])
+        return None
+
+    return lookup
+
+
+async def _pages(client: TradevestClient, path: str, **params: Any) -> AsyncIterator[msgspec.Raw]:
+    async for item in client.pages(path, **params):
+        yield item
+
+
+def _body(record: CommandRecord) -> dict[str, Any]:
+    return {k: str(v) for k, v in msgspec.json.decode(record.body, type=dict).items()}
+
+
+_TV = "tradevest"
+COMMANDS: dict[str, CommandKind] = {
+    c.name: c
+    for c in (
+        CommandKind("natural-person", _TV, "natural-person", tvc.NaturalPersonData,
+                    "/entities/natural-persons", "naturalPersonId",
+                    by_external_id("/entities/natural-persons", "naturalPersonId")),
+        CommandKind("legal-entity", _TV, "legal-entity", tvc.LegalEntityData,
+                    "/entities/legal-entities", "legalEntityId",
+                    by_external_id("/entities/legal-entities", "legalEntityId")),
+        CommandKind("customer", _TV, "customer", tvc.CustomerData, "/roles/customers", "customerId",
+                    by_external_id("/roles/customers", "customerId"), requestor=True),
+        CommandKind("customer-product", _TV, "customer-product", tvc.CustomerProductData,
+                    "/customers/{customerId}/products", "customerProductId",
+                    by_creation("/customers/{customerId}/products", "customerProductId",
+                                {"productCode": "{productCode}"}),
+                    requestor=True, external_id=False),
+        CommandKind("onboarding", _TV, "onboarding", tvc.OnboardingData, "/onboardings", "onboardingId",
+                    by_creation("/onboardings", "onboardingId", {}, entityType="{entityType}",
+                                entityId="{entityId}"),
+                    requestor=True, external_id=False),
+        CommandKind("offboarding", _TV, "offboarding", tvc.OffboardingData, "/entities/offboardings",
+                    "offboardingId",
+                    by_creation("/entities/offboardings", "offboardingId", {"reason": "{reason}"},
+                                offboardingEntityType="{entityType}", entityId="{entityId}"),
+                    requestor=True, external_id=False),
+        CommandKind("document", _TV, "document", tvc.DocumentData, "/v2/documents", "documentId",
+                    by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
+                                   resourceId="{resourceId}")),
+        CommandKind("transfer", _TV, "transfer", tvc.TransferData, "/transfers", "transferId",
+                    by_external_id("/transfers", "transferId")),  # [inferred] list + filter
+        CommandKind("traditional-order", _TV, "traditional-order", tvc.TraditionalOrderData,
+                    "/trading/order/{orderType}", "orderId",
+                    by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId"),
+                    requestor=True),
+        CommandKind("digital-order", _TV, "digital-order", tvc.DigitalOrderData,
+                    "/digital/orders/market", "orderId",
+                    by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId"),
+                    requestor=True),
+    )
+}  # fmt: skip
+
+
+# -- intent → externalId ---------------------------------------------------------------
+
+
+def canonical(value: Any) -> bytes:
+    """The intent's business fields, independent of field order and of how a number is
+    written (1 and 1.00 are one amount)."""
+
+    def norm(v: Any) -> Any:
+        if isinstance(v, Decimal | float | int) and not isinstance(v, bool):
+            d = Decimal(str(v)).normalize()
+            return format(d, "f")
+        if isinstance(v, dict):
+            return {k: norm(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [norm(x) for x in v]
+        return v
+
+    return _encoder.encode(norm(msgspec.to_builtins(value, builtin_types=(Decimal,), enc_hook=str)))
+
+
+def derive_external_id(partner: str, kind: str, intent_key: str | None, data: Any) -> str:
+    """Same intent, same externalId — on every retry, on every machine. 35 characters, so
+    it fits Saxo's 50-character ExternalReference too."""
+    basis = f"key\x1f{intent_key}".encode() if intent_key else b"body\x1f" + canonical(data)
+    digest = hashlib.blake2b(f"{partner}\x1f{kind}\x1f".encode() + basis, digest_size=16)
+    return "ps-" + digest.hexdigest()
+
+
+def command_key(partner: str, external_id: str) -> str:
+    return keys.entity_key(partner, COMMAND, external_id)
+
+
+def load(connection: redis.Redis, external_id: str) -> CommandRecord | None:
+    raw = connection.get(keys.command(external_id))
+    return None if raw is None else _record_decoder.decode(raw)
+
+
+def save(connection: redis.Redis | redis.client.Pipeline, record: CommandRecord) -> None:
+    connection.set(keys.command(record.externalId), msgspec.json.encode(record))
+
+
+def submit(
+    connection: redis.Redis,
+    wq: workqueue.WorkQueue,
+    kind_name: str,
+    data: Any,
+    *,
+    intent_key: str | None = None,
+    requestor_id: str | None = None,
+) -> tuple[CommandRecord, bool]:
+    """Journal the command and queue it. Returns (record, created); created is False when
+    this intent was already submitted (the existing record is returned, nothing is sent)."""
+    kind = COMMANDS.get(kind_name)
+    if kind is None:
+        raise CommandError(f"unknown command {kind_name!r}; known: {', '.join(sorted(COMMANDS))}")
+    if kind.requestor and not requestor_id:
+        raise CommandError(
+            f"{kind_name}: Tradevest requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
+        )
+    external_id = derive_external_id(kind.partner, kind.name, intent_key, data)
+    fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
+    path_params = {f: str(fields.pop(f)) for f in kind.path_fields}
+    if kind.external_id:
+        fields["externalId"] = external_id
+    body = msgspec.Raw(_encoder.encode(fields))
+
+    existing = load(connection, external_id)
+    if existing is not None:
+        same = canonical(_exact.decode(existing.body)) == canonical(fields)
+        if not same or existing.pathParams != path_params:
+            raise CommandError(
+                f"intent key {intent_key!r} was already used for a different {kind_name} "
+                f"(externalId {external_id}); use a new key for a new intent"
+            )
+        _refuse_if_spent(connection, kind, external_id, existing.entityId)
+        return existing, False
+    _refuse_if_spent(connection, kind, external_id, None)
+
+    now = datetime.now(UTC)
+    record = CommandRecord(
+        externalId=external_id, partner=kind.partner, kind=kind.name, intentKey=intent_key,
+        body=body, pathParams=path_params, requestorId=requestor_id, createdAt=now, updatedAt=now,
+    )  # fmt: skip
+    pipe = connection.pipeline(transaction=True)
+    pipe.set(keys.command(external_id), msgspec.json.encode(record), nx=True)
+    pipe.zadd(keys.COMMANDS, {external_id: int(now.timestamp() * 1000)}, nx=True)
+    created, _ = pipe.execute()
+    if not created:  # a concurrent submit of the same intent won: link to it
+        return load(connection, external_id), False  # type: ignore[return-value]
+    wq.touch([command_key(kind.partner, external_id)])
+    return record, True
+
+
+def _refuse_if_spent(
+    connection: redis.Redis, kind: CommandKind, external_id: str, entity_id: str | None
+) -> None:
+    """An externalId whose entity became INVALID is spent: the partner never takes it again."""
+    entity_key = (
+        keys.entity_key(kind.partner, kind.entity_kind, entity_id)
+        if entity_id
+        else store.by_external_id(connection, kind.partner, external_id)
+    )
+    record = store.load(connection, [entity_key])[0] if entity_key else None
+    if record is not None and record.status == "INVALID":
+        reason = f" ({record.validationError.errorType})" if record.validationError else ""
+        raise CommandError(
+            f"externalId {external_id} was used by a {kind.name} that became INVALID{reason}; "
+            "Tradevest never accepts an externalId twice: submit it again with a new intent key (--key)"
+        )
+
+
+# -- execution (inside a drain job, under the command's lease) ---------------------------
+
+
+@dataclass
+class Outcome:
+    record: CommandRecord
+    done: bool  # final state reached (or nothing to do)
+    retry_after: float | None = None
+
+
+def _note(record: CommandRecord, action: str, outcome: str) -> None:
+    now = datetime.now(UTC)
+    record.history = [*record.history, Attempt(at=now, action=action, outcome=outcome)][-50:]
+    record.updatedAt = now
+
+
+def _accept(record: CommandRecord, entity_id: str) -> Outcome:
+    record.state = CommandState.ACCEPTED
+    record.entityId = entity_id
+    return Outcome(record, done=True)
+
+
+def _is_duplicate(status: int, error: ErrorMessage | None) -> bool:
+    if status == 409:
+        return True
+    text = f"{error.errorCode or ''} {error.message}".upper() if error else ""
+    return status == 400 and ("DUPLICATE" in text or "ALREADY" in text)
+
+
+async def execute(ctx: Context, record: CommandRecord) -> Outcome:
+    kind = COMMANDS[record.kind]
+    client = ctx.clients.tradevest
+    if record.state.final:
+        return Outcome(record, done=True)
+    if record.state in (CommandState.SENT, CommandState.UNKNOWN):
+        # The last send's outcome is unknown: the partner may have the entity already.
+        found = await kind.lookup(client, record)
+        _note(record, "lookup", "found" if found else "not found")
+        if found:
+            return _accept(record, found)
+    record.state = CommandState.SENT
+    record.attempts += 1
+    record.sentAt = datetime.now(UTC)
+    _note(record, "send", "sending")
+    save(ctx.connection, record)  # durable before the request goes out
+    path = kind.path.format(**record.pathParams)
+    try:
+        response = await client.request(
+            "POST",
+            path,
+            content=bytes(record.body),
+            headers={"Content-Type": "application/json"},
+            requestor_id=record.requestorId if kind.requestor else None,
+        )
+    except Retryable as exc:
+        record.state = CommandState.UNKNOWN
+        _note(record, "send", "timeout" if "Timeout" in str(exc) else "connection error")
+        return Outcome(record, done=False)
+    status = response.status_code
+    record.history[-1].outcome = str(status)
+    if status < 300:
+        return _accept(record, str(_item.decode(response.content)[kind.result_field]))
+    error = _decode_error(response)
+    if _is_duplicate(status, error):
+        found = await kind.lookup(client, record)
+        _note(record, "lookup", "found" if found else "not found")
+        if found:
+            return _accept(record, found)
+        record.state = CommandState.UNKNOWN  # the partner has it but does not list it yet
+        return Outcome(record, done=False)
+    if status == 429:
+        record.state = CommandState.PENDING_SEND  # not acted on: send again later
+        return Outcome(record, done=False, retry_after=_retry_after(response))
+    if status >= 500 or status in (401, 403, 408):
+        record.state = CommandState.UNKNOWN
+        return Outcome(record, done=False, retry_after=_retry_after(response))
+    record.state = CommandState.REJECTED
+    record.rejection = PartnerRejection(
+        status=status,
+        message=error.message if error else response.text[:500],
+        errorCode=error.errorCode if error else None,
+        details=msgspec.to_builtins(error.errorDetails) if error else [],
+    )
+    return Outcome(record, done=True)
+
+
+def _decode_error(response: httpx.Response) -> ErrorMessage | None:
+    try:
+        return _error_decoder.decode(response.content)
+    except msgspec.DecodeError:
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]:
+    """Execute claimed commands (`{partner}:command:{externalId}` keys) concurrently."""
+    import asyncio
+
+    from jobs.reconcile import backoff_ms
+
+    connection = ctx.connection
+    s = ctx.settings
+    ids = [keys.split_entity_key(k)[2] for k in claimed]
+    raws = connection.mget([keys.command(i) for i in ids])
+    attempts_raw = connection.mget([keys.attempts(k) for k in claimed])
+    records = [None if r is None else _record_decoder.decode(r) for r in raws]
+
+    async def one(record: CommandRecord | None) -> Outcome | BaseException | None:
+        if record is None:
+            return None
+        try:
+            return await execute(ctx, record)
+        except (Retryable, NotFound, PartnerError) as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(r) for r in records), return_exceptions=True)
+    counts = {"accepted": 0, "rejected": 0, "retried": 0, "dead": 0}
+    now = datetime.now(UTC)
+    pipe = connection.pipeline(transaction=True)
+    for key, record, result, att in zip(claimed, records, results, attempts_raw, strict=True):
+        attempts = int(att or 0)
+        if record is None:
+            ctx.workqueue.complete(pipe, key, me, 0, "ok")
+            continue
+        if isinstance(result, Outcome):
+            save(pipe, result.record)
+            if result.done:
+                _finish(pipe, ctx, result.record, counts)
+                ctx.workqueue.complete(pipe, key, me, 0, "ok")
+                continue
+            retry_after = result.retry_after
+            error: BaseException = Retryable(f"command {record.externalId}: {result.record.state}")
+        else:
+            retry_after = getattr(result, "retry_after", None)
+            error = result  # lookup failed: the state stays as it was
+        if attempts + 1 < s.max_attempts:
+            due = workqueue.now_ms() + backoff_ms(
+                attempts, s.retry_base_s, s.retry_cap_s, retry_after
+            )
+            ctx.workqueue.complete(pipe, key, me, 0, "retry", due)
+            counts["retried"] += 1
+        else:
+            from jobs.reconcile import _dead_letter
+
+            _dead_letter(pipe, ctx, key, [], error, attempts + 1, now, reason="command")
+            ctx.workqueue.complete(pipe, key, me, 0, "dead")
+            counts["dead"] += 1
+            log.warning(
+                "command gave up",
+                extra={"externalId": record.externalId, "state": str(record.state)},
+            )
+    pipe.execute()
+    return counts
+
+
+def _finish(
+    pipe: redis.client.Pipeline, ctx: Context, record: CommandRecord, counts: dict[str, int]
+) -> None:
+    kind = COMMANDS[record.kind]
+    if record.state == CommandState.ACCEPTED and record.entityId:
+        entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
+        pipe.set(keys.external_id(kind.partner, record.externalId), entity_key)
+        # reconcile right away; webhooks keep it current from then on
+        pipe.zadd(keys.DIRTY, {entity_key: workqueue.now_ms()}, lt=True)
+        counts["accepted"] += 1
+        log.info("command accepted", extra={"externalId": record.externalId, "entity": entity_key})
+    elif record.state == CommandState.REJECTED:
+        counts["rejected"] += 1
+        log.info(
+            "command rejected",
+            extra={
+                "externalId": record.externalId,
+                "status": record.rejection.status if record.rejection else None,
+            },
+        )
+
+
+def wait(connection: redis.Redis, external_id: str, timeout: float) -> CommandRecord | None:
+    deadline = time.monotonic() + timeout
+    while True:
+        record = load(connection, external_id)
+        if record is None or record.state.final or time.monotonic() >= deadline:
+            return record
+        time.sleep(0.1)

@@ -1,0 +1,226 @@
+"""Outbound commands: never booked twice, whatever fails."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import uuid
+from collections import Counter
+from decimal import Decimal
+
+import msgspec
+import psutil
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jobs import commands
+from partnersync import workqueue
+from schemas.commands import CommandState
+from schemas.tradevest.commands import TransferData
+from tests.conftest import System, wait_for
+
+PRODUCT = uuid.UUID("8f14e45f-ceea-4e7a-8a3b-1d6b7f0c2d11")
+
+
+def transfer(
+    amount: str = "1.00", reference: str = "cmd", product: uuid.UUID = PRODUCT
+) -> TransferData:
+    return TransferData(customerProductId=product, amount=Decimal(amount), reference=reference)
+
+
+@given(st.text(min_size=1, max_size=200), st.text(min_size=1, max_size=200))
+def test_external_id_is_derived_from_the_intent(key_a: str, key_b: str) -> None:
+    a = commands.derive_external_id("tradevest", "transfer", key_a, transfer())
+    assert a == commands.derive_external_id("tradevest", "transfer", key_a, transfer("9.99"))
+    assert len(a) <= 50  # fits Saxo's ExternalReference too
+    assert (a == commands.derive_external_id("tradevest", "transfer", key_b, transfer())) == (
+        key_a == key_b
+    )
+
+
+def test_without_a_key_the_business_fields_decide() -> None:
+    one = commands.derive_external_id("tradevest", "transfer", None, transfer("1.00"))
+    assert one == commands.derive_external_id("tradevest", "transfer", None, transfer("1.00"))
+    assert one != commands.derive_external_id("tradevest", "transfer", None, transfer("1.01"))
+    assert one != commands.derive_external_id("tradevest", "digital-order", None, transfer("1.00"))
+
+
+def test_command_input_is_validated_by_the_same_schema() -> None:
+    with pytest.raises(msgspec.ValidationError, match="reference"):
+        msgspec.json.decode(
+            b'{"customerProductId":"8f14e45f-ceea-4e7a-8a3b-1d6b7f0c2d11","amount":1,"reference":""}',
+            type=TransferData,
+        )
+    with pytest.raises(msgspec.ValidationError, match="amount"):
+        msgspec.json.decode(
+            b'{"customerProductId":"8f14e45f-ceea-4e7a-8a3b-1d6b7f0c2d11","amount":0.001,"reference":"r"}',
+            type=TransferData,
+        )
+
+
+def ledger(system: System) -> dict:
+    return system.http.get(system.sandbox + "/_sandbox/ledger").json()
+
+
+def wq(system: System) -> workqueue.WorkQueue:
+    return workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
+
+
+@pytest.mark.e2e
+def test_command_is_accepted_and_its_story_told(system: System) -> None:
+    record, created = commands.submit(
+        system.r, wq(system), "transfer", transfer(), intent_key=f"k-{uuid.uuid4()}"
+    )
+    assert created and record.state == CommandState.PENDING_SEND
+    done = wait_for(
+        lambda: (r := commands.load(system.r, record.externalId)).state.final and r, what="final"
+    )
+    assert done.state == CommandState.ACCEPTED and done.attempts == 1
+    key = f"tradevest:transfer:{done.entityId}"
+    wait_for(lambda: system.cli("entities", "show", key).returncode == 0, what="entity reconciled")
+    story = system.cli("command", "show", record.externalId, "--json")
+    shown = json.loads(story.stdout)
+    assert shown["state"] == "ACCEPTED" and shown["entityKey"] == key
+    assert [a["action"] for a in shown["history"]] == ["send"] and shown["history"][0][
+        "outcome"
+    ] == "200"
+    # the same intent again: linked, nothing sent
+    again, created_again = commands.submit(
+        system.r, wq(system), "transfer", transfer(), intent_key=record.intentKey
+    )
+    assert not created_again and again.externalId == record.externalId
+    assert ledger(system)["createRequests"][record.externalId] == 1
+
+
+@pytest.mark.e2e
+def test_validation_rejection_is_surfaced_and_never_retried(system: System) -> None:
+    cli = system.cli(
+        "command", "submit", "traditional-order", "--key", f"k-{uuid.uuid4()}", "--wait", "20", "--json",
+        "--requestor", "0b6f7c1e-2a4d-4f7e-9c3b-5d8e1f2a3b01",
+        "--data", json.dumps({"orderType": "market", "depositoryCustomerProductId": str(uuid.uuid4()),
+                              "cashCustomerProductId": str(PRODUCT), "tradeSide": "BUY",
+                              "isin": "DE0007164600", "quantity": 1, "exchangeCode": "NYSE"}),
+    )  # fmt: skip
+    assert cli.returncode == 2 and "exchangeCode" in cli.stderr  # refused before sending: schema
+    body = {"gender": "FEMALE", "firstName": "Ada", "lastName": "L", "birthDay": "1990-01-01",
+            "birthPlace": "X", "birthCountry": "GB", "isUsNationality": False}  # fmt: skip
+    ok = system.cli(
+        "command",
+        "submit",
+        "natural-person",
+        "--key",
+        f"k-{uuid.uuid4()}",
+        "--data",
+        json.dumps(body),
+        "--wait",
+        "20",
+        "--json",
+    )
+    assert json.loads(ok.stdout)["state"] == "ACCEPTED"
+
+
+@pytest.mark.e2e
+def test_reuse_after_invalid_is_refused_before_sending(system: System) -> None:
+    key = f"k-{uuid.uuid4()}"
+    unknown_product = transfer(product=uuid.uuid4())
+    record, _ = commands.submit(system.r, wq(system), "transfer", unknown_product, intent_key=key)
+    done = wait_for(
+        lambda: (r := commands.load(system.r, record.externalId)).state.final and r, what="final"
+    )
+    assert done.state == CommandState.ACCEPTED  # RECEIVED at the partner, INVALID afterwards
+    wait_for(
+        lambda: system.cli("entities", "show", f"tradevest:transfer:{done.entityId}").stdout.count(
+            "INVALID"
+        ),
+        what="INVALID",
+    )
+    with pytest.raises(commands.CommandError, match="new intent key"):
+        commands.submit(system.r, wq(system), "transfer", unknown_product, intent_key=key)
+    cli = system.cli("command", "submit", "transfer", "--key", key, "--data",
+                     json.dumps({"customerProductId": str(unknown_product.customerProductId), "amount": 1, "reference": "cmd"}))  # fmt: skip
+    assert cli.returncode == 2 and "INVALID" in cli.stderr and "--key" in cli.stderr
+    assert ledger(system)["createRequests"][record.externalId] == 1
+    show = system.cli("command", "show", record.externalId)
+    assert "CUSTOMER_PRODUCT_NOT_FOUND_ERROR" in show.stdout
+
+
+@pytest.mark.e2e
+def test_same_command_submitted_twice_concurrently_creates_once(system: System) -> None:
+    key = f"k-{uuid.uuid4()}"
+    results: list[tuple] = []
+    barrier = threading.Barrier(8)
+
+    def go() -> None:
+        barrier.wait()
+        results.append(
+            commands.submit(system.r, wq(system), "transfer", transfer(), intent_key=key)
+        )
+
+    threads = [threading.Thread(target=go) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(created for _, created in results) == 1  # one creates, the others link
+    (xid,) = {r.externalId for r, _ in results}
+    wait_for(lambda: commands.load(system.r, xid).state.final, what="final")
+    truth = ledger(system)
+    assert truth["createRequests"][xid] == 1
+    assert sum(1 for e in truth["entities"] if e["externalId"] == xid) == 1
+
+
+@pytest.mark.e2e
+@pytest.mark.worker_env(
+    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_BASE_S="0.2", PARTNERSYNC_RETRY_CAP_S="2"
+)
+def test_500_commands_under_faults_and_worker_kills_book_each_once(system: System) -> None:
+    n = 500
+    faults = {"timeout": 0.2, "http_5xx": 0.1, "timeout_ms": 4000}
+    assert system.http.post(system.sandbox + "/_sandbox/faults", json=faults).status_code == 200
+    pool = psutil.Process(system.workers.proc.pid)
+    stop = threading.Event()
+    kills = Counter()
+
+    def killer() -> None:  # SIGKILL a worker every 2 s; the pool restarts it
+        while not stop.wait(2.0):
+            children = pool.children()
+            if children:
+                children[0].send_signal(signal.SIGKILL)
+                kills["workers"] += 1
+
+    run = uuid.uuid4().hex[:8]
+    xids = []
+    killing = threading.Thread(target=killer)
+    killing.start()
+    try:
+        for i in range(n):
+            record, created = commands.submit(
+                system.r, wq(system), "transfer", transfer(), intent_key=f"{run}-{i}"
+            )
+            assert created
+            xids.append(record.externalId)
+
+        def all_final() -> bool:
+            return all(commands.load(system.r, x).state.final for x in xids)
+
+        wait_for(
+            all_final, timeout=240, interval=1.0, what="every command to end ACCEPTED or REJECTED"
+        )
+    finally:
+        stop.set()
+        killing.join()
+        system.http.post(system.sandbox + "/_sandbox/faults", json={})
+    truth = ledger(system)
+    injected = system.http.get(system.sandbox + "/_sandbox/faults").json()["injected"]
+    created = Counter(e["externalId"] for e in truth["entities"] if e["externalId"] in set(xids))
+    states = Counter(commands.load(system.r, x).state for x in xids)
+    requests = sum(truth["createRequests"][x] for x in xids)
+    print(f"\ncommands={n} accepted={states[CommandState.ACCEPTED]} rejected={states[CommandState.REJECTED]} "
+          f"entities={len(created)} doubled={sum(1 for c in created.values() if c > 1)} "
+          f"create_requests={requests} timeouts={injected['timeout']} http_5xx={injected['http_5xx']} "
+          f"workers_killed={kills['workers']}")  # fmt: skip
+    assert len(created) == n and set(created.values()) == {1}
+    assert states[CommandState.ACCEPTED] == n
+    assert injected["timeout"] > 0 and injected["http_5xx"] > 0 and kills["workers"] > 0
