@@ -30,9 +30,12 @@ import redis
 
 from jobs import store
 from jobs.errors import NotFound, PartnerError, Retryable
+from jobs.saxo import saxo_error
 from jobs.tradevest import TradevestClient
-from partnersync import keys, workqueue
+from partnersync import config, keys, workqueue
+from partnersync.config import Settings
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
+from schemas.saxo.cash_transfers import MAX_EXTERNAL_REFERENCE, PartnerCashTransferRequest
 from schemas.tradevest import commands as tvc
 from schemas.tradevest.errors import ErrorMessage
 
@@ -66,7 +69,8 @@ class CommandKind:
     result_field: str  # the new entity's id in the create result
     lookup: Lookup
     requestor: bool = False  # the partner requires a Requestor-ID header
-    external_id: bool = True  # the partner takes (and dedupes on) an externalId
+    external_id: str | None = "externalId"  # the field carrying the derived id, if any
+    validate: Callable[[Any, Settings], None] | None = None  # partner rules, before sending
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -126,6 +130,34 @@ def _body(record: CommandRecord) -> dict[str, Any]:
     return {k: str(v) for k, v in msgspec.json.decode(record.body, type=dict).items()}
 
 
+def by_external_reference(path: str) -> Lookup:
+    """Saxo: list by ExternalReference (the seed: no entry → Saxo certainly has nothing)."""
+
+    async def lookup(client: Any, record: CommandRecord) -> str | None:
+        async for item in client.pages(path, ExternalReference=record.externalId):
+            if item.get("ExternalReference") == record.externalId:
+                return str(item["TransactionId"])
+        return None
+
+    return lookup
+
+
+def _check_cash_transfer(data: PartnerCashTransferRequest, settings: Settings) -> None:
+    funding = settings.saxo_funding_account_key
+    if data.FundingCheck == "Ignore":
+        if not funding:
+            raise CommandError(
+                "FundingCheck=Ignore needs SAXO_FUNDING_ACCOUNT_KEY to check the direction"
+            )
+        if data.ToAccountKey != funding:
+            raise CommandError(
+                "FundingCheck=Ignore is only allowed for a withdrawal towards the funding account "
+                f"(ToAccountKey must be {funding})"
+            )
+    if data.ValueDate is not None and abs(data.ValueDate - datetime.now(UTC)) > timedelta(days=90):
+        raise CommandError("ValueDate must be within 90 days of today")
+
+
 _TV = "tradevest"
 COMMANDS: dict[str, CommandKind] = {
     c.name: c
@@ -142,16 +174,16 @@ COMMANDS: dict[str, CommandKind] = {
                     "/customers/{customerId}/products", "customerProductId",
                     by_creation("/customers/{customerId}/products", "customerProductId",
                                 {"productCode": "{productCode}"}),
-                    requestor=True, external_id=False),
+                    requestor=True, external_id=None),
         CommandKind("onboarding", _TV, "onboarding", tvc.OnboardingData, "/onboardings", "onboardingId",
                     by_creation("/onboardings", "onboardingId", {}, entityType="{entityType}",
                                 entityId="{entityId}"),
-                    requestor=True, external_id=False),
+                    requestor=True, external_id=None),
         CommandKind("offboarding", _TV, "offboarding", tvc.OffboardingData, "/entities/offboardings",
                     "offboardingId",
                     by_creation("/entities/offboardings", "offboardingId", {"reason": "{reason}"},
                                 offboardingEntityType="{entityType}", entityId="{entityId}"),
-                    requestor=True, external_id=False),
+                    requestor=True, external_id=None),
         CommandKind("document", _TV, "document", tvc.DocumentData, "/v2/documents", "documentId",
                     by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
                                    resourceId="{resourceId}")),
@@ -165,6 +197,10 @@ COMMANDS: dict[str, CommandKind] = {
                     "/digital/orders/market", "orderId",
                     by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId"),
                     requestor=True),
+        CommandKind("cash-transfer", "saxo", "cash-transfer", PartnerCashTransferRequest,
+                    "/atr/v1/partner/cashtransfers", "TransactionId",
+                    by_external_reference("/atr/v1/partner/cashtransfers"),
+                    external_id="ExternalReference", validate=_check_cash_transfer),
     )
 }  # fmt: skip
 
@@ -194,7 +230,9 @@ def derive_external_id(partner: str, kind: str, intent_key: str | None, data: An
     it fits Saxo's 50-character ExternalReference too."""
     basis = f"key\x1f{intent_key}".encode() if intent_key else b"body\x1f" + canonical(data)
     digest = hashlib.blake2b(f"{partner}\x1f{kind}\x1f".encode() + basis, digest_size=16)
-    return "ps-" + digest.hexdigest()
+    external_id = "ps-" + digest.hexdigest()
+    assert len(external_id) <= MAX_EXTERNAL_REFERENCE
+    return external_id
 
 
 def command_key(partner: str, external_id: str) -> str:
@@ -218,6 +256,7 @@ def submit(
     *,
     intent_key: str | None = None,
     requestor_id: str | None = None,
+    settings: Settings | None = None,
 ) -> tuple[CommandRecord, bool]:
     """Journal the command and queue it. Returns (record, created); created is False when
     this intent was already submitted (the existing record is returned, nothing is sent)."""
@@ -228,11 +267,14 @@ def submit(
         raise CommandError(
             f"{kind_name}: Tradevest requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
         )
+    settings = settings or config.load()
     external_id = derive_external_id(kind.partner, kind.name, intent_key, data)
     fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
     path_params = {f: str(fields.pop(f)) for f in kind.path_fields}
+    if kind.validate is not None:
+        kind.validate(data, settings)
     if kind.external_id:
-        fields["externalId"] = external_id
+        fields[kind.external_id] = external_id
     body = msgspec.Raw(_encoder.encode(fields))
 
     existing = load(connection, external_id)
@@ -302,16 +344,19 @@ def _accept(record: CommandRecord, entity_id: str) -> Outcome:
     return Outcome(record, done=True)
 
 
-def _is_duplicate(status: int, error: ErrorMessage | None) -> bool:
+def _is_duplicate(status: int, rejection: PartnerRejection) -> bool:
+    """Tradevest: 409, or a 400 that says so. Saxo does not dedupe ExternalReference."""
     if status == 409:
         return True
-    text = f"{error.errorCode or ''} {error.message}".upper() if error else ""
-    return status == 400 and ("DUPLICATE" in text or "ALREADY" in text)
+    text = f"{rejection.errorCode or ''} {rejection.message}".upper()
+    return status == 400 and (
+        "DUPLICATE" in text or "ALREADY USED" in text or "ALREADY EXISTS" in text
+    )
 
 
 async def execute(ctx: Context, record: CommandRecord) -> Outcome:
     kind = COMMANDS[record.kind]
-    client = ctx.clients.tradevest
+    client = getattr(ctx.clients, kind.partner)
     if record.state.final:
         return Outcome(record, done=True)
     if record.state in (CommandState.SENT, CommandState.UNKNOWN):
@@ -342,8 +387,8 @@ async def execute(ctx: Context, record: CommandRecord) -> Outcome:
     record.history[-1].outcome = str(status)
     if status < 300:
         return _accept(record, str(_item.decode(response.content)[kind.result_field]))
-    error = _decode_error(response)
-    if _is_duplicate(status, error):
+    rejection = _rejection(kind.partner, response)
+    if _is_duplicate(status, rejection):
         found = await kind.lookup(client, record)
         _note(record, "lookup", "found" if found else "not found")
         if found:
@@ -357,20 +402,28 @@ async def execute(ctx: Context, record: CommandRecord) -> Outcome:
         record.state = CommandState.UNKNOWN
         return Outcome(record, done=False, retry_after=_retry_after(response))
     record.state = CommandState.REJECTED
-    record.rejection = PartnerRejection(
-        status=status,
-        message=error.message if error else response.text[:500],
-        errorCode=error.errorCode if error else None,
-        details=msgspec.to_builtins(error.errorDetails) if error else [],
-    )
+    record.rejection = rejection
     return Outcome(record, done=True)
 
 
-def _decode_error(response: httpx.Response) -> ErrorMessage | None:
+def _rejection(partner: str, response: httpx.Response) -> PartnerRejection:
+    """The partner's error, surfaced as sent: Tradevest's ErrorMessage, Saxo's
+    ErrorCode + Message + ModelState (per field)."""
+    status = response.status_code
+    if partner == "saxo":
+        code, message, model_state = saxo_error(response)
+        details = [{"field": f, "errors": errs} for f, errs in model_state.items()]
+        return PartnerRejection(status=status, message=message, errorCode=code, details=details)
     try:
-        return _error_decoder.decode(response.content)
+        error = _error_decoder.decode(response.content)
     except msgspec.DecodeError:
-        return None
+        return PartnerRejection(status=status, message=response.text[:500])
+    return PartnerRejection(
+        status=status,
+        message=error.message,
+        errorCode=error.errorCode,
+        details=msgspec.to_builtins(error.errorDetails),
+    )
 
 
 def _retry_after(response: httpx.Response) -> float | None:

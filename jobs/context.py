@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
+from jobs.saxo import SaxoClient
 from jobs.tradevest import TradevestClient
 from partnersync import config, handlers, workqueue
 from partnersync.config import Settings
@@ -27,6 +28,7 @@ class Clients:
     """One HTTP client per partner."""
 
     tradevest: TradevestClient
+    saxo: SaxoClient
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -50,7 +52,9 @@ class Context:
             timeout=settings.http_timeout_s,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
-        self.clients = Clients(tradevest=TradevestClient(settings, self.http))
+        self.clients = Clients(
+            tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
+        )
         self.workqueue = workqueue.WorkQueue(
             connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
 from schemas.lifecycle import Lifecycle, Observation
+from schemas.saxo.cash_transfers import CASH_TRANSFER_LIFECYCLE, TransferResult
 from schemas.tradevest import entities as tv
 from schemas.tradevest import lifecycles as lc
 from schemas.tradevest.events import EVENT_TYPES
@@ -28,6 +30,10 @@ class Kind:
     requestor: str | None = None  # field naming the Requestor-ID the GET requires
     stale_after_s: float = 300.0  # a non-terminal entity unchanged this long is re-fetched
     purgeable: frozenset[str] = frozenset({"RECEIVED", "INVALID"})
+    # Polled kinds (no webhooks): next GET this many seconds after one that found the entity
+    # in a non-terminal state, given the seconds since partnersync first saw it.
+    poll: Callable[[float], float] | None = None
+    attention: frozenset[str] = frozenset()  # statuses that need a human
     decoder: msgspec.json.Decoder | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +49,10 @@ class Kind:
         assert self.decoder is not None
         raw = _envelope.decode(content)[self.envelope] if self.envelope else msgspec.Raw(content)
         return self.decoder.decode(raw), raw
+
+    @property
+    def client(self) -> str:
+        return self.partner
 
     def observe(self, entity: Any) -> Observation:
         status = getattr(entity, self.status_field, None)
@@ -80,7 +90,19 @@ _TRADEVEST = (
     Kind("tradevest", "strategy", lc.STRATEGY, tv.Strategy, "/strategies/{id}"),  # [inferred]
 )  # fmt: skip
 
-KINDS: dict[tuple[str, str], Kind] = {(k.partner, k.kind): k for k in _TRADEVEST}
+
+def _fast_then_slower(age_s: float) -> float:
+    """Cash transfers usually settle within a second: start at 0.5 s, back off to 60 s."""
+    return min(60.0, max(0.5, age_s / 2))
+
+
+_SAXO = (
+    Kind("saxo", "cash-transfer", CASH_TRANSFER_LIFECYCLE, TransferResult,
+         "/atr/v1/partner/cashtransfers/{id}", status_field="TransferStatus",
+         purgeable=frozenset(), poll=_fast_then_slower, attention=frozenset({"Failed"})),
+)  # fmt: skip
+
+KINDS: dict[tuple[str, str], Kind] = {(k.partner, k.kind): k for k in (*_TRADEVEST, *_SAXO)}
 
 # Event types whose kind has no GET: mirrored from the notifications themselves.
 for _event in EVENT_TYPES.values():

@@ -155,7 +155,13 @@ def apply(
 
     if stored is None:
         base = EntityRecord(
-            key=key, partner=partner, kind=kind_name, id=id, status=observed.status, updatedAt=now
+            key=key,
+            partner=partner,
+            kind=kind_name,
+            id=id,
+            status=observed.status,
+            updatedAt=now,
+            createdAt=now,
         )
     else:
         base = stored
@@ -227,7 +233,11 @@ async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> An
         return FROM_NOTIFICATIONS
     assert kind.path is not None
     try:
-        content = await ctx.clients.tradevest.get(kind.path.format(id=id), requestor_id=requestor)
+        client = getattr(ctx.clients, kind.client)
+        if requestor:
+            content = await client.get(kind.path.format(id=id), requestor_id=requestor)
+        else:
+            content = await client.get(kind.path.format(id=id))
     except NotFound:
         return None
     return kind.decode(content)
@@ -329,7 +339,16 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             result.applied += 1
         else:
             result.unchanged += 1
-        ctx.workqueue.complete(write, key, me, len(evs), "ok")
+        if applied.transition is not None and applied.transition.to in kind.attention:
+            write.zadd(keys.ATTENTION, {key: workqueue.now_ms()})
+            log.warning("needs a human", extra={"entity": key, "status": applied.transition.to})
+        record = applied.record or records[i]
+        if kind.poll is not None and not kind.lifecycle.terminal(status):
+            since = (now - (record.createdAt or now)).total_seconds()
+            due = workqueue.now_ms() + int(kind.poll(since) * 1000)
+            ctx.workqueue.complete(write, key, me, len(evs), "poll", due)
+        else:
+            ctx.workqueue.complete(write, key, me, len(evs), "ok")
     write.execute()
     if ctx.handlers:
         _call_handlers(ctx, result.stored, now)

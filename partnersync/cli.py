@@ -277,7 +277,13 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         record, created = commands.submit(
-            connection, wq, args.kind, data, intent_key=args.key, requestor_id=args.requestor
+            connection,
+            wq,
+            args.kind,
+            data,
+            intent_key=args.key,
+            requestor_id=args.requestor,
+            settings=settings,
         )
     except commands.CommandError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
@@ -407,6 +413,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "due": connection.zcount(keys.DIRTY, "-inf", now),
         "dirty": connection.zcard(keys.DIRTY),
         "dlq": connection.zcard(keys.DLQ),
+        "attention": [k.decode() for k in connection.zrange(keys.ATTENTION, 0, -1)],
         "lastDelivery": {k: (now - v) / 1000 for k, v in last.items()},
         "deliveries": counters,
         "entities": [{"partner": p, "kind": k, "status": s, "count": c}
@@ -423,6 +430,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"workers   {report['workers']} (drain jobs live: {report['drainers']})")
     print(f"backlog   {report['due']} entities due, {report['dirty']} pending in all")
     print(f"dlq       {report['dlq']} dead letters")
+    for key in report["attention"]:
+        print(f"attention {key} (final state needs a human)")
     for event, age in sorted(report["lastDelivery"].items()):
         print(f"delivery  {event:<40} last {age:.0f}s ago")
     for row in report["entities"]:

@@ -29,6 +29,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tradevest_webhook_header: str = "api-key"
     tradevest_webhook_secrets: tuple[str, ...] = ()
 
+    saxo_base_url: str = "http://127.0.0.1:8900/saxo/openapi"
+    saxo_token: str | None = "sandbox"
+    saxo_funding_account_key: str | None = None
+    saxo_client_key: str | None = None
+
     handlers: str | None = None
     queue: str = "partnersync"
     max_body: int = 256 * 1024
@@ -72,6 +77,14 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "tradevest_webhook_secrets",
         "accepted webhook secrets, comma-separated (rotation)",
     ),
+    ("SAXO_BASE_URL", "saxo_base_url", "Saxo OpenAPI base URL (…/openapi)"),
+    ("SAXO_TOKEN", "saxo_token", "Saxo bearer token (re-read from the environment on a 401)"),
+    (
+        "SAXO_FUNDING_ACCOUNT_KEY",
+        "saxo_funding_account_key",
+        "AccountKey of the white-label funding account (FundingCheck=Ignore only towards it)",
+    ),
+    ("SAXO_CLIENT_KEY", "saxo_client_key", "ClientKey of the white-label / IB owner"),
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
     ("PARTNERSYNC_QUEUE", "queue", "RQ queue name"),
     ("PARTNERSYNC_MAX_BODY", "max_body", "largest webhook body accepted, bytes"),

@@ -12,6 +12,7 @@ ENTITIES = PREFIX + "entities"  # zset entity key -> ms of its last update
 CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's output)
 SEQ = PREFIX + "seq"  # counter for ids made inside Redis
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
+ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that need a human
 COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
 COUNTERS = PREFIX + "counters"

@@ -142,7 +142,7 @@ end
 return out
 """)
 
-# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'dead'), due_ms (for retry), now_ms
+# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'poll'|'dead'), due_ms (retry, poll), now_ms
 # Returns 1 when this job still held the lease, else 0 (nothing changed).
 COMPLETE = _lua("""
 local e, me, n_done, outcome = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
@@ -152,6 +152,12 @@ if redis.call('GET', lease) ~= me then return 0 end
 local events = P .. 'events:' .. e
 if outcome == 'retry' then
   redis.call('INCR', P .. 'attempts:' .. e)
+  redis.call('ZADD', KEYS_DIRTY, due_ms, e)
+elseif outcome == 'poll' then
+  -- a polled entity in a non-terminal state: look again at due_ms (now if events wait)
+  if n_done > 0 then redis.call('LTRIM', events, n_done, -1) end
+  redis.call('DEL', P .. 'attempts:' .. e)
+  if redis.call('LLEN', events) > 0 then due_ms = now_ms end
   redis.call('ZADD', KEYS_DIRTY, due_ms, e)
 else
   if n_done > 0 then redis.call('LTRIM', events, n_done, -1) end

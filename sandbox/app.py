@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from sandbox import tradevest
+from sandbox import saxo, tradevest
 from sandbox.faults import FaultError, Faults
 from sandbox.webhooks import Deliverer
 
@@ -20,6 +20,7 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
     faults = Faults(seed)
     deliverer = Deliverer(faults)
     tv = tradevest.Tradevest(faults, deliverer, step_s=step_s)
+    sx = saxo.Saxo(faults, step_s=step_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -43,8 +44,9 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         counts = dict(tv.create_requests)
         return JSONResponse(
             {
-                "entities": tv.ledger(),
+                "entities": tv.ledger() + sx.ledger(),
                 "createRequests": counts,
+                "saxoCreateRequests": dict(sx.create_requests),
                 "webhooks": {"sent": deliverer.sent, "undelivered": len(deliverer.undelivered)},
             }
         )
@@ -60,7 +62,15 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
                     "walletId": tradevest.WALLET_ID,
                     "clientId": tradevest.CLIENT_ID,
                     "clientSecret": tradevest.CLIENT_SECRET,
-                }
+                },
+                "saxo": {
+                    "token": saxo.TOKEN,
+                    "ownerClientKey": saxo.OWNER_CLIENT_KEY,
+                    "fundingAccountKey": saxo.FUNDING_ACCOUNT,
+                    "clientAccountKey": saxo.CLIENT_ACCOUNT,
+                    "clientKey": saxo.CLIENT_KEY,
+                    "usdAccountKey": saxo.USD_ACCOUNT,
+                },
             }
         )
 
@@ -78,6 +88,7 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
 
     routes = [
         Mount("/tradevest", routes=tv.routes()),
+        Mount("/saxo/openapi", routes=sx.routes()),
         Route("/_sandbox/faults", get_faults, methods=["GET"]),
         Route("/_sandbox/faults", set_faults, methods=["POST"]),
         Route("/_sandbox/ledger", ledger, methods=["GET"]),

@@ -25,6 +25,7 @@ class EntityRecord(msgspec.Struct, kw_only=True):
     status: str
     modifiedOn: datetime | None = None
     updatedAt: datetime
+    createdAt: datetime | None = None  # when partnersync first stored it
     externalId: str | None = None
     knownStatus: bool = True
     purged: bool = False  # the partner answered 404 after RECEIVED/INVALID

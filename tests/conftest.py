@@ -120,6 +120,10 @@ def system_env(redis_server: RedisServer, sandbox_url: str) -> dict[str, str]:
     return base_env(
         redis_server.url,
         TRADEVEST_BASE_URL=sandbox_url + "/tradevest",
+        SAXO_BASE_URL=sandbox_url + "/saxo/openapi",
+        SAXO_TOKEN="sandbox",
+        SAXO_FUNDING_ACCOUNT_KEY="FUND-EUR-key==",
+        SAXO_CLIENT_KEY="WLC-owner-key==",
         PARTNERSYNC_MAX_ATTEMPTS="3",
         PARTNERSYNC_RETRY_BASE_S="0.1",
         PARTNERSYNC_HANDLERS="tests.handlers_fixture:handlers",

@@ -1,0 +1,140 @@
+"""The one HTTP client for Saxo OpenAPI.
+
+Authentication is a token provider: `StaticToken` reads a bearer token from configuration
+(SAXO_TOKEN) and re-reads it on refresh; a certificate-based (personal JWT grant) provider
+can implement the same two methods later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any, Protocol
+
+import httpx
+import msgspec
+
+from jobs.errors import NotFound, PartnerError, Retryable
+from partnersync.config import Settings
+from schemas.saxo.errors import ErrorEnvelope
+
+log = logging.getLogger("partnersync.saxo")
+
+_error_decoder = msgspec.json.Decoder(ErrorEnvelope)
+
+
+class TokenProvider(Protocol):
+    async def token(self) -> str: ...
+    async def refresh(self) -> str: ...
+
+
+class StaticToken:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    async def token(self) -> str:
+        if not self.settings.saxo_token:
+            raise PartnerError(401, "SAXO_TOKEN is not set")
+        return self.settings.saxo_token
+
+    async def refresh(self) -> str:
+        from partnersync import config
+
+        # a rotated token may have been put into the environment of this process
+        return config.load().saxo_token or await self.token()
+
+
+def rate_limit_reset(response: httpx.Response) -> float | None:
+    """The longest `X-RateLimit-<dimension>-Reset` (seconds), else Retry-After."""
+    resets = []
+    for name, value in response.headers.items():
+        if name.lower().startswith("x-ratelimit-") and name.lower().endswith("-reset"):
+            with contextlib.suppress(ValueError):
+                resets.append(float(value))
+    if resets:
+        return max(resets)
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None
+
+
+def saxo_error(response: httpx.Response) -> tuple[str | None, str, dict[str, list[str]]]:
+    """(ErrorCode, Message, ModelState) of an error answer (401 has an empty body)."""
+    try:
+        info = _error_decoder.decode(response.content).error()
+    except msgspec.DecodeError:
+        info = None
+    if info is None:
+        return None, response.text[:200] or response.reason_phrase, {}
+    return info.ErrorCode, info.Message, info.ModelState
+
+
+def raise_for(response: httpx.Response) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    correlation = response.headers.get("x-correlation")
+    code, message, model_state = saxo_error(response)
+    log.warning(
+        "saxo call failed",
+        extra={"status": status, "errorCode": code, "xCorrelation": correlation,
+               "path": response.request.url.path},
+    )  # fmt: skip
+    if status == 404:
+        raise NotFound(f"{code or 'NotFound'}: {message}")
+    if status == 429 or status >= 500 or status == 401:
+        raise Retryable(f"saxo answered {status} {code or ''}".strip(), rate_limit_reset(response))
+    raise PartnerError(status, f"{code}: {message}", {"ErrorCode": code, "ModelState": model_state})
+
+
+class SaxoClient:
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, tokens: TokenProvider | None = None
+    ):
+        self.settings = settings
+        self.http = http
+        self.tokens = tokens or StaticToken(settings)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        requestor_id: str | None = None,  # Tradevest's; unused here, same signature
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One call; a 401 refreshes the token once; transport errors are Retryable."""
+        url = self.settings.saxo_base_url.rstrip("/") + path
+        token = await self.tokens.token()
+        for attempt in (0, 1):
+            h = dict(headers or {}, Authorization=f"Bearer {token}")
+            try:
+                response = await self.http.request(method, url, headers=h, **kwargs)
+            except httpx.TransportError as exc:
+                raise Retryable(f"{method} {path}: {type(exc).__name__}") from exc
+            if response.status_code != 401 or attempt == 1:
+                return response
+            token = await self.tokens.refresh()
+        return response
+
+    async def get(self, path: str, **params: Any) -> bytes:
+        response = await self.request("GET", path, params=params or None)
+        raise_for(response)
+        return response.content
+
+    async def pages(self, path: str, **params: Any):
+        """Every item of a `{Data, __next}` list, following `__next`."""
+        page = msgspec.json.decode(await self.get(path, **params), type=dict[str, Any])
+        while True:
+            for item in page.get("Data", []):
+                yield item
+            nxt = page.get("__next")
+            if not nxt:
+                return
+            # __next is an absolute or /openapi-rooted link: keep the path after /openapi
+            rel = nxt.split("/openapi", 1)[-1]
+            response = await self.request("GET", rel)
+            raise_for(response)
+            page = msgspec.json.decode(response.content, type=dict[str, Any])

@@ -1,0 +1,1 @@
+"""Saxo OpenAPI wire formats; field names as in shared/specs/saxo/*.yaml."""

@@ -1,0 +1,27 @@
+"""Saxo's error model: {ErrorCode, Message, ModelState?} (and {ErrorInfo: {...}} on orders)."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ErrorCode: str
+    Message: str = ""
+    ModelState: dict[str, list[str]] = {}
+
+
+class ErrorEnvelope(msgspec.Struct, kw_only=True, omit_defaults=True):
+    ErrorCode: str | None = None
+    Message: str | None = None
+    ModelState: dict[str, list[str]] = {}
+    ErrorInfo: ErrorInfo | None = None
+
+    def error(self) -> ErrorInfo | None:
+        if self.ErrorInfo is not None:
+            return self.ErrorInfo
+        if self.ErrorCode is None:
+            return None
+        return ErrorInfo(
+            ErrorCode=self.ErrorCode, Message=self.Message or "", ModelState=self.ModelState
+        )

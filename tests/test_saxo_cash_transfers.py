@@ -1,0 +1,159 @@
+"""Saxo partner cash transfers: created through the journal, polled to their final state."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+
+from jobs import commands, store
+from partnersync import config, keys, workqueue
+from schemas.commands import CommandState
+from schemas.saxo.cash_transfers import PartnerCashTransferRequest
+from tests.conftest import System, settings_for, wait_for
+
+pytestmark = pytest.mark.e2e
+
+FUNDING, CLIENT = "FUND-EUR-key==", "CLIENT1-EUR-key=="
+
+
+def funding(amount: str = "10", comment: str | None = None, **extra) -> PartnerCashTransferRequest:
+    return PartnerCashTransferRequest(
+        FromAccountKey=FUNDING,
+        ToAccountKey=CLIENT,
+        Amount=Decimal(amount),
+        Currency="EUR",
+        Comment=comment,
+        **extra,
+    )
+
+
+def submit(system: System, data: PartnerCashTransferRequest, key: str) -> str:
+    wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
+    record, _ = commands.submit(
+        system.r, wq, "cash-transfer", data, intent_key=key, settings=settings_for(system.env)
+    )
+    return record.externalId
+
+
+def final(system: System, xid: str):
+    return wait_for(
+        lambda: (r := commands.load(system.r, xid)).state.final and r,
+        timeout=30,
+        what="command final",
+    )
+
+
+def entity_status(system: System, transaction_id: str, status: str):
+    key = keys.entity_key("saxo", "cash-transfer", transaction_id)
+    return wait_for(
+        lambda: (r := store.load(system.r, [key])[0]) and r.status == status and r,
+        timeout=30,
+        what=status,
+    )
+
+
+def test_cash_transfer_reaches_successful(system: System) -> None:
+    xid = submit(system, funding(), f"k-{uuid.uuid4()}")
+    record = final(system, xid)
+    assert record.state == CommandState.ACCEPTED
+    stored = entity_status(system, record.entityId, "Successful")
+    assert stored.externalId == xid
+    assert [t.to for t in store.history(system.r, stored.key)][-1] == "Successful"
+    ledger = system.http.get(system.sandbox + "/_sandbox/ledger").json()
+    assert ledger["saxoCreateRequests"][xid] == 1
+
+
+def test_failed_is_terminal_and_flagged_for_a_human(system: System) -> None:
+    xid = submit(system, funding(comment="please FAIL"), f"k-{uuid.uuid4()}")
+    record = final(system, xid)
+    stored = entity_status(system, record.entityId, "Failed")
+    assert system.r.zscore(keys.ATTENTION, stored.key) is not None
+    status = system.cli("status")
+    assert "attention" in status.stdout and stored.key in status.stdout
+
+
+def test_saxo_rejection_is_surfaced_with_its_code(system: System) -> None:
+    xid = submit(system, funding(amount="999999999"), f"k-{uuid.uuid4()}")
+    record = final(system, xid)
+    assert record.state == CommandState.REJECTED
+    assert record.rejection.errorCode == "InsufficientCash" and record.rejection.status == 400
+    show = system.cli("command", "show", xid)
+    assert "InsufficientCash" in show.stdout
+
+
+def test_funding_check_ignore_is_refused_before_sending(system: System) -> None:
+    wrong_way = funding(FundingCheck="Ignore")
+    with pytest.raises(commands.CommandError, match="funding account"):
+        submit(system, wrong_way, f"k-{uuid.uuid4()}")
+    assert system.r.zcard(keys.COMMANDS) == 0
+
+
+@pytest.mark.worker_env(PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_BASE_S="0.2", PARTNERSYNC_RETRY_CAP_S="2")
+def test_rate_limit_is_respected(system: System) -> None:
+    system.http.post(system.sandbox + "/_sandbox/faults", json={"rate_limit": 0.4})
+    try:
+        xids = [submit(system, funding("1"), f"k-{uuid.uuid4()}") for _ in range(6)]
+        records = [final(system, x) for x in xids]
+    finally:
+        system.http.post(system.sandbox + "/_sandbox/faults", json={})
+    assert all(r.state == CommandState.ACCEPTED for r in records)
+    assert any(a.outcome == "429" for r in records for a in r.history)
+    assert system.http.get(system.sandbox + "/_sandbox/faults").json()["injected"]["rate_limit"] > 0
+
+
+@pytest.mark.worker_env(
+    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_BASE_S="0.2", PARTNERSYNC_RETRY_CAP_S="2"
+)
+def test_timeouts_after_creation_never_transfer_twice(system: System) -> None:
+    n = 150
+    system.http.post(
+        system.sandbox + "/_sandbox/faults",
+        json={"timeout": 0.2, "http_5xx": 0.1, "timeout_ms": 4000},
+    )
+    run = uuid.uuid4().hex[:8]
+    try:
+        xids = [submit(system, funding("1"), f"{run}-{i}") for i in range(n)]
+        wait_for(
+            lambda: all(commands.load(system.r, x).state.final for x in xids),
+            timeout=180,
+            interval=1,
+            what="all final",
+        )
+    finally:
+        system.http.post(system.sandbox + "/_sandbox/faults", json={})
+    ledger = system.http.get(system.sandbox + "/_sandbox/ledger").json()
+    ours = set(xids)
+    created = Counter(e["externalId"] for e in ledger["entities"] if e["externalId"] in ours)
+    injected = system.http.get(system.sandbox + "/_sandbox/faults").json()["injected"]
+    print(f"\nsaxo cash transfers={n} transfers_at_saxo={len(created)} doubled={sum(c > 1 for c in created.values())} "
+          f"create_requests={sum(ledger['saxoCreateRequests'][x] for x in xids)} timeouts={injected['timeout']}")  # fmt: skip
+    assert len(created) == n and set(created.values()) == {1}
+    assert all(commands.load(system.r, x).state == CommandState.ACCEPTED for x in xids)
+    assert injected["timeout"] > 0
+
+
+def test_same_cash_transfer_submitted_concurrently_is_sent_once(system: System) -> None:
+    key = f"k-{uuid.uuid4()}"
+    results = []
+    barrier = threading.Barrier(6)
+
+    def go() -> None:
+        barrier.wait()
+        results.append(submit(system, funding("2"), key))
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    (xid,) = set(results)
+    final(system, xid)
+    assert (
+        system.http.get(system.sandbox + "/_sandbox/ledger").json()["saxoCreateRequests"][xid] == 1
+    )
+
+
+def test_settings_default_token_provider() -> None:
+    assert config.load({}, state_fallback=False).saxo_token == "sandbox"
