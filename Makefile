@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format clean
+.PHONY: run test chaos lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The chaos suite alone, longer (CHAOS_SECONDS, default 180 here; 20 inside `make test`).
+chaos: $(STAMP)
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-180} $(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -475,9 +475,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
             retry_after = getattr(result, "retry_after", None)
             error = result  # lookup failed: the state stays as it was
         if attempts + 1 < s.max_attempts:
-            due = workqueue.now_ms() + backoff_ms(
-                attempts, s.retry_base_s, s.retry_cap_s, retry_after
-            )
+            due = workqueue.now_ms() + backoff_ms(attempts, s.retry_schedule_s, retry_after)
             ctx.workqueue.complete(pipe, key, me, 0, "retry", due)
             counts["retried"] += 1
         else:

@@ -59,6 +59,47 @@ def all_letters(connection: redis.Redis) -> list[DeadLetter]:
     return out
 
 
+class Filter(msgspec.Struct, kw_only=True):
+    """Which letters a listing or a replay selects; every given field must match."""
+
+    kind: str | None = None  # entity kind (`transfer`) or partner:kind (`saxo:cash-transfer`)
+    error: str | None = None  # substring of the error, case-insensitive
+    since: datetime | None = None
+    reason: str | None = None  # reconcile | handler | command
+
+    def matches(self, letter: DeadLetter) -> bool:
+        partner, kind, _ = letter.entity.split(":", 2)
+        if self.kind and self.kind not in (kind, f"{partner}:{kind}"):
+            return False
+        if self.error and self.error.lower() not in letter.error.lower():
+            return False
+        if self.since and letter.at < self.since:
+            return False
+        return not (self.reason and letter.reason != self.reason)
+
+
+def parse_since(text: str, now: datetime) -> datetime:
+    """`30m`, `2h`, `7d`, or an ISO date-time."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units and text[:-1].replace(".", "", 1).isdigit():
+        from datetime import timedelta
+
+        return now - timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    parsed = datetime.fromisoformat(text)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
+
+
+def parse_filter(text: str, now: datetime) -> Filter:
+    """`kind=transfer,error=404,since=2h,reason=reconcile`."""
+    values: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name not in ("kind", "error", "since", "reason"):
+            raise ValueError(f"bad filter {part!r}: use kind=, error=, since=, reason=")
+        values[name] = parse_since(value, now) if name == "since" else value
+    return Filter(**values)
+
+
 def remove(connection: redis.Redis, dlq_id: str) -> None:
     pipe = connection.pipeline()
     pipe.delete(keys.dead_letter(dlq_id))

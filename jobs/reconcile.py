@@ -219,10 +219,10 @@ class BatchResult:
         }
 
 
-def backoff_ms(attempt: int, base_s: float, cap_s: float, retry_after: float | None) -> int:
-    """Exponential with full jitter in [delay/2, delay], at least the partner's Retry-After."""
-    delay = min(cap_s, base_s * (2**attempt))
-    delay = random.uniform(delay / 2, delay)
+def backoff_ms(attempt: int, schedule: tuple[float, ...], retry_after: float | None) -> int:
+    """The schedule's delay for this attempt (the last repeats), jittered ±20% so retries
+    of many entities do not arrive together; the partner's Retry-After is the floor."""
+    delay = schedule[min(attempt, len(schedule) - 1)] * random.uniform(0.8, 1.2)
     if retry_after is not None:
         delay = max(delay, retry_after)
     return int(delay * 1000)
@@ -308,7 +308,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             retryable = isinstance(exc, Retryable) and not isinstance(exc, Permanent)
             if retryable and attempts + 1 < settings.max_attempts:
                 due = workqueue.now_ms() + backoff_ms(
-                    attempts, settings.retry_base_s, settings.retry_cap_s, exc.retry_after
+                    attempts, settings.retry_schedule_s, exc.retry_after
                 )
                 ctx.workqueue.complete(write, key, me, 0, "retry", due)
                 result.retried += 1

@@ -183,10 +183,31 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
 # -- dead-letter queue --------------------------------------------------------------------
 
 
+def _dlq_filter(args: argparse.Namespace):
+    from datetime import UTC, datetime
+
+    from jobs import dlq
+
+    now = datetime.now(UTC)
+    selected = dlq.parse_filter(args.filter or "", now)
+    return msgspec.structs.replace(
+        selected,
+        kind=args.kind or selected.kind,
+        error=args.error or selected.error,
+        since=dlq.parse_since(args.since, now) if args.since else selected.since,
+        reason=args.reason or selected.reason,
+    )
+
+
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     from jobs import dlq
 
-    letters = dlq.all_letters(_redis(settings))
+    try:
+        selected = _dlq_filter(args)
+    except ValueError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    letters = [letter for letter in dlq.all_letters(_redis(settings)) if selected.matches(letter)]
     if args.json:
         for letter in letters:
             print(_json({
@@ -444,7 +465,9 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     for name, field, meaning in config.VARIABLES:
         default = getattr(config.DEFAULTS, field)
         if isinstance(default, tuple):
-            default = ",".join(default)
+            default = ",".join(
+                str(int(d) if isinstance(d, float) and d.is_integer() else d) for d in default
+            )
         shown = f"`{default}`" if default not in (None, "") else "(unset)"
         print(f"| `{name}` | {shown} | {meaning} |")
     return 0
@@ -505,7 +528,16 @@ def parser() -> argparse.ArgumentParser:
     dlq = sub.add_parser("dlq", help="the dead-letter queue").add_subparsers(
         dest="sub", required=True
     )
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--kind", help="entity kind, e.g. transfer or saxo:cash-transfer")
+        p.add_argument("--error", help="substring of the error")
+        p.add_argument("--since", help="30m, 2h, 7d or an ISO date-time")
+        p.add_argument("--reason", choices=["reconcile", "handler", "command"])
+        p.add_argument("--filter", help="the same as one string: kind=…,error=…,since=…,reason=…")
+
     dl = dlq.add_parser("list")
+    filters(dl)
     dl.add_argument("--json", action="store_true")
     dl.set_defaults(func=cmd_dlq_list)
     ds = dlq.add_parser("show")
@@ -515,6 +547,7 @@ def parser() -> argparse.ArgumentParser:
     dr = dlq.add_parser("replay")
     dr.add_argument("ids", nargs="*")
     dr.add_argument("--all", action="store_true")
+    filters(dr)
     dr.add_argument("--json", action="store_true")
     dr.set_defaults(func=cmd_dlq_replay)
     dp = dlq.add_parser("purge")

@@ -44,8 +44,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     lease_ms: int = 30_000
     drain_budget_s: float = 10.0
     max_attempts: int = 10
-    retry_base_s: float = 2.0
-    retry_cap_s: float = 3600.0
+    # Delay before retry n (seconds), the last repeating: ~25 h over 10 attempts, like the
+    # schedules webhook senders use (Standard Webhooks, Svix). Jittered ±20%.
+    retry_schedule_s: tuple[float, ...] = (5, 60, 300, 1800, 3600, 7200, 14400, 28800, 36000)
     changes_maxlen: int = 1_000_000
     http_timeout_s: float = 10.0
     clock_interval_s: float = 1.0
@@ -108,11 +109,10 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "reconcile attempts before an entity's events go to the DLQ",
     ),
     (
-        "PARTNERSYNC_RETRY_BASE_S",
-        "retry_base_s",
-        "first retry delay, doubled per attempt (with jitter)",
+        "PARTNERSYNC_RETRY_SCHEDULE_S",
+        "retry_schedule_s",
+        "delays before each retry, comma-separated seconds (the last repeats); jittered ±20%, Retry-After is the floor",
     ),
-    ("PARTNERSYNC_RETRY_CAP_S", "retry_cap_s", "longest retry delay"),
     (
         "PARTNERSYNC_CHANGES_MAXLEN",
         "changes_maxlen",
@@ -137,6 +137,16 @@ def _convert(name: str, field: str, raw: str) -> object:
     try:
         if field == "tradevest_webhook_secrets":
             return tuple(s.strip() for s in raw.split(",") if s.strip())
+        if field == "retry_schedule_s":
+            schedule = tuple(float(s) for s in raw.split(",") if s.strip())
+            if not schedule or min(schedule) < 0:
+                raise ValueError
+            return schedule
+        if field == "retry_schedule_s":
+            schedule = tuple(float(s) for s in raw.split(",") if s.strip())
+            if not schedule or min(schedule) < 0:
+                raise ValueError
+            return schedule
         if isinstance(current, bool):
             return raw.lower() in ("1", "true", "yes", "on")
         if isinstance(current, int):

@@ -67,16 +67,18 @@ def _lua(body: str) -> str:
 
 
 # ARGV: dedupe_key, delivery_id, event_type, raw body, dedupe_ttl, inbox_ttl, now_ms,
-#       now_iso, cap, reserve_ms, queue, n_entities, entity keys..., n_tpl, template...
+#       now_iso, cap, reserve_ms, queue, n_entities, entity keys..., n_tpl, template...,
+#       source (counter prefix: '' for deliveries, 'recovered-' for sweeper ingestion)
 # Returns {1, delivery_id} when accepted, {0, original_delivery_id} for a duplicate.
 INTAKE = _lua("""
 local dedupe_key, delivery_id, event_type, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local source = ARGV[#ARGV]
 local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local now_iso, cap, reserve_ms, queue = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
 if dedupe_key ~= '' then
   local seen = redis.call('GET', dedupe_key)
   if seen then
-    redis.call('HINCRBY', KEYS_COUNTERS, 'duplicate:' .. event_type, 1)
+    redis.call('HINCRBY', KEYS_COUNTERS, source .. 'duplicate:' .. event_type, 1)
     return {0, seen}
   end
   redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl)
@@ -93,8 +95,8 @@ for i = 1, n do
   redis.call('RPUSH', P .. 'events:' .. e, delivery_id)
   redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, e)
 end
-redis.call('HSET', KEYS_LAST, event_type, now_ms)
-redis.call('HINCRBY', KEYS_COUNTERS, (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
+if source == '' then redis.call('HSET', KEYS_LAST, event_type, now_ms) end
+redis.call('HINCRBY', KEYS_COUNTERS, source .. (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
 local base = 12 + n
 local ntpl = tonumber(ARGV[base + 1])
 local tpl = {}
@@ -244,6 +246,7 @@ def intake_args(
     template: Sequence[Any],
     reserve_ms: int = 60_000,
     now: int | None = None,
+    source: str = "",
 ) -> list[Any]:
     ms = now_ms() if now is None else now
     return [
@@ -262,6 +265,7 @@ def intake_args(
         *entities,
         len(template),
         *template,
+        source,
     ]
 
 
@@ -303,6 +307,7 @@ class WorkQueue:
             cap=self.drainers,
             queue=self.queue,
             template=self.template,
+            source="recovered-",
         )
         accepted, _ = self._intake(args=args)
         return bool(accepted)

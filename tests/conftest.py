@@ -125,7 +125,7 @@ def system_env(redis_server: RedisServer, sandbox_url: str) -> dict[str, str]:
         SAXO_FUNDING_ACCOUNT_KEY="FUND-EUR-key==",
         SAXO_CLIENT_KEY="WLC-owner-key==",
         PARTNERSYNC_MAX_ATTEMPTS="3",
-        PARTNERSYNC_RETRY_BASE_S="0.1",
+        PARTNERSYNC_RETRY_SCHEDULE_S="0.1,0.2",
         PARTNERSYNC_HANDLERS="tests.handlers_fixture:handlers",
         PARTNERSYNC_SWEEP_INTERVAL_S="1",
     )

@@ -173,7 +173,7 @@ def test_same_command_submitted_twice_concurrently_creates_once(system: System) 
 
 @pytest.mark.e2e
 @pytest.mark.worker_env(
-    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_BASE_S="0.2", PARTNERSYNC_RETRY_CAP_S="2"
+    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_SCHEDULE_S="0.2,0.4,0.8,1.6,2"
 )
 def test_500_commands_under_faults_and_worker_kills_book_each_once(system: System) -> None:
     n = 500

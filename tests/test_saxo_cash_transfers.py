@@ -92,7 +92,9 @@ def test_funding_check_ignore_is_refused_before_sending(system: System) -> None:
     assert system.r.zcard(keys.COMMANDS) == 0
 
 
-@pytest.mark.worker_env(PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_BASE_S="0.2", PARTNERSYNC_RETRY_CAP_S="2")
+@pytest.mark.worker_env(
+    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_SCHEDULE_S="0.2,0.4,0.8,1.6,2"
+)
 def test_rate_limit_is_respected(system: System) -> None:
     system.http.post(system.sandbox + "/_sandbox/faults", json={"rate_limit": 0.4})
     try:
@@ -106,7 +108,7 @@ def test_rate_limit_is_respected(system: System) -> None:
 
 
 @pytest.mark.worker_env(
-    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_BASE_S="0.2", PARTNERSYNC_RETRY_CAP_S="2"
+    PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_SCHEDULE_S="0.2,0.4,0.8,1.6,2"
 )
 def test_timeouts_after_creation_never_transfer_twice(system: System) -> None:
     n = 150
