@@ -32,7 +32,7 @@ from jobs import store
 from jobs.errors import NotFound, PartnerError, Retryable
 from jobs.saxo import saxo_error
 from jobs.tradevest import TradevestClient
-from partnersync import config, keys, workqueue
+from partnersync import config, keys, metrics, workqueue
 from partnersync.config import Settings
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
 from schemas.saxo.cash_transfers import MAX_EXTERNAL_REFERENCE, PartnerCashTransferRequest
@@ -298,6 +298,8 @@ def submit(
     pipe.set(keys.command(external_id), msgspec.json.encode(record), nx=True)
     pipe.zadd(keys.COMMANDS, {external_id: int(now.timestamp() * 1000)}, nx=True)
     created, _ = pipe.execute()
+    if created:
+        connection.hincrby(keys.COMMAND_STATES, CommandState.PENDING_SEND, 1)
     if not created:  # a concurrent submit of the same intent won: link to it
         return load(connection, external_id), False  # type: ignore[return-value]
     wq.touch([command_key(kind.partner, external_id)])
@@ -454,12 +456,18 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
         except (Retryable, NotFound, PartnerError) as exc:
             return exc
 
+    before = [r.state if r is not None else None for r in records]
     results = await asyncio.gather(*(one(r) for r in records), return_exceptions=True)
     counts = {"accepted": 0, "rejected": 0, "retried": 0, "dead": 0}
     now = datetime.now(UTC)
     pipe = connection.pipeline(transaction=True)
-    for key, record, result, att in zip(claimed, records, results, attempts_raw, strict=True):
+    for key, record, result, att, old in zip(
+        claimed, records, results, attempts_raw, before, strict=True
+    ):
         attempts = int(att or 0)
+        if isinstance(result, Outcome) and old != result.record.state:
+            pipe.hincrby(keys.COMMAND_STATES, str(old), -1)
+            pipe.hincrby(keys.COMMAND_STATES, str(result.record.state), 1)
         if record is None:
             ctx.workqueue.complete(pipe, key, me, 0, "ok")
             continue
@@ -488,6 +496,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
                 "command gave up",
                 extra={"externalId": record.externalId, "state": str(record.state)},
             )
+    metrics.count_calls(pipe, ctx.calls)
     pipe.execute()
     return counts
 

@@ -48,9 +48,11 @@ class Context:
         self.connection = connection
         self.handlers = user_handlers or handlers.Handlers()
         self.loop = asyncio.new_event_loop()
+        self.calls: dict[str, int] = {}  # "partner:status" -> n, flushed into Redis per batch
         self.http = httpx.AsyncClient(
             timeout=settings.http_timeout_s,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            event_hooks={"response": [self._count]},
         )
         self.clients = Clients(
             tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
@@ -58,6 +60,12 @@ class Context:
         self.workqueue = workqueue.WorkQueue(
             connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
         )
+
+    async def _count(self, response: httpx.Response) -> None:
+        url = str(response.request.url)
+        partner = "saxo" if url.startswith(self.settings.saxo_base_url) else "tradevest"
+        name = f"{partner}:{response.status_code}"
+        self.calls[name] = self.calls.get(name, 0) + 1
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)

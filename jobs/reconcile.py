@@ -20,7 +20,7 @@ import msgspec
 from jobs import dlq, store
 from jobs.errors import NotFound, Permanent, Retryable
 from jobs.kinds import KINDS, Kind
-from partnersync import keys, workqueue
+from partnersync import keys, metrics, workqueue
 from schemas.lifecycle import Decision, Observation
 from schemas.store import EntityRecord, Rejection, Transition
 from schemas.tradevest.events import BY_NAME
@@ -44,6 +44,7 @@ class Event:
     type: str | None
     body: bytes | None
     notification: Notification | None
+    received_ms: int | None = None
 
 
 @dataclass
@@ -67,7 +68,9 @@ _NULL = msgspec.Raw(b"null")
 FROM_NOTIFICATIONS = object()  # fetch result of a kind mirrored from its notifications
 
 
-def decode_event(delivery_id: str, type_: bytes | None, body: bytes | None) -> Event:
+def decode_event(
+    delivery_id: str, type_: bytes | None, body: bytes | None, received: bytes | None = None
+) -> Event:
     name = type_.decode() if type_ else None
     event_type = BY_NAME.get(name) if name else None
     notification = None
@@ -78,7 +81,7 @@ def decode_event(delivery_id: str, type_: bytes | None, body: bytes | None) -> E
             notification = None  # archived bodies were validated at intake; be lenient
     if not isinstance(notification, Notification):
         notification = None
-    return Event(delivery_id, name, body, notification)
+    return Event(delivery_id, name, body, notification, int(received) if received else None)
 
 
 def _newest(events: list[Event]) -> Event:
@@ -268,7 +271,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     pipe = connection.pipeline(transaction=False)
     for _, delivery_ids in claimed:
         for d in delivery_ids:
-            pipe.hmget(keys.inbox(d), "type", "body")
+            pipe.hmget(keys.inbox(d), "type", "body", "receivedAt")
     pipe.mget([keys.entity(k) for k in entity_keys])
     pipe.mget([keys.attempts(k) for k in entity_keys])
     replies = pipe.execute()
@@ -349,6 +352,15 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             ctx.workqueue.complete(write, key, me, len(evs), "poll", due)
         else:
             ctx.workqueue.complete(write, key, me, len(evs), "ok")
+    for outcome, n in result.counts().items():
+        if n:
+            write.hincrby(keys.JOB_OUTCOMES, outcome, n)
+    done_ms = workqueue.now_ms()
+    for evs in events:
+        received = [e.received_ms for e in evs if e.received_ms]
+        if received:
+            metrics.observe_reconcile(write, (done_ms - min(received)) / 1000)
+    metrics.count_calls(write, ctx.calls)
     write.execute()
     if ctx.handlers:
         _call_handlers(ctx, result.stored, now)

@@ -49,6 +49,11 @@ def write(
     if record.externalId:
         pipe.set(keys.external_id(record.partner, record.externalId), record.key)
     if transition is not None:
+        if transition.from_ is not None:
+            pipe.hincrby(
+                keys.ENTITY_COUNTS, f"{record.partner}:{record.kind}:{transition.from_}", -1
+            )
+        pipe.hincrby(keys.ENTITY_COUNTS, f"{record.partner}:{record.kind}:{transition.to}", 1)
         pipe.rpush(keys.history(record.key), _encode(transition))
         fields = {
             "key": record.key,

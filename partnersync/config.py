@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
 
+    webhook_tolerance_s: float = 300.0
+    allowed_cidrs: tuple[str, ...] = ()
+
     handlers: str | None = None
     queue: str = "partnersync"
     max_body: int = 256 * 1024
@@ -71,7 +74,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("TRADEVEST_CLIENT_ID", "tradevest_client_id", "OAuth2 client id"),
     ("TRADEVEST_CLIENT_SECRET", "tradevest_client_secret", "OAuth2 client secret"),
     ("TRADEVEST_SCOPE", "tradevest_scope", "OAuth2 scope, sent only when set"),
-    ("TRADEVEST_WEBHOOK_AUTH", "tradevest_webhook_auth", "delivery authentication mode: header"),
+    (
+        "TRADEVEST_WEBHOOK_AUTH",
+        "tradevest_webhook_auth",
+        "delivery authentication: header (Tradevest's static headers) or standard-webhooks (HMAC, via a re-signing gateway)",
+    ),
     ("TRADEVEST_WEBHOOK_HEADER", "tradevest_webhook_header", "header carrying the webhook secret"),
     (
         "TRADEVEST_WEBHOOK_SECRETS",
@@ -86,6 +93,16 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "AccountKey of the white-label funding account (FundingCheck=Ignore only towards it)",
     ),
     ("SAXO_CLIENT_KEY", "saxo_client_key", "ClientKey of the white-label / IB owner"),
+    (
+        "PARTNERSYNC_WEBHOOK_TOLERANCE_S",
+        "webhook_tolerance_s",
+        "standard-webhooks: accepted clock difference of webhook-timestamp, seconds",
+    ),
+    (
+        "PARTNERSYNC_ALLOWED_CIDRS",
+        "allowed_cidrs",
+        "source addresses allowed to deliver, comma-separated CIDRs (unset: any)",
+    ),
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
     ("PARTNERSYNC_QUEUE", "queue", "RQ queue name"),
     ("PARTNERSYNC_MAX_BODY", "max_body", "largest webhook body accepted, bytes"),
@@ -135,7 +152,7 @@ def _convert(name: str, field: str, raw: str) -> object:
     current = getattr(DEFAULTS, field)
     annotation = Settings.__annotations__[field]
     try:
-        if field == "tradevest_webhook_secrets":
+        if field in ("tradevest_webhook_secrets", "allowed_cidrs"):
             return tuple(s.strip() for s in raw.split(",") if s.strip())
         if field == "retry_schedule_s":
             schedule = tuple(float(s) for s in raw.split(",") if s.strip())
@@ -178,9 +195,10 @@ def load(
         values["tradevest_auth_url"] = environ["TRADEVEST_BASE_URL"].rstrip("/") + "/oauth2/token"
     values.update(overrides)
     settings = msgspec.structs.replace(DEFAULTS, **values)
-    if settings.tradevest_webhook_auth not in ("header",):
+    if settings.tradevest_webhook_auth not in ("header", "standard-webhooks"):
         raise ConfigError(
-            f"TRADEVEST_WEBHOOK_AUTH={settings.tradevest_webhook_auth!r}: supported modes are: header"
+            f"TRADEVEST_WEBHOOK_AUTH={settings.tradevest_webhook_auth!r}: "
+            "supported modes are: header, standard-webhooks"
         )
     if settings.drainers < 1 or settings.batch < 1:
         raise ConfigError("PARTNERSYNC_DRAINERS and PARTNERSYNC_BATCH must be at least 1")

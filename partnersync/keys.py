@@ -16,6 +16,11 @@ ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that nee
 COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
 COUNTERS = PREFIX + "counters"
+JOB_OUTCOMES = PREFIX + "metrics:reconciles"  # hash outcome -> n
+RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"
+PARTNER_CALLS = PREFIX + "metrics:partner-calls"  # hash "partner:status" -> n
+COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
+ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
 TV_CUSTOMERS = (
     PREFIX + "tradevest:customers"

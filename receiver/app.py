@@ -1,13 +1,18 @@
-"""The receiver: Starlette routes for partner webhooks, health and readiness."""
+"""The receiver: Starlette routes for partner webhooks, health, readiness and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
+import time
 
 import msgspec
+import redis
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
@@ -18,7 +23,8 @@ from starlette.routing import Route
 
 from partnersync import keys
 from partnersync.config import Settings, redis_url
-from receiver.auth import HeaderAuth
+from partnersync.metrics import RedisCollector
+from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.intake import Intake
 from receiver.problems import json_response, problem
 from schemas.tradevest.events import EVENT_TYPES, PARTNER, digest
@@ -27,6 +33,7 @@ log = logging.getLogger("partnersync.receiver")
 
 _EVENT_PATH = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _UNAVAILABLE = {"Retry-After": "5"}
+MAX_DEPTH = 32  # JSON nesting accepted where a body is not decoded into a Struct
 
 
 class BodyTooLarge(Exception):
@@ -46,6 +53,28 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Nesting deeper than `limit` (brackets inside strings are not counted)."""
+    depth, in_string, escaped = 0, False, False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -69,10 +98,28 @@ def connect(settings: Settings) -> aioredis.Redis:
     )
 
 
+def authenticator(settings: Settings) -> HeaderAuth | StandardWebhooksAuth:
+    if settings.tradevest_webhook_auth == "standard-webhooks":
+        return StandardWebhooksAuth(
+            settings.tradevest_webhook_secrets, settings.webhook_tolerance_s
+        )
+    return HeaderAuth(settings.tradevest_webhook_header, settings.tradevest_webhook_secrets)
+
+
 def create_app(settings: Settings) -> Starlette:
-    auth = HeaderAuth(settings.tradevest_webhook_header, settings.tradevest_webhook_secrets)
-    if not auth.secrets:
+    auth = authenticator(settings)
+    allowlist = SourceAllowlist(settings.allowed_cidrs)
+    if not settings.tradevest_webhook_secrets:
         log.warning("TRADEVEST_WEBHOOK_SECRETS is empty: every delivery will be refused (401)")
+    registry = CollectorRegistry(auto_describe=True)
+    responses = Counter(
+        "partnersync_receiver_responses", "Webhook deliveries answered, by event type and outcome",
+        ["event_type", "outcome"], registry=registry,
+    )  # fmt: skip
+    intake_seconds = Histogram(
+        "partnersync_intake_seconds", "Time to answer an accepted delivery",
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=registry,
+    )  # fmt: skip
     state: dict[str, object] = {}
 
     @contextlib.asynccontextmanager
@@ -80,60 +127,125 @@ def create_app(settings: Settings) -> Starlette:
         connection = connect(settings)
         state["redis"] = connection
         state["intake"] = Intake(connection, settings)
+        sync = redis.Redis.from_url(
+            redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0
+        )
+        registry.register(RedisCollector(sync, settings.queue))
         try:
             yield
         finally:
             await connection.aclose()
+            sync.close()
+
+    def refuse(
+        event_type: str, outcome: str, status: int, error: str, detail: str, headers=None
+    ) -> Response:
+        responses.labels(event_type, outcome).inc()
+        return problem(status, error, detail, headers)
 
     async def tradevest_webhook(request: Request) -> Response:
+        started = time.perf_counter()
         path = request.path_params["event"]
         if not _EVENT_PATH.match(path):
             return problem(404, "unknown_route", "no such webhook route")
-        if not auth.check(request.headers):
-            return problem(401, "unauthorized", f"missing or wrong {auth.header} header")
+        event = EVENT_TYPES.get(path)
+        event_type = event.name if event else path.upper().replace("-", "_")
+        if not allowlist.allows(request.client.host if request.client else None):
+            return refuse(event_type, "forbidden", 403, "forbidden", "source address not allowed")
+        if not auth.needs_body:
+            reason = auth.check(request.headers)
+            if reason:
+                return refuse(event_type, "auth_failed", 401, "unauthorized", reason)
         if not _is_json(request.headers.get("content-type")):
-            return problem(415, "unsupported_media_type", "body must be application/json")
+            return refuse(
+                event_type,
+                "bad_request",
+                415,
+                "unsupported_media_type",
+                "body must be application/json",
+            )
         try:
             body = await read_body(request, settings.max_body)
         except BodyTooLarge:
-            return problem(413, "payload_too_large", f"body exceeds {settings.max_body} bytes")
-        event = EVENT_TYPES.get(path)
-        event_type = event.name if event else path.upper().replace("-", "_")
+            return refuse(
+                event_type,
+                "bad_request",
+                413,
+                "payload_too_large",
+                f"body exceeds {settings.max_body} bytes",
+            )
+        if auth.needs_body:
+            reason = auth.check(request.headers, body)
+            if reason:
+                return refuse(event_type, "auth_failed", 401, "unauthorized", reason)
         entities: list[str] = []
-        if event is None:
-            # Unknown event type: archived and answered, but parked (no entity to reconcile).
+        if event is None or event.kind is None:
+            # Not decoded into a Struct (unknown event type, or prices): archived as is.
+            if too_deep(body):
+                return refuse(
+                    event_type,
+                    "bad_request",
+                    400,
+                    "too_deep",
+                    f"JSON nested deeper than {MAX_DEPTH}",
+                )
             try:
-                msgspec.json.decode(body, type=dict)
+                msgspec.json.decode(body, type=dict if event is None else object)
             except msgspec.DecodeError as exc:
-                return problem(400, "malformed_body", f"body is not a JSON object: {exc}")
+                return refuse(
+                    event_type,
+                    "bad_request",
+                    400,
+                    "malformed_body",
+                    f"body is not a JSON object: {exc}",
+                )
+            except RecursionError:
+                return refuse(event_type, "bad_request", 400, "too_deep", "JSON nested too deeply")
             dedupe = digest(event_type, body.decode("utf-8", "replace"))
         else:
             try:
                 notification = event.decoder.decode(body)
             except msgspec.ValidationError as exc:
-                return problem(400, "invalid_body", f"{event.name}: {exc}")
+                return refuse(
+                    event_type, "bad_request", 400, "invalid_body", f"{event.name}: {exc}"
+                )
             except msgspec.DecodeError as exc:
-                return problem(400, "malformed_body", f"body is not valid JSON: {exc}")
-            if event.kind is None:
-                dedupe = digest(event.name, body.decode("utf-8", "replace"))
-            else:
-                ids = event.entity_ids(notification)
-                entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
-                dedupe = event.dedupe_digest(notification, ids)
-        # accepted: reconciled; parked: kept, nothing to reconcile (unknown type or no id)
-        outcome = "accepted" if entities else "parked"
+                return refuse(
+                    event_type,
+                    "bad_request",
+                    400,
+                    "malformed_body",
+                    f"body is not valid JSON: {exc}",
+                )
+            except RecursionError:  # msgspec's guard against deeply nested input
+                return refuse(event_type, "bad_request", 400, "too_deep", "JSON nested too deeply")
+            ids = event.entity_ids(notification)
+            entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
+            dedupe = event.dedupe_digest(notification, ids)
+        delivery = auth.delivery_key(request.headers)
+        if delivery is not None:
+            dedupe = digest("webhook-id", delivery)
         intake: Intake = state["intake"]  # type: ignore[assignment]
         try:
             accepted, did = await intake.accept(
                 event_type=event_type, body=body, entities=entities, dedupe=dedupe
             )
         except (RedisError, OSError) as exc:
-            log.warning("redis unavailable, answering 503: %s", type(exc).__name__)
-            return problem(503, "unavailable", "event store unavailable, retry later", _UNAVAILABLE)
-        if outcome == "parked" and accepted:
+            log.warning("redis unavailable, answering 503", extra={"error": type(exc).__name__})
+            return refuse(
+                event_type,
+                "unavailable",
+                503,
+                "unavailable",
+                "event store unavailable, retry later",
+                _UNAVAILABLE,
+            )
+        # accepted: will be reconciled; parked: kept, nothing to reconcile
+        outcome = ("accepted" if entities else "parked") if accepted else "duplicate"
+        responses.labels(event_type, outcome).inc()
+        intake_seconds.observe(time.perf_counter() - started)
+        if outcome == "parked":
             log.warning("parked delivery", extra={"eventType": event_type, "deliveryId": did})
-        if not accepted:
-            return json_response({"status": "duplicate", "deliveryId": did})
         return json_response({"status": outcome, "deliveryId": did})
 
     async def healthz(request: Request) -> Response:
@@ -147,10 +259,18 @@ def create_app(settings: Settings) -> Starlette:
             return problem(503, "unavailable", "redis unreachable", _UNAVAILABLE)
         return json_response({"status": "ready"})
 
+    async def metrics(request: Request) -> Response:
+        try:
+            text = await asyncio.to_thread(generate_latest, registry)
+        except (RedisError, OSError):
+            return problem(503, "unavailable", "redis unreachable", _UNAVAILABLE)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
     routes = [
         Route("/webhooks/tradevest/{event}", tradevest_webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

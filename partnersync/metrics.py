@@ -1,0 +1,145 @@
+"""Prometheus metrics. Redis is the shared registry: workers and clock add their counts to
+Redis hashes in pipelines they send anyway, and `GET /metrics` on the receiver renders
+them together with the receiver's own in-process metrics. One scrape target, no port per
+worker, nothing lost when a worker restarts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from partnersync import keys, workqueue
+
+# Seconds from receiving an event to its entity's state being stored.
+RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+
+def bucket(seconds: float) -> str:
+    for le in RECONCILE_BUCKETS:
+        if seconds <= le:
+            return str(le)
+    return "+Inf"
+
+
+def observe_reconcile(pipe: redis.client.Pipeline, seconds: float) -> None:
+    pipe.hincrby(keys.RECONCILE_LATENCY, bucket(seconds), 1)
+    pipe.hincrbyfloat(keys.RECONCILE_LATENCY, "sum", seconds)
+
+
+def count_calls(pipe: redis.client.Pipeline, calls: dict[str, int]) -> None:
+    """Flush a process's partner-call counts ("partner:status" -> n) into Redis."""
+    for name, n in calls.items():
+        pipe.hincrby(keys.PARTNER_CALLS, name, n)
+    calls.clear()
+
+
+def _decode(h: dict[bytes, bytes]) -> dict[str, float]:
+    return {k.decode(): float(v) for k, v in h.items()}
+
+
+class RedisCollector(Collector):
+    def __init__(self, connection: redis.Redis, queue: str):
+        self.connection = connection
+        self.queue = queue
+
+    def collect(self) -> Iterator[object]:
+        now = workqueue.now_ms()
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.hgetall(keys.COUNTERS)
+        pipe.llen(f"rq:queue:{self.queue}")
+        pipe.zcard(f"rq:wip:{self.queue}")
+        pipe.zcard(f"rq:failed:{self.queue}")
+        pipe.zcount(keys.DIRTY, "-inf", now)
+        pipe.zcard(keys.DIRTY)
+        pipe.zcount(keys.DRAINERS, now, "+inf")
+        pipe.zcard(keys.DLQ)
+        pipe.zcard(keys.ATTENTION)
+        pipe.hgetall(keys.JOB_OUTCOMES)
+        pipe.hgetall(keys.RECONCILE_LATENCY)
+        pipe.hgetall(keys.PARTNER_CALLS)
+        pipe.hgetall(keys.CLOCK)
+        pipe.hgetall(keys.COMMAND_STATES)
+        pipe.hgetall(keys.ENTITY_COUNTS)
+        (counters, queued, started, failed, due, dirty, drainers, dead, attention, outcomes,
+         latency, calls, clock, command_states, entity_counts) = pipe.execute()  # fmt: skip
+
+        deliveries = CounterMetricFamily(
+            "partnersync_deliveries", "Events taken in, by event type, source and outcome",
+            labels=["event_type", "source", "outcome"],
+        )  # fmt: skip
+        for name, value in _decode(counters).items():
+            outcome, _, event_type = name.partition(":")
+            source = "sweeper" if outcome.startswith("recovered-") else "webhook"
+            deliveries.add_metric([event_type, source, outcome.removeprefix("recovered-")], value)
+        yield deliveries
+
+        backlog = GaugeMetricFamily("partnersync_backlog", "Work waiting", labels=["what"])
+        backlog.add_metric(["rq_queued"], queued)
+        backlog.add_metric(["rq_started"], started)
+        backlog.add_metric(["entities_due"], due)
+        backlog.add_metric(["entities_pending"], dirty)
+        backlog.add_metric(["drain_jobs_live"], drainers)
+        yield backlog
+        yield GaugeMetricFamily(
+            "partnersync_rq_failed_jobs", "RQ jobs in the failed registry", value=failed
+        )
+        yield GaugeMetricFamily("partnersync_dlq_size", "Dead letters kept", value=dead)
+        yield GaugeMetricFamily(
+            "partnersync_attention", "Entities whose final state needs a human", value=attention
+        )
+
+        jobs = CounterMetricFamily(
+            "partnersync_reconciles", "Entity reconciles by outcome", labels=["outcome"]
+        )
+        for outcome, value in _decode(outcomes).items():
+            jobs.add_metric([outcome], value)
+        yield jobs
+
+        lat = _decode(latency)
+        cumulative, buckets = 0.0, []
+        for le in RECONCILE_BUCKETS:
+            cumulative += lat.get(str(le), 0)
+            buckets.append((str(le), cumulative))
+        cumulative += lat.get("+Inf", 0)
+        buckets.append(("+Inf", cumulative))
+        yield HistogramMetricFamily(
+            "partnersync_event_to_store_seconds", "From receiving an event to its entity's state stored",
+            buckets=buckets, sum_value=lat.get("sum", 0.0),
+        )  # fmt: skip
+
+        api = CounterMetricFamily(
+            "partnersync_partner_calls", "Partner API calls", labels=["partner", "status"]
+        )
+        for name, value in _decode(calls).items():
+            partner, _, status = name.partition(":")
+            api.add_metric([partner, status], value)
+        yield api
+
+        lag = GaugeMetricFamily(
+            "partnersync_clock_task_age_seconds",
+            "Seconds since a clock task last ran",
+            labels=["task"],
+        )
+        for task, last in _decode(clock).items():
+            lag.add_metric([task], max(0.0, (now - last) / 1000))
+        yield lag
+
+        commands = GaugeMetricFamily(
+            "partnersync_commands", "Journaled commands by state", labels=["state"]
+        )
+        for state, value in _decode(command_states).items():
+            commands.add_metric([state], value)
+        yield commands
+
+        entities = GaugeMetricFamily(
+            "partnersync_entities", "Stored entities", labels=["partner", "kind", "status"]
+        )
+        for name, value in _decode(entity_counts).items():
+            partner, kind, status = name.split(":", 2)
+            if value:
+                entities.add_metric([partner, kind, status], value)
+        yield entities

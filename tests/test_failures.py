@@ -1,0 +1,88 @@
+"""Retries, the DLQ and replay, the worker pool's lifecycle."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+import uuid
+
+import psutil
+import pytest
+
+from jobs import dlq, store
+from jobs.reconcile import backoff_ms
+from partnersync import keys
+from tests.conftest import Proc, System, wait_for
+
+
+def test_retry_schedule_is_jittered_and_honours_retry_after() -> None:
+    schedule = (5.0, 60.0, 300.0)
+    delays = [backoff_ms(0, schedule, None) for _ in range(200)]
+    assert 4000 <= min(delays) < max(delays) <= 6000  # ±20%, not all equal
+    assert 0.8 * 300_000 <= backoff_ms(7, schedule, None) <= 1.2 * 300_000  # the last repeats
+    assert backoff_ms(0, schedule, 120.0) == 120_000  # Retry-After is the floor
+
+
+@pytest.mark.e2e
+def test_partner_outage_is_dead_lettered_and_replay_applies_it(system: System) -> None:
+    fx = system.fixtures()
+    transfer = system.create_transfer(
+        customerProductId=fx["balanceAccountId"],
+        amount=1,
+        reference="outage",
+        externalId=f"o-{uuid.uuid4()}",
+    )
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    wait_for(
+        lambda: (r := store.load(system.r, [key])[0]) and r.status == "PROCESSED", what="processed"
+    )
+    system.r.delete(
+        keys.entity(key), keys.history(key)
+    )  # forget it: the next event must re-create it
+    system.http.post(system.sandbox + "/_sandbox/faults", json={"http_5xx": 1.0})
+    try:
+        body = json.dumps({"transferId": transfer, "status": "PROCESSED", "modifiedOn": "2026-01-02T00:00:00Z",
+                           "notificationType": "UPDATED"}).encode()  # fmt: skip
+        assert system.deliver("transfer-notification", body).json()["status"] == "accepted"
+        (letter,) = wait_for(lambda: dlq.all_letters(system.r), timeout=30, what="dead letter")
+        assert letter.attempts == 3 and "503" in letter.error
+        filtered = system.cli("dlq", "list", "--kind", "transfer", "--error", "503", "--json")
+        assert [json.loads(line)["id"] for line in filtered.stdout.splitlines()] == [letter.id]
+        assert system.cli("dlq", "list", "--kind", "customer", "--json").stdout == ""
+    finally:
+        system.http.post(system.sandbox + "/_sandbox/faults", json={})
+    replayed = system.cli("dlq", "replay", "--filter", "kind=transfer,since=1h", "--json")
+    summary = json.loads(replayed.stdout)
+    assert summary == {
+        "replayed": 1,
+        "succeeded": 1,
+        "failed_again": 0,
+        "missing": 0,
+        "still_pending": 0,
+    }
+    assert store.load(system.r, [key])[0].status == "PROCESSED"
+    assert dlq.all_letters(system.r) == []
+    # replaying again finds nothing and changes nothing
+    assert system.cli("dlq", "replay", "--all", "--json").returncode == 0
+    assert [t.to for t in store.history(system.r, key)] == ["PROCESSED"]
+
+
+def test_pool_restarts_a_killed_worker_and_stops_on_sigterm(r, system_env) -> None:
+    pool = Proc("workers", ["worker", "-n", "2"], system_env).start()
+    try:
+        parent = psutil.Process(pool.proc.pid)
+        children = wait_for(lambda: len(c := parent.children()) == 2 and c, what="2 workers")
+        children[0].send_signal(signal.SIGKILL)
+        wait_for(lambda: len(parent.children()) == 2 and children[0].pid not in {c.pid for c in parent.children()},
+                 what="a replacement worker")  # fmt: skip
+        survivors = parent.children()
+        started = time.monotonic()
+        pool.proc.send_signal(signal.SIGTERM)
+        assert pool.proc.wait(timeout=40) == 0
+        assert time.monotonic() - started < 35  # within the grace period
+        assert not any(
+            psutil.pid_exists(c.pid) and c.status() != psutil.STATUS_ZOMBIE for c in survivors
+        )
+    finally:
+        pool.stop()
