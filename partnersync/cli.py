@@ -148,6 +148,23 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rendered_data(record: Any, *, raw: bool) -> Any:
+    """The partner's data as the kind's schema reads it, personal data masked; `raw`
+    shows the stored JSON as the partner sent it."""
+    from jobs.kinds import KINDS
+    from schemas.sensitive import redact
+
+    if raw or bytes(record.data) == b"null":
+        return msgspec.json.decode(record.data)
+    kind = KINDS.get((record.partner, record.kind))
+    if kind is None or kind.decoder is None:
+        return {"(fields)": "not rendered: no schema for this kind; use --raw"}
+    try:
+        return redact(kind.decoder.decode(record.data))
+    except msgspec.DecodeError:
+        return {"(fields)": "not rendered: does not match the schema; use --raw"}
+
+
 def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
     from jobs import store
 
@@ -157,12 +174,23 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"partnersync: no entity {args.key!r}", file=sys.stderr)
         return 1
     history = store.history(connection, args.key)
+    data = _rendered_data(record, raw=args.raw)
     if args.json:
-        print(_json({"entity": record, "history": history}))
+        print(
+            _json(
+                {
+                    "entity": msgspec.structs.replace(
+                        record, data=msgspec.Raw(_json(data).encode())
+                    ),
+                    "history": history,
+                }
+            )
+        )
         return 0
     row = _entity_row(record)
     for name, value in row.items():
         print(f"{name:<12} {value}")
+    print(f"{'data':<12} {_json(data)}")
     if record.validationError:
         print(
             f"{'validation':<12} {record.validationError.errorType}: {record.validationError.description}"
@@ -523,6 +551,9 @@ def parser() -> argparse.ArgumentParser:
     es = entities.add_parser("show", help="one entity and its history")
     es.add_argument("key", help="{partner}:{kind}:{id}")
     es.add_argument("--json", action="store_true")
+    es.add_argument(
+        "--raw", action="store_true", help="the partner's data as stored, personal data included"
+    )
     es.set_defaults(func=cmd_entities_show)
 
     dlq = sub.add_parser("dlq", help="the dead-letter queue").add_subparsers(

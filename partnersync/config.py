@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+
+from schemas.sensitive import Sensitive, redact
 
 
 class ConfigError(Exception):
@@ -23,14 +26,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tradevest_base_url: str = "http://127.0.0.1:8900/tradevest"
     tradevest_auth_url: str = "http://127.0.0.1:8900/tradevest/oauth2/token"
     tradevest_client_id: str = "sandbox"
-    tradevest_client_secret: str = "sandbox"
+    tradevest_client_secret: Annotated[str, Sensitive] = "sandbox"
     tradevest_scope: str | None = None
     tradevest_webhook_auth: str = "header"
     tradevest_webhook_header: str = "api-key"
-    tradevest_webhook_secrets: tuple[str, ...] = ()
+    tradevest_webhook_secrets: Annotated[tuple[str, ...], Sensitive] = ()
 
     saxo_base_url: str = "http://127.0.0.1:8900/saxo/openapi"
-    saxo_token: str | None = "sandbox"
+    saxo_token: Annotated[str, Sensitive] | None = "sandbox"
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
 
@@ -55,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     clock_interval_s: float = 1.0
     sweep_interval_s: float = 30.0
     dlq_retention: int = 30 * 24 * 3600
+
+    def __repr__(self) -> str:  # secrets are never rendered, even by accident
+        return f"Settings({redact(self)!r})"
 
 
 # (environment variable, Settings field, default shown in README, meaning).

@@ -170,6 +170,10 @@ def test_kind_reconciles_to_the_sandbox_truth(system: System, kind: str) -> None
     assert history and history[-1] == record.status
     listing = system.cli("entities", "list", "--kind", kind, "--json")
     assert entity_id in {json.loads(line)["id"] for line in listing.stdout.splitlines()}
+    if kind == "natural-person":  # personal data: masked unless asked for with --raw
+        shown = system.cli("entities", "show", key)
+        assert "Lovelace" not in shown.stdout and "***" in shown.stdout
+        assert "Lovelace" in system.cli("entities", "show", key, "--raw").stdout
 
 
 def test_transactions_are_found_by_the_sweeper(system: System) -> None:

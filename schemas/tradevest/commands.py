@@ -14,7 +14,10 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from schemas.sensitive import Sensitive
+
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+PersonalName = Annotated[str, msgspec.Meta(min_length=1, max_length=255), Sensitive]
 Country = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
 
 
@@ -26,29 +29,31 @@ def _positive(value: Decimal, field: str, step: str) -> None:
 
 
 class Address(msgspec.Struct, kw_only=True, omit_defaults=True):
-    street: Name
-    streetNumber: str | None = None
-    city: Name
-    zip: str
+    street: PersonalName
+    streetNumber: Annotated[str, Sensitive] | None = None
+    city: PersonalName
+    zip: Annotated[str, Sensitive]
     country: Country
-    additionalInfo: str | None = None
+    additionalInfo: Annotated[str, Sensitive] | None = None
 
 
 class TaxDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
-    taxId: str | None = None  # may be omitted when taxResidency is DE
+    taxId: Annotated[str, Sensitive] | None = None  # may be omitted when taxResidency is DE
     taxResidency: Country
     noTinConfirmation: bool | None = None
 
 
 class NaturalPersonData(msgspec.Struct, kw_only=True, omit_defaults=True):
     gender: Literal["MALE", "FEMALE", "DIVERSE"]
-    firstName: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^\S+( \S+)*$")]
-    lastName: Name
-    birthDay: date
-    birthPlace: Name
+    firstName: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^\S+( \S+)*$"), Sensitive
+    ]
+    lastName: PersonalName
+    birthDay: Annotated[date, Sensitive]
+    birthPlace: PersonalName
     birthCountry: Country
     isUsNationality: bool
-    title: str | None = None
+    title: Annotated[str, Sensitive] | None = None
     language: Annotated[str, msgspec.Meta(pattern="^[a-z]{2}$")] | None = None
     mainAddress: Address | None = None
     taxDetails: list[TaxDetail] = []
@@ -61,7 +66,7 @@ class LegalEntityData(msgspec.Struct, kw_only=True, omit_defaults=True):
     registerNumber: Name
     registerCourt: Name
     foundedOn: date
-    taxNumber: Name
+    taxNumber: Annotated[str, msgspec.Meta(min_length=1, max_length=255), Sensitive]
     legalEntityIdentifier: (
         Annotated[str, msgspec.Meta(pattern=r"^\d{4}[0]{2}[A-Z\d]{12}\d{2}$")] | None
     ) = None
@@ -70,8 +75,10 @@ class LegalEntityData(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class RefAccount(msgspec.Struct, kw_only=True, omit_defaults=True):
-    iban: Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}[0-9A-Z]{14,31}$", max_length=33)]
-    ownerName: Name
+    iban: Annotated[
+        str, msgspec.Meta(pattern="^[A-Z]{2}[0-9A-Z]{14,31}$", max_length=33), Sensitive
+    ]
+    ownerName: PersonalName
     bankName: Name | None = None
     bic: Annotated[str, msgspec.Meta(min_length=8, max_length=11)] | None = None
     type: Literal["PRIMARY", "OTHER"] | None = None
@@ -109,7 +116,7 @@ class DocumentData(msgspec.Struct, kw_only=True, omit_defaults=True):
     resourceId: uuid.UUID
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     name: Name
-    content: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000_000)]  # base64
+    content: Annotated[str, msgspec.Meta(min_length=1, max_length=10_000_000), Sensitive]  # base64
     description: Name | None = None
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Annotated
 
 import msgspec
+
+from schemas.sensitive import Sensitive
 
 
 class Entity(msgspec.Struct, kw_only=True):
@@ -22,6 +25,9 @@ class Entity(msgspec.Struct, kw_only=True):
 class NaturalPerson(Entity, kw_only=True):
     naturalPersonId: uuid.UUID
     globalId: str | None = None
+    firstName: Annotated[str, Sensitive] | None = None
+    lastName: Annotated[str, Sensitive] | None = None
+    birthDay: Annotated[date, Sensitive] | None = None
     # [F-m] shows naturalPersonStatus; the list filter and webhooks say status
     naturalPersonStatus: str | None = None
     status: str | None = None
