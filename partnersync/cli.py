@@ -463,6 +463,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "dirty": connection.zcard(keys.DIRTY),
         "dlq": connection.zcard(keys.DLQ),
         "attention": [k.decode() for k in connection.zrange(keys.ATTENTION, 0, -1)],
+        "clock": {k.decode(): (now - int(v)) / 1000 for k, v in connection.hgetall(keys.CLOCK).items()
+                  if k.decode() != "undelivered-webhooks"},
         "lastDelivery": {k: (now - v) / 1000 for k, v in last.items()},
         "deliveries": counters,
         "entities": [{"partner": p, "kind": k, "status": s, "count": c}
@@ -481,6 +483,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"dlq       {report['dlq']} dead letters")
     for key in report["attention"]:
         print(f"attention {key} (final state needs a human)")
+    for task, age in sorted(report["clock"].items()):
+        print(f"clock     {task:<40} last ran {age:.0f}s ago")
     for event, age in sorted(report["lastDelivery"].items()):
         print(f"delivery  {event:<40} last {age:.0f}s ago")
     for row in report["entities"]:
