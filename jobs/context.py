@@ -58,7 +58,11 @@ class Context:
             tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
         )
         self.workqueue = workqueue.WorkQueue(
-            connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
+            connection,
+            queue=settings.queue,
+            drainers=settings.drainers,
+            lease_ms=settings.lease_ms,
+            cooldown_ms=settings.coalesce_ms,
         )
 
     async def _count(self, response: httpx.Response) -> None:

@@ -48,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     drainers: int = 4
     batch: int = 50
     lease_ms: int = 30_000
+    coalesce_ms: int = 1000
     drain_budget_s: float = 10.0
     max_attempts: int = 10
     # Delay before retry n (seconds), the last repeating: ~25 h over 10 attempts, like the
@@ -120,6 +121,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "PARTNERSYNC_LEASE_MS",
         "lease_ms",
         "ms an entity stays claimed by a job before another may take it",
+    ),
+    (
+        "PARTNERSYNC_COALESCE_MS",
+        "coalesce_ms",
+        "after a reconcile, further events for that entity wait this long and are fetched once",
     ),
     (
         "PARTNERSYNC_DRAIN_BUDGET_S",

@@ -93,7 +93,9 @@ redis.call('EXPIRE', inbox, inbox_ttl)
 for i = 1, n do
   local e = entities[i]
   redis.call('RPUSH', P .. 'events:' .. e, delivery_id)
-  redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, e)
+  -- reconciled moments ago: wait out the cooldown so a burst costs one more GET, not many
+  local cool = redis.call('PTTL', P .. 'cool:' .. e)
+  redis.call('ZADD', KEYS_DIRTY, 'LT', cool > 0 and now_ms + cool or now_ms, e)
 end
 if source == '' then redis.call('HSET', KEYS_LAST, event_type, now_ms) end
 redis.call('HINCRBY', KEYS_COUNTERS, source .. (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
@@ -144,11 +146,12 @@ end
 return out
 """)
 
-# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'poll'|'dead'), due_ms (retry, poll), now_ms
+# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'poll'|'dead'), due_ms (retry, poll), now_ms,
+#       cooldown_ms (after a reconcile, further events for the entity wait this long)
 # Returns 1 when this job still held the lease, else 0 (nothing changed).
 COMPLETE = _lua("""
 local e, me, n_done, outcome = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local due_ms, now_ms = tonumber(ARGV[5]), tonumber(ARGV[6])
+local due_ms, now_ms, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local lease = P .. 'lease:' .. e
 if redis.call('GET', lease) ~= me then return 0 end
 local events = P .. 'events:' .. e
@@ -159,7 +162,7 @@ elseif outcome == 'poll' then
   -- a polled entity in a non-terminal state: look again at due_ms (now if events wait)
   if n_done > 0 then redis.call('LTRIM', events, n_done, -1) end
   redis.call('DEL', P .. 'attempts:' .. e)
-  if redis.call('LLEN', events) > 0 then due_ms = now_ms end
+  if redis.call('LLEN', events) > 0 then due_ms = now_ms + cooldown end
   redis.call('ZADD', KEYS_DIRTY, due_ms, e)
 else
   if n_done > 0 then redis.call('LTRIM', events, n_done, -1) end
@@ -167,8 +170,11 @@ else
   if redis.call('LLEN', events) == 0 then
     redis.call('ZREM', KEYS_DIRTY, e)
   else
-    redis.call('ZADD', KEYS_DIRTY, now_ms, e)
+    redis.call('ZADD', KEYS_DIRTY, now_ms + cooldown, e)
   end
+end
+if cooldown > 0 and outcome ~= 'retry' then
+  redis.call('SET', P .. 'cool:' .. e, 1, 'PX', cooldown)
 end
 redis.call('DEL', lease)
 return 1
@@ -272,8 +278,17 @@ def intake_args(
 class WorkQueue:
     """The synchronous side (jobs, clock, CLI) of the dirty set and its drain jobs."""
 
-    def __init__(self, connection: redis.Redis, *, queue: str, drainers: int, lease_ms: int):
+    def __init__(
+        self,
+        connection: redis.Redis,
+        *,
+        queue: str,
+        drainers: int,
+        lease_ms: int,
+        cooldown_ms: int = 0,
+    ):
         self.connection = connection
+        self.cooldown_ms = cooldown_ms
         self.queue = queue
         self.drainers = drainers
         self.lease_ms = lease_ms
@@ -342,4 +357,5 @@ class WorkQueue:
         outcome: str,
         due_ms: int = 0,
     ) -> None:
-        self._complete(args=[entity, me, n_done, outcome, due_ms, now_ms()], client=pipe)
+        args = [entity, me, n_done, outcome, due_ms, now_ms(), self.cooldown_ms]
+        self._complete(args=args, client=pipe)

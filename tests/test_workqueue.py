@@ -124,3 +124,18 @@ def test_kick_starts_a_drainer_only_when_work_is_due(r: redis.Redis) -> None:
     assert wq.kick() is None
     r.zadd(keys.DIRTY, {E1: workqueue.now_ms()})
     assert wq.kick() is not None
+
+
+def test_a_burst_after_a_reconcile_waits_out_the_cooldown(r: redis.Redis) -> None:
+    wq = workqueue.WorkQueue(r, queue="q-test", drainers=2, lease_ms=300, cooldown_ms=400)
+    intake(r, wq, E1, "a")
+    assert wq.claim("job-1", 10)  # a quiet entity: due at once
+    pipe = r.pipeline()
+    wq.complete(pipe, E1, "job-1", 1, "ok")
+    pipe.execute()
+    for n in range(5):  # the burst that follows
+        intake(r, wq, E1, f"b{n}")
+    assert wq.claim("job-2", 10) == []  # coalescing: not yet
+    time.sleep(0.45)
+    ((entity, events),) = wq.claim("job-2", 10)
+    assert entity == E1 and len(events) == 5  # one fetch for the whole burst

@@ -1,0 +1,1 @@
+"""`partnersync bench`: partnersync measured against baselines run in the same run."""
