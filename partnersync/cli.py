@@ -492,6 +492,24 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    if args.chaos:
+        import subprocess
+
+        env = dict(__import__("os").environ, CHAOS_SECONDS=str(args.seconds))
+        return subprocess.call(
+            [sys.executable, "-m", "pytest", "-m", "chaos", "-s", "-q", "tests/test_chaos.py"],
+            env=env,
+        )
+    from partnersync.bench import run
+
+    try:
+        return run.main(quick=args.quick, as_json=args.json)
+    except run.BenchError as exc:
+        print(f"partnersync: bench: {exc}", file=sys.stderr)
+        return 2
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     print("| variable | default | meaning |\n|---|---|---|")
     for name, field, meaning in config.VARIABLES:
@@ -621,6 +639,15 @@ def parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="is it healthy? one screen")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    bench = sub.add_parser("bench", help="measure against baselines run on this machine now")
+    bench.add_argument("--json", action="store_true")
+    bench.add_argument("--quick", action="store_true", help="a short run (figures are rougher)")
+    bench.add_argument(
+        "--chaos", action="store_true", help="run the chaos suite instead (from a checkout)"
+    )
+    bench.add_argument("--seconds", type=int, default=180, help="chaos duration")
+    bench.set_defaults(func=cmd_bench)
 
     cfg = sub.add_parser("config", help="print the configuration table (markdown)")
     cfg.set_defaults(func=cmd_config)

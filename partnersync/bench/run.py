@@ -1,0 +1,406 @@
+"""The benchmark: every figure beside its baseline from the same run, and its target.
+
+Loopback only; its own Redis (AOF on, fsync every second), uvicorn processes, wrk as the
+load generator (a C generator: a Python one on these 2 cores would measure itself).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import psutil
+import redis
+from rq import Queue, SimpleWorker
+from rq.serializers import JSONSerializer
+
+from partnersync import config, keys
+from partnersync.process import child_preexec
+from partnersync.redisserver import RedisServer, free_port
+
+SECRET = "bench-secret"
+
+
+@dataclass
+class Row:
+    name: str
+    value: float
+    unit: str
+    target: str
+    ok: bool | None
+    detail: str = ""
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("bench: installing wrk (Debian package)...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        if (
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True
+            ).returncode
+            != 0
+        ):
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchError("wrk is needed: apt-get install wrk")
+    return found
+
+
+WRK_SCRIPT = """
+local counter = 0
+local prefix = string.format("%08x", math.random(0, 0x7fffffff))
+function setup(thread) thread:set("seed", math.random(0, 0x7fffffff)) end
+function init(args) prefix = string.format("%08x", seed) end
+request = function()
+  counter = counter + 1
+  local body = string.format('{"transferId":"%s-0000-4000-8000-%012x","status":"PENDING",' ..
+    '"modifiedOn":"2026-01-01T00:00:00Z","notificationType":"CREATED"}', prefix, counter)
+  return wrk.format("POST", nil, {["Content-Type"]="application/json", ["api-key"]="SECRET"}, body)
+end
+"""
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    out["rps"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"(\d+) requests in", text)
+    out["requests"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    out["non2xx"] = float(m.group(1)) if m else 0.0
+    m = re.search(r"Socket errors:.*?timeout (\d+)", text)
+    out["timeouts"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+        out[f"p{pct}"] = float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
+    return out
+
+
+class Bench:
+    def __init__(self, *, quick: bool = False, workdir: Path | None = None):
+        self.quick = quick
+        self.dir = Path(workdir or tempfile.mkdtemp(prefix="partnersync-bench-"))
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.rows: list[Row] = []
+        self.redis: RedisServer | None = None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def __enter__(self) -> Bench:
+        self.redis = RedisServer(self.dir / "redis", free_port())
+        self.redis.start()
+        self.r = redis.Redis.from_url(self.redis.url)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        if self.redis is not None:
+            self.redis.stop()
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PARTNERSYNC_", "TRADEVEST_"))
+        }
+        assert self.redis is not None
+        env.update(
+            REDIS_URL=self.redis.url, TRADEVEST_WEBHOOK_SECRETS=SECRET, LOG_LEVEL="WARNING", **extra
+        )
+        return env
+
+    def spawn(self, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=child_preexec,
+        )  # fmt: skip
+        self.procs.append(proc)
+        return proc
+
+    def uvicorn(
+        self, target: str, port: int, env: dict[str, str], factory: bool = False
+    ) -> subprocess.Popen[bytes]:
+        args = [
+            "-m",
+            "uvicorn",
+            target,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        proc = self.spawn([*args, "--factory"] if factory else args, env)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+                return proc
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        raise BenchError(f"{target} did not start")
+
+    def stop(self, proc: subprocess.Popen[bytes]) -> None:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+    def wrk(
+        self, url: str, seconds: float, connections: int, rate: float | None = None
+    ) -> dict[str, float]:
+        script = WRK_SCRIPT.replace("SECRET", SECRET)
+        if rate:
+            script += f"\nfunction delay() return {connections * 1000.0 / rate:.3f} end\n"
+        path = self.dir / f"wrk-{uuid.uuid4().hex[:6]}.lua"
+        path.write_text(script)
+        out = subprocess.run(
+            [ensure_wrk(), "-t1", f"-c{connections}", f"-d{seconds:.0f}s", "--latency", "-s", str(path), url],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return parse_wrk(out.stdout)
+
+    def add(
+        self, name: str, value: float, unit: str, target: str, ok: bool | None, detail: str = ""
+    ) -> None:
+        self.rows.append(Row(name, value, unit, target, ok, detail))
+        print(f"bench: {name}: {value:.3g} {unit} {detail}", file=sys.stderr, flush=True)
+
+    # -- 1, 2: receiver ----------------------------------------------------------------
+
+    def receiver(self) -> None:
+        seconds = 3 if self.quick else 8
+        route = "/webhooks/tradevest/transfer-notification"
+        bare_port, receiver_port = free_port(), free_port()
+        bare = self.uvicorn("partnersync.bench.apps:bare", bare_port, self.env())
+        receiver = self.uvicorn(
+            "receiver.app:app_from_env", receiver_port, self.env(), factory=True
+        )
+        bare_runs, receiver_runs = [], []
+        for _ in range(1 if self.quick else 2):  # interleaved: both see the same machine
+            bare_runs.append(self.wrk(f"http://127.0.0.1:{bare_port}{route}", seconds, 32))
+            receiver_runs.append(self.wrk(f"http://127.0.0.1:{receiver_port}{route}", seconds, 32))
+        self.stop(bare)
+        b = max(bare_runs, key=lambda x: x["rps"])
+        rcv = max(receiver_runs, key=lambda x: x["rps"])
+        ok_responses = sum(x["requests"] - x["non2xx"] for x in receiver_runs)
+        accepted = int(self.r.hget(keys.COUNTERS, "accepted:TRANSFER_NOTIFICATION") or 0)
+        inbox = sum(1 for _ in self.r.scan_iter(keys.inbox("*"), count=10_000))
+        durable = (
+            accepted >= ok_responses
+            and inbox == accepted
+            and not any(x["non2xx"] for x in receiver_runs)
+        )
+        ratio = rcv["rps"] / b["rps"] if b["rps"] else 0.0
+        self.add("receiver req/s ÷ bare Starlette", ratio, "×", "≥ 0.75", ratio >= 0.75,
+                 f"(receiver {rcv['rps']:.0f} req/s p50 {rcv['p50']:.2f} ms p99 {rcv['p99']:.2f} ms; "
+                 f"bare {b['rps']:.0f} req/s p50 {b['p50']:.2f} ms p99 {b['p99']:.2f} ms; "
+                 f"{accepted} accepted, {inbox} in the inbox{'' if durable else ' — MISMATCH'})")  # fmt: skip
+        self.add("every accepted request stored", float(durable), "", "yes", durable)
+        fixed = self.wrk(
+            f"http://127.0.0.1:{receiver_port}{route}", 4 if self.quick else 10, 10, rate=1000
+        )
+        self.add("ack latency p99 at 1,000 req/s", fixed["p99"], "ms", "≤ 5 ms", fixed["p99"] <= 5.0,
+                 f"(p50 {fixed['p50']:.2f} ms, achieved {fixed['rps']:.0f} req/s)")  # fmt: skip
+        self.stop(receiver)
+
+    # -- 3: reconcile throughput per worker process ------------------------------------
+
+    def reconcile(self, stub_url: str) -> None:
+        from jobs import context
+
+        n = 600 if self.quick else 4000
+        self.r.flushall()
+        settings = config.load(
+            self.env(TRADEVEST_BASE_URL=stub_url + "/tradevest", PARTNERSYNC_DRAINERS="1",
+                     PARTNERSYNC_BATCH="200", PARTNERSYNC_COALESCE_MS="0"),
+            state_fallback=False,
+        )  # fmt: skip
+        ctx = context.Context(settings, self.r)
+        context.install(ctx)
+        try:
+            for i in range(0, n, 1000):
+                ctx.workqueue.touch(
+                    [f"tradevest:transfer:{uuid.uuid4()}" for _ in range(min(1000, n - i))]
+                )
+            queue = Queue(settings.queue, connection=self.r, serializer=JSONSerializer)
+            worker = SimpleWorker([queue], connection=self.r, serializer=JSONSerializer)
+            started = time.perf_counter()
+            worker.work(burst=True, logging_level="WARNING")
+            elapsed = time.perf_counter() - started
+            stored = self.r.zcard(keys.ENTITIES)
+        finally:
+            context.install(None)
+            ctx.close()
+        entity_rate = stored / elapsed
+
+        noop_queue = Queue("bench-noop", connection=self.r, serializer=JSONSerializer)
+        jobs = 500 if self.quick else 3000
+        with self.r.pipeline() as pipe:
+            noop_queue.enqueue_many(
+                [
+                    Queue.prepare_data("partnersync.bench.apps.noop", result_ttl=60)
+                    for _ in range(jobs)
+                ],
+                pipeline=pipe,
+            )
+            pipe.execute()
+        baseline = SimpleWorker([noop_queue], connection=self.r, serializer=JSONSerializer)
+        started = time.perf_counter()
+        baseline.work(burst=True, logging_level="WARNING")
+        noop_rate = jobs / (time.perf_counter() - started)
+        ratio = entity_rate / noop_rate
+        self.add("reconciled entities/s per worker ÷ RQ no-op jobs/s", ratio, "×", "≥ 2.0", ratio >= 2.0 and stored == n,
+                 f"({entity_rate:.0f} entities/s, {stored}/{n} stored; SimpleWorker no-op {noop_rate:.0f} jobs/s)")  # fmt: skip
+
+    # -- 4, 5, 6: through the whole system -------------------------------------------------
+
+    def system(self, stub_url: str) -> None:
+        self.r.flushall()
+        env = self.env(
+            TRADEVEST_BASE_URL=stub_url + "/tradevest", PARTNERSYNC_CLOCK_INTERVAL_S="0.2"
+        )
+        port = free_port()
+        receiver = self.uvicorn("receiver.app:app_from_env", port, env, factory=True)
+        pool = self.spawn(["-m", "partnersync", "worker", "-n", "2"], env)
+        clock = self.spawn(["-m", "partnersync", "clock"], env)
+        url = f"http://127.0.0.1:{port}/webhooks/tradevest/transfer-notification"
+        headers = {"api-key": SECRET, "Content-Type": "application/json"}
+        time.sleep(1.5)
+        with httpx.Client() as http:
+            # 4. coalescing: 100 notifications for one entity within 1 s
+            entity = str(uuid.uuid4())
+            started = time.monotonic()
+            for i in range(100):
+                body = msgspec.json.encode({"transferId": entity, "status": "PENDING", "notificationType": "UPDATED",
+                                            "modifiedOn": f"2026-01-01T00:00:00.{i:03d}Z"})  # fmt: skip
+                assert http.post(url, content=body, headers=headers).status_code == 200
+            burst = time.monotonic() - started
+            key = f"tradevest:transfer:{entity}"
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and (
+                self.r.zscore(keys.DIRTY, key) is not None or not self.r.exists(keys.entity(key))
+            ):
+                time.sleep(0.05)
+            gets = http.get(stub_url + "/_stub/gets?all=1").json()["by_id"].get(entity, 0)
+            record = msgspec.json.decode(self.r.get(keys.entity(key)) or b"{}")
+            correct = record.get("status") == "PROCESSED"
+        self.add("coalescing: partner GETs for 100 notifications in 1 s", gets, "GETs", "≤ 2", gets <= 2 and correct,
+                 f"(burst took {burst:.2f} s; final state {record.get('status')})")  # fmt: skip
+
+        # 5. end to end at 500 events/s, distinct entities
+        self.r.delete(keys.ENTITIES)
+        seconds = 4 if self.quick else 10
+        run = self.wrk(url, seconds, 10, rate=500)
+        time.sleep(2.0)
+        latencies = self._event_to_store()
+        lat = sorted(latencies)
+        p50 = lat[len(lat) // 2] if lat else float("nan")
+        p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
+        self.add("end to end (webhook → store) p99 at 500 events/s", p99, "ms", "≤ 500 ms", p99 <= 500,
+                 f"(p50 {p50:.0f} ms; {len(lat)} events measured, {run['rps']:.0f} req/s sent)")  # fmt: skip
+
+        # 6. memory: RSS of the receiver and a worker as events flow
+        total = 10_000 if self.quick else 100_000
+        samples: list[tuple[int, float, float]] = []
+        sent = 0
+        workers = psutil.Process(pool.pid).children()
+        while sent < total:
+            chunk = self.wrk(url, 5, 32)
+            sent += int(chunk["requests"])
+            rss_r = psutil.Process(receiver.pid).memory_info().rss / 2**20
+            rss_w = max((w.memory_info().rss for w in workers if w.is_running()), default=0) / 2**20
+            samples.append((sent, rss_r, rss_w))
+        (_, r0, w0), (_, r1, w1) = samples[0], samples[-1]
+        growth = max(r1 - r0, w1 - w0)
+        self.add("peak RSS after events: receiver / worker", max(s[1] for s in samples), "MiB", "no growth", growth < 25,
+                 f"(receiver {r0:.0f}→{r1:.0f} MiB, worker {w0:.0f}→{w1:.0f} MiB over {sent} events)")  # fmt: skip
+        for proc in (clock, pool, receiver):
+            self.stop(proc)
+
+    def _event_to_store(self) -> list[float]:
+        """ms from each event's receipt to its entity's first stored state."""
+        out: list[float] = []
+        entity_keys = [k.decode() for k in self.r.zrange(keys.ENTITIES, 0, -1)]
+        for i in range(0, len(entity_keys), 500):
+            chunk = entity_keys[i : i + 500]
+            records = self.r.mget([keys.entity(k) for k in chunk])
+            pipe = self.r.pipeline(transaction=False)
+            for k in chunk:
+                pipe.lindex(keys.history(k), 0)
+            firsts = pipe.execute()
+            for raw, first in zip(records, firsts, strict=True):
+                if raw is None or first is None:
+                    continue
+                transition = msgspec.json.decode(first)
+                source = transition.get("source") or []
+                if not source:
+                    continue
+                received_ms = int(source[0].split("-", 1)[0])
+                stored_ms = _ms(transition["at"])
+                out.append(stored_ms - received_ms)
+        return out
+
+    def run(self) -> list[Row]:
+        ensure_wrk()
+        stub_port = free_port()
+        self.uvicorn("partnersync.bench.apps:stub", stub_port, self.env())
+        stub_url = f"http://127.0.0.1:{stub_port}"
+        self.receiver()
+        self.reconcile(stub_url)
+        self.system(stub_url)
+        return self.rows
+
+
+def _ms(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp() * 1000
+
+
+def table(rows: list[Row]) -> str:
+    lines = [f"{'measure':<55} {'value':>10}  {'target':<10} {'ok':<4} detail"]
+    for row in rows:
+        ok = "-" if row.ok is None else ("yes" if row.ok else "NO")
+        lines.append(
+            f"{row.name:<55} {row.value:>8.3g} {row.unit:<2} {row.target:<10} {ok:<4} {row.detail}"
+        )
+    return "\n".join(lines)
+
+
+def main(*, quick: bool, as_json: bool) -> int:
+    with Bench(quick=quick) as bench:
+        rows = bench.run()
+    if as_json:
+        print(msgspec.json.encode([r.__dict__ for r in rows]).decode())
+    else:
+        print(table(rows))
+    return 0 if all(r.ok is not False for r in rows) else 1
+
+
+__all__ = ["main", "Any"]
