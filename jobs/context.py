@@ -21,6 +21,7 @@ from partnersync import config, handlers, workqueue
 from partnersync.config import Settings
 
 T = TypeVar("T")
+FETCH_CONCURRENCY = 16  # partner requests in flight per worker process
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,15 @@ class Context:
         self.connection = connection
         self.handlers = user_handlers or handlers.Handlers()
         self.loop = asyncio.new_event_loop()
+        self.fetching = asyncio.Semaphore(FETCH_CONCURRENCY)
         self.calls: dict[str, int] = {}  # "partner:status" -> n, flushed into Redis per batch
         self.http = httpx.AsyncClient(
             timeout=settings.http_timeout_s,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            # A few keep-alive connections per partner serve a whole batch: httpcore's pool
+            # bookkeeping grows with connections × waiting requests.
+            limits=httpx.Limits(
+                max_connections=FETCH_CONCURRENCY, max_keepalive_connections=FETCH_CONCURRENCY
+            ),
             event_hooks={"response": [self._count]},
         )
         self.clients = Clients(

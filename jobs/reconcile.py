@@ -236,14 +236,18 @@ async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> An
         return FROM_NOTIFICATIONS
     assert kind.path is not None
     try:
-        client = getattr(ctx.clients, kind.client)
-        if requestor:
-            content = await client.get(kind.path.format(id=id), requestor_id=requestor)
-        else:
-            content = await client.get(kind.path.format(id=id))
+        async with ctx.fetching:
+            return kind.decode(await _get(ctx, kind, id, requestor))
     except NotFound:
         return None
-    return kind.decode(content)
+
+
+async def _get(ctx: Context, kind: Kind, id: str, requestor: str | None) -> bytes:
+    assert kind.path is not None
+    client = getattr(ctx.clients, kind.client)
+    if requestor:  # Tradevest's header; Saxo's client takes no such argument
+        return await client.get(kind.path.format(id=id), requestor_id=requestor)
+    return await client.get(kind.path.format(id=id))
 
 
 def requestor_id(kind: Kind, stored: EntityRecord | None, events: list[Event]) -> str | None:

@@ -44,13 +44,10 @@ def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
         return False
     ids = event.entity_ids(notification) if event.kind else []
     entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event.kind else []
+    dedupe = keys.dedupe(event.dedupe_digest(notification, ids)) if event.kind else ""
     s = ctx.settings
     return ctx.workqueue.intake(
-        delivery_id=workqueue.delivery_id(),
-        event_type=event.name,
-        body=body,
-        entities=entities,
-        dedupe_key=keys.dedupe(event.dedupe_digest(notification, ids) if event.kind else ""),
+        workqueue.Event(event.name, body, entities, dedupe),
         dedupe_ttl=s.dedupe_ttl,
         inbox_ttl=s.inbox_ttl,
     )

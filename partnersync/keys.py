@@ -59,6 +59,11 @@ def external_id(partner: str, external_id: str) -> str:
     return f"{PREFIX}xid:{partner}:{external_id}"
 
 
+def rq_template(queue: str) -> str:
+    """The drain job's RQ hash fields, read by the Lua scripts (see workqueue.py)."""
+    return f"{PREFIX}rq-template:{queue}"
+
+
 def command(external_id: str) -> str:
     return f"{PREFIX}cmd:{external_id}"
 

@@ -16,9 +16,9 @@ after the lease expires; the clock's `kick` starts a drain job for them.
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,12 +31,15 @@ from partnersync import keys
 DRAIN_FUNC = "jobs.drain.drain"
 _NOW = "\x00now"  # placeholder for RQ's created_at / enqueued_at in the job template
 
-# Shared Lua: enqueue a drain job when fewer than `cap` are live. ARGV layout is the
-# caller's; this fragment expects locals now_ms, now_iso, cap, reserve_ms, queue, tpl.
+# Shared Lua: enqueue a drain job when fewer than `cap` are live, from the job template
+# kept in Redis (`install_template`); 'notpl' when it is missing (the caller installs it
+# and kicks).
 _ENSURE_DRAINER = """
-local function ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl)
+local function ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
   redis.call('ZREMRANGEBYSCORE', KEYS_DRAINERS, '-inf', now_ms)
   if redis.call('ZCARD', KEYS_DRAINERS) >= cap then return false end
+  local tpl = redis.call('LRANGE', P .. 'rq-template:' .. queue, 0, -1)
+  if #tpl == 0 then return 'notpl' end
   local id = 'drain-' .. redis.call('INCR', KEYS_SEQ)
   redis.call('ZADD', KEYS_DRAINERS, now_ms + reserve_ms, id)
   local fields = {}
@@ -66,57 +69,64 @@ def _lua(body: str) -> str:
     return prelude + _ENSURE_DRAINER + body
 
 
-# ARGV: dedupe_key, delivery_id, event_type, raw body, dedupe_ttl, inbox_ttl, now_ms,
-#       now_iso, cap, reserve_ms, queue, n_entities, entity keys..., n_tpl, template...,
-#       source (counter prefix: '' for deliveries, 'recovered-' for sweeper ingestion)
-# Returns {1, delivery_id} when accepted, {0, original_delivery_id} for a duplicate.
+# Accept a batch of events (group commit: the receiver's requests of one moment).
+# ARGV: dedupe_ttl, inbox_ttl, now_ms, now_iso, cap, reserve_ms, queue, source, n_events,
+#       then per event: dedupe_key ('' = none), event_type, body, n_entities, entity keys...
+# `source` prefixes the counters: '' for deliveries, 'recovered-' for sweeper ingestion.
+# Returns {accepted_1, delivery_id_1, ..., accepted_n, delivery_id_n, drainer}: accepted is
+# 1, or 0 for a duplicate (with the original delivery's id); drainer is 'notpl' when the
+# job template must be installed.
 INTAKE = _lua("""
-local dedupe_key, delivery_id, event_type, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local source = ARGV[#ARGV]
-local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local now_iso, cap, reserve_ms, queue = ARGV[8], tonumber(ARGV[9]), tonumber(ARGV[10]), ARGV[11]
-if dedupe_key ~= '' then
-  local seen = redis.call('GET', dedupe_key)
+local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now_iso, cap, reserve_ms, queue = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
+local source, n_events = ARGV[8], tonumber(ARGV[9])
+local out = {}
+local i = 10
+local wake = false
+for _ = 1, n_events do
+  local dedupe_key, event_type, body, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local first = i + 4
+  i = first + n
+  local seen = dedupe_key ~= '' and redis.call('GET', dedupe_key)
   if seen then
     redis.call('HINCRBY', KEYS_COUNTERS, source .. 'duplicate:' .. event_type, 1)
-    return {0, seen}
+    out[#out + 1] = 0
+    out[#out + 1] = seen
+  else
+    local delivery_id = string.format('%013d-%d', now_ms, redis.call('INCR', KEYS_SEQ))
+    if dedupe_key ~= '' then redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl) end
+    local entities = {}
+    for k = 1, n do entities[k] = ARGV[first + k - 1] end
+    local inbox = P .. 'inbox:' .. delivery_id
+    redis.call('HSET', inbox, 'body', body, 'type', event_type, 'receivedAt', now_ms,
+               'entities', table.concat(entities, ' '))
+    redis.call('EXPIRE', inbox, inbox_ttl)
+    for k = 1, n do
+      local e = entities[k]
+      redis.call('RPUSH', P .. 'events:' .. e, delivery_id)
+      -- reconciled moments ago: wait out the cooldown so a burst costs one more GET, not many
+      local cool = redis.call('PTTL', P .. 'cool:' .. e)
+      redis.call('ZADD', KEYS_DIRTY, 'LT', cool > 0 and now_ms + cool or now_ms, e)
+    end
+    if source == '' then redis.call('HSET', KEYS_LAST, event_type, now_ms) end
+    redis.call('HINCRBY', KEYS_COUNTERS, source .. (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
+    if n > 0 then wake = true end
+    out[#out + 1] = 1
+    out[#out + 1] = delivery_id
   end
-  redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl)
 end
-local n = tonumber(ARGV[12])
-local entities = {}
-for i = 1, n do entities[i] = ARGV[12 + i] end
-local inbox = P .. 'inbox:' .. delivery_id
-redis.call('HSET', inbox, 'body', body, 'type', event_type, 'receivedAt', now_ms,
-           'entities', table.concat(entities, ' '))
-redis.call('EXPIRE', inbox, inbox_ttl)
-for i = 1, n do
-  local e = entities[i]
-  redis.call('RPUSH', P .. 'events:' .. e, delivery_id)
-  -- reconciled moments ago: wait out the cooldown so a burst costs one more GET, not many
-  local cool = redis.call('PTTL', P .. 'cool:' .. e)
-  redis.call('ZADD', KEYS_DIRTY, 'LT', cool > 0 and now_ms + cool or now_ms, e)
-end
-if source == '' then redis.call('HSET', KEYS_LAST, event_type, now_ms) end
-redis.call('HINCRBY', KEYS_COUNTERS, source .. (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
-local base = 12 + n
-local ntpl = tonumber(ARGV[base + 1])
-local tpl = {}
-for i = 1, ntpl do tpl[i] = ARGV[base + 1 + i] end
-if n > 0 then ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl) end
-return {1, delivery_id}
+out[#out + 1] = wake and ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue) or false
+return out
 """)
 
-# ARGV: now_ms, now_iso, cap, reserve_ms, queue, force(0|1), n_tpl, template...
+# ARGV: now_ms, now_iso, cap, reserve_ms, queue, force(0|1)
 # Starts a drain job if an entity is due (or `force`) and fewer than `cap` are live.
 KICK = _lua("""
 local now_ms, now_iso, cap, reserve_ms, queue = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-local tpl = {}
-for i = 1, tonumber(ARGV[7]) do tpl[i] = ARGV[7 + i] end
 if ARGV[6] ~= '1' and #redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, 1) == 0 then
   return false
 end
-return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl)
+return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
 """)
 
 # ARGV: me (drain job id), now_ms, batch, lease_ms, drainer_ttl_ms
@@ -180,7 +190,7 @@ redis.call('DEL', lease)
 return 1
 """)
 
-# ARGV: n_entities, entities..., now_ms, now_iso, cap, reserve_ms, queue, n_tpl, template...
+# ARGV: n_entities, entities..., now_ms, now_iso, cap, reserve_ms, queue
 # Marks entities due without an event (a sweeper's "look again"), starting a drain job.
 TOUCH = _lua("""
 local n = tonumber(ARGV[1])
@@ -188,9 +198,7 @@ local base = n + 1
 local now_ms, now_iso, cap = tonumber(ARGV[base + 1]), ARGV[base + 2], tonumber(ARGV[base + 3])
 local reserve_ms, queue = tonumber(ARGV[base + 4]), ARGV[base + 5]
 for i = 1, n do redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, ARGV[1 + i]) end
-local tpl = {}
-for i = 1, tonumber(ARGV[base + 6]) do tpl[i] = ARGV[base + 6 + i] end
-return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue, tpl)
+return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
 """)
 
 
@@ -224,9 +232,12 @@ def job_template(
     return flat
 
 
-def delivery_id(ms: int | None = None) -> str:
-    """Time-ordered, unique: ms since the epoch and 48 random bits."""
-    return f"{now_ms() if ms is None else ms:013d}-{secrets.token_hex(6)}"
+def install_template(connection: redis.Redis, queue: str) -> None:
+    """Keep the drain-job template in Redis, where the Lua scripts read it."""
+    pipe = connection.pipeline(transaction=True)
+    pipe.delete(keys.rq_template(queue))
+    pipe.rpush(keys.rq_template(queue), *job_template(queue))
+    pipe.execute()
 
 
 def now_ms() -> int:
@@ -238,28 +249,29 @@ def rq_now(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event for the intake script."""
+
+    event_type: str
+    body: bytes
+    entities: Sequence[str]
+    dedupe_key: str = ""  # keys.dedupe(...) or '' for none
+
+
 def intake_args(
+    events: Sequence[Event],
     *,
-    dedupe_key: str,
-    delivery_id: str,
-    event_type: str,
-    body: bytes,
-    entities: Sequence[str],
     dedupe_ttl: int,
     inbox_ttl: int,
     cap: int,
     queue: str,
-    template: Sequence[Any],
+    source: str = "",
     reserve_ms: int = 60_000,
     now: int | None = None,
-    source: str = "",
 ) -> list[Any]:
     ms = now_ms() if now is None else now
-    return [
-        dedupe_key,
-        delivery_id,
-        event_type,
-        body,
+    args: list[Any] = [
         dedupe_ttl,
         inbox_ttl,
         ms,
@@ -267,12 +279,21 @@ def intake_args(
         cap,
         reserve_ms,
         queue,
-        len(entities),
-        *entities,
-        len(template),
-        *template,
         source,
+        len(events),
     ]
+    for e in events:
+        args += [e.dedupe_key, e.event_type, e.body, len(e.entities), *e.entities]
+    return args
+
+
+def intake_replies(reply: list[Any]) -> tuple[list[tuple[bool, str]], Any]:
+    """[(accepted, delivery id), ...] and the drainer result."""
+    pairs = [
+        (bool(reply[i]), reply[i + 1].decode() if isinstance(reply[i + 1], bytes) else reply[i + 1])
+        for i in range(0, len(reply) - 1, 2)
+    ]
+    return pairs, reply[-1]
 
 
 class WorkQueue:
@@ -292,51 +313,49 @@ class WorkQueue:
         self.queue = queue
         self.drainers = drainers
         self.lease_ms = lease_ms
-        self.template = job_template(queue)
         self._kick = connection.register_script(KICK)
         self._claim = connection.register_script(CLAIM)
         self._complete = connection.register_script(COMPLETE)
         self._touch = connection.register_script(TOUCH)
         self._intake = connection.register_script(INTAKE)
 
-    def intake(
-        self,
-        *,
-        delivery_id: str,
-        event_type: str,
-        body: bytes,
-        entities: Sequence[str],
-        dedupe_key: str,
-        dedupe_ttl: int,
-        inbox_ttl: int,
-    ) -> bool:
+    def _ensure_template(self, result: Any) -> bool:
+        """True when a script reported the template missing (now installed: run again)."""
+        if result != b"notpl":
+            return False
+        install_template(self.connection, self.queue)
+        return True
+
+    def intake(self, event: Event, *, dedupe_ttl: int, inbox_ttl: int) -> bool:
         """The receiver's intake, for events that arrive by polling (sweepers, pollers)."""
         args = intake_args(
-            dedupe_key=dedupe_key,
-            delivery_id=delivery_id,
-            event_type=event_type,
-            body=body,
-            entities=entities,
+            [event],
             dedupe_ttl=dedupe_ttl,
             inbox_ttl=inbox_ttl,
             cap=self.drainers,
             queue=self.queue,
-            template=self.template,
             source="recovered-",
         )
-        accepted, _ = self._intake(args=args)
-        return bool(accepted)
+        ((accepted, _),), drainer = intake_replies(self._intake(args=args))
+        if self._ensure_template(drainer):
+            self.kick()
+        return accepted
 
     def kick(self, *, force: bool = False, reserve_ms: int = 60_000) -> str | None:
         ms = now_ms()
         args = [ms, rq_now(ms), self.drainers, reserve_ms, self.queue, int(force)]
-        job_id = self._kick(args=[*args, len(self.template), *self.template])
+        job_id = self._kick(args=args)
+        if self._ensure_template(job_id):
+            job_id = self._kick(args=args)
         return job_id.decode() if job_id else None
 
     def touch(self, entities: Sequence[str], reserve_ms: int = 60_000) -> str | None:
         ms = now_ms()
         args = [len(entities), *entities, ms, rq_now(ms), self.drainers, reserve_ms, self.queue]
-        job_id = self._touch(args=[*args, len(self.template), *self.template])
+        job_id = self._touch(args=args)
+        if self._ensure_template(job_id):
+            job_id = self.kick(reserve_ms=reserve_ms)
+            return job_id
         return job_id.decode() if job_id else None
 
     def release(self, me: str) -> None:

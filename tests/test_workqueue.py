@@ -17,23 +17,15 @@ E2 = "tradevest:transfer:22222222-2222-2222-2222-222222222222"
 
 def intake(r: redis.Redis, wq: workqueue.WorkQueue, entity: str, dedupe: str, body: bytes = b"{}"):
     script = r.register_script(workqueue.INTAKE)
-    ms = workqueue.now_ms()
-    did = f"{ms:013d}-{dedupe}"
+    event = workqueue.Event("TRANSFER_NOTIFICATION", body, [entity], keys.dedupe(dedupe))
     args = workqueue.intake_args(
-        dedupe_key=keys.dedupe(dedupe),
-        delivery_id=did,
-        event_type="TRANSFER_NOTIFICATION",
-        body=body,
-        entities=[entity],
-        dedupe_ttl=60,
-        inbox_ttl=60,
-        cap=wq.drainers,
-        queue=wq.queue,
-        template=wq.template,
-        now=ms,
+        [event], dedupe_ttl=60, inbox_ttl=60, cap=wq.drainers, queue=wq.queue
     )
-    accepted, original = script(args=args)
-    return bool(accepted), original.decode()
+    ((accepted, delivery_id),), drainer = workqueue.intake_replies(script(args=args))
+    if drainer == b"notpl":  # first use on this Redis
+        workqueue.install_template(r, wq.queue)
+        wq.kick()
+    return accepted, delivery_id
 
 
 def make(r: redis.Redis, drainers: int = 2, lease_ms: int = 300) -> workqueue.WorkQueue:
@@ -44,8 +36,9 @@ def test_intake_archives_dedupes_and_coalesces(r: redis.Redis) -> None:
     wq = make(r)
     assert intake(r, wq, E1, "a")[0]
     assert intake(r, wq, E1, "b")[0]
+    first_id = r.get(keys.dedupe("a")).decode()
     accepted, original = intake(r, wq, E1, "a")
-    assert not accepted and original.endswith("-a")
+    assert not accepted and original == first_id
     # two distinct events, one entity due: one fetch will serve both
     assert r.zcard(keys.DIRTY) == 1
     assert r.llen(keys.events(E1)) == 2
@@ -76,7 +69,7 @@ def test_claim_leases_and_complete_trims_only_processed_events(r: redis.Redis) -
     wq.complete(pipe, E1, "job-1", 1, "ok")
     pipe.execute()
     # the event that arrived meanwhile is still there and due
-    assert r.lrange(keys.events(E1), 0, -1)[0].endswith(b"-b")
+    assert r.lrange(keys.events(E1), 0, -1) == [r.get(keys.dedupe("b"))]
     claimed = wq.claim("job-2", 10)
     assert claimed and claimed[0][0] == E1
 
@@ -88,7 +81,7 @@ def test_a_crashed_claim_becomes_due_again_after_the_lease(r: redis.Redis) -> No
     assert wq.claim("job-2", 10) == []
     time.sleep(0.25)
     claimed = wq.claim("job-2", 10)
-    assert claimed and claimed[0][1][0].endswith("-a")  # nothing lost
+    assert claimed and claimed[0][1][0] == r.get(keys.dedupe("a")).decode()  # nothing lost
 
 
 def test_retry_keeps_events_and_defers(r: redis.Redis) -> None:
