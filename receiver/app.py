@@ -7,6 +7,7 @@ import contextlib
 import logging
 import re
 import time
+from typing import Any
 
 import msgspec
 import redis
@@ -43,8 +44,10 @@ class BodyTooLarge(Exception):
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing it as soon as it exceeds `limit` (before reading it all)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+    if declared is not None and declared.isdigit():
+        if int(declared) > limit:
+            raise BodyTooLarge
+        return await request.body()  # the server stops at Content-Length
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
@@ -137,10 +140,19 @@ def create_app(settings: Settings) -> Starlette:
             await connection.aclose()
             sync.close()
 
+    counters: dict[tuple[str, str], Any] = {}
+
+    def count(event_type: str, outcome: str) -> None:
+        # labels() takes a lock and builds a key per call: keep the children
+        child = counters.get((event_type, outcome))
+        if child is None:
+            child = counters[(event_type, outcome)] = responses.labels(event_type, outcome)
+        child.inc()
+
     def refuse(
         event_type: str, outcome: str, status: int, error: str, detail: str, headers=None
     ) -> Response:
-        responses.labels(event_type, outcome).inc()
+        count(event_type, outcome)
         return problem(status, error, detail, headers)
 
     async def tradevest_webhook(request: Request) -> Response:
@@ -242,7 +254,7 @@ def create_app(settings: Settings) -> Starlette:
             )
         # accepted: will be reconciled; parked: kept, nothing to reconcile
         outcome = ("accepted" if entities else "parked") if accepted else "duplicate"
-        responses.labels(event_type, outcome).inc()
+        count(event_type, outcome)
         intake_seconds.observe(time.perf_counter() - started)
         if outcome == "parked":
             log.warning("parked delivery", extra={"eventType": event_type, "deliveryId": did})
