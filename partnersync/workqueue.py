@@ -83,13 +83,15 @@ local source, n_events = ARGV[8], tonumber(ARGV[9])
 local out = {}
 local i = 10
 local wake = false
+local counts, last = {}, {}  -- written once per batch, not per event
 for _ = 1, n_events do
   local dedupe_key, event_type, body, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local first = i + 4
   i = first + n
   local seen = dedupe_key ~= '' and redis.call('GET', dedupe_key)
   if seen then
-    redis.call('HINCRBY', KEYS_COUNTERS, source .. 'duplicate:' .. event_type, 1)
+    local c = source .. 'duplicate:' .. event_type
+    counts[c] = (counts[c] or 0) + 1
     out[#out + 1] = 0
     out[#out + 1] = seen
   else
@@ -108,13 +110,16 @@ for _ = 1, n_events do
       local cool = redis.call('PTTL', P .. 'cool:' .. e)
       redis.call('ZADD', KEYS_DIRTY, 'LT', cool > 0 and now_ms + cool or now_ms, e)
     end
-    if source == '' then redis.call('HSET', KEYS_LAST, event_type, now_ms) end
-    redis.call('HINCRBY', KEYS_COUNTERS, source .. (n > 0 and 'accepted:' or 'parked:') .. event_type, 1)
+    if source == '' then last[event_type] = now_ms end
+    local c = source .. (n > 0 and 'accepted:' or 'parked:') .. event_type
+    counts[c] = (counts[c] or 0) + 1
     if n > 0 then wake = true end
     out[#out + 1] = 1
     out[#out + 1] = delivery_id
   end
 end
+for c, k in pairs(counts) do redis.call('HINCRBY', KEYS_COUNTERS, c, k) end
+for t, ms in pairs(last) do redis.call('HSET', KEYS_LAST, t, ms) end
 out[#out + 1] = wake and ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue) or false
 return out
 """)

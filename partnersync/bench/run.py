@@ -100,8 +100,9 @@ def parse_wrk(text: str) -> dict[str, float]:
 
 
 class Bench:
-    def __init__(self, *, quick: bool = False, workdir: Path | None = None):
-        self.quick = quick
+    def __init__(self, *, quick: bool = False, smoke: bool = False, workdir: Path | None = None):
+        self.quick = quick or smoke
+        self.smoke = smoke  # correctness only: the smallest run that exercises every part
         self.dir = Path(workdir or tempfile.mkdtemp(prefix="partnersync-bench-"))
         self.procs: list[subprocess.Popen[bytes]] = []
         self.rows: list[Row] = []
@@ -194,7 +195,7 @@ class Bench:
     # -- 1, 2: receiver ----------------------------------------------------------------
 
     def receiver(self) -> None:
-        seconds = 3 if self.quick else 8
+        seconds = 1 if self.smoke else 3 if self.quick else 8
         route = "/webhooks/tradevest/transfer-notification"
         bare_port, receiver_port = free_port(), free_port()
         bare = self.uvicorn("partnersync.bench.apps:bare", bare_port, self.env())
@@ -234,7 +235,7 @@ class Bench:
     def reconcile(self, stub_url: str) -> None:
         from jobs import context
 
-        n = 600 if self.quick else 4000
+        n = 100 if self.smoke else 600 if self.quick else 4000
         self.r.flushall()
         settings = config.load(
             self.env(TRADEVEST_BASE_URL=stub_url + "/tradevest", PARTNERSYNC_DRAINERS="1",
@@ -260,7 +261,7 @@ class Bench:
         entity_rate = stored / elapsed
 
         noop_queue = Queue("bench-noop", connection=self.r, serializer=JSONSerializer)
-        jobs = 500 if self.quick else 3000
+        jobs = 100 if self.smoke else 500 if self.quick else 3000
         with self.r.pipeline() as pipe:
             noop_queue.enqueue_many(
                 [
@@ -315,7 +316,7 @@ class Bench:
 
         # 5. end to end at 500 events/s, distinct entities
         self.r.delete(keys.ENTITIES)
-        seconds = 4 if self.quick else 10
+        seconds = 1 if self.smoke else 4 if self.quick else 10
         run = self.wrk(url, seconds, 10, rate=500)
         time.sleep(2.0)
         latencies = self._event_to_store()
@@ -326,12 +327,12 @@ class Bench:
                  f"(p50 {p50:.0f} ms; {len(lat)} events measured, {run['rps']:.0f} req/s sent)")  # fmt: skip
 
         # 6. memory: RSS of the receiver and a worker as events flow
-        total = 10_000 if self.quick else 100_000
+        total = 500 if self.smoke else 10_000 if self.quick else 100_000
         samples: list[tuple[int, float, float]] = []
         sent = 0
         workers = psutil.Process(pool.pid).children()
         while sent < total:
-            chunk = self.wrk(url, 5, 32)
+            chunk = self.wrk(url, 1 if self.smoke else 5, 32)
             sent += int(chunk["requests"])
             rss_r = psutil.Process(receiver.pid).memory_info().rss / 2**20
             rss_w = max((w.memory_info().rss for w in workers if w.is_running()), default=0) / 2**20
