@@ -67,11 +67,10 @@ def ensure_wrk() -> str:
     return found
 
 
+# Distinct bodies: PREFIX is new for every wrk run (wrk's Lua random is not seeded).
 WRK_SCRIPT = """
 local counter = 0
-local prefix = string.format("%08x", math.random(0, 0x7fffffff))
-function setup(thread) thread:set("seed", math.random(0, 0x7fffffff)) end
-function init(args) prefix = string.format("%08x", seed) end
+local prefix = "PREFIX"
 request = function()
   counter = counter + 1
   local body = string.format('{"transferId":"%s-0000-4000-8000-%012x","status":"PENDING",' ..
@@ -175,7 +174,7 @@ class Bench:
     def wrk(
         self, url: str, seconds: float, connections: int, rate: float | None = None
     ) -> dict[str, float]:
-        script = WRK_SCRIPT.replace("SECRET", SECRET)
+        script = WRK_SCRIPT.replace("SECRET", SECRET).replace("PREFIX", uuid.uuid4().hex[:8])
         if rate:
             script += f"\nfunction delay() return {connections * 1000.0 / rate:.3f} end\n"
         path = self.dir / f"wrk-{uuid.uuid4().hex[:6]}.lua"
