@@ -142,7 +142,7 @@ class Supervisor:
         print("partnersync: stopped", flush=True)
 
 
-def _wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

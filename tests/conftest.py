@@ -16,6 +16,7 @@ import redis
 
 from partnersync import config
 from partnersync.redisserver import RedisServer, free_port
+from partnersync.supervisor import wait_http  # noqa: F401 (used by the tests through here)
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -80,18 +81,6 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1.0).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):
