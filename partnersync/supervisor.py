@@ -99,7 +99,7 @@ class Supervisor:
         for child in self.children:
             child.proc = subprocess.Popen(child.command, env=env, preexec_fn=child_preexec)
             if child.url:
-                _wait_http(
+                wait_http(
                     child.url + ("/_sandbox/faults" if child.name == "sandbox" else "/healthz")
                 )
         return env
