@@ -263,15 +263,25 @@ def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import replay
+    from jobs import dlq, replay
 
     connection = _redis(settings)
-    if not args.ids and not args.all:
-        print("partnersync: dlq replay needs IDs or --all", file=sys.stderr)
+    try:
+        selected = _dlq_filter(args)
+    except ValueError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
         return 2
-    summary = replay.replay(
-        connection, settings, None if args.all else args.ids, progress=sys.stderr
-    )
+    filtering = selected != dlq.Filter()
+    if not args.ids and not args.all and not filtering:
+        print(
+            "partnersync: dlq replay needs IDs, --all, or a filter (--kind/--error/--since/--reason/--filter)",
+            file=sys.stderr,
+        )
+        return 2
+    ids = args.ids or [
+        letter.id for letter in dlq.all_letters(connection) if selected.matches(letter)
+    ]
+    summary = replay.replay(connection, settings, ids, progress=sys.stderr)
     print(_json(summary) if args.json else ", ".join(f"{k}: {v}" for k, v in summary.items()))
     return 0 if summary["missing"] == 0 else 1
 

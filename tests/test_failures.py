@@ -58,6 +58,7 @@ def test_partner_outage_is_dead_lettered_and_replay_applies_it(system: System) -
     finally:
         system.http.post(system.sandbox + "/_sandbox/faults", json={})
     replayed = system.cli("dlq", "replay", "--filter", "kind=transfer,since=1h", "--json")
+    assert replayed.returncode == 0, replayed.stderr[-2000:]
     summary = json.loads(replayed.stdout)
     assert summary == {
         "replayed": 1,
