@@ -36,6 +36,7 @@ from partnersync import config, keys, metrics, workqueue
 from partnersync.config import Settings
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
 from schemas.saxo.cash_transfers import MAX_EXTERNAL_REFERENCE, PartnerCashTransferRequest
+from schemas.saxo.signups import SignUpRequest
 from schemas.tradevest import commands as tvc
 from schemas.tradevest.errors import ErrorMessage
 
@@ -70,7 +71,7 @@ class CommandKind:
     lookup: Lookup
     requestor: bool = False  # the partner requires a Requestor-ID header
     external_id: str | None = "externalId"  # the field carrying the derived id, if any
-    validate: Callable[[Any, Settings], None] | None = None  # partner rules, before sending
+    validate: Callable[[Any, Settings, redis.Redis], None] | None = None  # before sending
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -142,7 +143,9 @@ def by_external_reference(path: str) -> Lookup:
     return lookup
 
 
-def _check_cash_transfer(data: PartnerCashTransferRequest, settings: Settings) -> None:
+def _check_cash_transfer(
+    data: PartnerCashTransferRequest, settings: Settings, connection: redis.Redis
+) -> None:
     funding = settings.saxo_funding_account_key
     if data.FundingCheck == "Ignore":
         if not funding:
@@ -156,6 +159,25 @@ def _check_cash_transfer(data: PartnerCashTransferRequest, settings: Settings) -
             )
     if data.ValueDate is not None and abs(data.ValueDate - datetime.now(UTC)) > timedelta(days=90):
         raise CommandError("ValueDate must be within 90 days of today")
+
+
+def _check_signup(data: SignUpRequest, settings: Settings, connection: redis.Redis) -> None:
+    """Every option-valued field against GET /cm/v2/signups/options (cached)."""
+    from jobs import signups
+
+    try:
+        allowed = signups.options(connection, settings)
+    except (signups.SignupError, httpx.HTTPError) as exc:
+        raise CommandError(f"cannot check the signup against Saxo's options: {exc}") from None
+    errors = signups.option_errors(msgspec.to_builtins(data, enc_hook=str), allowed)
+    if errors:
+        raise CommandError("signup refused before sending:\n  " + "\n  ".join(errors))
+
+
+async def _no_lookup(client: Any, record: CommandRecord) -> str | None:
+    """Saxo has no way to find a signup by an id of ours: after a lost answer the signup is
+    sent again, and Saxo answers PreClientMatch if the first one got through."""
+    return None
 
 
 _TV = "tradevest"
@@ -197,6 +219,8 @@ COMMANDS: dict[str, CommandKind] = {
                     "/digital/orders/market", "orderId",
                     by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId"),
                     requestor=True),
+        CommandKind("signup", "saxo", "signup", SignUpRequest, "/cm/v1/signups", "ClientKey",
+                    _no_lookup, external_id=None, validate=_check_signup),
         CommandKind("cash-transfer", "saxo", "cash-transfer", PartnerCashTransferRequest,
                     "/atr/v1/partner/cashtransfers", "TransactionId",
                     by_external_reference("/atr/v1/partner/cashtransfers"),
@@ -272,7 +296,7 @@ def submit(
     fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
     path_params = {f: str(fields.pop(f)) for f in kind.path_fields}
     if kind.validate is not None:
-        kind.validate(data, settings)
+        kind.validate(data, settings, connection)
     if kind.external_id:
         fields[kind.external_id] = external_id
     body = msgspec.Raw(_encoder.encode(fields))
@@ -388,7 +412,8 @@ async def execute(ctx: Context, record: CommandRecord) -> Outcome:
     status = response.status_code
     record.history[-1].outcome = str(status)
     if status < 300:
-        return _accept(record, str(_item.decode(response.content)[kind.result_field]))
+        record.result = _item.decode(response.content)
+        return _accept(record, str(record.result[kind.result_field]))
     rejection = _rejection(kind.partner, response)
     if _is_duplicate(status, rejection):
         found = await kind.lookup(client, record)

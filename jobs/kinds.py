@@ -10,6 +10,7 @@ import msgspec
 
 from schemas.lifecycle import Lifecycle, Observation
 from schemas.saxo.cash_transfers import CASH_TRANSFER_LIFECYCLE, TransferResult
+from schemas.saxo.signups import SIGNUP_LIFECYCLE, SignUpStatusResponse
 from schemas.tradevest import entities as tv
 from schemas.tradevest import lifecycles as lc
 from schemas.tradevest.events import EVENT_TYPES
@@ -31,8 +32,8 @@ class Kind:
     stale_after_s: float = 300.0  # a non-terminal entity unchanged this long is re-fetched
     purgeable: frozenset[str] = frozenset({"RECEIVED", "INVALID"})
     # Polled kinds (no webhooks): next GET this many seconds after one that found the entity
-    # in a non-terminal state, given the seconds since partnersync first saw it.
-    poll: Callable[[float], float] | None = None
+    # in a non-terminal state, given the seconds since partnersync first saw it and the entity.
+    poll: Callable[[float, Any], float] | None = None
     attention: frozenset[str] = frozenset()  # statuses that need a human
     decoder: msgspec.json.Decoder | None = field(default=None, compare=False, repr=False)
 
@@ -91,12 +92,23 @@ _TRADEVEST = (
 )  # fmt: skip
 
 
-def _fast_then_slower(age_s: float) -> float:
+def _fast_then_slower(age_s: float, entity: Any) -> float:
     """Cash transfers usually settle within a second: start at 0.5 s, back off to 60 s."""
     return min(60.0, max(0.5, age_s / 2))
 
 
+def _signup_poll(age_s: float, entity: Any) -> float:
+    """Onboarding takes minutes to days: back off to 5 minutes; manual handling is slow,
+    so look every 15 minutes then."""
+    if getattr(entity, "OnboardingSubState", None) == "ManualHandling":
+        return 900.0
+    return min(300.0, max(1.0, age_s / 4))
+
+
 _SAXO = (
+    Kind("saxo", "signup", SIGNUP_LIFECYCLE, SignUpStatusResponse, "/cm/v1/signups/status/{id}",
+         status_field="OnboardingState", purgeable=frozenset(), poll=_signup_poll,
+         attention=frozenset({"Pending", "Rejected"})),
     Kind("saxo", "cash-transfer", CASH_TRANSFER_LIFECYCLE, TransferResult,
          "/atr/v1/partner/cashtransfers/{id}", status_field="TransferStatus",
          purgeable=frozenset(), poll=_fast_then_slower, attention=frozenset({"Failed"})),

@@ -14,6 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import msgspec
 
@@ -245,9 +246,10 @@ async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> An
 async def _get(ctx: Context, kind: Kind, id: str, requestor: str | None) -> bytes:
     assert kind.path is not None
     client = getattr(ctx.clients, kind.client)
+    path = kind.path.format(id=quote(id, safe=""))  # Saxo's ClientKeys hold / + = |
     if requestor:  # Tradevest's header; Saxo's client takes no such argument
-        return await client.get(kind.path.format(id=id), requestor_id=requestor)
-    return await client.get(kind.path.format(id=id))
+        return await client.get(path, requestor_id=requestor)
+    return await client.get(path)
 
 
 def requestor_id(kind: Kind, stored: EntityRecord | None, events: list[Event]) -> str | None:
@@ -346,13 +348,17 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             result.applied += 1
         else:
             result.unchanged += 1
-        if applied.transition is not None and applied.transition.to in kind.attention:
-            write.zadd(keys.ATTENTION, {key: workqueue.now_ms()})
-            log.warning("needs a human", extra={"entity": key, "status": applied.transition.to})
+        if applied.transition is not None and kind.attention:
+            if applied.transition.to in kind.attention:
+                write.zadd(keys.ATTENTION, {key: workqueue.now_ms()})
+                log.warning("needs a human", extra={"entity": key, "status": applied.transition.to})
+            else:
+                write.zrem(keys.ATTENTION, key)
         record = applied.record or records[i]
         if kind.poll is not None and not kind.lifecycle.terminal(status):
             since = (now - (record.createdAt or now)).total_seconds()
-            due = workqueue.now_ms() + int(kind.poll(since) * 1000)
+            entity = got[0] if isinstance(got, tuple) else None
+            due = workqueue.now_ms() + int(kind.poll(since, entity) * 1000)
             ctx.workqueue.complete(write, key, me, len(evs), "poll", due)
         else:
             ctx.workqueue.complete(write, key, me, len(evs), "ok")

@@ -36,6 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     saxo_token: Annotated[str, Sensitive] | None = "sandbox"
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
+    options_ttl_s: int = 3600
 
     webhook_tolerance_s: float = 300.0
     allowed_cidrs: tuple[str, ...] = ()
@@ -100,6 +101,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "AccountKey of the white-label funding account (FundingCheck=Ignore only towards it)",
     ),
     ("SAXO_CLIENT_KEY", "saxo_client_key", "ClientKey of the white-label / IB owner"),
+    ("PARTNERSYNC_OPTIONS_TTL_S", "options_ttl_s", "seconds the Saxo signup options are cached"),
     (
         "PARTNERSYNC_WEBHOOK_TOLERANCE_S",
         "webhook_tolerance_s",

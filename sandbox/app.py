@@ -47,6 +47,7 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
                 "entities": tv.ledger() + sx.ledger(),
                 "createRequests": counts,
                 "saxoCreateRequests": dict(sx.create_requests),
+                "saxoSignupRequests": sx.signup_requests,
                 "webhooks": {"sent": deliverer.sent, "undelivered": len(deliverer.undelivered)},
             }
         )

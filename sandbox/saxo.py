@@ -1,4 +1,11 @@
-"""Saxo OpenAPI under /saxo/openapi (bearer token `sandbox`): partner cash transfers.
+"""Saxo OpenAPI under /saxo/openapi (bearer token `sandbox`): client signups and partner
+cash transfers.
+
+Signups (scripted by the client's LastName, for tests): "…Pending…" stops in Pending with
+reasons until a ProofOfIdentity attachment arrives; "…Manual…" shows OnboardingSubState
+ManualHandling; "…Reject…" ends Rejected; otherwise Waiting → InProgress → Approved →
+ClientOnboarded. FirstName "Known" with LastName "Client" / "Lead" is a ClientMatch /
+PreClientMatch. Processing starts at completeapplication, or after a while without it.
 
 Cash transfers are accepted Pending and settle asynchronously to Successful, or to Failed
 when the Comment contains "FAIL" (a test trigger). The platform does not dedupe on
@@ -9,6 +16,8 @@ counts create requests per ExternalReference so tests can prove partnersync does
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -39,6 +48,57 @@ def saxo_error(
     return JSONResponse(body, status_code=status, headers={"X-Correlation": uuid.uuid4().hex})
 
 
+_COUNTRIES = [
+    ("DK", "Denmark"),
+    ("CH", "Switzerland"),
+    ("DE", "Germany"),
+    ("GB", "United Kingdom"),
+    ("US", "United States"),
+]
+SIGNUP_OPTIONS: list[dict[str, Any]] = [
+    {"PropertyName": name, "ValuePairs": [{"Key": k, "Value": v} for k, v in pairs]}
+    for name, pairs in (
+        ("CountryCode", _COUNTRIES),
+        ("CountryOfBirth", _COUNTRIES),
+        ("NationalityCode", _COUNTRIES),
+        ("CountryOfResidence", _COUNTRIES),
+        ("ServiceLanguageCode", [("EN", "English"), ("DA", "Danish"), ("DE", "German")]),
+        (
+            "SecondarySourcesOfIncome",
+            [("Salary", "Salary"), ("Inheritance", "Inheritance"), ("Investments", "Investments")],
+        ),
+        (
+            "CurrencyCode",
+            [
+                ("EUR", "Euro"),
+                ("USD", "US Dollar"),
+                ("DKK", "Danish Krone"),
+                ("CHF", "Swiss Franc"),
+            ],
+        ),
+    )
+]
+_OPTION_KEYS = {o["PropertyName"]: {p["Key"] for p in o["ValuePairs"]} for o in SIGNUP_OPTIONS}
+MINIMAL_PDF = (
+    b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
+    b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+)
+
+
+def _walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    """Every (dotted path, value) of a JSON document; list items share their list's name."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _walk(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for v in value:
+            out += _walk(v, path)
+    else:
+        out.append((path, value))
+    return out
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -57,9 +117,170 @@ class Saxo:
         self.next_id = 1268
         self.tasks: set[asyncio.Task[None]] = set()
         self.rate_limited = 0
+        self.signups: dict[str, dict[str, Any]] = {}  # ClientKey -> signup
+        self.signup_requests = 0
+
+    # -- signups ---------------------------------------------------------------------------
+
+    async def signup_options(self, request: Request) -> Response:
+        return JSONResponse(
+            {"Data": SIGNUP_OPTIONS, "__count": len(SIGNUP_OPTIONS), "MaxRows": 1000}
+        )
+
+    async def create_signup(self, request: Request, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return saxo_error(400, "InvalidModelState", "Body must be an object")
+        self.signup_requests += 1
+        model: dict[str, list[str]] = {}
+        personal = body.get("PersonalInformation")
+        if not isinstance(personal, dict):
+            model["PersonalInformation"] = ["Required"]
+            personal = {}
+        if not isinstance(body.get("RegulatoryInformation"), dict):
+            model["RegulatoryInformation"] = ["Required"]
+        for field in ("FirstName", "LastName", "DateOfBirth"):
+            if not isinstance(personal.get(field), str) or not personal.get(field):
+                model[f"PersonalInformation.{field}"] = ["Required"]
+        for path, value in _walk(body):
+            allowed = _OPTION_KEYS.get(path.rsplit(".", 1)[-1])
+            if allowed is not None and isinstance(value, str) and value not in allowed:
+                model[path] = [f"'{value}' is not a valid option"]
+        if model:
+            return saxo_error(400, "InvalidModelState", "Invalid model", model)
+        if personal.get("FirstName") == "Known":
+            if personal.get("LastName") == "Client":
+                return saxo_error(400, "ClientMatch", "User is already a client!")
+            if personal.get("LastName") == "Lead":
+                return saxo_error(400, "PreClientMatch", "User is already a pre-client!")
+        client_id = str(2147279000 + len(self.signups))
+        client_key = base64.b64encode(uuid.uuid4().bytes).decode()[:22] + "=="
+        signup = {
+            "ClientId": client_id, "ClientKey": client_key, "SignUpId": str(uuid.uuid4()),
+            "OnboardingState": "Waiting", "LastName": personal["LastName"], "attachments": [],
+            "completed": asyncio.Event(), "attached": asyncio.Event(),
+        }  # fmt: skip
+        self.signups[client_key] = signup
+        self.spawn(self._progress_signup(signup))
+        return JSONResponse(
+            {k: signup[k] for k in ("ClientId", "ClientKey", "SignUpId")}, status_code=201
+        )
+
+    def _by_signup_id(self, signup_id: str) -> dict[str, Any] | None:
+        return next((s for s in self.signups.values() if s["SignUpId"] == signup_id), None)
+
+    async def attach(self, request: Request, body: Any) -> Response:
+        signup = self._by_signup_id(request.path_params["SignUpId"])
+        if signup is None:
+            return saxo_error(404, "SignupNotFound", "Signup not found")
+        documents = body.get("Documents") if isinstance(body, dict) else None
+        if not isinstance(documents, list) or not documents:
+            return saxo_error(
+                400, "InvalidModelState", "Documents required", {"Documents": ["Required"]}
+            )
+        for i, doc in enumerate(documents):
+            if not isinstance(doc, dict) or not doc.get("Data") or not doc.get("FileName"):
+                return saxo_error(
+                    400,
+                    "InvalidModelState",
+                    "Invalid document",
+                    {f"Documents[{i}]": ["Data and FileName required"]},
+                )
+            try:
+                base64.b64decode(doc["Data"], validate=True)
+            except (ValueError, TypeError):
+                return saxo_error(
+                    400,
+                    "InvalidModelState",
+                    "Invalid document",
+                    {f"Documents[{i}].Data": ["Not base64"]},
+                )
+            signup["attachments"].append(doc.get("DocumentType"))
+        if "ProofOfIdentity" in signup["attachments"]:
+            signup["attached"].set()
+        return Response(status_code=201)
+
+    async def complete(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            return Response(status_code=401)
+        signup = self._by_signup_id(request.path_params["SignUpId"])
+        if signup is None:
+            return saxo_error(404, "SignupNotFound", "Signup not found")
+        signup["completed"].set()
+        return Response(status_code=204)
+
+    async def verify(self, request: Request, body: Any) -> Response:
+        signup = self.signups.get(request.path_params["ClientKey"])
+        if signup is None:
+            return saxo_error(404, "NotFound", "Client not found")
+        if not isinstance(body, dict) or not isinstance(body.get("RedirectUrl"), str):
+            return saxo_error(
+                400, "InvalidModelState", "RedirectUrl required", {"RedirectUrl": ["Required"]}
+            )
+        return JSONResponse(
+            {"IdentificationUrl": f"https://verify.example/{signup['SignUpId']}"}, status_code=201
+        )
+
+    async def signup_status(self, request: Request) -> Response:
+        signup = self.signups.get(request.path_params["ClientKey"])
+        if signup is None:
+            return saxo_error(404, "SignupNotFound", "Signup not found")
+        body = {k: signup[k] for k in ("ClientId", "ClientKey", "OnboardingState")}
+        for k in ("OnboardingSubState", "PendingReasons", "Message"):
+            if signup.get(k):
+                body[k] = signup[k]
+        return JSONResponse(body)
+
+    async def onboarding_pdf(self, request: Request) -> Response:
+        signup = self.signups.get(request.path_params["ClientKey"])
+        if signup is None:
+            return saxo_error(404, "NotFound", "Client not found")
+        if request.query_params.get("DocumentType") not in ("Switzerland501", "Switzerland901"):
+            return saxo_error(
+                400, "ValidationFailed", "DocumentType must be Switzerland501 or Switzerland901"
+            )
+        return Response(MINIMAL_PDF, media_type="application/pdf")
+
+    async def _progress_signup(self, signup: dict[str, Any]) -> None:
+        name = signup["LastName"]
+        # Saxo waits ~15 minutes for documents unless the application is completed.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signup["completed"].wait(), timeout=self.step_s * 10)
+        signup["OnboardingState"] = "InProgress"
+        if "Manual" in name:
+            signup["OnboardingSubState"] = "ManualHandling"
+            await asyncio.sleep(self.step_s * 60)  # manual work takes a while
+        await asyncio.sleep(self.step_s)
+        if "Reject" in name:
+            signup.pop("OnboardingSubState", None)
+            signup["OnboardingState"] = "Rejected"
+            return
+        if "Pending" in name and "ProofOfIdentity" not in signup["attachments"]:
+            signup["OnboardingState"] = "Pending"
+            signup["PendingReasons"] = [
+                {
+                    "PendingField": "Proof of identity",
+                    "Reasons": ["Expired", "Missing Date of Birth"],
+                }
+            ]
+            await signup["attached"].wait()
+            signup.pop("PendingReasons", None)
+            signup["OnboardingState"] = "InProgress"
+            await asyncio.sleep(self.step_s)
+        signup.pop("OnboardingSubState", None)
+        signup["OnboardingState"] = "Approved"
+        await asyncio.sleep(self.step_s)
+        signup["OnboardingState"] = "ClientOnboarded"
+        signup["Message"] = "Onboarding request complete. Account and client keys have been created"
 
     def routes(self) -> list[Route]:
         return [
+            Route("/cm/v2/signups/options", self.api(None, self.signup_options), methods=["GET"]),
+            Route("/cm/v1/signups", self.api(self.create_signup, None), methods=["POST"]),
+            Route("/cm/v2/signups/attachments/{SignUpId}", self.api(self.attach, None), methods=["POST"]),
+            Route("/cm/v1/signups/completeapplication/{SignUpId}", self.complete, methods=["PUT"]),
+            Route("/cm/v1/signups/verification/initiate/{ClientKey:path}", self.api(self.verify, None), methods=["POST"]),
+            Route("/cm/v1/signups/status/{ClientKey:path}", self.api(None, self.signup_status), methods=["GET"]),
+            Route("/cm/v1/signups/onboardingpdf/{ClientKey:path}", self.api(None, self.onboarding_pdf), methods=["GET"]),
             Route("/atr/v1/partner/cashtransfers", self.api(self.create_cash_transfer, self.list_cash_transfers), methods=["GET", "POST"]),
             Route("/atr/v1/partner/cashtransfers/{TransactionId}", self.api(None, self.get_cash_transfer), methods=["GET"]),
         ]  # fmt: skip
@@ -239,7 +460,12 @@ class Saxo:
         task.add_done_callback(self.tasks.discard)
 
     def ledger(self) -> list[dict[str, Any]]:
-        return [
+        signups = [
+            {"partner": "saxo", "kind": "signup", "id": s["ClientKey"], "externalId": None,
+             "status": s["OnboardingState"], "modifiedOn": None}
+            for s in self.signups.values()
+        ]  # fmt: skip
+        return signups + [
             {"partner": "saxo", "kind": "cash-transfer", "id": t["TransactionId"],
              "externalId": t.get("ExternalReference"), "status": t["TransferStatus"],
              "modifiedOn": None}

@@ -45,6 +45,7 @@ class CommandRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     state: CommandState = CommandState.PENDING_SEND
     attempts: int = 0
     entityId: str | None = None
+    result: dict[str, Any] | None = None  # the partner's create answer (e.g. Saxo's SignUpId)
     rejection: PartnerRejection | None = None
     createdAt: datetime
     updatedAt: datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -65,6 +66,11 @@ def test_cash_transfer_reaches_successful(system: System) -> None:
     assert [t.to for t in store.history(system.r, stored.key)][-1] == "Successful"
     ledger = system.http.get(system.sandbox + "/_sandbox/ledger").json()
     assert ledger["saxoCreateRequests"][xid] == 1
+    listed = system.cli("saxo", "cash-transfers", "--external-reference", xid, "--json")
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(r["TransactionId"], r["TransferStatus"]) for r in rows] == [
+        (record.entityId, "Successful")
+    ]
 
 
 def test_failed_is_terminal_and_flagged_for_a_human(system: System) -> None:

@@ -1,0 +1,113 @@
+"""Saxo client signups: the options every option-valued field is checked against, and the
+calls that follow a submit (attachments, complete, verification, onboarding PDF).
+
+The submit itself is a command (jobs/commands.py, kind `signup`); its status is polled as
+the entity `saxo:signup:{ClientKey}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import msgspec
+import redis
+
+from jobs.saxo import raise_for
+from partnersync import keys
+from partnersync.config import Settings
+from schemas.saxo.signups import AttachmentsRequest, SignUpOptionList
+
+OPTIONS_KEY = keys.PREFIX + "saxo:signup-options"
+_options = msgspec.json.Decoder(SignUpOptionList)
+
+
+class SignupError(ValueError):
+    pass
+
+
+def _client(settings: Settings) -> httpx.Client:
+    return httpx.Client(
+        base_url=settings.saxo_base_url.rstrip("/"),
+        headers={"Authorization": f"Bearer {settings.saxo_token or ''}"},
+        timeout=settings.http_timeout_s,
+    )
+
+
+def options(
+    connection: redis.Redis, settings: Settings, *, refresh: bool = False
+) -> dict[str, list[str]]:
+    """PropertyName → allowed keys, from GET /cm/v2/signups/options, cached in Redis."""
+    cached = None if refresh else connection.get(OPTIONS_KEY)
+    if cached is None:
+        with _client(settings) as http:
+            response = http.get("/cm/v2/signups/options")
+        if response.status_code >= 400:
+            raise SignupError(f"GET /cm/v2/signups/options answered {response.status_code}")
+        cached = response.content
+        connection.set(OPTIONS_KEY, cached, ex=settings.options_ttl_s)
+    return {o.PropertyName: [p.Key for p in o.ValuePairs] for o in _options.decode(cached).Data}
+
+
+def _walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out += _walk(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out += _walk(v, f"{path}[{i}]")
+    else:
+        out.append((path, value))
+    return out
+
+
+def option_errors(signup: dict[str, Any], allowed: dict[str, list[str]]) -> list[str]:
+    """One message per option-valued field whose value is not an allowed option."""
+    errors = []
+    for path, value in _walk(signup):
+        name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+        if name in allowed and value is not None and str(value) not in allowed[name]:
+            errors.append(
+                f"{path}: {value!r} is not an option; allowed: {', '.join(allowed[name])}"
+            )
+    return errors
+
+
+def attach(settings: Settings, signup_id: str, documents: AttachmentsRequest) -> None:
+    with _client(settings) as http:
+        response = http.post(
+            f"/cm/v2/signups/attachments/{quote(signup_id, safe='')}",
+            content=msgspec.json.encode(documents),
+            headers={"Content-Type": "application/json"},
+        )
+    raise_for(response)
+
+
+def complete(settings: Settings, signup_id: str) -> None:
+    with _client(settings) as http:
+        response = http.put(f"/cm/v1/signups/completeapplication/{quote(signup_id, safe='')}")
+    raise_for(response)
+
+
+def verify(settings: Settings, client_key: str, redirect_url: str) -> str:
+    with _client(settings) as http:
+        response = http.post(
+            f"/cm/v1/signups/verification/initiate/{quote(client_key, safe='')}",
+            json={"RedirectUrl": redirect_url},
+        )
+    raise_for(response)
+    return str(response.json()["IdentificationUrl"])
+
+
+def onboarding_pdf(settings: Settings, client_key: str, document_type: str) -> bytes:
+    if document_type not in ("Switzerland501", "Switzerland901"):
+        raise SignupError("DocumentType must be Switzerland501 or Switzerland901")
+    with _client(settings) as http:
+        response = http.get(
+            f"/cm/v1/signups/onboardingpdf/{quote(client_key, safe='')}",
+            params={"DocumentType": document_type},
+        )
+    raise_for(response)
+    return response.content

@@ -1,0 +1,155 @@
+"""Saxo client signups: submitted through the journal, polled to their final state."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from jobs import commands, store
+from partnersync import keys, workqueue
+from schemas.commands import CommandState
+from schemas.saxo.signups import SignUpRequest
+from tests.conftest import System, settings_for, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def signup(first: str = "Ada", last: str = "Hansen", **personal: object) -> SignUpRequest:
+    body = {
+        "PersonalInformation": {
+            "FirstName": first, "LastName": last, "DateOfBirth": "1990-12-10", "CountryOfBirth": "DK",
+            "NationalityCode": "DK",
+            "ResidentialAddress": {"StreetName": "Vestergade", "City": "Aarhus", "PostalCode": "8000", "CountryCode": "DK"},
+            **personal,
+        },
+        "RegulatoryInformation": {"ServiceLanguageCode": "EN"},
+        "AccountInformation": {"ClientCategoryId": "1", "IntendedCommissionGroupId": "1234",
+                               "IntendedTemplateId": "567", "CurrencyCode": "EUR"},
+    }  # fmt: skip
+    import msgspec
+
+    return msgspec.convert(body, SignUpRequest)
+
+
+def submit(system: System, data: SignUpRequest) -> commands.CommandRecord:
+    wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
+    record, _ = commands.submit(
+        system.r,
+        wq,
+        "signup",
+        data,
+        intent_key=f"k-{uuid.uuid4()}",
+        settings=settings_for(system.env),
+    )
+    return wait_for(
+        lambda: (r := commands.load(system.r, record.externalId)).state.final and r,
+        what="submitted",
+    )
+
+
+def state(system: System, client_key: str, wanted: str):
+    key = keys.entity_key("saxo", "signup", client_key)
+    return wait_for(
+        lambda: (r := store.load(system.r, [key])[0]) and r.status == wanted and r,
+        timeout=30,
+        what=wanted,
+    )
+
+
+def test_signup_to_client_onboarded(system: System) -> None:
+    record = submit(system, signup())
+    assert record.state == CommandState.ACCEPTED
+    result = record.result
+    assert {"ClientId", "ClientKey", "SignUpId"} <= set(result) and record.entityId == result[
+        "ClientKey"
+    ]
+    assert system.cli("saxo", "complete", record.externalId).returncode == 0
+    onboarded = state(system, record.entityId, "ClientOnboarded")
+    assert [t.to for t in store.history(system.r, onboarded.key)][-1] == "ClientOnboarded"
+    changes = [
+        f[b"to"].decode()
+        for _, f in system.r.xrange(keys.CHANGES)
+        if f[b"key"].decode() == onboarded.key
+    ]
+    assert changes[-1] == "ClientOnboarded"
+    shown = system.cli("entities", "show", onboarded.key)
+    assert "Hansen" not in shown.stdout  # personal data never shown
+
+
+def test_pending_with_reasons_then_resolved_by_an_attachment(system: System, tmp_path) -> None:
+    record = submit(system, signup(last="PendingPerson"))
+    system.cli("saxo", "complete", record.externalId)
+    pending = state(system, record.entityId, "Pending")
+    data = json.loads(bytes(pending.data))
+    assert data["PendingReasons"][0]["PendingField"] == "Proof of identity"
+    assert "Expired" in system.cli("entities", "show", pending.key).stdout
+    assert system.r.zscore(keys.ATTENTION, pending.key) is not None
+    passport = tmp_path / "passport.pdf"
+    passport.write_bytes(b"%PDF-1.4 passport")
+    attached = system.cli(
+        "saxo", "attach", record.entityId, str(passport), "--type", "ProofOfIdentity"
+    )
+    assert attached.returncode == 0, attached.stderr
+    state(system, record.entityId, "ClientOnboarded")
+    assert system.r.zscore(keys.ATTENTION, pending.key) is None
+
+
+def test_client_match_is_terminal_and_never_retried(system: System) -> None:
+    record = submit(system, signup(first="Known", last="Client"))
+    assert record.state == CommandState.REJECTED and record.rejection.errorCode == "ClientMatch"
+    assert record.attempts == 1
+    lead = submit(system, signup(first="Known", last="Lead"))
+    assert lead.rejection.errorCode == "PreClientMatch"
+
+
+def test_invalid_option_is_refused_before_sending(system: System) -> None:
+    before = system.http.get(system.sandbox + "/_sandbox/ledger").json()["saxoSignupRequests"]
+    wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
+    with pytest.raises(commands.CommandError) as refused:
+        commands.submit(
+            system.r,
+            wq,
+            "signup",
+            signup(CountryOfBirth="XX"),
+            intent_key="k-x",
+            settings=settings_for(system.env),
+        )
+    message = str(refused.value)
+    assert "PersonalInformation.CountryOfBirth" in message and "'XX'" in message and "DK" in message
+    assert (
+        system.http.get(system.sandbox + "/_sandbox/ledger").json()["saxoSignupRequests"] == before
+    )
+    options = system.cli("saxo", "options", "--json")
+    assert "CountryOfBirth" in json.loads(options.stdout)
+
+
+def test_manual_handling_is_shown_and_rejection_is_final(system: System) -> None:
+    manual = submit(system, signup(last="ManualCase"))
+    system.cli("saxo", "complete", manual.externalId)
+    key = keys.entity_key("saxo", "signup", manual.entityId)
+    seen = wait_for(
+        lambda: (
+            (r := store.load(system.r, [key])[0])
+            and json.loads(bytes(r.data)).get("OnboardingSubState") == "ManualHandling"
+            and r
+        ),
+        what="ManualHandling",
+    )
+    assert seen.status == "InProgress"
+    rejected = submit(system, signup(last="RejectMe"))
+    system.cli("saxo", "complete", rejected.externalId)
+    state(system, rejected.entityId, "Rejected")
+
+
+def test_verification_and_onboarding_pdf(system: System, tmp_path) -> None:
+    record = submit(system, signup())
+    url = system.cli(
+        "saxo", "verify", record.externalId, "--redirect-url", "https://ib.example/back"
+    )
+    assert url.returncode == 0 and url.stdout.startswith("https://")
+    pdf = tmp_path / "501.pdf"
+    made = system.cli("saxo", "pdf", record.externalId, "--type", "Switzerland501", "-o", str(pdf))
+    assert made.returncode == 0, made.stderr
+    assert pdf.read_bytes().startswith(b"%PDF-")
