@@ -553,6 +553,34 @@ def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- reports ---------------------------------------------------------------------------
+
+
+def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
+    import httpx
+
+    from jobs import unsettled
+    from jobs.errors import PartnerError, Retryable
+    from jobs.saxo import SaxoClient
+
+    client_key = args.client_key or settings.saxo_client_key
+    if not client_key:
+        print("partnersync: --client-key is required (or set SAXO_CLIENT_KEY)", file=sys.stderr)
+        return 2
+
+    async def run():
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            return await unsettled.build(SaxoClient(settings, http), client_key, args.by)
+
+    try:
+        report = asyncio.run(run())
+    except (PartnerError, Retryable) as exc:
+        print(f"partnersync: Saxo: {exc}", file=sys.stderr)
+        return 1
+    print(_json(report.to_builtins()) if args.json else unsettled.render(report))
+    return 3 if report.inconsistencies else 0
+
+
 # -- status --------------------------------------------------------------------------
 
 
@@ -782,6 +810,19 @@ def parser() -> argparse.ArgumentParser:
     sl.add_argument("--json", action="store_true")
     for saxo_command in (so, sa, sc, sv, sp, sl):
         saxo_command.set_defaults(func=cmd_saxo)
+
+    report = sub.add_parser(
+        "report", help="reports from the partners' history services"
+    ).add_subparsers(dest="sub", required=True)
+    ru = report.add_parser(
+        "unsettled", help="Saxo unsettled amounts: what is owed per currency and value date"
+    )
+    ru.add_argument("--client-key", help="default: SAXO_CLIENT_KEY (the white-label / IB owner)")
+    ru.add_argument(
+        "--by", default="currency", choices=["currency", "exchange", "amount-type", "instrument"]
+    )
+    ru.add_argument("--json", action="store_true")
+    ru.set_defaults(func=cmd_report_unsettled)
 
     status = sub.add_parser("status", help="is it healthy? one screen")
     status.add_argument("--json", action="store_true")

@@ -37,6 +37,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
     options_ttl_s: int = 3600
+    unsettled_interval_s: float = 3600.0
 
     webhook_tolerance_s: float = 300.0
     allowed_cidrs: tuple[str, ...] = ()
@@ -102,6 +103,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("SAXO_CLIENT_KEY", "saxo_client_key", "ClientKey of the white-label / IB owner"),
     ("PARTNERSYNC_OPTIONS_TTL_S", "options_ttl_s", "seconds the Saxo signup options are cached"),
+    (
+        "PARTNERSYNC_UNSETTLED_INTERVAL_S",
+        "unsettled_interval_s",
+        "seconds between unsettled-amounts reports (clock; needs SAXO_CLIENT_KEY)",
+    ),
     (
         "PARTNERSYNC_WEBHOOK_TOLERANCE_S",
         "webhook_tolerance_s",

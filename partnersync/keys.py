@@ -21,6 +21,7 @@ RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"
 PARTNER_CALLS = PREFIX + "metrics:partner-calls"  # hash "partner:status" -> n
 COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
+UNSETTLED = PREFIX + "saxo:unsettled"  # the latest unsettled-amounts report (JSON)
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
 TV_CUSTOMERS = (
     PREFIX + "tradevest:customers"

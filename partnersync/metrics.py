@@ -6,7 +6,9 @@ worker, nothing lost when a worker restarts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -64,8 +66,9 @@ class RedisCollector(Collector):
         pipe.hgetall(keys.CLOCK)
         pipe.hgetall(keys.COMMAND_STATES)
         pipe.hgetall(keys.ENTITY_COUNTS)
+        pipe.get(keys.UNSETTLED)
         (counters, queued, started, failed, due, dirty, drainers, dead, attention, outcomes,
-         latency, calls, clock, command_states, entity_counts) = pipe.execute()  # fmt: skip
+         latency, calls, clock, command_states, entity_counts, report) = pipe.execute()  # fmt: skip
 
         deliveries = CounterMetricFamily(
             "partnersync_deliveries", "Events taken in, by event type, source and outcome",
@@ -143,3 +146,28 @@ class RedisCollector(Collector):
             if value:
                 entities.add_metric([partner, kind, status], value)
         yield entities
+
+        if report:
+            yield from _unsettled(json.loads(report))
+
+
+def _unsettled(report: dict) -> Iterator[object]:
+    """The latest funding report: the total, and what falls due in the next 7 days."""
+    total = GaugeMetricFamily(
+        "partnersync_unsettled_total",
+        "Unsettled amount in the requester's currency (negative: owed)",
+        labels=["currency"],
+    )
+    total.add_metric([report["currency"]], float(report["total"]))
+    yield total
+    due = GaugeMetricFamily(
+        "partnersync_unsettled_due",
+        "Unsettled amounts falling due in the next 7 days",
+        labels=["currency", "value_date"],
+    )
+    today = date.today()
+    for row in report["rows"]:
+        when = row.get("valueDate")
+        if when and today <= date.fromisoformat(when) <= today + timedelta(days=7):
+            due.add_metric([row["currency"], when], float(row["amount"]))
+    yield due

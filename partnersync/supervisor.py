@@ -88,6 +88,10 @@ class Supervisor:
             sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
             env.setdefault("TRADEVEST_BASE_URL", sandbox_url + "/tradevest")
             env.setdefault("TRADEVEST_AUTH_URL", sandbox_url + "/tradevest/oauth2/token")
+            env.setdefault("SAXO_BASE_URL", sandbox_url + "/saxo/openapi")
+            env.setdefault("SAXO_TOKEN", "sandbox")
+            env.setdefault("SAXO_CLIENT_KEY", "WLC-owner-key==")  # the sandbox's white-label owner
+            env.setdefault("SAXO_FUNDING_ACCOUNT_KEY", "FUND-EUR-key==")
             self.children.append(
                 Child("sandbox", [*cli, "sandbox", "--port", str(SANDBOX_PORT)], sandbox_url)
             )

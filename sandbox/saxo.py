@@ -48,6 +48,101 @@ def saxo_error(
     return JSONResponse(body, status_code=status, headers={"X-Correlation": uuid.uuid4().hex})
 
 
+# The seed's example (saxo-unsettled-amounts.txt): DKK requester; NYSE -0.28 DKK of CFD
+# finance on 2022-05-31; not exchange related -0.39 EUR of interest (= -2.90174235 DKK).
+UNSETTLED_EXCHANGES: dict[str, Any] = {
+    "Total": -3.18174235,
+    "Currency": "DKK",
+    "CashFlows": [
+        {"Amount": -0.28, "ValueDate": "2022-05-31"},
+        {"Amount": -2.90174235, "ValueDate": "2022-06-01"},
+    ],
+    "Exchanges": [
+        {
+            "Currency": "DKK",
+            "ExchangeId": "NoExchange",
+            "Total": -2.90174235,
+            "CashFlows": [{"Amount": -2.90174235, "ValueDate": "2022-06-01"}],
+            "Currencies": [
+                {
+                    "CashFlows": [{"Amount": -0.39, "ValueDate": "2022-06-01"}],
+                    "Currency": "EUR",
+                    "Total": -0.39,
+                }
+            ],
+        },
+        {
+            "Currency": "DKK",
+            "ExchangeId": "NYSE",
+            "Total": -0.28,
+            "CashFlows": [{"Amount": -0.28, "ValueDate": "2022-05-31"}],
+            "Currencies": [
+                {
+                    "CashFlows": [{"Amount": -0.28, "ValueDate": "2022-05-31"}],
+                    "Currency": "DKK",
+                    "Total": -0.28,
+                }
+            ],
+        },
+    ],
+}
+UNSETTLED_NYSE: dict[str, Any] = {
+    "Currency": "DKK",
+    "ExchangeId": "NYSE",
+    "Total": -0.28,
+    "CashFlows": [{"Amount": -0.28, "ValueDate": "2022-05-31"}],
+    "Currencies": [
+        {
+            "Currency": "DKK",
+            "Total": -0.28,
+            "AmountTypes": [
+                {
+                    "AmountType": "Unrealized CFD Finance",
+                    "AmountTypeId": "65",
+                    "AmountTypeSource": "Financing",
+                    "CashFlows": [{"Amount": -0.28, "ValueDate": "2022-05-31"}],
+                    "Total": -0.28,
+                }
+            ],
+            "CashFlows": [{"Amount": -0.28, "ValueDate": "2022-05-31"}],
+        }
+    ],
+}
+UNSETTLED_NO_EXCHANGE: dict[str, Any] = {
+    "Currency": "DKK",
+    "ExchangeId": "NoExchange",
+    "Total": -2.90174235,
+    "CashFlows": [{"Amount": -2.90174235, "ValueDate": "2022-06-01"}],
+    "Currencies": [
+        {
+            "Currency": "EUR",
+            "Total": -0.39,
+            "AmountTypes": [
+                {
+                    "AmountType": "Unr. Interest",
+                    "AmountTypeId": "42",
+                    "AmountTypeSource": "Financing",
+                    "CashFlows": [{"Amount": -0.39, "ValueDate": "2022-06-01"}],
+                    "Total": -0.39,
+                }
+            ],
+            "CashFlows": [{"Amount": -0.39, "ValueDate": "2022-06-01"}],
+        }
+    ],
+}
+UNSETTLED_INSTRUMENTS: dict[tuple[str, str], list[dict[str, Any]]] = {
+    ("65", "DKK"): [
+        {
+            "Uic": 4913,
+            "AssetType": "CfdOnIndex",
+            "InstrumentSymbol": "US500.I",
+            "InstrumentDescription": "US 500",
+            "Total": -0.28,
+            "CashFlows": [{"Amount": -0.28, "ValueDate": "2022-05-31"}],
+        }
+    ],
+}
+
 _COUNTRIES = [
     ("DK", "Denmark"),
     ("CH", "Switzerland"),
@@ -119,6 +214,59 @@ class Saxo:
         self.rate_limited = 0
         self.signups: dict[str, dict[str, Any]] = {}  # ClientKey -> signup
         self.signup_requests = 0
+
+    # -- unsettled amounts: the seed's example scenario for the owner's ClientKey --------------
+
+    def _owner(self, request: Request) -> bool | Response:
+        key = request.query_params.get("ClientKey")
+        if not key:
+            return saxo_error(
+                400, "InvalidModelState", "ClientKey is required", {"ClientKey": ["Required"]}
+            )
+        return key == OWNER_CLIENT_KEY
+
+    async def unsettled(self, request: Request) -> Response:
+        owner = self._owner(request)
+        if isinstance(owner, Response):
+            return owner
+        if not owner:
+            return JSONResponse({"Currency": "DKK", "Total": 0, "CashFlows": [], "Currencies": []})
+        currencies = [UNSETTLED_NYSE["Currencies"][0], UNSETTLED_NO_EXCHANGE["Currencies"][0]]
+        if request.query_params.get("Scope", "Currencies") != "AmountTypes":
+            currencies = [{k: v for k, v in c.items() if k != "AmountTypes"} for c in currencies]
+        root = {k: UNSETTLED_EXCHANGES[k] for k in ("Currency", "Total", "CashFlows")}
+        return JSONResponse({**root, "Currencies": currencies})
+
+    async def unsettled_exchanges(self, request: Request) -> Response:
+        owner = self._owner(request)
+        if isinstance(owner, Response):
+            return owner
+        return JSONResponse(
+            UNSETTLED_EXCHANGES
+            if owner
+            else {"Currency": "DKK", "Total": 0, "CashFlows": [], "Exchanges": []}
+        )
+
+    async def unsettled_exchange(self, request: Request) -> Response:
+        owner = self._owner(request)
+        if isinstance(owner, Response):
+            return owner
+        found = {"NYSE": UNSETTLED_NYSE, "NoExchange": UNSETTLED_NO_EXCHANGE}.get(
+            request.path_params["ExchangeId"]
+        )
+        if found is None or not owner:
+            return saxo_error(404, "NotFound", "No unsettled amounts for this exchange")
+        return JSONResponse(found)
+
+    async def unsettled_instruments(self, request: Request) -> Response:
+        owner = self._owner(request)
+        if isinstance(owner, Response):
+            return owner
+        q = request.query_params
+        if not q.get("AmountTypeId") or not q.get("Currency"):
+            return saxo_error(400, "InvalidModelState", "AmountTypeId and Currency are required")
+        data = UNSETTLED_INSTRUMENTS.get((q["AmountTypeId"], q["Currency"]), []) if owner else []
+        return JSONResponse({"Data": data})
 
     # -- signups ---------------------------------------------------------------------------
 
@@ -281,6 +429,10 @@ class Saxo:
             Route("/cm/v1/signups/verification/initiate/{ClientKey:path}", self.api(self.verify, None), methods=["POST"]),
             Route("/cm/v1/signups/status/{ClientKey:path}", self.api(None, self.signup_status), methods=["GET"]),
             Route("/cm/v1/signups/onboardingpdf/{ClientKey:path}", self.api(None, self.onboarding_pdf), methods=["GET"]),
+            Route("/hist/v1/unsettledamounts", self.api(None, self.unsettled), methods=["GET"]),
+            Route("/hist/v1/unsettledamounts/exchanges", self.api(None, self.unsettled_exchanges), methods=["GET"]),
+            Route("/hist/v1/unsettledamounts/exchanges/{ExchangeId}", self.api(None, self.unsettled_exchange), methods=["GET"]),
+            Route("/hist/v1/unsettledamounts/instruments", self.api(None, self.unsettled_instruments), methods=["GET"]),
             Route("/atr/v1/partner/cashtransfers", self.api(self.create_cash_transfer, self.list_cash_transfers), methods=["GET", "POST"]),
             Route("/atr/v1/partner/cashtransfers/{TransactionId}", self.api(None, self.get_cash_transfer), methods=["GET"]),
         ]  # fmt: skip

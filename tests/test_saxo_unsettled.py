@@ -1,0 +1,97 @@
+"""The unsettled-amounts funding report reproduces the seed's example scenario."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+
+import msgspec
+import pytest
+
+from jobs import unsettled
+from tests.conftest import ROOT
+
+OWNER = "WLC-owner-key=="
+
+
+def report(system_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "partnersync", "report", "unsettled", *args],
+        env=system_env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("by", ["currency", "exchange", "amount-type", "instrument"])
+def test_report_reproduces_the_seed(system_env, by) -> None:
+    out = report(system_env, "--by", by, "--json")  # --client-key defaults to SAXO_CLIENT_KEY
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["currency"] == "DKK" and data["total"] == "-3.18174235"
+    assert data["inconsistencies"] == []
+    rows = {(r["group"], r["currency"], r["valueDate"]): r["amount"] for r in data["rows"]}
+    if by == "currency":
+        assert rows == {
+            ("DKK", "DKK", "2022-05-31"): "-0.28",
+            ("EUR", "EUR", "2022-06-01"): "-0.39",
+        }
+    if by == "exchange":
+        assert rows[("NYSE (in DKK)", "DKK", "2022-05-31")] == "-0.28"
+        assert rows[("not exchange related (in DKK)", "DKK", "2022-06-01")] == "-2.90174235"
+        assert rows[("not exchange related: EUR", "EUR", "2022-06-01")] == "-0.39"
+    if by == "amount-type":
+        assert rows[("NYSE: Unrealized CFD Finance (Financing)", "DKK", "2022-05-31")] == "-0.28"
+        assert (
+            rows[("not exchange related: Unr. Interest (Financing)", "EUR", "2022-06-01")]
+            == "-0.39"
+        )
+    if by == "instrument":
+        assert (
+            rows[("NYSE: Unrealized CFD Finance: US500.I (CfdOnIndex)", "DKK", "2022-05-31")]
+            == "-0.28"
+        )
+
+
+@pytest.mark.e2e
+def test_table_output_names_no_exchange(system_env) -> None:
+    out = report(system_env, "--by", "exchange")
+    assert (
+        "not exchange related" in out.stdout
+        and "-3.18174235" in out.stdout
+        and "NoExchange" not in out.stdout
+    )
+
+
+class Partner:
+    """A stand-in partner answering from fixed bodies (the report logic is what is tested)."""
+
+    def __init__(self, bodies: dict[str, object]):
+        self.bodies = bodies
+
+    async def get(self, path: str, **params: str) -> bytes:
+        return msgspec.json.encode(self.bodies[path])
+
+
+def test_totals_that_do_not_add_up_are_reported() -> None:
+    broken = {
+        "Currency": "DKK", "Total": -1.00, "CashFlows": [{"Amount": -0.50, "ValueDate": "2022-06-01"}],
+        "Currencies": [{"Currency": "DKK", "Total": -1.00, "CashFlows": [{"Amount": -1.00, "ValueDate": "2022-06-01"}]}],
+    }  # fmt: skip
+    built = asyncio.run(
+        unsettled.build(Partner({"/hist/v1/unsettledamounts": broken}), OWNER, "currency")
+    )
+    assert built.inconsistencies == ["total (DKK): Total -1.0 but its cash flows add up to -0.5"]
+    assert "INCONSISTENT RESPONSE" in unsettled.render(built)
+
+
+@pytest.mark.e2e
+def test_scheduled_report_is_stored_and_exposed(system) -> None:
+    from partnersync import keys
+    from tests.conftest import wait_for
+
+    stored = wait_for(lambda: system.r.get(keys.UNSETTLED), what="the clock's report")
+    assert json.loads(stored)["total"] == "-3.18174235"
+    text = system.http.get(system.receiver + "/metrics").text
+    assert 'partnersync_unsettled_total{currency="DKK"} -3.18174235' in text
