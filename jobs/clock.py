@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable
 
-from jobs import context, sweeper, unsettled
+from jobs import context, ens, sweeper, unsettled
 from partnersync import keys, workqueue
 from partnersync.config import Settings
 
@@ -33,6 +33,7 @@ def tasks(ctx: context.Context) -> list[tuple[str, float, Callable[[], object]]]
             lambda: ctx.run(sweeper.missed_notifications(ctx)),
         ),
         ("transactions", s.sweep_interval_s, lambda: ctx.run(sweeper.transactions(ctx))),
+        ("ens", s.ens_interval_s, lambda: ctx.run(ens.poll(ctx))),
         ("unsettled-report", s.unsettled_interval_s, lambda: ctx.run(unsettled.refresh(ctx))),
     ]
 

@@ -339,6 +339,10 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
         customer = _customer_of(kind, key, got)
         if customer:
             write.sadd(keys.TV_CUSTOMERS, customer)
+        if kind.partner == "saxo" and kind.kind == "cash-transfer" and isinstance(got, tuple):
+            for position in (got[0].FromAccountPositionId, got[0].ToAccountPositionId):
+                if position:  # lets an ENS AccountFundings activity find its transfer
+                    write.set(keys.saxo_position(position), key, ex=settings.dlq_retention)
         if applied.record is not None:
             store.write(
                 write, applied.record, applied.transition, changes_maxlen=settings.changes_maxlen

@@ -38,6 +38,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     saxo_client_key: str | None = None
     options_ttl_s: int = 3600
     unsettled_interval_s: float = 3600.0
+    ens_interval_s: float = 5.0
 
     webhook_tolerance_s: float = 300.0
     allowed_cidrs: tuple[str, ...] = ()

@@ -21,6 +21,8 @@ RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"
 PARTNER_CALLS = PREFIX + "metrics:partner-calls"  # hash "partner:status" -> n
 COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
+ENS_CHECKPOINT = PREFIX + "saxo:ens:sequence"  # the last ENS SequenceId taken in
+ENS_LAST_TIME = PREFIX + "saxo:ens:time"  # its ActivityTime (fallback window, lag)
 UNSETTLED = PREFIX + "saxo:unsettled"  # the latest unsettled-amounts report (JSON)
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
 TV_CUSTOMERS = (
@@ -63,6 +65,11 @@ def external_id(partner: str, external_id: str) -> str:
 def rq_template(queue: str) -> str:
     """The drain job's RQ hash fields, read by the Lua scripts (see workqueue.py)."""
     return f"{PREFIX}rq-template:{queue}"
+
+
+def saxo_position(position_id: str) -> str:
+    """A Saxo cash position id → the partner cash transfer that made it."""
+    return f"{PREFIX}saxo:position:{position_id}"
 
 
 def command(external_id: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -67,18 +67,29 @@ class RedisCollector(Collector):
         pipe.hgetall(keys.COMMAND_STATES)
         pipe.hgetall(keys.ENTITY_COUNTS)
         pipe.get(keys.UNSETTLED)
+        pipe.get(keys.ENS_LAST_TIME)
         (counters, queued, started, failed, due, dirty, drainers, dead, attention, outcomes,
-         latency, calls, clock, command_states, entity_counts, report) = pipe.execute()  # fmt: skip
+         latency, calls, clock, command_states, entity_counts, report, ens_time) = pipe.execute()  # fmt: skip
 
         deliveries = CounterMetricFamily(
             "partnersync_deliveries", "Events taken in, by event type, source and outcome",
             labels=["event_type", "source", "outcome"],
         )  # fmt: skip
+        sources = {"recovered": "sweeper", "ens": "ens"}
         for name, value in _decode(counters).items():
             outcome, _, event_type = name.partition(":")
-            source = "sweeper" if outcome.startswith("recovered-") else "webhook"
-            deliveries.add_metric([event_type, source, outcome.removeprefix("recovered-")], value)
+            prefix, _, rest = outcome.partition("-")
+            source = sources.get(prefix, "webhook") if rest else "webhook"
+            deliveries.add_metric(
+                [event_type, source, rest if prefix in sources and rest else outcome], value
+            )
         yield deliveries
+        if ens_time:
+            seen = datetime.fromisoformat(ens_time.decode()).timestamp() * 1000
+            yield GaugeMetricFamily(
+                "partnersync_ens_checkpoint_age_seconds", "Age of the last ENS activity taken in",
+                value=max(0.0, (now - seen) / 1000),
+            )  # fmt: skip
 
         backlog = GaugeMetricFamily("partnersync_backlog", "Work waiting", labels=["what"])
         backlog.add_metric(["rq_queued"], queued)

@@ -331,15 +331,18 @@ class WorkQueue:
         install_template(self.connection, self.queue)
         return True
 
-    def intake(self, event: Event, *, dedupe_ttl: int, inbox_ttl: int) -> bool:
-        """The receiver's intake, for events that arrive by polling (sweepers, pollers)."""
+    def intake(
+        self, event: Event, *, dedupe_ttl: int, inbox_ttl: int, source: str = "recovered-"
+    ) -> bool:
+        """The receiver's intake, for events that arrive by polling (sweepers, pollers);
+        `source` prefixes their counters."""
         args = intake_args(
             [event],
             dedupe_ttl=dedupe_ttl,
             inbox_ttl=inbox_ttl,
             cap=self.drainers,
             queue=self.queue,
-            source="recovered-",
+            source=source,
         )
         ((accepted, _),), drainer = intake_replies(self._intake(args=args))
         if self._ensure_template(drainer):

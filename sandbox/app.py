@@ -87,6 +87,26 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         tv.set_status(kind, entity, status)
         return JSONResponse({"status": status})
 
+    async def ens_control(request: Request) -> Response:
+        """Test control: {"generate": n, "type": "Positions"} adds activities;
+        {"expire_through": "17"} drops SequenceIds up to 17 from the ENS cache."""
+        body = json.loads(await request.body() or b"{}")
+        for _ in range(int(body.get("generate", 0))):
+            sx.activity(
+                body.get("type", "Positions"),
+                saxo.CLIENT_KEY,
+                saxo.CLIENT_ACCOUNT,
+                PositionEvent="Updated",
+            )
+        if "expire_through" in body:
+            sx.ens_horizon = int(body["expire_through"])
+        by_type: dict[str, int] = {}
+        for a in sx.activities:
+            by_type[a["ActivityType"]] = by_type.get(a["ActivityType"], 0) + 1
+        return JSONResponse(
+            {"activities": len(sx.activities), "horizon": sx.ens_horizon, "byType": by_type}
+        )
+
     routes = [
         Mount("/tradevest", routes=tv.routes()),
         Mount("/saxo/openapi", routes=sx.routes()),
@@ -95,6 +115,7 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         Route("/_sandbox/ledger", ledger, methods=["GET"]),
         Route("/_sandbox/fixtures", fixtures, methods=["GET"]),
         Route("/_sandbox/tradevest/status", force_status, methods=["POST"]),
+        Route("/_sandbox/saxo/ens", ens_control, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

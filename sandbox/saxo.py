@@ -213,7 +213,60 @@ class Saxo:
         self.tasks: set[asyncio.Task[None]] = set()
         self.rate_limited = 0
         self.signups: dict[str, dict[str, Any]] = {}  # ClientKey -> signup
+        self.activities: list[dict[str, Any]] = []  # ENS, ascending SequenceId
+        self.ens_horizon = 0  # SequenceIds up to this one have left the ENS cache
         self.signup_requests = 0
+
+    # -- ENS activities ----------------------------------------------------------------------
+
+    def activity(
+        self, activity_type: str, client_key: str, account_key: str | None, **fields: Any
+    ) -> None:
+        sequence = len(self.activities) + 1
+        self.activities.append({
+            "SequenceId": str(sequence), "ActivityType": activity_type, "ActivityTime": now_iso(),
+            "ClientKey": client_key, "AccountKey": account_key, "AccountId": account_key and account_key.split("-")[0],
+            **fields,
+        })  # fmt: skip
+
+    async def activities_list(self, request: Request) -> Response:
+        q = request.query_params
+        wanted = {a for v in q.getlist("Activities") for a in v.split(",") if a}
+        if not wanted:
+            return saxo_error(
+                400, "InvalidModelState", "Activities is required", {"Activities": ["Required"]}
+            )
+        items = [
+            a
+            for a in self.activities
+            if a["ActivityType"] in wanted and int(a["SequenceId"]) > self.ens_horizon
+        ]
+        client_key = q.get("ClientKey")
+        if client_key and not (
+            client_key == OWNER_CLIENT_KEY and q.get("IncludeSubAccounts", "").lower() == "true"
+        ):
+            items = [a for a in items if a["ClientKey"] == client_key]
+        if "SequenceId" in q:
+            try:
+                start = int(q["SequenceId"])
+            except ValueError:
+                return saxo_error(400, "InvalidModelState", "SequenceId is not valid")
+            if start <= self.ens_horizon:
+                return saxo_error(400, "SequenceIdUnavailable", "Sequence id unavailable")
+            items = [a for a in items if int(a["SequenceId"]) >= start]  # from the SequenceId on
+        elif "FromDateTime" in q:
+            items = [a for a in items if a["ActivityTime"] >= q["FromDateTime"]]
+        top = int(q.get("$top", "1000"))
+        skip = int(q.get("$skiptoken") or 0)
+        body: dict[str, Any] = {"Data": items[skip : skip + top], "__count": len(items)}
+        if skip + top < len(items):
+            params = {k: v for k, v in q.items() if k != "$skiptoken"}
+            body["__next"] = (
+                "/openapi/ens/v1/activities?"
+                + "&".join(f"{k}={v}" for k, v in params.items())
+                + f"&$skiptoken={skip + top}"
+            )
+        return JSONResponse(body)
 
     # -- unsettled amounts: the seed's example scenario for the owner's ClientKey --------------
 
@@ -429,6 +482,7 @@ class Saxo:
             Route("/cm/v1/signups/verification/initiate/{ClientKey:path}", self.api(self.verify, None), methods=["POST"]),
             Route("/cm/v1/signups/status/{ClientKey:path}", self.api(None, self.signup_status), methods=["GET"]),
             Route("/cm/v1/signups/onboardingpdf/{ClientKey:path}", self.api(None, self.onboarding_pdf), methods=["GET"]),
+            Route("/ens/v1/activities", self.api(None, self.activities_list), methods=["GET"]),
             Route("/hist/v1/unsettledamounts", self.api(None, self.unsettled), methods=["GET"]),
             Route("/hist/v1/unsettledamounts/exchanges", self.api(None, self.unsettled_exchanges), methods=["GET"]),
             Route("/hist/v1/unsettledamounts/exchanges/{ExchangeId}", self.api(None, self.unsettled_exchange), methods=["GET"]),
@@ -568,6 +622,16 @@ class Saxo:
         self.accounts[transfer["FromAccount"]]["Balance"] -= amount
         self.accounts[transfer["ToAccount"]]["Balance"] += amount
         transfer["TransferStatus"] = "Successful"
+        for account, sign, position, funding_type in (
+            (transfer["FromAccount"], -1, transfer["FromAccountPositionId"], "Withdrawal"),
+            (transfer["ToAccount"], 1, transfer["ToAccountPositionId"], "Deposit"),
+        ):
+            self.activity(
+                "AccountFundings", self.accounts[account]["ClientKey"], account,
+                Amount=float(amount) * sign, CurrencyCode=transfer["Currency"], FundingEvent="New",
+                FundingType=funding_type, FundingSubType="InterClientTransfer", PositionId=position,
+                ExternalExecutionReference=transfer.get("ExternalReference"),
+            )  # fmt: skip
 
     async def get_cash_transfer(self, request: Request) -> Response:
         transfer = self.transfers.get(request.path_params["TransactionId"])

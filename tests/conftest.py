@@ -155,6 +155,7 @@ def system(
     try:
         system = System(r, receiver_url, sandbox_url, system_env)
         system.workers = workers
+        system.clock = clock
         yield system
     finally:
         clock.stop()

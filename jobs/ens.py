@@ -1,0 +1,120 @@
+"""Saxo ENS activities → events, on the same pipeline as a webhook.
+
+The clock polls `GET /ens/v1/activities` for the owner (ClientKey = SAXO_CLIENT_KEY,
+IncludeSubAccounts) and resumes from the last SequenceId it processed (kept in Redis).
+Each activity is archived, deduplicated by SequenceId and enqueued like a delivery, so DLQ,
+replay and handlers work the same. AccountFundings name the partner cash transfer they
+confirm (by ExternalReference or position id): it is reconciled at once instead of waiting
+for its next status poll. When the checkpoint has left Saxo's cache ("Sequence id
+unavailable") the poller falls back to a FromDateTime window from the last activity it
+saw, says so in the log and a counter, and never silently skips.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from jobs.context import Context
+from jobs.errors import PartnerError
+from partnersync import keys, workqueue
+from schemas.tradevest.events import digest
+
+log = logging.getLogger("partnersync.ens")
+
+ACTIVITIES = "AccountFundings,Orders,Positions,CorporateActions,MarginCalls"
+CHECKPOINT = keys.ENS_CHECKPOINT
+LAST_TIME = keys.ENS_LAST_TIME
+FIRST_WINDOW = timedelta(hours=1)  # how far back the very first poll looks
+OVERLAP = timedelta(minutes=5)  # fallback window margin: dedupe absorbs the repeats
+
+
+def event_type(activity_type: str) -> str:
+    """AccountFundings → ENS_ACCOUNT_FUNDINGS (the intake's event-type names)."""
+    snake = "".join(f"_{c}" if c.isupper() else c for c in activity_type).lstrip("_").upper()
+    return f"ENS_{snake}"
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+async def _fetch(ctx: Context, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [item async for item in ctx.clients.saxo.pages("/ens/v1/activities", **params)]
+
+
+def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:
+    """The partner cash transfer an AccountFundings activity confirms, if partnersync knows it."""
+    reference = activity.get("ExternalExecutionReference")
+    if reference:
+        found = ctx.connection.get(keys.external_id("saxo", reference))
+        if found:
+            return found.decode()
+    position = activity.get("PositionId")
+    if position:
+        found = ctx.connection.get(keys.saxo_position(str(position)))
+        if found:
+            return found.decode()
+    return None
+
+
+async def poll(ctx: Context) -> int:
+    """One poll; returns how many activities were new."""
+    s = ctx.settings
+    if not s.saxo_client_key:
+        return 0
+    base = {
+        "ClientKey": s.saxo_client_key,
+        "IncludeSubAccounts": "true",
+        "Activities": ACTIVITIES,
+        "$top": 1000,
+    }
+    checkpoint = ctx.connection.get(CHECKPOINT)
+    try:
+        if checkpoint:
+            items = await _fetch(ctx, {**base, "SequenceId": checkpoint.decode()})
+        else:
+            items = await _fetch(
+                ctx, {**base, "FromDateTime": _iso(datetime.now(UTC) - FIRST_WINDOW)}
+            )
+    except PartnerError as exc:
+        if "SequenceIdUnavailable" not in str(exc) and "Sequence id unavailable" not in str(exc):
+            raise
+        last = ctx.connection.get(LAST_TIME)
+        since = (
+            datetime.fromisoformat(last.decode()) - OVERLAP
+            if last
+            else datetime.now(UTC) - FIRST_WINDOW
+        )
+        log.warning(
+            "ENS checkpoint no longer available: falling back to a FromDateTime window",
+            extra={
+                "sequenceId": checkpoint.decode() if checkpoint else None,
+                "fromDateTime": _iso(since),
+            },
+        )
+        ctx.connection.hincrby(keys.COUNTERS, "ens-fallback:ENS", 1)
+        items = await _fetch(ctx, {**base, "FromDateTime": _iso(since)})
+    new = 0
+    for item in items:
+        entity = (
+            cash_transfer_of(ctx, item) if item.get("ActivityType") == "AccountFundings" else None
+        )
+        event = workqueue.Event(
+            event_type(str(item.get("ActivityType"))),
+            msgspec.json.encode(item),
+            [entity] if entity else [],
+            keys.dedupe(digest("ens", str(item.get("SequenceId")))),
+        )
+        new += ctx.workqueue.intake(
+            event, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, source="ens-"
+        )
+    if items:
+        # after the intake: a crash in between re-reads, and dedupe absorbs it
+        last_item = items[-1]
+        ctx.connection.set(CHECKPOINT, str(last_item["SequenceId"]))
+        ctx.connection.set(LAST_TIME, str(last_item.get("ActivityTime") or _iso(datetime.now(UTC))))
+    return new

@@ -1,0 +1,111 @@
+"""Saxo ENS activities become events: resumed from the SequenceId checkpoint after a
+restart, without loss or double intake; an expired checkpoint falls back to a time window."""
+
+from __future__ import annotations
+
+import pytest
+
+from partnersync import keys
+from tests.conftest import Proc, System, wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.worker_env(PARTNERSYNC_ENS_INTERVAL_S="0.3")]
+
+ACCEPTED = "ens-parked:ENS_POSITIONS"  # archived; nothing to reconcile
+DUPLICATE = "ens-duplicate:ENS_POSITIONS"
+
+
+def ens(system: System, **body: object) -> dict:
+    return system.http.post(system.sandbox + "/_sandbox/saxo/ens", json=body).json()
+
+
+def counter(system: System, name: str) -> int:
+    return int(system.r.hget(keys.COUNTERS, name) or 0)
+
+
+def restart_clock(system: System) -> Proc:
+    system.clock.stop()
+    return Proc("clock", ["clock"], dict(system.env, PARTNERSYNC_ENS_INTERVAL_S="0.3")).start()
+
+
+def test_resume_after_restart_without_loss_or_duplicates(system: System) -> None:
+    total = ens(system, generate=30)["byType"]["Positions"]  # (earlier tests may have made some)
+    wait_for(lambda: counter(system, ACCEPTED) == total, what="first 30")
+    checkpoint = system.r.get(keys.ENS_CHECKPOINT)
+    system.clock.stop()
+    total = ens(system, generate=20)["byType"]["Positions"]
+    clock = restart_clock(system)
+    try:
+        wait_for(
+            lambda: counter(system, ACCEPTED) == total, what="the 20 made while the clock was down"
+        )
+        assert counter(system, DUPLICATE) <= 1  # at most the checkpoint's own activity, re-read
+        assert int(system.r.get(keys.ENS_CHECKPOINT)) > int(checkpoint)
+        archived = sum(
+            1
+            for k in system.r.scan_iter(keys.inbox("*"))
+            if system.r.hget(k, "type") == b"ENS_POSITIONS"
+        )
+        assert archived == total
+    finally:
+        clock.stop()
+
+
+def test_expired_checkpoint_falls_back_to_a_time_window(system: System) -> None:
+    total = ens(system, generate=5)["byType"]["Positions"]
+    wait_for(lambda: counter(system, ACCEPTED) == total, what="caught up")
+    system.clock.stop()
+    checkpoint = system.r.get(keys.ENS_CHECKPOINT).decode()
+    total = ens(system, generate=10, expire_through=checkpoint)["byType"]["Positions"]
+    clock = restart_clock(system)
+    try:
+        wait_for(
+            lambda: counter(system, ACCEPTED) == total, what="the 10 new ones, via the fallback"
+        )
+        assert counter(system, "ens-fallback:ENS") == 1
+        text = system.http.get(system.receiver + "/metrics").text
+        assert (
+            'partnersync_deliveries_total{event_type="ENS",outcome="fallback",source="ens"} 1.0'
+            in text
+        )
+    finally:
+        clock.stop()
+
+
+def test_account_fundings_land_on_their_cash_transfer(system: System) -> None:
+    from decimal import Decimal
+
+    from jobs import commands
+    from partnersync import workqueue
+    from schemas.saxo.cash_transfers import PartnerCashTransferRequest
+    from tests.conftest import settings_for
+
+    data = PartnerCashTransferRequest(
+        FromAccountKey="FUND-EUR-key==",
+        ToAccountKey="CLIENT1-EUR-key==",
+        Amount=Decimal("3"),
+        Currency="EUR",
+    )
+    wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
+    record, _ = commands.submit(
+        system.r,
+        wq,
+        "cash-transfer",
+        data,
+        intent_key="ens-funding",
+        settings=settings_for(system.env),
+    )
+    done = wait_for(
+        lambda: (r := commands.load(system.r, record.externalId)).state.final and r, what="accepted"
+    )
+    key = keys.entity_key("saxo", "cash-transfer", done.entityId)
+
+    def funding_events() -> list[bytes]:
+        return [
+            k for k in system.r.scan_iter(keys.inbox("*"))
+            if system.r.hget(k, "type") == b"ENS_ACCOUNT_FUNDINGS" and system.r.hget(k, "entities") == key.encode()
+        ]  # fmt: skip
+
+    assert (
+        len(wait_for(lambda: len(funding_events()) == 2 and funding_events(), what="both fundings"))
+        == 2
+    )
