@@ -581,6 +581,42 @@ def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
     return 3 if report.inconsistencies else 0
 
 
+def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import date, timedelta
+
+    import httpx
+
+    from jobs import transactions
+    from jobs.errors import PartnerError, Retryable
+    from jobs.saxo import SaxoClient
+
+    client_key = args.client_key or settings.saxo_client_key
+    if not client_key:
+        print("partnersync: --client-key is required (or set SAXO_CLIENT_KEY)", file=sys.stderr)
+        return 2
+    try:
+        start, end = date.fromisoformat(args.from_), date.fromisoformat(args.to)
+    except ValueError as exc:
+        print(f"partnersync: --from/--to: {exc}", file=sys.stderr)
+        return 2
+    connection = _redis(settings)
+
+    async def run():
+        async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+            return await transactions.reconcile(
+                SaxoClient(settings, http), connection, client_key=client_key, start=start, end=end,
+                grace=timedelta(seconds=args.grace_s),
+            )  # fmt: skip
+
+    try:
+        result = asyncio.run(run())
+    except (PartnerError, Retryable) as exc:
+        print(f"partnersync: Saxo: {exc}", file=sys.stderr)
+        return 1
+    print(_json(result.to_builtins()) if args.json else transactions.render(result))
+    return 0 if not (result.missing or result.unexpected or result.invalid) else 3
+
+
 # -- status --------------------------------------------------------------------------
 
 
@@ -823,6 +859,24 @@ def parser() -> argparse.ArgumentParser:
     )
     ru.add_argument("--json", action="store_true")
     ru.set_defaults(func=cmd_report_unsettled)
+
+    recon = sub.add_parser(
+        "reconcile", help="compare partner records with what partnersync did"
+    ).add_subparsers(dest="sub", required=True)
+    rt = recon.add_parser(
+        "transactions", help="Saxo Cash Transfer bookings vs the cash transfers we sent"
+    )
+    rt.add_argument("--from", dest="from_", required=True, help="YYYY-MM-DD")
+    rt.add_argument("--to", required=True, help="YYYY-MM-DD")
+    rt.add_argument("--client-key", help="default: SAXO_CLIENT_KEY")
+    rt.add_argument(
+        "--grace-s",
+        type=float,
+        default=600,
+        help="a transfer younger than this may lack its booking",
+    )
+    rt.add_argument("--json", action="store_true")
+    rt.set_defaults(func=cmd_reconcile_transactions)
 
     status = sub.add_parser("status", help="is it healthy? one screen")
     status.add_argument("--json", action="store_true")

@@ -143,6 +143,41 @@ UNSETTLED_INSTRUMENTS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ],
 }
 
+
+def _cash_row(
+    booking_id: str, account: str, currency: str, amount: float, value_date: str
+) -> dict[str, Any]:
+    """A Cash Transfer transaction: identified by BookingId, exactly one booking, no trades."""
+    return {
+        "TransactionType": "CashTransfer", "BookingId": booking_id, "AccountId": account.split("-key")[0],
+        "AccountKey": account, "Currency": currency, "BookedAmount": amount, "Date": value_date,
+        "ValueDate": value_date, "Event": "Deposit" if amount > 0 else "Withdrawal",
+        "Bookings": [{"BookingId": booking_id, "AmountType": "Cash Transfer", "AmountTypeId": "7",
+                      "BookedAmount": amount, "Date": value_date, "ValueDate": value_date}],
+    }  # fmt: skip
+
+
+# One of each other type, shaped as the seed describes (saxo-transactions.txt).
+STATIC_TRANSACTIONS: list[dict[str, Any]] = [
+    {"TransactionType": "Trade", "TradeId": "564455434", "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+     "Date": "2022-02-14", "ValueDate": "2022-02-16", "Event": "Buy", "BookedAmount": -20.78,
+     "Trades": [{"TradeId": "564455434", "TradedQuantity": 10.0, "Price": 2.078, "TradeType": "Bought", "OpenClose": "To Open"}],
+     "Bookings": [{"BookingId": "3432656727", "AmountType": "Share Amount", "AmountTypeId": "1", "BookedAmount": -20.78},
+                  {"BookingId": "3432656728", "AmountType": "Commission", "AmountTypeId": "2", "BookedAmount": -0.34}]},
+    {"TransactionType": "CorporateAction", "CorporateActionId": "CA-889", "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+     "Date": "2022-03-01", "ValueDate": "2022-03-01", "Event": "Cash Dividend", "BookedAmount": 4.10,
+     "Trades": [],
+     "Bookings": [{"BookingId": "5001", "AmountType": "Cash Dividend", "AmountTypeId": "21", "BookedAmount": 5.0},
+                  {"BookingId": "5002", "AmountType": "Withholding Tax", "AmountTypeId": "22", "BookedAmount": -0.90},
+                  {"BookingId": "5003", "AmountType": "Withholding Tax", "AmountTypeId": "22", "BookedAmount": 0.0,
+                   "CorrectionReason": "Tax rate corrected"}]},
+    {"TransactionType": "CashAmount", "BookingId": "7001", "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+     "Date": "2022-03-31", "ValueDate": "2022-03-31", "Event": "Account Interest", "BookedAmount": -0.39,
+     "Bookings": [{"BookingId": "7001", "AmountType": "Account Interest", "AmountTypeId": "42", "BookedAmount": -0.39}]},
+    {"TransactionType": "Trade", "IsIntradayData": True, "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+     "Date": "2022-04-01", "Event": "Buy", "Trades": [{"TradedQuantity": 5.0, "TradeType": "Bought"}]},
+]  # fmt: skip
+
 _COUNTRIES = [
     ("DK", "Denmark"),
     ("CH", "Switzerland"),
@@ -215,6 +250,9 @@ class Saxo:
         self.signups: dict[str, dict[str, Any]] = {}  # ClientKey -> signup
         self.activities: list[dict[str, Any]] = []  # ENS, ascending SequenceId
         self.ens_horizon = 0  # SequenceIds up to this one have left the ENS cache
+        self.booked_from = 0  # transfers before this index are not listed (test reset)
+        self.unbooked: set[str] = set()  # planted: Successful transfers without their booking
+        self.extra_bookings: list[dict[str, Any]] = []  # planted: bookings without a transfer
         self.signup_requests = 0
 
     # -- ENS activities ----------------------------------------------------------------------
@@ -265,6 +303,53 @@ class Saxo:
                 "/openapi/ens/v1/activities?"
                 + "&".join(f"{k}={v}" for k, v in params.items())
                 + f"&$skiptoken={skip + top}"
+            )
+        return JSONResponse(body)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def _cash_transfer_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        for index, t in enumerate(self.transfers.values()):
+            if (
+                index < self.booked_from
+                or t["TransferStatus"] != "Successful"
+                or t["TransactionId"] in self.unbooked
+            ):
+                continue
+            client_side = (
+                t["ToAccount"] if not self.accounts[t["ToAccount"]]["Funding"] else t["FromAccount"]
+            )
+            sign = 1 if client_side == t["ToAccount"] else -1
+            rows.append(
+                _cash_row(
+                    f"B{t['TransactionId']}",
+                    client_side,
+                    t["Currency"],
+                    sign * t["Amount"],
+                    t["ValueDate"][:10],
+                )
+            )
+        return rows + self.extra_bookings
+
+    async def transactions_list(self, request: Request) -> Response:
+        q = request.query_params
+        wanted = q.get("TransactionType", "All")
+        rows = self._cash_transfer_rows() + STATIC_TRANSACTIONS
+        if wanted != "All":
+            rows = [r for r in rows if r["TransactionType"] == wanted]
+        if "FromDate" in q:
+            rows = [r for r in rows if r["Date"] >= q["FromDate"]]
+        if "ToDate" in q:
+            rows = [r for r in rows if r["Date"] <= q["ToDate"]]
+        top, skip = int(q.get("$top", "100")), int(q.get("$skip", "0"))
+        body: dict[str, Any] = {"Data": rows[skip : skip + top], "__count": len(rows)}
+        if skip + top < len(rows):
+            params = {k: v for k, v in q.items() if k != "$skip"}
+            body["__next"] = (
+                "/openapi/hist/v1/transactions?"
+                + "&".join(f"{k}={v}" for k, v in params.items())
+                + f"&$skip={skip + top}"
             )
         return JSONResponse(body)
 
@@ -483,6 +568,7 @@ class Saxo:
             Route("/cm/v1/signups/status/{ClientKey:path}", self.api(None, self.signup_status), methods=["GET"]),
             Route("/cm/v1/signups/onboardingpdf/{ClientKey:path}", self.api(None, self.onboarding_pdf), methods=["GET"]),
             Route("/ens/v1/activities", self.api(None, self.activities_list), methods=["GET"]),
+            Route("/hist/v1/transactions", self.api(None, self.transactions_list), methods=["GET"]),
             Route("/hist/v1/unsettledamounts", self.api(None, self.unsettled), methods=["GET"]),
             Route("/hist/v1/unsettledamounts/exchanges", self.api(None, self.unsettled_exchanges), methods=["GET"]),
             Route("/hist/v1/unsettledamounts/exchanges/{ExchangeId}", self.api(None, self.unsettled_exchange), methods=["GET"]),
