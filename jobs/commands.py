@@ -380,7 +380,11 @@ def _is_duplicate(status: int, rejection: PartnerRejection) -> bool:
     )
 
 
-async def execute(ctx: Context, record: CommandRecord) -> Outcome:
+class LeaseLost(Exception):
+    """Another worker took the command over (this one's lease expired): stop, write nothing."""
+
+
+async def execute(ctx: Context, record: CommandRecord, me: str = "") -> Outcome:
     kind = COMMANDS[record.kind]
     client = getattr(ctx.clients, kind.partner)
     if record.state.final:
@@ -395,7 +399,11 @@ async def execute(ctx: Context, record: CommandRecord) -> Outcome:
     record.attempts += 1
     record.sentAt = datetime.now(UTC)
     _note(record, "send", "sending")
-    save(ctx.connection, record)  # durable before the request goes out
+    # durable before the request goes out — and only while this worker holds the lease
+    key = command_key(record.partner, record.externalId)
+    encoded = msgspec.json.encode(record)
+    if not ctx.workqueue.fenced_set(key, me, keys.command(record.externalId), encoded):
+        raise LeaseLost(record.externalId)
     path = kind.path.format(**record.pathParams)
     try:
         response = await client.request(
@@ -477,8 +485,8 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
         if record is None:
             return None
         try:
-            return await execute(ctx, record)
-        except (Retryable, NotFound, PartnerError) as exc:
+            return await execute(ctx, record, me)
+        except (Retryable, NotFound, PartnerError, LeaseLost) as exc:
             return exc
 
     before = [r.state if r is not None else None for r in records]
@@ -496,8 +504,16 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
         if record is None:
             ctx.workqueue.complete(pipe, key, me, 0, "ok")
             continue
+        if isinstance(result, LeaseLost):
+            continue  # the worker that holds the lease now owns the command
         if isinstance(result, Outcome):
-            save(pipe, result.record)
+            ctx.workqueue.fenced_set(
+                key,
+                me,
+                keys.command(result.record.externalId),
+                msgspec.json.encode(result.record),
+                pipe,
+            )
             if result.done:
                 _finish(pipe, ctx, result.record, counts)
                 ctx.workqueue.complete(pipe, key, me, 0, "ok")

@@ -304,8 +304,16 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
 
     now = datetime.now(UTC)
     result = BatchResult()
+    # An entity whose lease expired during the fetch belongs to another job now: skip it,
+    # so a late answer never overwrites what the successor stored.
+    held = [owner == me.encode() for owner in connection.mget([keys.lease(k) for k in entity_keys])]
     write = connection.pipeline(transaction=True)
     for i, key in enumerate(entity_keys):
+        if not held[i]:
+            log.warning(
+                "lease lost during reconcile; left to its new holder", extra={"entity": key}
+            )
+            continue
         kind, got, evs = kinds[i], fetched[i], events[i]
         attempts = int(attempts_raw[i] or 0)
         try:

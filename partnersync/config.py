@@ -221,6 +221,13 @@ def load(
             f"TRADEVEST_WEBHOOK_AUTH={settings.tradevest_webhook_auth!r}: "
             "supported modes are: header, standard-webhooks"
         )
+    if settings.lease_ms < 2000 * settings.http_timeout_s:
+        # A lease must outlive a request and its follow-up, or a second worker takes the
+        # entity over while the first is still talking to the partner.
+        raise ConfigError(
+            f"PARTNERSYNC_LEASE_MS={settings.lease_ms} must be at least twice "
+            f"PARTNERSYNC_HTTP_TIMEOUT_S ({settings.http_timeout_s} s)"
+        )
     if settings.drainers < 1 or settings.batch < 1:
         raise ConfigError("PARTNERSYNC_DRAINERS and PARTNERSYNC_BATCH must be at least 1")
     return settings

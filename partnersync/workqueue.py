@@ -195,6 +195,14 @@ redis.call('DEL', lease)
 return 1
 """)
 
+# ARGV: entity, me, key, value. Writes key only while `me` still holds the entity's lease:
+# a worker whose lease expired mid-request must not overwrite what a successor wrote.
+FENCED_SET = _lua("""
+if redis.call('GET', P .. 'lease:' .. ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('SET', ARGV[3], ARGV[4])
+return 1
+""")
+
 # ARGV: n_entities, entities..., now_ms, now_iso, cap, reserve_ms, queue
 # Marks entities due without an event (a sweeper's "look again"), starting a drain job.
 TOUCH = _lua("""
@@ -323,6 +331,11 @@ class WorkQueue:
         self._complete = connection.register_script(COMPLETE)
         self._touch = connection.register_script(TOUCH)
         self._intake = connection.register_script(INTAKE)
+        self._fenced_set = connection.register_script(FENCED_SET)
+
+    def fenced_set(self, entity: str, me: str, key: str, value: bytes, pipe: Any = None) -> Any:
+        """SET key value if `me` still holds `entity`'s lease (1), else nothing (0)."""
+        return self._fenced_set(args=[entity, me, key, value], client=pipe or self.connection)
 
     def _ensure_template(self, result: Any) -> bool:
         """True when a script reported the template missing (now installed: run again)."""

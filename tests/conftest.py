@@ -49,7 +49,7 @@ def base_env(redis_url: str, **extra: str) -> dict[str, str]:
         LOG_LEVEL="WARNING",
         PARTNERSYNC_HTTP_TIMEOUT_S="3",
         PARTNERSYNC_CLOCK_INTERVAL_S="0.2",
-        PARTNERSYNC_LEASE_MS="3000",
+        PARTNERSYNC_LEASE_MS="6000",
     )
     env.update(extra)
     return env

@@ -195,6 +195,13 @@ def test_chaos(tmp_path) -> None:
             f"missing={missing} wrong={len(wrong)} doubled={len(doubled)} unaccounted={unaccounted} "
             f"commands_by_state={ {str(k): v for k, v in states.items()} }"
         )
+        for xid in submitted:
+            stuck = commands.load(r, xid)
+            if not stuck.state.final:  # the story of any command that did not finish
+                print(f"STUCK {xid} {stuck.kind} {stuck.state} attempts={stuck.attempts} "
+                      f"history={[(a.action, a.outcome) for a in stuck.history]} "
+                      f"dirty={r.zscore(keys.DIRTY, commands.command_key('tradevest', xid))} "
+                      f"letters={[(x.reason, x.error) for x in letters if xid in x.entity]}")  # fmt: skip
         assert restarted and killed["workers"] > 0
         assert missing == 0, f"{missing} entities missing from the store"
         assert not wrong, wrong[:10]

@@ -132,3 +132,15 @@ def test_a_burst_after_a_reconcile_waits_out_the_cooldown(r: redis.Redis) -> Non
     time.sleep(0.45)
     ((entity, events),) = wq.claim("job-2", 10)
     assert entity == E1 and len(events) == 5  # one fetch for the whole burst
+
+
+def test_a_worker_that_lost_its_lease_cannot_write(r: redis.Redis) -> None:
+    wq = make(r, lease_ms=200)
+    intake(r, wq, E1, "a")
+    assert wq.claim("slow-job", 10)
+    assert wq.fenced_set(E1, "slow-job", "ps:test:journal", b"v1") == 1  # holds the lease
+    time.sleep(0.25)  # its request outlived the lease...
+    assert wq.claim("next-job", 10)  # ...and a successor took the entity over
+    assert wq.fenced_set(E1, "next-job", "ps:test:journal", b"v2") == 1
+    assert wq.fenced_set(E1, "slow-job", "ps:test:journal", b"stale") == 0
+    assert r.get("ps:test:journal") == b"v2"
