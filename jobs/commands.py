@@ -30,7 +30,7 @@ import redis
 
 from jobs import store
 from jobs.errors import NotFound, PartnerError, Retryable
-from jobs.saxo import saxo_error
+from jobs.saxo import rate_limit_reset, saxo_error
 from jobs.tradevest import TradevestClient
 from partnersync import config, keys, metrics, workqueue
 from partnersync.config import Settings
@@ -462,10 +462,8 @@ def _rejection(partner: str, response: httpx.Response) -> PartnerRejection:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["retry-after"])
-    except (KeyError, ValueError):
-        return None
+    """Retry-After, or Saxo's X-RateLimit-<dimension>-Reset (the longest)."""
+    return rate_limit_reset(response)
 
 
 async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]:
