@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +28,7 @@ import httpx
 import msgspec
 import redis
 
-from jobs import store
+from jobs import dlq, store
 from jobs.errors import NotFound, PartnerError, Retryable
 from jobs.saxo import rate_limit_reset, saxo_error
 from jobs.tradevest import TradevestClient
@@ -89,7 +89,7 @@ def by_external_id(path: str, id_field: str, **params: str) -> Lookup:
     async def lookup(client: TradevestClient, record: CommandRecord) -> str | None:
         values = {**_body(record), **record.pathParams}
         query = {k: v.format(**values) for k, v in params.items()}
-        async for raw in _pages(
+        async for raw in client.pages(
             client, path.format(**values), externalId=record.externalId, **query
         ):
             item = _item.decode(raw)
@@ -120,11 +120,6 @@ def by_creation(path: str, id_field: str, match: dict[str, str], **params: str) 
         return None
 
     return lookup
-
-
-async def _pages(client: TradevestClient, path: str, **params: Any) -> AsyncIterator[msgspec.Raw]:
-    async for item in client.pages(path, **params):
-        yield item
 
 
 def _body(record: CommandRecord) -> dict[str, Any]:
@@ -526,9 +521,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
             ctx.workqueue.complete(pipe, key, me, 0, "retry", due)
             counts["retried"] += 1
         else:
-            from jobs.reconcile import _dead_letter
-
-            _dead_letter(pipe, ctx, key, [], error, attempts + 1, now, reason="command")
+            dlq.dead_letter(pipe, key, error, attempts + 1, now, s.dlq_retention, reason="command")
             ctx.workqueue.complete(pipe, key, me, 0, "dead")
             counts["dead"] += 1
             log.warning(

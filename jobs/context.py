@@ -63,13 +63,7 @@ class Context:
         self.clients = Clients(
             tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
         )
-        self.workqueue = workqueue.WorkQueue(
-            connection,
-            queue=settings.queue,
-            drainers=settings.drainers,
-            lease_ms=settings.lease_ms,
-            cooldown_ms=settings.coalesce_ms,
-        )
+        self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
 
     async def _count(self, response: httpx.Response) -> None:
         url = str(response.request.url)

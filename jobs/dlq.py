@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import random
+import time
+import traceback
 from datetime import datetime
 
 import msgspec
@@ -16,6 +19,14 @@ class DeadEvent(msgspec.Struct, kw_only=True):
     deliveryId: str
     type: str | None = None
     body: str | None = None  # the raw delivery (the inbox copy expires before the DLQ's)
+
+    @classmethod
+    def of(cls, delivery_id: str, type: str | None, body: bytes | None) -> DeadEvent:
+        return cls(
+            deliveryId=delivery_id,
+            type=type,
+            body=body.decode("utf-8", "replace") if body is not None else None,
+        )
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
@@ -38,6 +49,33 @@ def add(pipe: redis.client.Pipeline, letter: DeadLetter, retention: int) -> None
     pipe.zadd(keys.DLQ, {letter.id: int(letter.at.timestamp() * 1000)})
 
 
+def dead_letter(
+    pipe: redis.client.Pipeline,
+    entity: str,
+    exc: BaseException,
+    attempts: int,
+    now: datetime,
+    retention: int,
+    *,
+    reason: str = "reconcile",
+    events: list[DeadEvent] | None = None,
+    transition: Transition | None = None,
+) -> None:
+    """Queue on `pipe` a letter with the exception, its traceback and the events."""
+    letter = DeadLetter(
+        id=f"{int(time.time() * 1000):013d}-{random.getrandbits(32):08x}",
+        at=now,
+        reason=reason,
+        entity=entity,
+        error=f"{type(exc).__name__}: {exc}",
+        traceback="".join(traceback.format_exception(exc)),
+        attempts=attempts,
+        events=events or [],
+        transition=transition,
+    )
+    add(pipe, letter, retention)
+
+
 def get(connection: redis.Redis, dlq_id: str) -> DeadLetter | None:
     raw = connection.get(keys.dead_letter(dlq_id))
     return None if raw is None else _decoder.decode(raw)
@@ -51,9 +89,10 @@ def all_letters(connection: redis.Redis) -> list[DeadLetter]:
     """Every live letter; ids whose letter expired are pruned from the index."""
     out: list[DeadLetter] = []
     expired: list[str] = []
-    for dlq_id in ids(connection):
-        letter = get(connection, dlq_id)
-        (out.append(letter) if letter else expired.append(dlq_id))
+    letter_ids = ids(connection)
+    raws = connection.mget([keys.dead_letter(i) for i in letter_ids]) if letter_ids else []
+    for dlq_id, raw in zip(letter_ids, raws, strict=True):
+        (out.append(_decoder.decode(raw)) if raw is not None else expired.append(dlq_id))
     if expired:
         connection.zrem(keys.DLQ, *expired)
     return out

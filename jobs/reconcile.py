@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -334,7 +333,10 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
                     extra={"entity": key, "attempt": attempts + 1, "error": _describe(exc)},
                 )
             else:
-                _dead_letter(write, ctx, key, evs, exc, attempts + 1, now)
+                dlq.dead_letter(
+                    write, key, exc, attempts + 1, now, ctx.settings.dlq_retention,
+                    events=[dlq.DeadEvent.of(e.delivery_id, e.type, e.body) for e in evs],
+                )  # fmt: skip
                 ctx.workqueue.complete(write, key, me, len(evs), "dead")
                 result.dead += 1
                 log.warning(
@@ -407,39 +409,6 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _dead_letter(
-    pipe: Any,
-    ctx: Context,
-    key: str,
-    events: list[Event],
-    exc: BaseException,
-    attempts: int,
-    now: datetime,
-    *,
-    reason: str = "reconcile",
-    transition: Transition | None = None,
-) -> None:
-    letter = dlq.DeadLetter(
-        id=f"{workqueue.now_ms():013d}-{random.getrandbits(32):08x}",
-        at=now,
-        reason=reason,
-        entity=key,
-        error=_describe(exc),
-        traceback="".join(traceback.format_exception(exc)),
-        attempts=attempts,
-        events=[
-            dlq.DeadEvent(
-                deliveryId=e.delivery_id,
-                type=e.type,
-                body=e.body.decode("utf-8", "replace") if e.body is not None else None,
-            )
-            for e in events
-        ],
-        transition=transition,
-    )
-    dlq.add(pipe, letter, ctx.settings.dlq_retention)
-
-
 def _call_handlers(
     ctx: Context, stored: list[tuple[EntityRecord, Transition]], now: datetime
 ) -> None:
@@ -451,9 +420,10 @@ def _call_handlers(
                 handler(transition, record)
             except Exception as exc:
                 pipe = ctx.connection.pipeline()
-                _dead_letter(
-                    pipe, ctx, record.key, [], exc, 1, now, reason="handler", transition=transition
-                )
+                dlq.dead_letter(
+                    pipe, record.key, exc, 1, now, ctx.settings.dlq_retention,
+                    reason="handler", transition=transition,
+                )  # fmt: skip
                 pipe.execute()
                 log.warning(
                     "handler failed",

@@ -43,9 +43,7 @@ def replay(
     wait_s: float = 120.0,
 ) -> dict[str, int]:
     """Replay the given letters (all when `ids` is None); wait for their outcome."""
-    wq = workqueue.WorkQueue(
-        connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
-    )
+    wq = workqueue.WorkQueue.from_settings(connection, settings)
     wanted = dlq.ids(connection) if ids is None else ids
     summary = {"replayed": 0, "succeeded": 0, "failed_again": 0, "missing": 0}
     started = workqueue.now_ms()

@@ -331,9 +331,7 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
         print(f"partnersync: {args.kind}: {exc}", file=sys.stderr)
         return 2
     connection = connect(settings)
-    wq = workqueue.WorkQueue(
-        connection, queue=settings.queue, drainers=settings.drainers, lease_ms=settings.lease_ms
-    )
+    wq = workqueue.WorkQueue.from_settings(connection, settings)
     try:
         record, created = commands.submit(
             connection,
@@ -623,13 +621,16 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from rq import Queue, Worker
 
-    from jobs import store
     from partnersync import keys, workqueue
 
     connection = _redis(settings)
     queue = Queue(settings.queue, connection=connection)
     now = workqueue.now_ms()
-    by_kind = Counter((r.partner, r.kind, r.status) for r in store.scan(connection))
+    # per-status counts kept by the store on every transition (no scan of the entities)
+    by_kind = Counter()
+    for name, count in connection.hgetall(keys.ENTITY_COUNTS).items():
+        if int(count) > 0:
+            by_kind[tuple(name.decode().split(":", 2))] = int(count)
     last = {k.decode(): int(v) for k, v in connection.hgetall(keys.LAST_DELIVERY).items()}
     counters = {k.decode(): int(v) for k, v in connection.hgetall(keys.COUNTERS).items()}
     report = {

@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from partnersync import process
 from partnersync.process import child_preexec
 
 
@@ -108,14 +109,7 @@ class RedisServer:
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM: Redis flushes the AOF and exits."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        process.stop(self.proc, timeout)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from partnersync import process
 from partnersync.config import Settings
 from partnersync.process import child_preexec
 from partnersync.redisserver import RedisServer, free_port
@@ -131,13 +132,7 @@ class Supervisor:
 
     def _stop(self) -> None:
         for child in reversed(self.children):
-            if child.proc is not None and child.proc.poll() is None:
-                child.proc.send_signal(signal.SIGTERM)
-                try:
-                    child.proc.wait(timeout=35)
-                except subprocess.TimeoutExpired:
-                    child.proc.kill()
-                    child.proc.wait()
+            process.stop(child.proc, timeout=35)  # the worker pool's grace is 30 s
         if self.redis is not None:
             self.redis.stop()
             state = self.root / "var" / "redis" / "url"

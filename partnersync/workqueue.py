@@ -27,6 +27,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from partnersync import keys
+from partnersync.config import Settings
 
 DRAIN_FUNC = "jobs.drain.drain"
 _NOW = "\x00now"  # placeholder for RQ's created_at / enqueued_at in the job template
@@ -336,6 +337,16 @@ class WorkQueue:
     def fenced_set(self, entity: str, me: str, key: str, value: bytes, pipe: Any = None) -> Any:
         """SET key value if `me` still holds `entity`'s lease (1), else nothing (0)."""
         return self._fenced_set(args=[entity, me, key, value], client=pipe or self.connection)
+
+    @classmethod
+    def from_settings(cls, connection: redis.Redis, settings: Settings) -> WorkQueue:
+        return cls(
+            connection,
+            queue=settings.queue,
+            drainers=settings.drainers,
+            lease_ms=settings.lease_ms,
+            cooldown_ms=settings.coalesce_ms,
+        )
 
     def _ensure_template(self, result: Any) -> bool:
         """True when a script reported the template missing (now installed: run again)."""

@@ -29,7 +29,7 @@ from partnersync.config import Settings, redis_url
 from partnersync.metrics import RedisCollector
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.intake import Intake
-from receiver.problems import Problem, json_response, problem
+from receiver.problems import json_response, problem, problem_body
 from schemas.tradevest.events import EVENT_TYPES, PARTNER, digest
 
 log = logging.getLogger("partnersync.receiver")
@@ -95,7 +95,6 @@ class Outcome(msgspec.Struct):
 
 
 _encode_outcome = msgspec.json.Encoder().encode
-_encode_problem = msgspec.json.Encoder().encode
 _JSON = (b"content-type", b"application/json")
 
 
@@ -198,7 +197,7 @@ def create_app(settings: Settings) -> Starlette:
         event_type: str, outcome: str, status: int, error: str, detail: str, headers=None
     ) -> Answer:
         count(event_type, outcome)
-        return Answer(status, _encode_problem(Problem(error, detail)), headers)
+        return Answer(status, problem_body(error, detail), headers)
 
     async def tradevest_webhook(scope: Scope, receive: Receive) -> Answer:
         """The webhook route as a plain ASGI handler: no Request/Response objects on the
@@ -206,7 +205,7 @@ def create_app(settings: Settings) -> Starlette:
         started = time.perf_counter()
         path = scope["path_params"]["event"]
         if not _EVENT_PATH.match(path):
-            return Answer(404, _encode_problem(Problem("unknown_route", "no such webhook route")))
+            return Answer(404, problem_body("unknown_route", "no such webhook route"))
         headers = Headers(scope=scope)
         client = scope.get("client")
         event = EVENT_TYPES.get(path)

@@ -14,11 +14,15 @@ class Problem(msgspec.Struct, omit_defaults=True):
 _encode = msgspec.json.encode
 
 
+def problem_body(error: str, detail: str) -> bytes:
+    return _encode(Problem(error, detail))
+
+
 def problem(
     status: int, error: str, detail: str, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        _encode(Problem(error, detail)),
+        problem_body(error, detail),
         status_code=status,
         media_type="application/json",
         headers=headers,

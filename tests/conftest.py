@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from partnersync import config
+from partnersync import config, process
 from partnersync.redisserver import RedisServer, free_port
 from partnersync.supervisor import wait_http  # noqa: F401 (used by the tests through here)
 
@@ -73,14 +73,7 @@ class Proc:
         return self
 
     def stop(self, timeout: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        process.stop(self.proc, timeout)
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):

@@ -25,7 +25,7 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from partnersync import config, keys
+from partnersync import config, keys, process
 from partnersync.process import child_preexec
 from partnersync.redisserver import RedisServer, free_port
 
@@ -117,12 +117,7 @@ class Bench:
 
     def __exit__(self, *exc: object) -> None:
         for proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            process.stop(proc, timeout=10)
         if self.redis is not None:
             self.redis.stop()
 
@@ -168,8 +163,7 @@ class Bench:
         raise BenchError(f"{target} did not start")
 
     def stop(self, proc: subprocess.Popen[bytes]) -> None:
-        proc.terminate()
-        proc.wait(timeout=15)
+        process.stop(proc, timeout=15)
 
     def paced(self, url: str, seconds: float, connections: int, rate: float) -> dict[str, float]:
         """A fixed request rate: wrk paces each connection with a delay, and the achieved
