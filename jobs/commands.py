@@ -89,9 +89,7 @@ def by_external_id(path: str, id_field: str, **params: str) -> Lookup:
     async def lookup(client: TradevestClient, record: CommandRecord) -> str | None:
         values = {**_body(record), **record.pathParams}
         query = {k: v.format(**values) for k, v in params.items()}
-        async for raw in client.pages(
-            client, path.format(**values), externalId=record.externalId, **query
-        ):
+        async for raw in client.pages(path.format(**values), externalId=record.externalId, **query):
             item = _item.decode(raw)
             if item.get("externalId") == record.externalId:
                 return str(item[id_field])
