@@ -137,13 +137,17 @@ def test_duplicates_and_out_of_order_deliveries(system: System) -> None:
     )
     processed = notification(transfer_id, "PROCESSED", truth["modifiedOn"])
     answers = [
-        system.deliver("transfer-notification", processed).json()["status"] for _ in range(3)
+        system.deliver("transfer-notification", processed).headers["partnersync-outcome"]
+        for _ in range(3)
     ]
     assert answers == ["accepted", "duplicate", "duplicate"]
     settled(system, transfer_id, "PROCESSED")
     # PENDING arrives late (older modifiedOn): nothing moves back, no new history
     pending = notification(transfer_id, "PENDING", "2020-01-01T00:00:00Z", "CREATED")
-    assert system.deliver("transfer-notification", pending).json()["status"] == "accepted"
+    assert (
+        system.deliver("transfer-notification", pending).headers["partnersync-outcome"]
+        == "accepted"
+    )
     wait_for(lambda: system.r.zscore(keys.DIRTY, key(transfer_id)) is None, what="drain")
     record = store.load(system.r, [key(transfer_id)])[0]
     assert record.status == "PROCESSED"
@@ -171,7 +175,7 @@ def test_rejected_update_is_recorded_without_changing_state(system: System) -> N
             },
         }
     ).encode()
-    assert system.deliver("transfer-notification", rejection).status_code == 200
+    assert system.deliver("transfer-notification", rejection).status_code == 204
     record = wait_for(
         lambda: (rec := store.load(system.r, [key(transfer_id)])[0]).rejections and rec,
         what="rejection recorded",
@@ -184,7 +188,10 @@ def test_rejected_update_is_recorded_without_changing_state(system: System) -> N
 def test_unknown_entity_is_retried_then_dead_lettered_and_replayable(system: System) -> None:
     ghost = str(uuid.uuid4())  # the partner has never heard of it: GET answers 404
     content = notification(ghost, "PENDING", "2026-01-01T00:00:00Z")
-    assert system.deliver("transfer-notification", content).json()["status"] == "accepted"
+    assert (
+        system.deliver("transfer-notification", content).headers["partnersync-outcome"]
+        == "accepted"
+    )
     letters = wait_for(lambda: dlq.all_letters(system.r), timeout=30, what="dead letter")
     (letter,) = letters
     assert letter.entity == key(ghost) and letter.attempts == 3  # PARTNERSYNC_MAX_ATTEMPTS

@@ -104,16 +104,39 @@ def test_large_body_is_cut_off_while_streaming(receiver_url: str, r: redis.Redis
 def test_same_notification_three_times_is_accepted_once(receiver_url: str, r: redis.Redis) -> None:
     content = body()
     answers = [post(receiver_url + ROUTE, content) for _ in range(3)]
-    assert [a.status_code for a in answers] == [200, 200, 200]
-    assert [a.json()["status"] for a in answers] == ["accepted", "duplicate", "duplicate"]
-    assert len({a.json()["deliveryId"] for a in answers}) == 1
+    assert [a.status_code for a in answers] == [204, 204, 204]
+    assert [a.headers["partnersync-outcome"] for a in answers] == [
+        "accepted",
+        "duplicate",
+        "duplicate",
+    ]
+    assert len({a.headers["partnersync-delivery-id"] for a in answers}) == 1
     inbox, _, dirty, _ = snapshot(r)
     assert inbox == 1 and dirty == 1
 
 
+def test_accepted_answer_is_204_naming_the_stored_delivery(
+    receiver_url: str, r: redis.Redis
+) -> None:
+    content = body()
+    response = post(receiver_url + ROUTE, content)
+    assert response.status_code == 204 and response.content == b""
+    assert response.headers["partnersync-outcome"] == "accepted"
+    stored = r.hgetall(keys.inbox(response.headers["partnersync-delivery-id"]))
+    assert stored[b"body"] == content and stored[b"type"] == b"TRANSFER_NOTIFICATION"
+
+
+def test_webhook_routes_answer_json_for_wrong_method_and_path(receiver_url: str) -> None:
+    wrong_method = httpx.get(receiver_url + ROUTE)
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error"] == "method_not_allowed"
+    nested = post(receiver_url + "/webhooks/tradevest/transfer-notification/extra", body())
+    assert nested.status_code == 404 and nested.json()["error"] == "unknown_route"
+
+
 def test_unknown_event_type_is_archived_and_parked(receiver_url: str, r: redis.Redis) -> None:
     response = post(receiver_url + "/webhooks/tradevest/brand-new-notification", b'{"fooId":"1"}')
-    assert response.status_code == 200 and response.json()["status"] == "parked"
+    assert response.status_code == 204 and response.headers["partnersync-outcome"] == "parked"
     inbox, _, dirty, _ = snapshot(r)
     assert inbox == 1 and dirty == 0
     assert r.hget(keys.COUNTERS, "parked:BRAND_NEW_NOTIFICATION") == b"1"
@@ -133,7 +156,7 @@ def test_redis_down_gives_503_then_recovers(tmp_path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/healthz")
-        assert post(url + ROUTE, body()).status_code == 200
+        assert post(url + ROUTE, body()).status_code == 204
         server.kill()  # abrupt, like a crash
         down = post(url + ROUTE, body())
         assert down.status_code == 503 and down.json()["error"] == "unavailable"
@@ -141,7 +164,7 @@ def test_redis_down_gives_503_then_recovers(tmp_path) -> None:
         assert httpx.get(url + "/readyz").status_code == 503
         server.start()  # same port, same AOF directory
         again = post(url + ROUTE, body())
-        assert again.status_code == 200 and again.json()["status"] == "accepted"
+        assert again.status_code == 204 and again.headers["partnersync-outcome"] == "accepted"
         # the delivery accepted before the crash survived it (AOF)
         r = redis.Redis.from_url(server.url)
         assert len(list(r.scan_iter(keys.inbox("*")))) == 2

@@ -1,0 +1,212 @@
+"""`POST /webhooks/tradevest/{event}`: a partner delivery, checked, stored, answered.
+
+A plain ASGI app on the hot path: no Request/Response objects, no router, and the
+accepted answer is a 204 whose status line and headers go out in one write (a body would
+cost the connection a second send).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import msgspec
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from redis.exceptions import RedisError
+from starlette.datastructures import Headers
+from starlette.types import Receive, Scope, Send
+
+from partnersync import keys
+from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
+from receiver.body import MAX_DEPTH, BodyTooLarge, ClientGone, read_body, too_deep
+from receiver.intake import Intake
+from receiver.problems import problem_body
+from schemas.tradevest.events import EVENT_TYPES, PARTNER, digest
+
+log = logging.getLogger("partnersync.receiver")
+
+PREFIX = "/webhooks/tradevest/"
+OUTCOME_HEADER = b"partnersync-outcome"  # accepted | duplicate | parked
+DELIVERY_HEADER = b"partnersync-delivery-id"  # the inbox entry: `partnersync inbox show`
+
+_EVENT_PATH = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_JSON = (b"content-type", b"application/json")
+_RETRY_LATER = (b"retry-after", b"5")
+
+
+class Refusal(Exception):
+    """A delivery answered with a 4xx/5xx problem body; `outcome` labels the counter."""
+
+    def __init__(self, outcome: str, status: int, error: str, detail: str, retry: bool = False):
+        self.outcome, self.status, self.error, self.detail = outcome, status, error, detail
+        self.retry = retry
+
+
+class Outcomes:
+    """The receiver's own metrics: answers by event type and outcome, and time to accept."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self.responses = Counter(
+            "partnersync_receiver_responses", "Webhook deliveries answered, by event type and outcome",
+            ["event_type", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.intake_seconds = Histogram(
+            "partnersync_intake_seconds", "Time to answer an accepted delivery",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=registry,
+        )  # fmt: skip
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def count(self, event_type: str, outcome: str) -> None:
+        # labels() takes a lock and builds a key per call: keep the children
+        child = self._children.get((event_type, outcome))
+        if child is None:
+            child = self._children[(event_type, outcome)] = self.responses.labels(
+                event_type, outcome
+            )
+        child.inc()
+
+
+class TradevestWebhook:
+    """Checks, in order: source address, authentication (before the body when it can),
+    media type, size, the body decoded into the event's Struct; then one intake round trip
+    shared with the requests of the same moment, and 2xx only after it returned."""
+
+    def __init__(
+        self,
+        auth: HeaderAuth | StandardWebhooksAuth,
+        allowlist: SourceAllowlist,
+        intake: Intake,
+        outcomes: Outcomes,
+        *,
+        max_body: int,
+    ):
+        self.auth, self.allowlist, self.intake, self.outcomes = auth, allowlist, intake, outcomes
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        path = scope["path"][len(PREFIX) :]
+        if not _EVENT_PATH.match(path):
+            await send_problem(send, 404, problem_body("unknown_route", "no such webhook route"))
+            return
+        event = EVENT_TYPES.get(path)
+        event_type = event.name if event else path.upper().replace("-", "_")
+        try:
+            outcome, delivery_id = await self.accept(scope, receive, event, event_type)
+        except ClientGone:
+            return
+        except Refusal as refusal:
+            self.outcomes.count(event_type, refusal.outcome)
+            headers = [_RETRY_LATER] if refusal.retry else []
+            body = problem_body(refusal.error, refusal.detail)
+            await send_problem(send, refusal.status, body, headers)
+            return
+        self.outcomes.count(event_type, outcome)
+        self.outcomes.intake_seconds.observe(time.perf_counter() - started)
+        if outcome == "parked":
+            log.warning(
+                "parked delivery", extra={"eventType": event_type, "deliveryId": delivery_id}
+            )
+        headers = [(OUTCOME_HEADER, outcome.encode()), (DELIVERY_HEADER, delivery_id.encode())]
+        await send({"type": "http.response.start", "status": 204, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def accept(
+        self, scope: Scope, receive: Receive, event: Any, event_type: str
+    ) -> tuple[str, str]:
+        """(outcome, delivery id) of a stored delivery, or raises Refusal."""
+        headers = Headers(scope=scope)
+        client = scope.get("client")
+        if not self.allowlist.allows(client[0] if client else None):
+            raise Refusal("forbidden", 403, "forbidden", "source address not allowed")
+        auth = self.auth
+        if not auth.needs_body:
+            self.authenticate(headers)
+        if not _is_json(headers.get("content-type")):
+            raise Refusal(
+                "bad_request", 415, "unsupported_media_type", "body must be application/json"
+            )
+        try:
+            body = await read_body(headers, receive, self.max_body)
+        except BodyTooLarge:
+            raise Refusal(
+                "bad_request", 413, "payload_too_large", f"body exceeds {self.max_body} bytes"
+            ) from None
+        if auth.needs_body:
+            self.authenticate(headers, body)
+        if event is None or event.kind is None:
+            entities: list[str] = []
+            dedupe = archived_digest(event_type, body, decode_as=dict if event is None else object)
+        else:
+            notification = decoded(event, body)
+            ids = event.entity_ids(notification)
+            entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
+            dedupe = event.dedupe_digest(notification, ids)
+        delivery = auth.delivery_key(headers)
+        if delivery is not None:
+            dedupe = digest("webhook-id", delivery)
+        try:
+            accepted, delivery_id = await self.intake.accept(
+                event_type=event_type, body=body, entities=entities, dedupe=dedupe
+            )
+        except (RedisError, OSError) as exc:
+            log.warning("redis unavailable, answering 503", extra={"error": type(exc).__name__})
+            raise Refusal(
+                "unavailable", 503, "unavailable", "event store unavailable, retry later", True
+            ) from None
+        # accepted: will be reconciled; parked: kept, nothing to reconcile
+        return ("accepted" if entities else "parked") if accepted else "duplicate", delivery_id
+
+    def authenticate(self, headers: Headers, body: bytes = b"") -> None:
+        reason = self.auth.check(headers, body)
+        if reason:
+            raise Refusal("auth_failed", 401, "unauthorized", reason)
+
+
+def decoded(event: Any, body: bytes) -> Any:
+    """The body decoded straight into the event's notification Struct."""
+    try:
+        return event.decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise Refusal("bad_request", 400, "invalid_body", f"{event.name}: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise Refusal(
+            "bad_request", 400, "malformed_body", f"body is not valid JSON: {exc}"
+        ) from None
+    except RecursionError:  # msgspec's guard against deeply nested input
+        raise Refusal("bad_request", 400, "too_deep", "JSON nested too deeply") from None
+
+
+def archived_digest(event_type: str, body: bytes, decode_as: type) -> str:
+    """A body kept as is (an unknown event type, or prices): checked to be JSON of the
+    expected shape and bounded depth; deduplicated on its exact content."""
+    if too_deep(body):
+        raise Refusal("bad_request", 400, "too_deep", f"JSON nested deeper than {MAX_DEPTH}")
+    try:
+        msgspec.json.decode(body, type=decode_as)
+    except msgspec.DecodeError as exc:
+        raise Refusal(
+            "bad_request", 400, "malformed_body", f"body is not a JSON object: {exc}"
+        ) from None
+    except RecursionError:
+        raise Refusal("bad_request", 400, "too_deep", "JSON nested too deeply") from None
+    return digest(event_type, body.decode("utf-8", "replace"))
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def send_problem(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    start = [_JSON, (b"content-length", str(len(body)).encode()), *(headers or ())]
+    await send({"type": "http.response.start", "status": status, "headers": start})
+    await send({"type": "http.response.body", "body": body})
