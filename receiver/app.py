@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from partnersync.config import Settings, redis_url
 from partnersync.metrics import RedisCollector
+from partnersync.resp import PipelinedConnection
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.intake import Intake
 from receiver.problems import json_response, problem, problem_body
@@ -89,7 +90,7 @@ def create_app(settings: Settings) -> Receiver:
     webhook = TradevestWebhook(
         authenticator(settings),
         SourceAllowlist(settings.allowed_cidrs),
-        Intake(connection, settings),
+        Intake(PipelinedConnection(redis_url(settings)), connection, settings),
         Outcomes(registry),
         max_body=settings.max_body,
     )
@@ -105,6 +106,7 @@ def create_app(settings: Settings) -> Receiver:
             yield
         finally:
             registry.unregister(collector)
+            await webhook.intake.pipelined.aclose()
             await connection.aclose()
             sync.close()
 

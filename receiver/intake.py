@@ -3,7 +3,8 @@
 Group commit: the events of requests whose handlers ran in the same event-loop iteration
 go to Redis in one call of the intake script (atomic per batch); each request is answered
 only after that call returned, so 2xx still means stored. Under load a round trip is
-shared by many requests; alone, a request waits for nobody.
+shared by many requests; alone, a request waits for nobody. The call goes over a lean
+pipelined connection (partnersync.resp): batches do not wait for each other's replies.
 """
 
 from __future__ import annotations
@@ -15,58 +16,58 @@ import redis.asyncio as aioredis
 
 from partnersync import keys, workqueue
 from partnersync.config import Settings
+from partnersync.resp import PipelinedConnection
+
+Replies = list[tuple[bool, str]]
 
 
 class Intake:
-    def __init__(self, connection: aioredis.Redis, settings: Settings):
-        self.connection = connection
+    def __init__(
+        self, pipelined: PipelinedConnection, connection: aioredis.Redis, settings: Settings
+    ):
+        self.pipelined = pipelined
+        self.connection = connection  # redis-py, for the rare template install
         self.settings = settings
-        self.intake = connection.register_script(workqueue.INTAKE)
         self.kick = connection.register_script(workqueue.KICK)
-        self._pending: list[tuple[workqueue.Event, asyncio.Future[tuple[bool, str]]]] = []
-        self._scheduled = False
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._pending: list[workqueue.Event] = []
+        self._batch: asyncio.Future[Replies] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
 
     async def accept(
         self, *, event_type: str, body: bytes, entities: Sequence[str], dedupe: str | None
     ) -> tuple[bool, str]:
         """Returns (accepted, delivery id); accepted is False for a duplicate."""
         event = workqueue.Event(event_type, body, entities, keys.dedupe(dedupe) if dedupe else "")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[bool, str]] = loop.create_future()
-        self._pending.append((event, future))
-        if not self._scheduled:
-            self._scheduled = True
+        batch = self._batch
+        if batch is None:  # the first of this moment: the batch goes out next iteration
+            loop = asyncio.get_running_loop()
+            batch = self._batch = loop.create_future()
             loop.call_soon(self._flush)
-        return await future
+        index = len(self._pending)
+        self._pending.append(event)
+        return (await batch)[index]
 
     def _flush(self) -> None:
-        batch, self._pending, self._scheduled = self._pending, [], False
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._flushes.add(task)
-        task.add_done_callback(self._flushes.discard)
+        events, batch = self._pending, self._batch
+        self._pending, self._batch = [], None
+        assert batch is not None
+        task = asyncio.get_running_loop().create_task(self._send(events, batch))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
-    async def _send(
-        self, batch: list[tuple[workqueue.Event, asyncio.Future[tuple[bool, str]]]]
-    ) -> None:
+    async def _send(self, events: list[workqueue.Event], batch: asyncio.Future[Replies]) -> None:
         s = self.settings
         args = workqueue.intake_args(
-            [event for event, _ in batch],
-            dedupe_ttl=s.dedupe_ttl,
-            inbox_ttl=s.inbox_ttl,
-            cap=s.drainers,
-            queue=s.queue,
+            events, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, cap=s.drainers, queue=s.queue
         )
         try:
-            results, drainer = workqueue.intake_replies(await self.intake(args=args))
+            replies, drainer = workqueue.intake_replies(
+                await self.pipelined.evalsha(workqueue.INTAKE, *args)
+            )
         except BaseException as exc:  # Redis unreachable: every request of the batch gets 503
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+            batch.set_exception(exc)
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        batch.set_result(replies)
         if drainer == b"notpl":
             await self._install_template()
 

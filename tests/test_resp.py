@@ -1,0 +1,137 @@
+"""The receiver's pipelined Redis connection: RESP encoding, replies in order, scripts
+reloaded after a restart, failures surfaced as redis-py's exceptions, and reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+
+import hiredis
+import pytest
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+from redis.exceptions import ConnectionError, ResponseError, TimeoutError
+
+from partnersync.redisserver import RedisServer, free_port
+from partnersync.resp import PipelinedConnection, pack, script_sha
+
+ARG = st.one_of(st.binary(max_size=64), st.text(max_size=32), st.integers(-(2**63), 2**63 - 1))
+
+
+def as_bytes(arg: bytes | str | int) -> bytes:
+    return arg if isinstance(arg, bytes) else str(arg).encode()
+
+
+@given(st.lists(ARG, min_size=1, max_size=12))
+def test_pack_is_a_resp_array_of_the_arguments(args) -> None:
+    reader = hiredis.Reader()
+    reader.feed(pack(tuple(args)))
+    assert reader.gets() == [as_bytes(a) for a in args]
+    assert reader.gets() is False  # nothing left over
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_calls_get_their_own_replies_in_order(redis_server: RedisServer, r) -> None:
+    async def main() -> list[object]:
+        connection = PipelinedConnection(redis_server.url)
+        try:
+            await connection.execute("SET", "counter", 0)
+            # 200 calls in flight at once on one socket
+            return await asyncio.gather(
+                *(connection.execute("INCR", "counter") for _ in range(200))
+            )
+        finally:
+            await connection.aclose()
+
+    assert run(main()) == list(range(1, 201))
+
+
+def test_errors_are_redis_py_exceptions_and_the_connection_survives(
+    redis_server: RedisServer, r
+) -> None:
+    async def main() -> object:
+        connection = PipelinedConnection(redis_server.url)
+        try:
+            await connection.execute("SET", "text", "x")
+            with pytest.raises(ResponseError, match="WRONGTYPE"):
+                await connection.execute("LPUSH", "text", "y")
+            return await connection.execute("GET", "text")
+        finally:
+            await connection.aclose()
+
+    assert run(main()) == b"x"
+
+
+def test_script_is_loaded_again_when_redis_forgot_it(redis_server: RedisServer, r) -> None:
+    script = "return ARGV[1] .. '!'"
+
+    async def main() -> list[object]:
+        connection = PipelinedConnection(redis_server.url)
+        try:
+            first = await connection.evalsha(script, "a")
+            r.script_flush()  # what a restart does
+            second = await connection.evalsha(script, "b")
+            return [first, second]
+        finally:
+            await connection.aclose()
+
+    assert run(main()) == [b"a!", b"b!"]
+    assert r.script_exists(script_sha(script)) == [True]
+
+
+def test_password_and_database_from_the_url(tmp_path) -> None:
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+        admin = redis.Redis(port=server.port)
+        admin.config_set("requirepass", "s3cret")
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/3"
+
+        async def main() -> None:
+            connection = PipelinedConnection(url)
+            try:
+                await connection.execute("SET", "where", "db3")
+            finally:
+                await connection.aclose()
+            wrong = PipelinedConnection(f"redis://:nope@127.0.0.1:{server.port}/3")
+            with pytest.raises(ResponseError):
+                await wrong.execute("PING")
+
+        run(main())
+        check = redis.Redis(port=server.port, password="s3cret", db=3)
+        assert check.get("where") == b"db3"
+        assert redis.Redis(port=server.port, password="s3cret", db=0).get("where") is None
+    finally:
+        server.stop()
+
+
+def test_a_stalled_redis_times_out_and_a_restarted_one_is_reconnected(tmp_path) -> None:
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+        admin = redis.Redis(port=server.port)
+
+        async def main() -> None:
+            connection = PipelinedConnection(server.url, timeout=0.3)
+            try:
+                assert await connection.execute("PING") == b"PONG"
+                admin.client_pause(1500)  # Redis holds every client's commands
+                with pytest.raises(TimeoutError):
+                    await connection.execute("SET", "k", "v")
+                await asyncio.sleep(1.5)
+                assert await connection.execute("PING") == b"PONG"  # a new connection
+                server.kill()
+                await asyncio.sleep(0.2)
+                with pytest.raises(ConnectionError):
+                    await connection.execute("PING")
+                server.start()
+                assert await connection.execute("PING") == b"PONG"
+            finally:
+                await connection.aclose()
+
+        run(main())
+    finally:
+        server.stop()
