@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
+from jobs import transport
 from jobs.saxo import SaxoClient
 from jobs.tradevest import TradevestClient
 from partnersync import config, handlers, workqueue
@@ -51,13 +52,15 @@ class Context:
         self.loop = asyncio.new_event_loop()
         self.fetching = asyncio.Semaphore(FETCH_CONCURRENCY)
         self.calls: dict[str, int] = {}  # "partner:status" -> n, flushed into Redis per batch
+        # A few keep-alive connections per partner serve a whole batch: httpcore's pool
+        # bookkeeping grows with connections × waiting requests.
+        limits = httpx.Limits(
+            max_connections=FETCH_CONCURRENCY, max_keepalive_connections=FETCH_CONCURRENCY
+        )
         self.http = httpx.AsyncClient(
             timeout=settings.http_timeout_s,
-            # A few keep-alive connections per partner serve a whole batch: httpcore's pool
-            # bookkeeping grows with connections × waiting requests.
-            limits=httpx.Limits(
-                max_connections=FETCH_CONCURRENCY, max_keepalive_connections=FETCH_CONCURRENCY
-            ),
+            limits=limits,
+            transport=transport.transport(limits),
             event_hooks={"response": [self._count]},
         )
         self.clients = Clients(

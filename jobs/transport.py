@@ -1,0 +1,104 @@
+"""The workers' HTTP transport: httpx over httpcore's AnyIO backend, minus one hot cost.
+
+Before every request and after every response, httpcore's pool asks each idle keep-alive
+connection whether its socket turned readable (the server closed it). Through AnyIO that
+question rebuilds a dict of socket attributes, with a getpeername() system call, per
+connection per ask: with a batch of fetches over 16 connections it was about 40% of a
+worker's CPU. The streams here keep their socket and ask poll() directly.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import typing
+import urllib.request
+
+import httpcore
+import httpx
+
+
+def is_readable(sock: socket.socket | None) -> bool:
+    """Would recv() return at once (data, or the b'' of a closed connection)?"""
+    fd = -1 if sock is None else sock.fileno()
+    if fd < 0:
+        return True  # gone: as good as closed
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    def __init__(self, stream: httpcore.AsyncNetworkStream):
+        self._stream = stream
+        self._socket = stream.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._stream.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._stream.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> typing.Any:
+        if info == "is_readable":
+            return is_readable(self._socket)
+        return self._stream.get_extra_info(info)
+
+
+class Backend(httpcore.AsyncNetworkBackend):
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        stream = await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        return _Stream(stream)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: typing.Iterable[typing.Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport | None:
+    """httpx's own transport (its error mapping, TLS defaults) over a pool on Backend;
+    None where environment proxies apply (httpx honours them only with its default
+    transport, and they matter more than the saving).
+
+    httpx offers no parameter for the network backend, so the pool it built is replaced
+    by an identical one that has it (tests/test_transport.py checks this still holds)."""
+    if urllib.request.getproxies():
+        return None
+    http = httpx.AsyncHTTPTransport(limits=limits)
+    http._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=Backend(),
+    )
+    return http

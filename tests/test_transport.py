@@ -1,0 +1,88 @@
+"""The workers' HTTP transport: a stale keep-alive connection is still noticed, requests
+work over real HTTP, and environment proxies still win."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import httpcore
+import httpx
+import pytest
+
+from jobs import transport
+
+LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+)
+
+
+@pytest.fixture
+def no_proxies(monkeypatch) -> None:
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_is_readable_follows_the_socket() -> None:
+    ours, theirs = socket.socketpair()
+    try:
+        assert not transport.is_readable(ours)
+        theirs.sendall(b"x")
+        assert transport.is_readable(ours)
+        ours.recv(1)
+        theirs.close()  # the server hung up: the next recv returns b"" at once
+        assert transport.is_readable(ours)
+    finally:
+        ours.close()
+    assert transport.is_readable(None)
+
+
+def test_the_pool_runs_on_the_backend(no_proxies) -> None:
+    http = transport.transport(LIMITS)
+    assert http is not None
+    pool = http._pool
+    assert isinstance(pool, httpcore.AsyncConnectionPool)
+    assert isinstance(pool._network_backend, transport.Backend)  # httpx's layout still holds
+
+
+def test_environment_proxies_keep_httpx_default(monkeypatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert transport.transport(LIMITS) is None
+
+
+def test_keep_alive_requests_and_a_server_side_close(sandbox_url: str, no_proxies) -> None:
+
+    async def main() -> list[int]:
+        async with httpx.AsyncClient(transport=transport.transport(LIMITS)) as http:
+            statuses = [
+                r.status_code
+                for r in await asyncio.gather(
+                    *(http.get(sandbox_url + "/_sandbox/ledger") for _ in range(12))
+                )
+            ]
+            # a connection the server closed is dropped from the pool, not reused
+            closing = await http.get(
+                sandbox_url + "/_sandbox/ledger", headers={"Connection": "close"}
+            )
+            statuses.append(closing.status_code)
+            statuses.append((await http.get(sandbox_url + "/_sandbox/ledger")).status_code)
+            return statuses
+
+    assert asyncio.run(main()) == [200] * 14
+
+
+def test_connection_refused_is_httpx_error(no_proxies) -> None:
+    from partnersync.redisserver import free_port
+
+    async def main() -> None:
+        async with httpx.AsyncClient(transport=transport.transport(LIMITS)) as http:
+            await http.get(f"http://127.0.0.1:{free_port()}/")
+
+    with pytest.raises(httpx.ConnectError):
+        asyncio.run(main())
