@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import hiredis
-from redis.connection import parse_url
+from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
 
@@ -97,6 +97,17 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(exc)
 
 
+def _tls(options: dict[str, Any]) -> ssl.SSLContext:
+    """rediss:// — the query parameters redis-py reads for TLS, where they apply."""
+    context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+    if options.get("ssl_certfile"):
+        context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+    if options.get("ssl_cert_reqs") in ("none", "optional"):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def script_sha(script: str) -> str:
     """The name Redis gives a script (EVALSHA, SCRIPT EXISTS)."""
     return hashlib.sha1(script.encode()).hexdigest()
@@ -157,15 +168,7 @@ class PipelinedConnection:
                 if "path" in o:
                     _, protocol = await loop.create_unix_connection(factory, o["path"])
                 else:
-                    tls = None
-                    if (
-                        o.get("connection_class") is not None
-                        and "SSL" in o["connection_class"].__name__
-                    ):
-                        tls = ssl.create_default_context()
-                        if o.get("ssl_cert_reqs") in ("none", "optional"):
-                            tls.check_hostname = False
-                            tls.verify_mode = ssl.CERT_NONE
+                    tls = _tls(o) if o.get("connection_class") is SSLConnection else None
                     _, protocol = await loop.create_connection(
                         factory, o.get("host", "localhost"), o.get("port", 6379), ssl=tls
                     )

@@ -4,6 +4,10 @@ reloaded after a restart, failures surfaced as redis-py's exceptions, and reconn
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import subprocess
+import time
 
 import hiredis
 import pytest
@@ -12,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from partnersync.redisserver import RedisServer, free_port
+from partnersync.redisserver import RedisServer, find_binary, free_port
 from partnersync.resp import PipelinedConnection, pack, script_sha
 
 ARG = st.one_of(st.binary(max_size=64), st.text(max_size=32), st.integers(-(2**63), 2**63 - 1))
@@ -135,3 +139,69 @@ def test_a_stalled_redis_times_out_and_a_restarted_one_is_reconnected(tmp_path) 
         run(main())
     finally:
         server.stop()
+
+
+def _tls_files(directory) -> dict[str, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl's CLI)."""
+    files = {name: str(directory / f"{name}.pem") for name in ("ca", "ca-key", "cert", "key")}
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=partnersync test CA", "-keyout", files["ca-key"], "-out", files["ca"]],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    csr = str(directory / "server.csr")
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(
+        ["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", files["key"], "-out", csr],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    subprocess.run(
+        ["openssl", "x509", "-req", "-in", csr, "-CA", files["ca"], "-CAkey", files["ca-key"],
+         "-CAcreateserial", "-days", "1", "-extfile", str(ext), "-out", files["cert"]],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return files
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl CLI needed for the certs")
+def test_tls_and_unix_socket_urls(tmp_path) -> None:
+    files = _tls_files(tmp_path)
+    tls_port, sock = free_port(), str(tmp_path / "redis.sock")
+    server = subprocess.Popen(
+        [find_binary(), "--port", "0", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--unixsocket", sock, "--tls-port", str(tls_port), "--tls-cert-file", files["cert"],
+         "--tls-key-file", files["key"], "--tls-ca-cert-file", files["ca"],
+         "--tls-auth-clients", "no", "--dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            if server.poll() is not None:
+                pytest.skip(f"this redis-server has no TLS: {server.stdout.read()[-200:]!r}")
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+        async def main() -> list[object]:
+            out = []
+            for url in (
+                f"rediss://127.0.0.1:{tls_port}/0?ssl_ca_certs={files['ca']}",
+                f"unix://{sock}?db=2",
+            ):
+                connection = PipelinedConnection(url)
+                try:
+                    out.append(await connection.execute("ECHO", url[:6]))
+                finally:
+                    await connection.aclose()
+            # an unknown CA is refused
+            untrusted = PipelinedConnection(f"rediss://127.0.0.1:{tls_port}/0")
+            with pytest.raises(ConnectionError):
+                await untrusted.execute("PING")
+            return out
+
+        assert run(main()) == [b"rediss", b"unix:/"]
+    finally:
+        server.terminate()
+        server.wait(10)
