@@ -778,14 +778,14 @@ class Tradevest:
         return self._create("traditional-order", check, self._progress_traditional_order,
                             {"orderType": order_type, "quantityType": "UNIT", "exAnteId": str(uuid.uuid4())})  # fmt: skip
 
+    def _unknown_products(self, order: dict[str, Any], *fields: str) -> bool:
+        """An order naming a customer product the sandbox does not have."""
+        return any(order[f] not in self.store["customer-product"] for f in fields)
+
     async def _progress_traditional_order(self, order: dict[str, Any]) -> None:
         kind = "traditional-order"
         await self.step()
-        products = self.store["customer-product"]
-        if (
-            order["depositoryCustomerProductId"] not in products
-            or order["cashCustomerProductId"] not in products
-        ):
+        if self._unknown_products(order, "depositoryCustomerProductId", "cashCustomerProductId"):
             return self.invalid(
                 kind, order, "CUSTOMER_PRODUCT_NOT_FOUND_ERROR", "unknown customer product"
             )
@@ -801,7 +801,7 @@ class Tradevest:
             self.set_status(kind, order, "PARTIALLY_FILLED")
             await self.step()
         self.set_status(kind, order, "FILLED")
-        customer = products[order["cashCustomerProductId"]].get("customerId")
+        customer = self.store["customer-product"][order["cashCustomerProductId"]].get("customerId")
         self._book(
             customer,
             "TRADE",
@@ -855,11 +855,7 @@ class Tradevest:
     async def _progress_digital_order(self, order: dict[str, Any]) -> None:
         kind = "digital-order"
         await self.step()
-        products = self.store["customer-product"]
-        if (
-            order["walletCustomerProductId"] not in products
-            or order["cashCustomerProductId"] not in products
-        ):
+        if self._unknown_products(order, "walletCustomerProductId", "cashCustomerProductId"):
             return self.invalid(
                 kind, order, "CUSTOMER_PRODUCT_NOT_FOUND_ERROR", "unknown customer product"
             )

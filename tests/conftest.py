@@ -14,6 +14,7 @@ import httpx
 import pytest
 import redis
 
+from jobs import store
 from partnersync import config, process
 from partnersync.redisserver import RedisServer, free_port
 from partnersync.supervisor import wait_http  # noqa: F401 (used by the tests through here)
@@ -163,6 +164,14 @@ class System:
         self.env = env
         self.http = httpx.Client(timeout=10)
         self._token: str | None = None
+
+    def wait_status(self, key: str, status: str, timeout: float = 20.0):
+        """The stored record of `key` once it has `status`."""
+        return wait_for(
+            lambda: (r := store.load(self.r, [key])[0]) and r.status == status and r,
+            timeout=timeout,
+            what=f"{key} {status}",
+        )
 
     def token(self) -> str:
         if self._token is None:

@@ -34,9 +34,7 @@ def test_partner_outage_is_dead_lettered_and_replay_applies_it(system: System) -
         externalId=f"o-{uuid.uuid4()}",
     )
     key = keys.entity_key("tradevest", "transfer", transfer)
-    wait_for(
-        lambda: (r := store.load(system.r, [key])[0]) and r.status == "PROCESSED", what="processed"
-    )
+    system.wait_status(key, "PROCESSED")
     system.r.delete(
         keys.entity(key), keys.history(key)
     )  # forget it: the next event must re-create it

@@ -7,9 +7,8 @@ import uuid
 
 import pytest
 
-from jobs import store
 from partnersync import keys
-from tests.conftest import System, wait_for
+from tests.conftest import System
 
 pytestmark = pytest.mark.e2e
 
@@ -32,9 +31,7 @@ def test_metrics_cover_intake_reconcile_and_partner_calls(system: System) -> Non
         externalId=f"m-{uuid.uuid4()}",
     )
     key = keys.entity_key("tradevest", "transfer", transfer)
-    wait_for(
-        lambda: (r := store.load(system.r, [key])[0]) and r.status == "PROCESSED", what="processed"
-    )
+    system.wait_status(key, "PROCESSED")
     system.deliver("transfer-notification", b"{", "wrong-secret")  # an auth failure
 
     text = system.http.get(system.receiver + "/metrics").text

@@ -50,11 +50,7 @@ def final(system: System, xid: str):
 
 def entity_status(system: System, transaction_id: str, status: str):
     key = keys.entity_key("saxo", "cash-transfer", transaction_id)
-    return wait_for(
-        lambda: (r := store.load(system.r, [key])[0]) and r.status == status and r,
-        timeout=30,
-        what=status,
-    )
+    return system.wait_status(key, status, timeout=30)
 
 
 def test_cash_transfer_reaches_successful(system: System) -> None:

@@ -51,11 +51,7 @@ def submit(system: System, data: SignUpRequest) -> commands.CommandRecord:
 
 def state(system: System, client_key: str, wanted: str):
     key = keys.entity_key("saxo", "signup", client_key)
-    return wait_for(
-        lambda: (r := store.load(system.r, [key])[0]) and r.status == wanted and r,
-        timeout=30,
-        what=wanted,
-    )
+    return system.wait_status(key, wanted, timeout=30)
 
 
 def test_signup_to_client_onboarded(system: System) -> None:
