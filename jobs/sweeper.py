@@ -44,7 +44,8 @@ def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
         return False
     ids = event.entity_ids(notification) if event.kind else []
     entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event.kind else []
-    dedupe = keys.dedupe(event.dedupe_digest(notification, ids)) if event.kind else ""
+    digest = event.dedupe_digest(notification, ids) if event.kind else None
+    dedupe = keys.dedupe(digest) if digest else ""
     s = ctx.settings
     return ctx.workqueue.intake(
         workqueue.Event(event.name, body, entities, dedupe),

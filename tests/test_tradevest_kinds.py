@@ -279,3 +279,22 @@ def test_dropped_webhooks_are_repaired_by_the_sweeper(system: System) -> None:
         assert dropped > 0  # the repair was needed
     finally:
         system.http.post(system.sandbox + "/_sandbox/faults", json={})
+
+
+def test_second_labels_change_is_applied(system: System) -> None:
+    """Exactly-once #1: a labels notification has no status and no modifiedOn, so two
+    changes of one customer's labels look alike; the second must not be a 'duplicate'."""
+    customer = make(system, "customer")
+    key = f"tradevest:customer:{customer}"
+    converged(system, key)
+
+    def labels_are(expected: list[str]) -> bool:
+        record = store.load(system.r, [key])[0]
+        return record is not None and json.loads(bytes(record.data)).get("labels") == expected
+
+    for labels in (["GOLD"], ["GOLD", "VIP"]):
+        response = system.tv(
+            "POST", "/roles/customers/labels", {"customerIds": [customer], "labels": labels}
+        )
+        assert response.status_code == 202
+        wait_for(lambda labels=labels: labels_are(labels), what=f"labels {labels} mirrored")

@@ -46,21 +46,20 @@ class EventType:
                 ids.append(str(value))
         return ids
 
-    def dedupe_digest(self, notification: Any, ids: list[str]) -> str:
-        """Tradevest sends no event id: (event type, entity id, status, modifiedOn,
-        notificationType) identify a delivery. Rejected updates carry neither status nor
-        modifiedOn, so their reason is part of the key too."""
-        status = getattr(notification, "status", None) or ""
-        modified = getattr(notification, "modifiedOn", None)
-        ve = getattr(notification, "validationError", None)
-        return digest(
-            self.name,
-            ",".join(ids),
-            status,
-            modified.isoformat() if modified else "",
-            getattr(notification, "notificationType", None) or "",
-            f"{ve.errorType}|{ve.description}" if ve else "",
-        )
+    def dedupe_digest(self, notification: Any, ids: list[str]) -> str | None:
+        """Tradevest sends no event id: a delivery is told apart by everything it says
+        (its decoded Struct, encoded canonically, so field order and spacing do not count).
+
+        Without a modifiedOn (labels updates, rejected updates) nothing tells a redelivery
+        from the next change of the same entity: such a delivery is not deduplicated
+        (None). A redelivery then costs one coalesced re-fetch; deduplicating would lose
+        the second change."""
+        if getattr(notification, "modifiedOn", None) is None:
+            return None
+        return digest(self.name, _canonical(notification).decode())
+
+
+_canonical = msgspec.json.Encoder(order="sorted").encode
 
 
 def digest(*parts: str) -> str:
