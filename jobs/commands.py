@@ -28,11 +28,11 @@ import httpx
 import msgspec
 import redis
 
-from jobs import dlq, store
+from jobs import dlq, store, transport
 from jobs.errors import NotFound, PartnerError, Retryable
 from jobs.saxo import rate_limit_reset, saxo_error
 from jobs.tradevest import TradevestClient
-from partnersync import config, keys, metrics, workqueue
+from partnersync import config, failpoints, keys, metrics, workqueue
 from partnersync.config import Settings
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
 from schemas.saxo.cash_transfers import MAX_EXTERNAL_REFERENCE, PartnerCashTransferRequest
@@ -57,7 +57,8 @@ class CommandError(ValueError):
     """The command cannot be submitted; the message says why and what to do."""
 
 
-Lookup = Callable[[TradevestClient, CommandRecord], Awaitable[str | None]]
+# Every id at the partner that this command may have created, oldest first ([] = none).
+Lookup = Callable[[Any, CommandRecord], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,12 @@ class CommandKind:
     requestor: bool = False  # the partner requires a Requestor-ID header
     external_id: str | None = "externalId"  # the field carrying the derived id, if any
     validate: Callable[[Any, Settings, redis.Redis], None] | None = None  # before sending
+    # Creates without an externalId: the fields whose values make a scope (e.g. customer +
+    # productCode). One such create per scope at a time; before its first send the scope
+    # is listed (`snapshot`), and after an unknown outcome what exists now and did not then
+    # is its entity (no clock involved).
+    scope: tuple[str, ...] = ()
+    snapshot: Lookup | None = None
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -86,36 +93,43 @@ class CommandKind:
 def by_external_id(path: str, id_field: str, **params: str) -> Lookup:
     """A list endpoint filtered by externalId (`{field}` in path/params from the command)."""
 
-    async def lookup(client: TradevestClient, record: CommandRecord) -> str | None:
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
         values = {**_body(record), **record.pathParams}
         query = {k: v.format(**values) for k, v in params.items()}
+        found: list[str] = []
         async for raw in client.pages(path.format(**values), externalId=record.externalId, **query):
             item = _item.decode(raw)
             if item.get("externalId") == record.externalId:
-                return str(item[id_field])
-        return None
+                found.append(str(item[id_field]))
+        return found
 
     return lookup
 
 
-def by_creation(path: str, id_field: str, match: dict[str, str], **params: str) -> Lookup:
-    """For creates without an externalId: an entity matching the command, created since
-    shortly before it was first sent."""
+def listing(path: str, id_field: str, match: dict[str, str], **params: str) -> Lookup:
+    """Every entity of the command's scope: a list endpoint, items matching `match`."""
 
-    async def lookup(client: TradevestClient, record: CommandRecord) -> str | None:
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
         values = {**_body(record), **record.pathParams}
         query = {k: v.format(**values) for k, v in params.items()}
         items = msgspec.json.decode(
             await client.get(path.format(**values), **query), type=list[dict[str, Any]]
         )
-        since = (record.sentAt or record.createdAt) - timedelta(minutes=1)
-        for item in sorted(items, key=lambda i: i.get("createdOn", ""), reverse=True):
-            created = item.get("createdOn")
-            if not created or datetime.fromisoformat(created) < since:
-                continue
-            if all(str(item.get(k)) == v.format(**values) for k, v in match.items()):
-                return str(item[id_field])
-        return None
+        return [
+            str(item[id_field])
+            for item in items
+            if all(str(item.get(k)) == v.format(**values) for k, v in match.items())
+        ]
+
+    return lookup
+
+
+def since_snapshot(scope_listing: Lookup) -> Lookup:
+    """What the scope holds now that it did not hold before the first send."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
+        before = set(record.snapshot or ())
+        return [i for i in await scope_listing(client, record) if i not in before]
 
     return lookup
 
@@ -127,11 +141,12 @@ def _body(record: CommandRecord) -> dict[str, Any]:
 def by_external_reference(path: str) -> Lookup:
     """Saxo: list by ExternalReference (the seed: no entry → Saxo certainly has nothing)."""
 
-    async def lookup(client: Any, record: CommandRecord) -> str | None:
-        async for item in client.pages(path, ExternalReference=record.externalId):
-            if item.get("ExternalReference") == record.externalId:
-                return str(item["TransactionId"])
-        return None
+    async def lookup(client: Any, record: CommandRecord) -> list[str]:
+        return [
+            str(item["TransactionId"])
+            async for item in client.pages(path, ExternalReference=record.externalId)
+            if item.get("ExternalReference") == record.externalId
+        ]
 
     return lookup
 
@@ -167,13 +182,27 @@ def _check_signup(data: SignUpRequest, settings: Settings, connection: redis.Red
         raise CommandError("signup refused before sending:\n  " + "\n  ".join(errors))
 
 
-async def _no_lookup(client: Any, record: CommandRecord) -> str | None:
+async def _no_lookup(client: Any, record: CommandRecord) -> list[str]:
     """Saxo has no way to find a signup by an id of ours: after a lost answer the signup is
     sent again, and Saxo answers PreClientMatch if the first one got through."""
-    return None
+    return []
 
 
 _TV = "tradevest"
+_SCOPED_DATA = {
+    "customer-product": tvc.CustomerProductData,
+    "onboarding": tvc.OnboardingData,
+    "offboarding": tvc.OffboardingData,
+}
+
+
+def _scoped(name: str, path: str, id_field: str, scope_listing: Lookup, scope: tuple[str, ...]):
+    return CommandKind(
+        name, _TV, name, _SCOPED_DATA[name], path, id_field, since_snapshot(scope_listing),
+        requestor=True, external_id=None, scope=scope, snapshot=scope_listing,
+    )  # fmt: skip
+
+
 COMMANDS: dict[str, CommandKind] = {
     c.name: c
     for c in (
@@ -185,20 +214,18 @@ COMMANDS: dict[str, CommandKind] = {
                     by_external_id("/entities/legal-entities", "legalEntityId")),
         CommandKind("customer", _TV, "customer", tvc.CustomerData, "/roles/customers", "customerId",
                     by_external_id("/roles/customers", "customerId"), requestor=True),
-        CommandKind("customer-product", _TV, "customer-product", tvc.CustomerProductData,
-                    "/customers/{customerId}/products", "customerProductId",
-                    by_creation("/customers/{customerId}/products", "customerProductId",
-                                {"productCode": "{productCode}"}),
-                    requestor=True, external_id=None),
-        CommandKind("onboarding", _TV, "onboarding", tvc.OnboardingData, "/onboardings", "onboardingId",
-                    by_creation("/onboardings", "onboardingId", {}, entityType="{entityType}",
-                                entityId="{entityId}"),
-                    requestor=True, external_id=None),
-        CommandKind("offboarding", _TV, "offboarding", tvc.OffboardingData, "/entities/offboardings",
-                    "offboardingId",
-                    by_creation("/entities/offboardings", "offboardingId", {"reason": "{reason}"},
-                                offboardingEntityType="{entityType}", entityId="{entityId}"),
-                    requestor=True, external_id=None),
+        _scoped("customer-product", "/customers/{customerId}/products", "customerProductId",
+                 listing("/customers/{customerId}/products", "customerProductId",
+                         {"productCode": "{productCode}"}),
+                 ("customerId", "productCode")),
+        _scoped("onboarding", "/onboardings", "onboardingId",
+                listing("/onboardings", "onboardingId", {}, entityType="{entityType}",
+                        entityId="{entityId}"),
+                ("entityType", "entityId")),
+        _scoped("offboarding", "/entities/offboardings", "offboardingId",
+                listing("/entities/offboardings", "offboardingId", {},
+                        offboardingEntityType="{entityType}", entityId="{entityId}"),
+                ("entityType", "entityId")),
         CommandKind("document", _TV, "document", tvc.DocumentData, "/v2/documents", "documentId",
                     by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
                                    resourceId="{resourceId}")),
@@ -349,6 +376,19 @@ class Outcome:
     record: CommandRecord
     done: bool  # final state reached (or nothing to do)
     retry_after: float | None = None
+    waiting: bool = (
+        False  # nothing attempted (scope busy, predecessor's deadline): no attempt spent
+    )
+
+
+@dataclass(frozen=True)
+class Lease:
+    """What a command may do under its drain job's lease."""
+
+    me: str  # the drain job holding it
+    clock_ms: int  # Redis's clock when the batch started
+    deadline: float  # time.monotonic() after which no request may leave
+    deadline_ms: int  # the same moment on Redis's clock
 
 
 def _note(record: CommandRecord, action: str, outcome: str) -> None:
@@ -361,6 +401,27 @@ def _accept(record: CommandRecord, entity_id: str) -> Outcome:
     record.state = CommandState.ACCEPTED
     record.entityId = entity_id
     return Outcome(record, done=True)
+
+
+def _take(connection: redis.Redis, key: str, value: str) -> bool:
+    """Set `key` to `value` unless it holds another value; True when it holds `value`.
+    (SET NX, then GET: these keys never change once set, only go away.)"""
+    if connection.set(key, value, nx=True):
+        return True
+    owner = connection.get(key)
+    return owner is not None and owner.decode() == value
+
+
+def _link(
+    connection: redis.Redis, kind: CommandKind, record: CommandRecord, ids: list[str]
+) -> str | None:
+    """The first of `ids` not linked to another command, now linked to this one: an
+    entity belongs to at most one command, whatever two lookups see."""
+    for entity_id in ids:
+        entity = keys.entity_key(kind.partner, kind.entity_kind, entity_id)
+        if _take(connection, keys.command_link(entity), record.externalId):
+            return entity_id
+    return None
 
 
 def _is_duplicate(status: int, rejection: PartnerRejection) -> bool:
@@ -377,28 +438,68 @@ class LeaseLost(Exception):
     """Another worker took the command over (this one's lease expired): stop, write nothing."""
 
 
-async def execute(ctx: Context, record: CommandRecord, me: str = "") -> Outcome:
+def _scope_key(kind: CommandKind, record: CommandRecord) -> str:
+    values = {**_body(record), **record.pathParams}
+    scope = "|".join(values.get(f, "") for f in kind.scope)
+    return keys.command_scope(kind.partner, kind.name, scope)
+
+
+async def _lookup(
+    ctx: Context, kind: CommandKind, client: Any, record: CommandRecord
+) -> Outcome | None:
+    """After an unknown outcome: the partner's entity for this command, linked, or None."""
+    found = await kind.lookup(client, record)
+    failpoints.hit("commands.after_lookup")
+    entity_id = _link(ctx.connection, kind, record, found) if found else None
+    _note(record, "lookup", "found" if entity_id else "not found")
+    if entity_id is None:
+        return None
+    _audit(record, found)
+    return _accept(record, entity_id)
+
+
+def _audit(record: CommandRecord, found: list[str]) -> None:
+    """More than one entity answers to this command: a second booking. Raised as
+    attention (command show, status, a metric); a human decides which one to undo."""
+    if len(found) > 1 and sorted(found) != sorted(record.doubleBooking):
+        record.doubleBooking = sorted(found)
+        _note(record, "audit", f"DOUBLE BOOKING: {len(found)} entities ({', '.join(found)})")
+        log.error("double booking", extra={"externalId": record.externalId, "entities": len(found)})
+
+
+async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
     kind = COMMANDS[record.kind]
     client = getattr(ctx.clients, kind.partner)
     if record.state.final:
         return Outcome(record, done=True)
+    if kind.scope and not _take(ctx.connection, _scope_key(kind, record), record.externalId):
+        return Outcome(record, done=False, retry_after=1.0, waiting=True)  # another create runs
     if record.state in (CommandState.SENT, CommandState.UNKNOWN):
-        # The last send's outcome is unknown: the partner may have the entity already.
-        found = await kind.lookup(client, record)
-        _note(record, "lookup", "found" if found else "not found")
-        if found:
-            return _accept(record, found)
+        if record.state == CommandState.SENT and (record.sendDeadlineMs or 0) > lease.clock_ms:
+            # its sender may still send until then: look up only once it could not
+            wait_s = (record.sendDeadlineMs - lease.clock_ms) / 1000  # type: ignore[operator]
+            return Outcome(record, done=False, retry_after=wait_s, waiting=True)
+        accepted = await _lookup(ctx, kind, client, record)
+        if accepted is not None:
+            return accepted
+    if kind.snapshot is not None and record.snapshot is None:
+        record.snapshot = await kind.snapshot(client, record)
     record.state = CommandState.SENT
     record.attempts += 1
     record.sentAt = datetime.now(UTC)
+    record.sendDeadlineMs = lease.deadline_ms
     _note(record, "send", "sending")
     # durable before the request goes out — and only while this worker holds the lease
     key = command_key(record.partner, record.externalId)
     encoded = msgspec.json.encode(record)
-    if not ctx.workqueue.fenced_set(key, me, keys.command(record.externalId), encoded):
+    if not ctx.workqueue.fenced_set(key, lease.me, keys.command(record.externalId), encoded):
         raise LeaseLost(record.externalId)
+    failpoints.hit("commands.before_send")
     path = kind.path.format(**record.pathParams)
+    token = transport.send_deadline.set(lease.deadline)
     try:
+        if time.monotonic() >= lease.deadline:  # also where no custom transport runs (proxies)
+            raise transport.DeadlinePassed("send deadline passed before the request")
         response = await client.request(
             "POST",
             path,
@@ -406,21 +507,30 @@ async def execute(ctx: Context, record: CommandRecord, me: str = "") -> Outcome:
             headers={"Content-Type": "application/json"},
             requestor_id=record.requestorId if kind.requestor else None,
         )
+    except transport.DeadlinePassed:
+        # nothing left: the successor (which waits out the deadline) decides
+        _note(record, "send", "not sent: lease deadline passed")
+        raise LeaseLost(record.externalId) from None
     except Retryable as exc:
         record.state = CommandState.UNKNOWN
         _note(record, "send", "timeout" if "Timeout" in str(exc) else "connection error")
         return Outcome(record, done=False)
+    finally:
+        transport.send_deadline.reset(token)
     status = response.status_code
     record.history[-1].outcome = str(status)
     if status < 300:
         record.result = _item.decode(response.content)
-        return _accept(record, str(record.result[kind.result_field]))
+        entity_id = str(record.result[kind.result_field])
+        if record.attempts > 1:  # a resend: did an earlier send book it too?
+            _audit(record, await kind.lookup(client, record))
+        _link(ctx.connection, kind, record, [entity_id])
+        return _accept(record, entity_id)
     rejection = _rejection(kind.partner, response)
     if _is_duplicate(status, rejection):
-        found = await kind.lookup(client, record)
-        _note(record, "lookup", "found" if found else "not found")
-        if found:
-            return _accept(record, found)
+        accepted = await _lookup(ctx, kind, client, record)
+        if accepted is not None:
+            return accepted
         record.state = CommandState.UNKNOWN  # the partner has it but does not list it yet
         return Outcome(record, done=False)
     if status == 429:
@@ -459,14 +569,22 @@ def _retry_after(response: httpx.Response) -> float | None:
     return rate_limit_reset(response)
 
 
-async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]:
-    """Execute claimed commands (`{partner}:command:{externalId}` keys) concurrently."""
+async def run_batch(
+    ctx: Context, me: str, claimed: list[str], deadline: float | None = None
+) -> dict[str, int]:
+    """Execute claimed commands (`{partner}:command:{externalId}` keys) concurrently.
+    `deadline` (time.monotonic()) is when the claim's leases could start to expire, less
+    an HTTP timeout: no create leaves after it."""
     import asyncio
 
     from jobs.reconcile import backoff_ms
 
     connection = ctx.connection
     s = ctx.settings
+    if deadline is None:
+        deadline = time.monotonic() + s.lease_ms / 1000 - s.http_timeout_s
+    clock = workqueue.redis_ms(connection)
+    lease = Lease(me, clock, deadline, clock + int((deadline - time.monotonic()) * 1000))
     ids = [keys.split_entity_key(k)[2] for k in claimed]
     raws = connection.mget([keys.command(i) for i in ids])
     attempts_raw = connection.mget([keys.attempts(k) for k in claimed])
@@ -476,18 +594,52 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
         if record is None:
             return None
         try:
-            return await execute(ctx, record, me)
+            return await execute(ctx, record, lease)
         except (Retryable, NotFound, PartnerError, LeaseLost) as exc:
             return exc
 
     before = [r.state if r is not None else None for r in records]
     results = await asyncio.gather(*(one(r) for r in records), return_exceptions=True)
-    counts = {"accepted": 0, "rejected": 0, "retried": 0, "dead": 0}
+    lease_keys = [keys.lease(k) for k in claimed]
+    while True:
+        # As in reconcile: every write (journal, counters, links, due times) is conditioned
+        # on the leases; a lease lost before EXEC drops that command's writes.
+        with connection.pipeline(transaction=True) as pipe:
+            pipe.watch(*lease_keys)
+            held = [owner == me.encode() for owner in pipe.mget(lease_keys)]
+            pipe.multi()
+            counts = _queue_writes(
+                ctx, pipe, me, claimed, records, results, attempts_raw, before, held, backoff_ms
+            )
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                continue
+        break
+    ctx.calls.clear()  # flushed with the batch
+    return counts
+
+
+def _queue_writes(
+    ctx: Context,
+    pipe: redis.client.Pipeline,
+    me: str,
+    claimed: list[str],
+    records: list[CommandRecord | None],
+    results: list[Any],
+    attempts_raw: list[bytes | None],
+    before: list[CommandState | None],
+    held: list[bool],
+    backoff_ms: Callable[[int, tuple[float, ...], float | None], int],
+) -> dict[str, int]:
+    s = ctx.settings
+    counts = {"accepted": 0, "rejected": 0, "retried": 0, "dead": 0, "double_booked": 0}
     now = datetime.now(UTC)
-    pipe = connection.pipeline(transaction=True)
-    for key, record, result, att, old in zip(
-        claimed, records, results, attempts_raw, before, strict=True
+    for key, record, result, att, old, mine in zip(
+        claimed, records, results, attempts_raw, before, held, strict=True
     ):
+        if not mine or isinstance(result, LeaseLost):
+            continue  # the worker that holds the lease now owns the command
         attempts = int(att or 0)
         if isinstance(result, Outcome) and old != result.record.state:
             pipe.hincrby(keys.COMMAND_STATES, str(old), -1)
@@ -495,19 +647,20 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
         if record is None:
             ctx.workqueue.complete(pipe, key, me, 0, "ok")
             continue
-        if isinstance(result, LeaseLost):
-            continue  # the worker that holds the lease now owns the command
         if isinstance(result, Outcome):
-            ctx.workqueue.fenced_set(
-                key,
-                me,
-                keys.command(result.record.externalId),
-                msgspec.json.encode(result.record),
-                pipe,
-            )
+            pipe.set(keys.command(result.record.externalId), msgspec.json.encode(result.record))
+            if result.record.doubleBooking and not record.doubleBooking:
+                pipe.zadd(keys.COMMAND_ATTENTION, {record.externalId: workqueue.now_ms()})
+                pipe.hincrby(keys.COUNTERS, "double-booking", 1)
+                counts["double_booked"] += 1
             if result.done:
                 _finish(pipe, ctx, result.record, counts)
                 ctx.workqueue.complete(pipe, key, me, 0, "ok")
+                continue
+            if result.waiting:  # nothing was attempted: no attempt spent
+                ctx.workqueue.complete(
+                    pipe, key, me, 0, "poll", int((result.retry_after or 1) * 1000)
+                )
                 continue
             retry_after = result.retry_after
             error: BaseException = Retryable(f"command {record.externalId}: {result.record.state}")
@@ -515,31 +668,46 @@ async def run_batch(ctx: Context, me: str, claimed: list[str]) -> dict[str, int]
             retry_after = getattr(result, "retry_after", None)
             error = result  # lookup failed: the state stays as it was
         if attempts + 1 < s.max_attempts:
-            due = workqueue.now_ms() + backoff_ms(attempts, s.retry_schedule_s, retry_after)
-            ctx.workqueue.complete(pipe, key, me, 0, "retry", due)
+            delay = backoff_ms(attempts, s.retry_schedule_s, retry_after)
+            ctx.workqueue.complete(pipe, key, me, 0, "retry", delay)
             counts["retried"] += 1
         else:
             dlq.dead_letter(pipe, key, error, attempts + 1, now, s.dlq_retention, reason="command")
+            _release_scope(pipe, record)
             ctx.workqueue.complete(pipe, key, me, 0, "dead")
             counts["dead"] += 1
             log.warning(
                 "command gave up",
                 extra={"externalId": record.externalId, "state": str(record.state)},
             )
-    metrics.count_calls(pipe, ctx.calls)
-    pipe.execute()
+    metrics.count_calls(pipe, dict(ctx.calls))
     return counts
+
+
+def _release_scope(pipe: redis.client.Pipeline, record: CommandRecord) -> None:
+    """A final (or dead-lettered) create without an externalId frees its scope."""
+    kind = COMMANDS[record.kind]
+    if kind.scope:
+        pipe.eval(_RELEASE, 1, _scope_key(kind, record), record.externalId)
+
+
+# KEYS[1]: a command scope; ARGV[1]: the externalId that may release it
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 
 
 def _finish(
     pipe: redis.client.Pipeline, ctx: Context, record: CommandRecord, counts: dict[str, int]
 ) -> None:
     kind = COMMANDS[record.kind]
+    _release_scope(pipe, record)
     if record.state == CommandState.ACCEPTED and record.entityId:
         entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
         pipe.set(keys.external_id(kind.partner, record.externalId), entity_key)
         # reconcile right away; webhooks keep it current from then on
-        pipe.zadd(keys.DIRTY, {entity_key: workqueue.now_ms()}, lt=True)
+        ctx.workqueue.touch_on(pipe, [entity_key])
         counts["accepted"] += 1
         log.info("command accepted", extra={"externalId": record.externalId, "entity": entity_key})
     elif record.state == CommandState.REJECTED:

@@ -18,22 +18,15 @@ def drain() -> dict[str, int]:
     totals = reconcile.BatchResult()
     deadline = time.monotonic() + ctx.settings.drain_budget_s
     while True:
-        claimed = ctx.workqueue.claim(me, ctx.settings.batch)
-        if not claimed:
-            break  # CLAIM deregistered this drainer atomically
-        commands_claimed = [
-            k for k, _ in claimed if keys.split_entity_key(k)[1] == commands.COMMAND
-        ]
-        entities = [(k, e) for k, e in claimed if keys.split_entity_key(k)[1] != commands.COMMAND]
         try:
-            if commands_claimed:
-                ctx.run(commands.run_batch(ctx, me, commands_claimed))
-            batch = ctx.run(reconcile.run_batch(ctx, me, entities))
+            batch = step(ctx, me)
         except BaseException:
             # The claimed entities stay leased and due at lease expiry; free the slot so
             # the clock can start another drain job for them.
             ctx.workqueue.release(me)
             raise
+        if batch is None:
+            break  # CLAIM deregistered this drainer atomically
         totals.applied += batch.applied
         totals.unchanged += batch.unchanged
         totals.retried += batch.retried
@@ -43,3 +36,20 @@ def drain() -> dict[str, int]:
             ctx.workqueue.kick()
             break
     return totals.counts()
+
+
+def step(ctx: context.Context, me: str) -> reconcile.BatchResult | None:
+    """One claim: its commands executed, its entities reconciled; None when nothing was
+    due."""
+    claimed_at = time.monotonic()  # before the claim: the leases run from no earlier
+    claimed = ctx.workqueue.claim(me, ctx.settings.batch)
+    if not claimed:
+        return None
+    commands_claimed = [k for k, _ in claimed if keys.split_entity_key(k)[1] == commands.COMMAND]
+    entities = [(k, e) for k, e in claimed if keys.split_entity_key(k)[1] != commands.COMMAND]
+    if commands_claimed:
+        # a create must leave while the lease holds, with an HTTP timeout to spare
+        s = ctx.settings
+        deadline = claimed_at + s.lease_ms / 1000 - s.http_timeout_s
+        ctx.run(commands.run_batch(ctx, me, commands_claimed, deadline))
+    return ctx.run(reconcile.run_batch(ctx, me, entities))

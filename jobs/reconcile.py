@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import msgspec
+import redis
 
 from jobs import dlq, store
 from jobs.errors import NotFound, Permanent, Retryable
 from jobs.kinds import KINDS, Kind
-from partnersync import keys, metrics, workqueue
+from partnersync import failpoints, keys, metrics, workqueue
 from schemas.lifecycle import Decision, Observation
 from schemas.store import EntityRecord, Rejection, Transition
 from schemas.tradevest.events import BY_NAME
@@ -269,7 +270,6 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     if not claimed:
         return BatchResult()
     connection = ctx.connection
-    settings = ctx.settings
     entity_keys = [k for k, _ in claimed]
 
     # One round trip: the archived events, the stored records, the attempt counters.
@@ -302,12 +302,51 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     )
 
     now = datetime.now(UTC)
+    lease_keys = [keys.lease(k) for k in entity_keys]
+    while True:
+        # Everything this job writes is conditioned on its leases: WATCH them, check them,
+        # then one MULTI/EXEC. A lease that expires or is taken over before EXEC (a paused
+        # worker, a successor's claim) aborts it, and the batch is written again without
+        # the lost entities, so a late answer never overwrites what a successor stored.
+        with connection.pipeline(transaction=True) as write:
+            write.watch(*lease_keys)
+            held = [owner == me.encode() for owner in write.mget(lease_keys)]
+            clock = workqueue.redis_ms(write)
+            failpoints.hit("reconcile.before_write")
+            write.multi()
+            result = _queue_writes(
+                ctx, me, write, claimed, held, kinds, records, fetched, events, attempts_raw,
+                now, clock,
+            )  # fmt: skip
+            try:
+                write.execute()
+            except redis.WatchError:
+                continue
+        break
+    ctx.calls.clear()  # flushed with the batch
+    if ctx.handlers:
+        _call_handlers(ctx, result.stored, now)
+    return result
+
+
+def _queue_writes(
+    ctx: Context,
+    me: str,
+    write: redis.client.Pipeline,
+    claimed: list[tuple[str, list[str]]],
+    held: list[bool],
+    kinds: list[Kind | None],
+    records: list[EntityRecord | None],
+    fetched: list[Any],
+    events: list[list[Event]],
+    attempts_raw: list[bytes | None],
+    now: datetime,
+    clock: int,
+) -> BatchResult:
+    """Queue on `write` (in MULTI) what the batch stores; `clock` is Redis's time."""
+    settings = ctx.settings
     result = BatchResult()
-    # An entity whose lease expired during the fetch belongs to another job now: skip it,
-    # so a late answer never overwrites what the successor stored.
-    held = [owner == me.encode() for owner in connection.mget([keys.lease(k) for k in entity_keys])]
-    write = connection.pipeline(transaction=True)
-    for i, key in enumerate(entity_keys):
+    for i, (key, _) in enumerate(claimed):
         if not held[i]:
             log.warning(
                 "lease lost during reconcile; left to its new holder", extra={"entity": key}
@@ -323,10 +362,8 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
         except Exception as exc:  # classified below; nothing is dropped
             retryable = isinstance(exc, Retryable) and not isinstance(exc, Permanent)
             if retryable and attempts + 1 < settings.max_attempts:
-                due = workqueue.now_ms() + backoff_ms(
-                    attempts, settings.retry_schedule_s, exc.retry_after
-                )
-                ctx.workqueue.complete(write, key, me, 0, "retry", due)
+                delay = backoff_ms(attempts, settings.retry_schedule_s, exc.retry_after)
+                ctx.workqueue.complete(write, key, me, 0, "retry", delay)
                 result.retried += 1
                 log.info(
                     "reconcile retry",
@@ -334,7 +371,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
                 )
             else:
                 dlq.dead_letter(
-                    write, key, exc, attempts + 1, now, ctx.settings.dlq_retention,
+                    write, key, exc, attempts + 1, now, settings.dlq_retention,
                     events=[dlq.DeadEvent.of(e.delivery_id, e.type, e.body) for e in evs],
                 )  # fmt: skip
                 ctx.workqueue.complete(write, key, me, len(evs), "dead")
@@ -344,8 +381,10 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
                     extra={"entity": key, "attempts": attempts + 1, "error": _describe(exc)},
                 )
             continue
-        status = applied.record.status if applied.record else records[i].status
-        store.watch(write, key, kind.lifecycle.terminal(status))
+        record = applied.record or records[i]
+        assert record is not None
+        status = record.status
+        store.watch(write, key, kind.lifecycle.terminal(status), clock)
         customer = _customer_of(kind, key, got)
         if customer:
             write.sadd(keys.TV_CUSTOMERS, customer)
@@ -364,30 +403,25 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             result.unchanged += 1
         if applied.transition is not None and kind.attention:
             if applied.transition.to in kind.attention:
-                write.zadd(keys.ATTENTION, {key: workqueue.now_ms()})
+                write.zadd(keys.ATTENTION, {key: clock})
                 log.warning("needs a human", extra={"entity": key, "status": applied.transition.to})
             else:
                 write.zrem(keys.ATTENTION, key)
-        record = applied.record or records[i]
         if kind.poll is not None and not kind.lifecycle.terminal(status):
             since = (now - (record.createdAt or now)).total_seconds()
             entity = got[0] if isinstance(got, tuple) else None
-            due = workqueue.now_ms() + int(kind.poll(since, entity) * 1000)
-            ctx.workqueue.complete(write, key, me, len(evs), "poll", due)
+            delay = int(kind.poll(since, entity) * 1000)
+            ctx.workqueue.complete(write, key, me, len(evs), "poll", delay)
         else:
             ctx.workqueue.complete(write, key, me, len(evs), "ok")
     for outcome, n in result.counts().items():
         if n:
             write.hincrby(keys.JOB_OUTCOMES, outcome, n)
-    done_ms = workqueue.now_ms()
     for evs in events:
         received = [e.received_ms for e in evs if e.received_ms]
         if received:
-            metrics.observe_reconcile(write, (done_ms - min(received)) / 1000)
-    metrics.count_calls(write, ctx.calls)
-    write.execute()
-    if ctx.handlers:
-        _call_handlers(ctx, result.stored, now)
+            metrics.observe_reconcile(write, max(0, clock - min(received)) / 1000)
+    metrics.count_calls(write, dict(ctx.calls))
     return result
 
 

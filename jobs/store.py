@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import msgspec
@@ -71,12 +70,13 @@ def write(
         pipe.xadd(keys.CHANGES, fields, maxlen=changes_maxlen, approximate=True)
 
 
-def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool) -> None:
-    """Non-terminal entities are watched (re-fetched when unchanged too long)."""
+def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool, clock_ms: int) -> None:
+    """Non-terminal entities are watched (re-fetched when unchanged too long); `clock_ms`
+    is Redis's time, which the sweeper compares against."""
     if terminal:
         pipe.zrem(keys.WATCH, entity_key)
     else:
-        pipe.zadd(keys.WATCH, {entity_key: int(time.time() * 1000)})
+        pipe.zadd(keys.WATCH, {entity_key: clock_ms})
 
 
 def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:

@@ -81,7 +81,7 @@ async def missed_notifications(ctx: Context) -> int:
 
 def stale_entities(ctx: Context) -> int:
     """Touch watched entities unchanged for longer than their kind's threshold."""
-    now = workqueue.now_ms()
+    now = workqueue.redis_ms(ctx.connection)
     shortest = min(k.stale_after_s for k in KINDS.values())
     candidates = ctx.connection.zrangebyscore(
         keys.WATCH, "-inf", now - int(shortest * 1000), start=0, num=1000, withscores=True

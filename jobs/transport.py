@@ -9,9 +9,11 @@ worker's CPU. The streams here keep their socket and ask poll() directly.
 
 from __future__ import annotations
 
+import contextvars
 import select
 import socket
 import ssl
+import time
 import typing
 import urllib.request
 
@@ -29,6 +31,18 @@ def is_readable(sock: socket.socket | None) -> bool:
     return bool(poller.poll(0))
 
 
+# The latest moment (time.monotonic()) a request of the current task may leave: set by a
+# command around its create, from its lease (see jobs/commands.py). Checked in the stream
+# right before the bytes are handed to the socket, the closest point to the wire.
+send_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "send_deadline", default=None
+)
+
+
+class DeadlinePassed(Exception):
+    """The lease this request was sent under could have expired: it was not sent."""
+
+
 class _Stream(httpcore.AsyncNetworkStream):
     def __init__(self, stream: httpcore.AsyncNetworkStream):
         self._stream = stream
@@ -38,6 +52,9 @@ class _Stream(httpcore.AsyncNetworkStream):
         return await self._stream.read(max_bytes, timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        deadline = send_deadline.get()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise DeadlinePassed(f"send deadline passed {time.monotonic() - deadline:.3f} s ago")
         await self._stream.write(buffer, timeout)
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ SEQ = PREFIX + "seq"  # counter for ids made inside Redis
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
 ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that need a human
 COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
+COMMAND_ATTENTION = PREFIX + "commands:attention"  # zset externalId -> ms: double bookings
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
 COUNTERS = PREFIX + "counters"
 JOB_OUTCOMES = PREFIX + "metrics:reconciles"  # hash outcome -> n
@@ -74,6 +75,16 @@ def saxo_position(position_id: str) -> str:
 
 def command(external_id: str) -> str:
     return f"{PREFIX}cmd:{external_id}"
+
+
+def command_scope(partner: str, kind: str, scope: str) -> str:
+    """The externalId of the one create without an externalId running in this scope."""
+    return f"{PREFIX}cmd-scope:{partner}:{kind}:{scope}"
+
+
+def command_link(entity_key: str) -> str:
+    """The externalId of the command an entity was linked to (at most one, for good)."""
+    return f"{PREFIX}cmd-link:{entity_key}"
 
 
 def dead_letter(dlq_id: str) -> str:

@@ -67,22 +67,33 @@ def _lua(body: str) -> str:
         f"local KEYS_COUNTERS = {keys.COUNTERS!r}\n"
         f"local NOW = '\\0now'\n"
     )
-    return prelude + _ENSURE_DRAINER + body
+    return prelude + _NOW_MS + _ENSURE_DRAINER + body
+
+
+# One clock: every due time, lease and expiry is Redis's own (TIME), never a process's
+# wall clock, so a worker whose clock is off neither delays work nor starts idle jobs.
+# (Effects replication, the default since Redis 5, lets a script write after TIME.)
+_NOW_MS = """
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+"""
 
 
 # Accept a batch of events (group commit: the receiver's requests of one moment).
-# ARGV: dedupe_ttl, inbox_ttl, now_ms, now_iso, cap, reserve_ms, queue, source, n_events,
+# ARGV: dedupe_ttl, inbox_ttl, now_iso, cap, reserve_ms, queue, source, n_events,
 #       then per event: dedupe_key ('' = none), event_type, body, n_entities, entity keys...
 # `source` prefixes the counters: '' for deliveries, 'recovered-' for sweeper ingestion.
 # Returns {accepted_1, delivery_id_1, ..., accepted_n, delivery_id_n, drainer}: accepted is
 # 1, or 0 for a duplicate (with the original delivery's id); drainer is 'notpl' when the
 # job template must be installed.
 INTAKE = _lua("""
-local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local now_iso, cap, reserve_ms, queue = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
-local source, n_events = ARGV[8], tonumber(ARGV[9])
+local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), clock_ms()
+local now_iso, cap, reserve_ms, queue = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local source, n_events = ARGV[7], tonumber(ARGV[8])
 local out = {}
-local i = 10
+local i = 9
 local wake = false
 local counts, last = {}, {}  -- written once per batch, not per event
 for _ = 1, n_events do
@@ -125,23 +136,23 @@ out[#out + 1] = wake and ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
 return out
 """)
 
-# ARGV: now_ms, now_iso, cap, reserve_ms, queue, force(0|1)
+# ARGV: now_iso, cap, reserve_ms, queue, force(0|1)
 # Starts a drain job if an entity is due (or `force`) and fewer than `cap` are live.
 KICK = _lua("""
-local now_ms, now_iso, cap, reserve_ms, queue = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
-if ARGV[6] ~= '1' and #redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, 1) == 0 then
+local now_ms, now_iso, cap, reserve_ms, queue = clock_ms(), ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+if ARGV[5] ~= '1' and #redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, 1) == 0 then
   return false
 end
 return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
 """)
 
-# ARGV: me (drain job id), now_ms, batch, lease_ms, drainer_ttl_ms
+# ARGV: me (drain job id), batch, lease_ms, drainer_ttl_ms
 # Returns a flat list {entity, {delivery ids...}, ...}; an empty list means nothing is
 # claimable, and the drainer has been deregistered in the same step (so an event that
 # arrives right after sees fewer live drainers and starts one).
 CLAIM = _lua("""
-local me, now_ms, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local lease_ms, drainer_ttl = tonumber(ARGV[4]), tonumber(ARGV[5])
+local me, now_ms, batch = ARGV[1], clock_ms(), tonumber(ARGV[2])
+local lease_ms, drainer_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
 local due = redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, batch * 4)
 local out = {}
 local claimed = 0
@@ -162,12 +173,13 @@ end
 return out
 """)
 
-# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'poll'|'dead'), due_ms (retry, poll), now_ms,
-#       cooldown_ms (after a reconcile, further events for the entity wait this long)
+# ARGV: entity, me, n_done, outcome ('ok'|'retry'|'poll'|'dead'), delay_ms (retry, poll: due
+#       this long from now), cooldown_ms (after a reconcile, further events wait this long)
 # Returns 1 when this job still held the lease, else 0 (nothing changed).
 COMPLETE = _lua("""
 local e, me, n_done, outcome = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
-local due_ms, now_ms, cooldown = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local now_ms, cooldown = clock_ms(), tonumber(ARGV[6])
+local due_ms = now_ms + tonumber(ARGV[5])
 local lease = P .. 'lease:' .. e
 if redis.call('GET', lease) ~= me then return 0 end
 local events = P .. 'events:' .. e
@@ -204,13 +216,13 @@ redis.call('SET', ARGV[3], ARGV[4])
 return 1
 """)
 
-# ARGV: n_entities, entities..., now_ms, now_iso, cap, reserve_ms, queue
+# ARGV: n_entities, entities..., now_iso, cap, reserve_ms, queue
 # Marks entities due without an event (a sweeper's "look again"), starting a drain job.
 TOUCH = _lua("""
 local n = tonumber(ARGV[1])
 local base = n + 1
-local now_ms, now_iso, cap = tonumber(ARGV[base + 1]), ARGV[base + 2], tonumber(ARGV[base + 3])
-local reserve_ms, queue = tonumber(ARGV[base + 4]), ARGV[base + 5]
+local now_ms, now_iso, cap = clock_ms(), ARGV[base + 1], tonumber(ARGV[base + 2])
+local reserve_ms, queue = tonumber(ARGV[base + 3]), ARGV[base + 4]
 for i = 1, n do redis.call('ZADD', KEYS_DIRTY, 'LT', now_ms, ARGV[1 + i]) end
 return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
 """)
@@ -255,7 +267,15 @@ def install_template(connection: redis.Redis, queue: str) -> None:
 
 
 def now_ms() -> int:
+    """This process's wall clock: for what is shown (RQ's timestamps, ids), never for a
+    comparison with a time another process set (use `redis_ms`)."""
     return int(time.time() * 1000)
+
+
+def redis_ms(connection: redis.Redis) -> int:
+    """Redis's clock, the one every process compares due times and scores against."""
+    seconds, micros = connection.time()
+    return seconds * 1000 + micros // 1000
 
 
 def rq_now(ms: int) -> str:
@@ -282,14 +302,11 @@ def intake_args(
     queue: str,
     source: str = "",
     reserve_ms: int = 60_000,
-    now: int | None = None,
 ) -> list[Any]:
-    ms = now_ms() if now is None else now
     args: list[Any] = [
         dedupe_ttl,
         inbox_ttl,
-        ms,
-        rq_now(ms),
+        rq_now(now_ms()),  # RQ's enqueued_at: shown, never compared
         cap,
         reserve_ms,
         queue,
@@ -374,27 +391,30 @@ class WorkQueue:
         return accepted
 
     def kick(self, *, force: bool = False, reserve_ms: int = 60_000) -> str | None:
-        ms = now_ms()
-        args = [ms, rq_now(ms), self.drainers, reserve_ms, self.queue, int(force)]
+        args = [rq_now(now_ms()), self.drainers, reserve_ms, self.queue, int(force)]
         job_id = self._kick(args=args)
         if self._ensure_template(job_id):
             job_id = self._kick(args=args)
         return job_id.decode() if job_id else None
 
     def touch(self, entities: Sequence[str], reserve_ms: int = 60_000) -> str | None:
-        ms = now_ms()
-        args = [len(entities), *entities, ms, rq_now(ms), self.drainers, reserve_ms, self.queue]
+        args = [len(entities), *entities, rq_now(now_ms()), self.drainers, reserve_ms, self.queue]
         job_id = self._touch(args=args)
         if self._ensure_template(job_id):
             job_id = self.kick(reserve_ms=reserve_ms)
             return job_id
         return job_id.decode() if job_id else None
 
+    def touch_on(self, pipe: redis.client.Pipeline, entities: Sequence[str]) -> None:
+        """`touch`, queued on a pipeline (a drain job is running: the template is there)."""
+        args = [len(entities), *entities, rq_now(now_ms()), self.drainers, 60_000, self.queue]
+        self._touch(args=args, client=pipe)
+
     def release(self, me: str) -> None:
         self.connection.zrem(keys.DRAINERS, me)
 
     def claim(self, me: str, batch: int) -> list[tuple[str, list[str]]]:
-        flat = self._claim(args=[me, now_ms(), batch, self.lease_ms, self.lease_ms * 2])
+        flat = self._claim(args=[me, batch, self.lease_ms, self.lease_ms * 2])
         return [
             (flat[i].decode(), [d.decode() for d in flat[i + 1]]) for i in range(0, len(flat), 2)
         ]
@@ -406,7 +426,9 @@ class WorkQueue:
         me: str,
         n_done: int,
         outcome: str,
-        due_ms: int = 0,
+        delay_ms: int = 0,
     ) -> None:
-        args = [entity, me, n_done, outcome, due_ms, now_ms(), self.cooldown_ms]
+        """Release `entity` (outcome 'retry'/'poll': due again `delay_ms` from now, by
+        Redis's clock)."""
+        args = [entity, me, n_done, outcome, delay_ms, self.cooldown_ms]
         self._complete(args=args, client=pipe)

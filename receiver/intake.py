@@ -77,5 +77,4 @@ class Intake:
         pipe.delete(keys.rq_template(s.queue))
         pipe.rpush(keys.rq_template(s.queue), *workqueue.job_template(s.queue))
         await pipe.execute()
-        ms = workqueue.now_ms()
-        await self.kick(args=[ms, workqueue.rq_now(ms), s.drainers, 60_000, s.queue, 0])
+        await self.kick(args=[workqueue.rq_now(workqueue.now_ms()), s.drainers, 60_000, s.queue, 0])

@@ -586,7 +586,7 @@ class Saxo:
             if request.headers.get("authorization") != f"Bearer {TOKEN}":
                 return Response(status_code=401)  # Saxo: 401 with an empty body
             await self.faults.delay()
-            if self.faults.roll("rate_limit"):
+            if self.faults.roll("rate_limit", request.method, request.url.path):
                 self.rate_limited += 1
                 response = saxo_error(429, "TooManyRequests", "Request rate limit exceeded")
                 response.headers.update(
@@ -597,7 +597,7 @@ class Saxo:
                     }  # fmt: skip
                 )
                 return response
-            if self.faults.roll("http_5xx"):
+            if self.faults.roll("http_5xx", request.method, request.url.path):
                 return saxo_error(503, "ServiceUnavailable", "Service unavailable")
             if request.method == "GET":
                 assert read is not None
@@ -608,7 +608,7 @@ class Saxo:
                 return saxo_error(400, "InvalidRequest", "Body is not JSON")
             assert write is not None
             response = await write(request, body)
-            if self.faults.roll("timeout"):
+            if self.faults.roll("timeout", request.method, request.url.path):
                 await asyncio.sleep(self.faults.timeout_ms / 1000)  # acted; the answer is lost
             return response
 

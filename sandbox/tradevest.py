@@ -218,14 +218,14 @@ class Tradevest:
         header = request.headers.get("authorization", "")
         return header.startswith("Bearer ") and header[7:] in self.tokens
 
-    async def faulted(self) -> Response | None:
+    async def faulted(self, request: Request) -> Response | None:
         """A fault that replaces the answer before the platform acts, if one is rolled."""
         await self.faults.delay()
-        if self.faults.roll("rate_limit"):
+        if self.faults.roll("rate_limit", request.method, request.url.path):
             response = error(429, "Too many requests", "RATE_LIMIT")
             response.headers["Retry-After"] = "1"
             return response
-        if self.faults.roll("http_5xx"):
+        if self.faults.roll("http_5xx", request.method, request.url.path):
             return error(503, "Service unavailable", "SERVICE_UNAVAILABLE")
         return None
 
@@ -246,7 +246,7 @@ class Tradevest:
                 return await read(request)
             if not self.authorized(request):
                 return error(401, "Unauthorized", "UNAUTHORIZED")
-            faulted = await self.faulted()
+            faulted = await self.faulted(request)
             if faulted is not None:
                 return faulted
             try:
@@ -258,7 +258,7 @@ class Tradevest:
                 response = await create(request, Checker(body))
             except Invalid as exc:
                 return error(400, "Validation failed", "VALIDATION_ERROR", exc.problems)
-            if self.faults.roll("timeout"):
+            if self.faults.roll("timeout", request.method, request.url.path):
                 # the platform acted; the caller never hears back
                 await asyncio.sleep(self.faults.timeout_ms / 1000)
             return response
@@ -275,7 +275,7 @@ class Tradevest:
                 return error(401, "Unauthorized", "UNAUTHORIZED")
             if requestor and not _UUID.match(request.headers.get("requestor-id", "")):
                 return error(400, "Requestor-ID header required", "REQUESTOR_ID_REQUIRED")
-            faulted = await self.faulted()
+            faulted = await self.faulted(request)
             if faulted is not None:
                 return faulted
             entity = self.store[kind].get(request.path_params["id"])

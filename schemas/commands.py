@@ -50,4 +50,11 @@ class CommandRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     createdAt: datetime
     updatedAt: datetime
     sentAt: datetime | None = None
+    # The last send's deadline, on Redis's clock (ms): until then the worker that journaled
+    # SENT may still be sending, so a successor waits it out before looking up.
+    sendDeadlineMs: int | None = None
+    # Creates without an externalId: the scope's ids before the first send.
+    snapshot: list[str] | None = None
+    # The audit after a resend found more than one entity for this command: all their ids.
+    doubleBooking: list[str] = []
     history: list[Attempt] = []

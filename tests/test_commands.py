@@ -212,6 +212,9 @@ def test_500_commands_under_faults_and_worker_kills_book_each_once(system: Syste
         stop.set()
         killing.join()
         system.http.post(system.sandbox + "/_sandbox/faults", json={})
+        for x in [x for x in xids if not commands.load(system.r, x).state.final][:5]:
+            stuck = commands.load(system.r, x)  # the story of a command that did not finish
+            print(f"STUCK {x} {stuck.state} {[(a.action, a.outcome) for a in stuck.history]}")
     truth = ledger(system)
     injected = system.http.get(system.sandbox + "/_sandbox/faults").json()["injected"]
     created = Counter(e["externalId"] for e in truth["entities"] if e["externalId"] in set(xids))

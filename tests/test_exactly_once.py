@@ -1,0 +1,334 @@
+"""Exactly once under races, each made deterministic with failpoints.
+
+Two in-process workers (each its own Context: Redis connection, HTTP client, event loop)
+drive the real drain step against a sandbox and a Redis of this module's own. Worker A is
+paused at a named failpoint, its lease runs out for real, worker B takes over, then A is
+resumed: whatever A does after that must change nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from jobs import commands, context, drain, store
+from partnersync import config, failpoints, keys, workqueue
+from partnersync.redisserver import RedisServer, free_port
+from schemas.commands import CommandState
+from schemas.saxo.cash_transfers import PartnerCashTransferRequest
+from schemas.tradevest.commands import CustomerProductData
+from tests.conftest import ROOT, Proc, wait_for, wait_http
+
+LEASE_MS = 1500
+CUSTOMER = "5b0f0a52-6a43-4c42-9a8e-0c7f1f3e9a01"  # the sandbox's fixture customer
+NATURAL_PERSON = "0b6f7c1e-2a4d-4f7e-9c3b-5d8e1f2a3b01"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A Redis and a sandbox for this module alone (no receiver, no worker pool): nothing
+    runs but what a test drives."""
+    server = RedisServer(tmp_path_factory.mktemp("redis-races"), free_port())
+    server.start()
+    port = free_port()
+    env = dict(os.environ, SANDBOX_STEP_MS="60000", PYTHONPATH=str(ROOT))
+    sandbox = Proc("sandbox", ["sandbox", "--port", str(port)], env).start()
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/_sandbox/faults")
+    env = {
+        "REDIS_URL": server.url,
+        "TRADEVEST_BASE_URL": url + "/tradevest",
+        "SAXO_BASE_URL": url + "/saxo/openapi",
+        "SAXO_TOKEN": "sandbox",
+        "SAXO_FUNDING_ACCOUNT_KEY": "FUND-EUR-key==",
+        "PARTNERSYNC_LEASE_MS": str(LEASE_MS),
+        "PARTNERSYNC_HTTP_TIMEOUT_S": "0.5",
+        "PARTNERSYNC_COALESCE_MS": "0",
+        "PARTNERSYNC_RETRY_SCHEDULE_S": "0",
+        "PARTNERSYNC_MAX_ATTEMPTS": "20",
+    }
+    try:
+        yield {"redis": server, "sandbox": url, "env": env}
+    finally:
+        sandbox.stop()
+        server.stop()
+
+
+@pytest.fixture
+def w(world: dict[str, Any]) -> Iterator[Worlds]:
+    connection = redis.Redis.from_url(world["redis"].url)
+    connection.flushall()
+    httpx.post(world["sandbox"] + "/_sandbox/faults", json={}).raise_for_status()
+    worlds = Worlds(connection, world["sandbox"], world["env"])
+    try:
+        yield worlds
+    finally:
+        failpoints.disarm()
+        worlds.close()
+
+
+class Pause:
+    """A failpoint action: the worker that hits it stops there until `resume()`."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.go = threading.Event()
+
+    def __call__(self) -> None:
+        if threading.current_thread().name != "worker-A":
+            return  # only A is paused; B runs straight through
+        self.reached.set()
+        assert self.go.wait(30), "never resumed"
+
+    def resume(self) -> None:
+        self.go.set()
+
+
+class Worlds:
+    def __init__(self, connection: redis.Redis, sandbox: str, env: dict[str, str]):
+        self.r = connection
+        self.sandbox = sandbox
+        self.env = env
+        self.settings = config.load(env, state_fallback=False)
+        self.http = httpx.Client(timeout=10)
+        self.contexts: list[context.Context] = []
+
+    def close(self) -> None:
+        for ctx in self.contexts:
+            ctx.close()
+        self.http.close()
+
+    def context(self) -> context.Context:
+        ctx = context.Context(self.settings, redis.Redis.from_url(self.env["REDIS_URL"]))
+        self.contexts.append(ctx)
+        return ctx
+
+    def wq(self) -> workqueue.WorkQueue:
+        return workqueue.WorkQueue.from_settings(self.r, self.settings)
+
+    def in_thread(self, name: str, fn: Callable[[], Any]) -> threading.Thread:
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                fn()
+            except BaseException as exc:  # reported by join()
+                errors.append(exc)
+
+        thread = threading.Thread(target=run, name=name, daemon=True)
+        thread.errors = errors  # type: ignore[attr-defined]
+        thread.start()
+        return thread
+
+    def run_until(self, ctx: context.Context, me: str, done: Callable[[], bool]) -> None:
+        """Drain steps (waiting for whatever is due) until `done()`."""
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, "did not get there"
+            if drain.step(ctx, me) is None:
+                time.sleep(0.05)
+
+    def lease_expired(self, key: str) -> None:
+        wait_for(lambda: not self.r.exists(keys.lease(key)), timeout=10, what="lease expiry")
+
+    def tv(self, method: str, path: str, body: object = None) -> httpx.Response:
+        token = self.http.post(
+            self.sandbox + "/tradevest/oauth2/token",
+            data={"grant_type": "client_credentials", "client_id": "sandbox", "client_secret": "sandbox"},
+        ).json()["access_token"]  # fmt: skip
+        return self.http.request(
+            method,
+            self.sandbox + "/tradevest" + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}", "Requestor-ID": NATURAL_PERSON},
+        )
+
+    def faults(self, **spec: Any) -> None:
+        self.http.post(self.sandbox + "/_sandbox/faults", json=spec).raise_for_status()
+
+    def products(self, code: str) -> list[str]:
+        items = self.tv("GET", f"/customers/{CUSTOMER}/products").json()
+        return sorted(p["customerProductId"] for p in items if p["productCode"] == code)
+
+
+def joined(thread: threading.Thread) -> None:
+    thread.join(30)
+    assert not thread.is_alive()
+    assert not thread.errors, thread.errors  # type: ignore[attr-defined]
+
+
+# -- 4. a paused worker's reconcile writes nothing once its lease is gone ----------------
+
+
+def test_paused_reconcile_does_not_overwrite_its_successor(w: Worlds) -> None:
+    transfer_id = w.tv(
+        "POST",
+        "/transfers",
+        {"customerProductId": "8f14e45f-ceea-4e7a-8a3b-1d6b7f0c2d11", "amount": 1, "reference": "race",
+         "externalId": f"race-{uuid.uuid4()}"},
+    ).json()["transferId"]  # fmt: skip
+    key = f"tradevest:transfer:{transfer_id}"
+    w.wq().touch([key])
+    pause = Pause()
+    failpoints.arm("reconcile.before_write", pause)
+    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
+    assert pause.reached.wait(10)  # A fetched RECEIVED and checked its lease...
+    w.lease_expired(key)  # ...and stays paused past the lease
+    force = {"kind": "transfer", "id": transfer_id, "status": "PROCESSED"}
+    w.http.post(w.sandbox + "/_sandbox/tradevest/status", json=force).raise_for_status()
+    w.wq().touch([key])
+    ctx_b = w.context()
+    w.run_until(ctx_b, "job-B", lambda: (r := store.load(w.r, [key])[0]) is not None and r.status == "PROCESSED")
+    pause.resume()
+    joined(a)
+    assert store.load(w.r, [key])[0].status == "PROCESSED"
+    assert [(t.from_, t.to) for t in store.history(w.r, key)] == [(None, "PROCESSED")]
+    changes = [f[b"to"] for _, f in w.r.xrange(keys.CHANGES)]
+    assert changes == [b"PROCESSED"]
+
+
+# -- 5. a paused worker's create never leaves after its successor's ----------------------
+
+
+def test_paused_sender_does_not_send_after_its_lease(w: Worlds) -> None:
+    data = PartnerCashTransferRequest(
+        FromAccountKey="FUND-EUR-key==", ToAccountKey="CLIENT1-EUR-key==",
+        Amount=Decimal("12.34"), Currency="EUR",
+    )  # fmt: skip
+    record, _ = commands.submit(
+        w.r, w.wq(), "cash-transfer", data, intent_key=f"pause-{uuid.uuid4()}", settings=w.settings
+    )
+    key = commands.command_key("saxo", record.externalId)
+    pause = Pause()
+    failpoints.arm("commands.before_send", pause)
+    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
+    assert pause.reached.wait(10)  # A journaled SENT; its POST has not left
+    w.lease_expired(key)
+    ctx_b = w.context()
+    w.run_until(ctx_b, "job-B", lambda: commands.load(w.r, record.externalId).state.final)
+    pause.resume()
+    joined(a)
+    done = commands.load(w.r, record.externalId)
+    assert done.state == CommandState.ACCEPTED
+    listed = w.http.get(
+        w.sandbox + "/saxo/openapi/atr/v1/partner/cashtransfers",
+        params={"ExternalReference": record.externalId},
+        headers={"Authorization": "Bearer sandbox"},
+    ).json()["Data"]
+    assert len(listed) == 1, listed  # one booking, not two
+    assert ("send", "not sent: lease deadline passed") not in [
+        (x.action, x.outcome) for x in done.history
+    ]  # A wrote nothing after losing its lease
+
+
+# -- 2. two creates without an externalId never share an entity --------------------------
+
+
+def product(code: str = "WALLET") -> CustomerProductData:
+    return CustomerProductData(customerId=uuid.UUID(CUSTOMER), productCode=code)
+
+
+def submit_product(w: Worlds, code: str = "WALLET") -> str:
+    record, created = commands.submit(
+        w.r, w.wq(), "customer-product", product(code), intent_key=f"p-{uuid.uuid4()}",
+        requestor_id=NATURAL_PERSON, settings=w.settings,
+    )  # fmt: skip
+    assert created
+    return record.externalId
+
+
+def test_two_product_commands_get_two_products(w: Worlds) -> None:
+    before = w.products("WALLET")
+    first = submit_product(w)
+    ctx = w.context()
+    w.run_until(ctx, "job-1", lambda: commands.load(w.r, first).state.final)
+    # the second command's create is refused with a 503 (not acted on): its lookup must
+    # not take the first command's product for its own
+    w.faults(script=[{"fault": "http_5xx", "method": "POST", "path": "/products"}])
+    second = submit_product(w)
+    w.run_until(ctx, "job-2", lambda: commands.load(w.r, second).state.final)
+    one, two = commands.load(w.r, first), commands.load(w.r, second)
+    assert one.state == two.state == CommandState.ACCEPTED
+    assert one.entityId != two.entityId
+    assert sorted(set(w.products("WALLET")) - set(before)) == sorted([one.entityId, two.entityId])
+
+
+def test_concurrent_product_commands_in_one_scope_run_one_at_a_time(w: Worlds) -> None:
+    before = w.products("WALLET")
+    first, second = submit_product(w), submit_product(w)  # both due in one claim
+    w.faults(script=[{"fault": "http_5xx", "method": "POST", "path": "/products"}])
+    ctx = w.context()
+    w.run_until(
+        ctx, "job", lambda: all(commands.load(w.r, x).state.final for x in (first, second))
+    )
+    one, two = commands.load(w.r, first), commands.load(w.r, second)
+    assert one.state == two.state == CommandState.ACCEPTED
+    assert one.entityId != two.entityId
+    assert len(set(w.products("WALLET")) - set(before)) == 2
+    assert not list(w.r.scan_iter(keys.command_scope("*", "*", "*")))  # scopes released
+
+
+# -- 3. a worker whose clock runs ahead finds its own create -----------------------------
+
+
+FAKETIME = shutil.which("faketime")
+
+
+@pytest.mark.skipif(FAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
+def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
+    before = w.products("WALLET")
+    # the first create acts, its answer is lost (the worker times out after 0.5 s)
+    w.faults(timeout_ms=1500, script=[{"fault": "timeout", "method": "POST", "path": "/products"}])
+    xid = submit_product(w)
+    code = (
+        "import time\n"
+        "from jobs import commands, context, drain\n"
+        "ctx = context.current()\n"
+        f"while not commands.load(ctx.connection, {xid!r}).state.final:\n"
+        "    drain.step(ctx, 'job-skewed') or time.sleep(0.05)\n"
+    )
+    env = dict(os.environ, **w.env, PYTHONPATH=str(ROOT))
+    assert FAKETIME is not None
+    subprocess.run(
+        [FAKETIME, "-f", "+75s", sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
+        timeout=60,
+    )  # fmt: skip
+    done = commands.load(w.r, xid)
+    assert done.state == CommandState.ACCEPTED
+    created = sorted(set(w.products("WALLET")) - set(before))
+    assert created == [done.entityId], (created, [(a.action, a.outcome) for a in done.history])
+
+
+# -- 8. a worker whose clock runs behind works on time -----------------------------------
+
+
+@pytest.mark.skipif(FAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
+def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
+    """Due times are Redis's: a worker 60 s behind claims an event the moment it is due
+    (before, it saw it due 60 s later)."""
+    key = f"tradevest:transfer:{uuid.uuid4()}"
+    w.wq().touch([key])
+    code = (
+        "from jobs import context\n"
+        "ctx = context.current()\n"
+        "print(len(ctx.workqueue.claim('job-behind', 10)))\n"
+    )
+    env = dict(os.environ, **w.env, PYTHONPATH=str(ROOT))
+    assert FAKETIME is not None
+    out = subprocess.run(
+        [FAKETIME, "-f", "-60s", sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
+        timeout=60, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "1"
