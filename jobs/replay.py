@@ -1,37 +1,138 @@
 """Replay dead letters through the normal path: events back into their entity's event
 list, the entity marked due, reconciliation as for any delivery. Replaying twice, or after
 the entity moved on, changes nothing wrongly: reconciliation re-fetches and only moves
-forward."""
+forward.
+
+Each letter is taken by one replayer atomically:
+- a reconcile or command letter leaves the DLQ in the same MULTI/EXEC that puts its
+  events back and marks its entity due (WATCH on the letter: a second replayer's EXEC
+  fails and it reports the letter as taken). An interruption at any point loses nothing:
+  a letter is either still in the DLQ or its entity is due.
+- a handler letter is locked (SET NX, expiring) while its handler runs, and removed only
+  after the handler succeeded; a failure or an interruption releases it.
+"""
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
+from dataclasses import dataclass, field
 from typing import IO
 
 import redis
 
 from jobs import dlq, store
-from partnersync import handlers, keys, workqueue
+from partnersync import failpoints, handlers, keys, workqueue
 from partnersync.config import Settings
 
+HANDLER_LOCK_S = 300  # a replayer killed mid-handler leaves its lock this long
 
-def _requeue(connection: redis.Redis, settings: Settings, letter: dlq.DeadLetter) -> None:
-    pipe = connection.pipeline(transaction=True)
-    for event in letter.events:
-        inbox = keys.inbox(event.deliveryId)
-        pipe.hset(
-            inbox,
-            mapping={
-                "type": event.type or "",
-                "body": (event.body or "").encode(),
-                "receivedAt": workqueue.now_ms(),
-                "entities": letter.entity,
-            },
-        )
-        pipe.expire(inbox, settings.inbox_ttl)
-        pipe.rpush(keys.events(letter.entity), event.deliveryId)
-    pipe.delete(keys.attempts(letter.entity))
-    pipe.execute()
+
+@dataclass
+class Summary:
+    """What a replay did, by letter and by entity."""
+
+    letters: int = 0  # letters asked for
+    requeued: int = 0  # letters whose events went back to their entity
+    handlers_ok: int = 0  # handler letters whose handler now succeeded
+    handlers_failed: int = 0  # ... failed again (the letter stays)
+    missing: int = 0  # no such letter (expired, purged)
+    taken: int = 0  # another replayer had it
+    entities: set[str] = field(default_factory=set)  # entities made due
+    applied: int = 0  # of those: reconciled since
+    failed_again: int = 0  # of those: dead-lettered again
+    still_pending: int = 0  # of those: not done when the wait ended
+    interrupted: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "letters": self.letters,
+            "requeued": self.requeued,
+            "handlers_ok": self.handlers_ok,
+            "handlers_failed": self.handlers_failed,
+            "missing": self.missing,
+            "taken_by_another_replay": self.taken,
+            "entities": len(self.entities),
+            "entities_applied": self.applied,
+            "entities_failed_again": self.failed_again,
+            "entities_still_pending": self.still_pending,
+            "interrupted": self.interrupted,
+        }
+
+    @property
+    def ok(self) -> bool:
+        """Every letter asked for was replayed and every replayed one went through."""
+        return not (
+            self.missing or self.taken or self.handlers_failed or self.failed_again
+            or self.still_pending or self.interrupted
+        )  # fmt: skip
+
+
+def requeue(connection: redis.Redis, settings: Settings, dlq_id: str) -> str | None:
+    """Atomically take letter `dlq_id` out of the DLQ and put its events back: returns the
+    entity made due, None if the letter is gone; raises Taken if another replayer won."""
+    with connection.pipeline(transaction=True) as pipe:
+        pipe.watch(keys.dead_letter(dlq_id))
+        letter = dlq.get(pipe, dlq_id)  # type: ignore[arg-type]
+        if letter is None:
+            return None
+        clock = workqueue.redis_ms(pipe)  # type: ignore[arg-type]
+        failpoints.hit("replay.claimed")
+        pipe.multi()
+        for event in letter.events:
+            inbox = keys.inbox(event.deliveryId)
+            pipe.hset(
+                inbox,
+                mapping={
+                    "type": event.type or "",
+                    "body": (event.body or "").encode(),
+                    "receivedAt": clock,
+                    "entities": letter.entity,
+                },
+            )
+            pipe.expire(inbox, settings.inbox_ttl)
+            pipe.rpush(keys.events(letter.entity), event.deliveryId)
+        pipe.delete(keys.attempts(letter.entity))
+        pipe.zadd(keys.DIRTY, {letter.entity: clock}, lt=True)
+        pipe.delete(keys.dead_letter(dlq_id))
+        pipe.zrem(keys.DLQ, dlq_id)
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise Taken(dlq_id) from None
+    return letter.entity
+
+
+class Taken(Exception):
+    """Another replayer took this letter first."""
+
+
+def _run_handler(
+    connection: redis.Redis, letter: dlq.DeadLetter, user_handlers: handlers.Handlers, me: str
+) -> bool:
+    """Call a failed handler again under the letter's lock; True when it succeeded."""
+    lock = keys.dead_letter(letter.id) + ":replaying"
+    if not connection.set(lock, me, nx=True, ex=HANDLER_LOCK_S):
+        raise Taken(letter.id)
+    try:
+        failpoints.hit("replay.claimed")
+        if connection.zscore(keys.DLQ, letter.id) is None:
+            raise Taken(letter.id)  # replayed by another while we took the lock
+        record = store.load(connection, [letter.entity])[0]
+        assert letter.transition is not None
+        try:
+            if record is not None:
+                for handler in user_handlers.for_transition(
+                    record.partner, record.kind, letter.transition.to
+                ):
+                    handler(letter.transition, record)
+        except Exception:
+            return False
+        dlq.remove(connection, letter.id)
+        return True
+    finally:
+        connection.delete(lock)
 
 
 def replay(
@@ -41,45 +142,65 @@ def replay(
     *,
     progress: IO[str] | None = None,
     wait_s: float = 120.0,
-) -> dict[str, int]:
-    """Replay the given letters (all when `ids` is None); wait for their outcome."""
+) -> Summary:
+    """Replay the given letters (all when `ids` is None), then wait for their entities.
+    Interrupted (Ctrl-C), it stops where it is and the summary says so: every letter is
+    either still in the DLQ or its entity is due."""
     wq = workqueue.WorkQueue.from_settings(connection, settings)
     wanted = dlq.ids(connection) if ids is None else ids
-    summary = {"replayed": 0, "succeeded": 0, "failed_again": 0, "missing": 0}
-    started = workqueue.now_ms()
-    pending: set[str] = set()
+    summary = Summary(letters=len(wanted))
+    started = workqueue.redis_ms(connection)
+    me = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     user_handlers: handlers.Handlers | None = None
-    for n, dlq_id in enumerate(wanted, 1):
-        letter = dlq.get(connection, dlq_id)
-        if progress:
-            progress.write(f"\rreplaying {n}/{len(wanted)}")
-            progress.flush()
-        if letter is None:
-            summary["missing"] += 1
-            continue
-        summary["replayed"] += 1
-        if letter.reason == "handler" and letter.transition is not None:
-            user_handlers = user_handlers or handlers.load(settings.handlers)
-            record = store.load(connection, [letter.entity])[0]
-            try:
-                for handler in user_handlers.for_transition(
-                    record.partner, record.kind, letter.transition.to
-                ):
-                    handler(letter.transition, record)
-            except Exception:
-                summary["failed_again"] += 1
+    try:
+        for n, dlq_id in enumerate(wanted, 1):
+            if progress:
+                progress.write(f"\rreplaying letter {n}/{len(wanted)}")
+                progress.flush()
+            letter = dlq.get(connection, dlq_id)
+            if letter is None:
+                summary.missing += 1
                 continue
-            dlq.remove(connection, dlq_id)
-            summary["succeeded"] += 1
-            continue
-        _requeue(connection, settings, letter)
-        dlq.remove(connection, dlq_id)
-        pending.add(letter.entity)
-    if pending:
-        wq.touch(sorted(pending))
-    waiting = sorted(pending)
+            try:
+                if letter.reason == "handler" and letter.transition is not None:
+                    user_handlers = user_handlers or handlers.load(settings.handlers)
+                    if _run_handler(connection, letter, user_handlers, me):
+                        summary.handlers_ok += 1
+                    else:
+                        summary.handlers_failed += 1
+                    continue
+                entity = requeue(connection, settings, dlq_id)
+            except Taken:
+                summary.taken += 1
+                continue
+            if entity is None:
+                summary.missing += 1
+                continue
+            summary.requeued += 1
+            summary.entities.add(entity)
+        if summary.entities:
+            wq.kick()
+        _wait(connection, summary, started, wait_s, progress)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    if progress:
+        progress.write("\n")
+    return summary
+
+
+def _wait(
+    connection: redis.Redis,
+    summary: Summary,
+    started: int,
+    wait_s: float,
+    progress: IO[str] | None,
+) -> None:
+    waiting = sorted(summary.entities)
     deadline = time.monotonic() + wait_s
     while waiting and time.monotonic() < deadline:
+        if progress:
+            progress.write(f"\rwaiting for {len(waiting)} of {len(summary.entities)} entities ")
+            progress.flush()
         time.sleep(0.2)
         pipe = connection.pipeline(transaction=False)
         for entity in waiting:
@@ -88,11 +209,8 @@ def replay(
     failed = {
         letter.entity
         for letter in dlq.all_letters(connection)
-        if letter.entity in pending and int(letter.at.timestamp() * 1000) >= started
+        if letter.entity in summary.entities and int(letter.at.timestamp() * 1000) >= started
     }
-    summary["failed_again"] += len(failed)
-    summary["succeeded"] += len(pending) - len(failed) - len(set(waiting) - failed)
-    summary["still_pending"] = len(set(waiting) - failed)
-    if progress:
-        progress.write("\n")
-    return summary
+    summary.failed_again = len(failed)
+    summary.still_pending = len(set(waiting) - failed)
+    summary.applied = len(summary.entities) - summary.failed_again - summary.still_pending

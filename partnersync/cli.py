@@ -282,8 +282,16 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
         letter.id for letter in dlq.all_letters(connection) if selected.matches(letter)
     ]
     summary = replay.replay(connection, settings, ids, progress=sys.stderr)
-    print(_json(summary) if args.json else ", ".join(f"{k}: {v}" for k, v in summary.items()))
-    return 0 if summary["missing"] == 0 else 1
+    shown = summary.as_dict()
+    print(_json(shown) if args.json else ", ".join(f"{k}: {v}" for k, v in shown.items()))
+    if summary.interrupted:
+        print(
+            "partnersync: replay interrupted; letters not reached are still in the DLQ, "
+            "the requeued ones' entities are due and will be reconciled",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if summary.ok else 1
 
 
 def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:

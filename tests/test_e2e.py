@@ -204,7 +204,8 @@ def test_unknown_entity_is_retried_then_dead_lettered_and_replayable(system: Sys
 
     replayed = system.cli("dlq", "replay", letter.id, "--json")
     summary = json.loads(replayed.stdout)
-    assert summary["replayed"] == 1 and summary["failed_again"] == 1  # still unknown
+    assert summary["requeued"] == 1 and summary["entities_failed_again"] == 1  # still unknown
+    assert replayed.returncode == 1  # a replay that failed again says so
 
 
 def test_failing_handler_is_dead_lettered_without_undoing_the_state(system: System) -> None:

@@ -190,7 +190,11 @@ def test_paused_reconcile_does_not_overwrite_its_successor(w: Worlds) -> None:
     w.http.post(w.sandbox + "/_sandbox/tradevest/status", json=force).raise_for_status()
     w.wq().touch([key])
     ctx_b = w.context()
-    w.run_until(ctx_b, "job-B", lambda: (r := store.load(w.r, [key])[0]) is not None and r.status == "PROCESSED")
+    w.run_until(
+        ctx_b,
+        "job-B",
+        lambda: (r := store.load(w.r, [key])[0]) is not None and r.status == "PROCESSED",
+    )
     pause.resume()
     joined(a)
     assert store.load(w.r, [key])[0].status == "PROCESSED"
@@ -270,9 +274,7 @@ def test_concurrent_product_commands_in_one_scope_run_one_at_a_time(w: Worlds) -
     first, second = submit_product(w), submit_product(w)  # both due in one claim
     w.faults(script=[{"fault": "http_5xx", "method": "POST", "path": "/products"}])
     ctx = w.context()
-    w.run_until(
-        ctx, "job", lambda: all(commands.load(w.r, x).state.final for x in (first, second))
-    )
+    w.run_until(ctx, "job", lambda: all(commands.load(w.r, x).state.final for x in (first, second)))
     one, two = commands.load(w.r, first), commands.load(w.r, second)
     assert one.state == two.state == CommandState.ACCEPTED
     assert one.entityId != two.entityId
@@ -332,3 +334,104 @@ def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
         timeout=60, capture_output=True, text=True,
     )  # fmt: skip
     assert out.stdout.strip() == "1"
+
+
+# -- 6. replay: one replayer per letter; an interrupted replay loses nothing -------------
+
+
+def _letters(w: Worlds, n: int, *, reason: str = "reconcile", external_id: str = "x") -> list[str]:
+    from datetime import UTC, datetime
+
+    from jobs import dlq
+    from schemas.store import EntityRecord, Transition
+
+    now = datetime.now(UTC)
+    pipe = w.r.pipeline()
+    for i in range(n):
+        key = f"tradevest:transfer:{uuid.uuid4()}"
+        transition = None
+        if reason == "handler":
+            record = EntityRecord(
+                key=key, partner="tradevest", kind="transfer", id=key.rsplit(":", 1)[1],
+                status="PROCESSED", externalId=external_id, updatedAt=now, createdAt=now,
+            )  # fmt: skip
+            store.write(pipe, record, None, changes_maxlen=100)
+            transition = Transition(
+                key=key, from_="RECEIVED", to="PROCESSED", at=now, decision="forward"
+            )
+        events = [dlq.DeadEvent.of(f"d-{i}", "TRANSFER_NOTIFICATION", b"{}")]
+        dlq.dead_letter(pipe, key, RuntimeError("planted"), 3, now, 3600, reason=reason,
+                        events=[] if reason == "handler" else events, transition=transition)  # fmt: skip
+    pipe.execute()
+    from jobs import dlq as d
+
+    return d.ids(w.r)
+
+
+def test_the_same_replay_from_two_shells_calls_a_handler_once(
+    w: Worlds, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs import replay
+    from tests import handlers_fixture
+
+    settings = config.load(
+        {**w.env, "PARTNERSYNC_HANDLERS": "tests.handlers_fixture:handlers"}, state_fallback=False
+    )
+    monkeypatch.setenv("REDIS_URL", w.env["REDIS_URL"])  # where the fixture handler records
+    (letter,) = _letters(w, 1, reason="handler")
+    pause = Pause()
+    failpoints.arm("replay.claimed", pause)
+    results: dict[str, replay.Summary] = {}
+    a = w.in_thread(
+        "worker-A", lambda: results.update(a=replay.replay(w.r, settings, [letter], wait_s=0))
+    )
+    assert pause.reached.wait(10)  # A holds the letter, its handler not yet called
+    results["b"] = replay.replay(w.r, settings, [letter], wait_s=0)
+    pause.resume()
+    joined(a)
+    assert w.r.llen(handlers_fixture.CALLS) == 1  # called once
+    assert results["b"].taken == 1 and results["a"].handlers_ok == 1
+    assert w.r.zcard(keys.DLQ) == 0
+
+
+def test_concurrent_requeue_of_one_letter_puts_its_events_back_once(w: Worlds) -> None:
+    from jobs import replay
+
+    (letter,) = _letters(w, 1)
+    entity = replay.dlq.get(w.r, letter).entity  # type: ignore[union-attr]
+    pause = Pause()
+    failpoints.arm("replay.claimed", pause)
+    results: dict[str, replay.Summary] = {}
+    a = w.in_thread(
+        "worker-A", lambda: results.update(a=replay.replay(w.r, w.settings, [letter], wait_s=0))
+    )
+    assert pause.reached.wait(10)
+    results["b"] = replay.replay(w.r, w.settings, [letter], wait_s=0)
+    pause.resume()
+    joined(a)
+    assert results["b"].requeued == 1 and results["a"].taken == 1
+    assert w.r.lrange(keys.events(entity), 0, -1) == [b"d-0"]  # once, not twice
+    assert w.r.zscore(keys.DIRTY, entity) is not None
+
+
+def test_interrupted_replay_loses_no_letter(w: Worlds) -> None:
+    from jobs import replay
+
+    letters = _letters(w, 40)
+    entities = {replay.dlq.get(w.r, x).entity for x in letters}  # type: ignore[union-attr]
+    seen = {"n": 0}
+
+    def ctrl_c() -> None:
+        seen["n"] += 1
+        if seen["n"] == 17:
+            raise KeyboardInterrupt
+
+    failpoints.arm("replay.claimed", ctrl_c)
+    summary = replay.replay(w.r, w.settings, None, wait_s=0)
+    assert summary.interrupted and summary.requeued == 16
+    left = {replay.dlq.get(w.r, x).entity for x in replay.dlq.ids(w.r)}  # type: ignore[union-attr]
+    due = {e for e in entities if w.r.zscore(keys.DIRTY, e) is not None}
+    assert len(left) == 24 and len(due) == 16
+    assert left | due == entities and not left & due  # each letter: in the DLQ, or due
+    for e in due:
+        assert w.r.llen(keys.events(e)) == 1

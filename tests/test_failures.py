@@ -62,11 +62,17 @@ def test_partner_outage_is_dead_lettered_and_replay_applies_it(system: System) -
     assert replayed.returncode == 0, replayed.stderr[-2000:]
     summary = json.loads(replayed.stdout)
     assert summary == {
-        "replayed": 1,
-        "succeeded": 1,
-        "failed_again": 0,
+        "letters": 1,
+        "requeued": 1,
+        "handlers_ok": 0,
+        "handlers_failed": 0,
         "missing": 0,
-        "still_pending": 0,
+        "taken_by_another_replay": 0,
+        "entities": 1,
+        "entities_applied": 1,
+        "entities_failed_again": 0,
+        "entities_still_pending": 0,
+        "interrupted": False,
     }
     assert store.load(system.r, [key])[0].status == "PROCESSED"
     assert [x for x in dlq.all_letters(system.r) if x.entity == key] == []
