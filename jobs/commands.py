@@ -29,7 +29,7 @@ import msgspec
 import redis
 
 from jobs import dlq, store, transport
-from jobs.errors import NotFound, PartnerError, Retryable
+from jobs.errors import Crashed, NotFound, PartnerError, Retryable
 from jobs.saxo import rate_limit_reset, saxo_error
 from jobs.tradevest import TradevestClient
 from partnersync import config, failpoints, keys, metrics, workqueue
@@ -587,19 +587,26 @@ async def run_batch(
     lease = Lease(me, clock, deadline, clock + int((deadline - time.monotonic()) * 1000))
     ids = [keys.split_entity_key(k)[2] for k in claimed]
     raws = connection.mget([keys.command(i) for i in ids])
-    attempts_raw = connection.mget([keys.attempts(k) for k in claimed])
+    attempts_raw = workqueue.attempts_spent(
+        connection.mget([keys.attempts(k) for k in claimed]),
+        connection.mget([keys.claims(k) for k in claimed]),
+    )
     records = [None if r is None else _record_decoder.decode(r) for r in raws]
 
-    async def one(record: CommandRecord | None) -> Outcome | BaseException | None:
+    async def one(record: CommandRecord | None, spent: int) -> Outcome | BaseException | None:
         if record is None:
             return None
+        if spent >= s.max_attempts:  # the last attempts crashed: stop here, dead-letter
+            return Crashed(f"command {record.externalId}: {spent} attempts spent, the last crashed")
         try:
             return await execute(ctx, record, lease)
         except (Retryable, NotFound, PartnerError, LeaseLost) as exc:
             return exc
 
     before = [r.state if r is not None else None for r in records]
-    results = await asyncio.gather(*(one(r) for r in records), return_exceptions=True)
+    results = await asyncio.gather(
+        *(one(r, a) for r, a in zip(records, attempts_raw, strict=True)), return_exceptions=True
+    )
     lease_keys = [keys.lease(k) for k in claimed]
     while True:
         # As in reconcile: every write (journal, counters, links, due times) is conditioned
@@ -627,7 +634,7 @@ def _queue_writes(
     claimed: list[str],
     records: list[CommandRecord | None],
     results: list[Any],
-    attempts_raw: list[bytes | None],
+    attempts_raw: list[int],
     before: list[CommandState | None],
     held: list[bool],
     backoff_ms: Callable[[int, tuple[float, ...], float | None], int],
@@ -640,7 +647,7 @@ def _queue_writes(
     ):
         if not mine or isinstance(result, LeaseLost):
             continue  # the worker that holds the lease now owns the command
-        attempts = int(att or 0)
+        attempts = att
         if isinstance(result, Outcome) and old != result.record.state:
             pipe.hincrby(keys.COMMAND_STATES, str(old), -1)
             pipe.hincrby(keys.COMMAND_STATES, str(result.record.state), 1)

@@ -15,6 +15,11 @@ class Permanent(Exception):
     """4xx validation, undecodable payloads: another try gives the same answer."""
 
 
+class Crashed(Permanent):
+    """Attempts on this entity ended without completing (the worker was killed, ran out of
+    memory, or was paused past its lease) until the attempt budget was spent."""
+
+
 class NotFound(Exception):
     """The partner answered 404 for the entity."""
 

@@ -19,7 +19,7 @@ import msgspec
 import redis
 
 from jobs import dlq, store
-from jobs.errors import NotFound, Permanent, Retryable
+from jobs.errors import Crashed, NotFound, Permanent, Retryable
 from jobs.kinds import KINDS, Kind
 from partnersync import failpoints, keys, metrics, workqueue
 from schemas.lifecycle import Decision, Observation
@@ -279,11 +279,16 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             pipe.hmget(keys.inbox(d), "type", "body", "receivedAt")
     pipe.mget([keys.entity(k) for k in entity_keys])
     pipe.mget([keys.attempts(k) for k in entity_keys])
+    pipe.mget([keys.claims(k) for k in entity_keys])
     replies = pipe.execute()
-    attempts_raw = replies.pop()
+    attempts_raw = workqueue.attempts_spent(replies.pop(-2), replies.pop())
     records = [store.decode_record(r) for r in replies.pop()]
     inbox = iter(replies)
-    events = [[decode_event(d, *next(inbox)) for d in ids] for _, ids in claimed]
+    decoded: dict[str, Event] = {}  # a delivery naming several entities is decoded once
+    events = [
+        [decoded.get(d) or decoded.setdefault(d, decode_event(d, *next(inbox))) for d in ids]
+        for _, ids in claimed
+    ]
 
     kinds = []
     for key in entity_keys:
@@ -294,6 +299,8 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             _fetch(
                 kind, ctx, keys.split_entity_key(key)[2], requestor_id(kind, records[i], events[i])
             )
+            if kind and attempts_raw[i] < ctx.settings.max_attempts
+            else _crashed(key, attempts_raw[i])
             if kind
             else _unknown_kind(key)
             for i, (key, kind) in enumerate(zip(entity_keys, kinds, strict=True))
@@ -339,7 +346,7 @@ def _queue_writes(
     records: list[EntityRecord | None],
     fetched: list[Any],
     events: list[list[Event]],
-    attempts_raw: list[bytes | None],
+    attempts_raw: list[int],
     now: datetime,
     clock: int,
 ) -> BatchResult:
@@ -353,7 +360,7 @@ def _queue_writes(
             )
             continue
         kind, got, evs = kinds[i], fetched[i], events[i]
-        attempts = int(attempts_raw[i] or 0)
+        attempts = attempts_raw[i]
         try:
             if isinstance(got, BaseException):
                 raise got
@@ -433,6 +440,10 @@ def _customer_of(kind: Kind, key: str, fetched: Any) -> str | None:
         return keys.split_entity_key(key)[2]
     customer = getattr(fetched[0], "customerId", None)
     return str(customer) if customer else None
+
+
+async def _crashed(key: str, attempts: int) -> Any:
+    raise Crashed(f"{key}: {attempts} attempts spent, the last ones crashed or lost their lease")
 
 
 async def _unknown_kind(key: str) -> Any:

@@ -43,6 +43,12 @@ def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
         )
         return False
     ids = event.entity_ids(notification) if event.kind else []
+    if len(ids) > ctx.settings.max_entities:
+        log.warning(
+            "recovered notification names too many entities; not taken in",
+            extra={"eventType": event_type, "source": source, "entities": len(ids)},
+        )
+        return False
     entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event.kind else []
     digest = event.dedupe_digest(notification, ids) if event.kind else None
     dedupe = keys.dedupe(digest) if digest else ""

@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     handlers: str | None = None
     queue: str = "partnersync"
     max_body: int = 256 * 1024
+    max_entities: int = 1000
     inbox_ttl: int = 7 * 24 * 3600
     dedupe_ttl: int = 7 * 24 * 3600
     drainers: int = 4
@@ -122,6 +123,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
     ("PARTNERSYNC_QUEUE", "queue", "RQ queue name"),
     ("PARTNERSYNC_MAX_BODY", "max_body", "largest webhook body accepted, bytes"),
+    (
+        "PARTNERSYNC_MAX_ENTITIES",
+        "max_entities",
+        "most distinct entities one delivery may name (more: 400, nothing stored)",
+    ),
     ("PARTNERSYNC_INBOX_TTL", "inbox_ttl", "seconds a raw delivery is archived"),
     ("PARTNERSYNC_DEDUPE_TTL", "dedupe_ttl", "seconds a delivery's dedupe key is remembered"),
     ("PARTNERSYNC_DRAINERS", "drainers", "most reconcile jobs queued or running at once"),

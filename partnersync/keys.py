@@ -47,6 +47,11 @@ def lease(entity_key: str) -> str:
     return f"{PREFIX}lease:{entity_key}"
 
 
+def claims(entity_key: str) -> str:
+    """Claims of an entity since its last completion (more than one: crashed attempts)."""
+    return f"{PREFIX}claims:{entity_key}"
+
+
 def attempts(entity_key: str) -> str:
     return f"{PREFIX}attempts:{entity_key}"
 

@@ -30,6 +30,7 @@ from partnersync import keys
 from partnersync.config import Settings
 
 DRAIN_FUNC = "jobs.drain.drain"
+MAX_EVENTS = 1000  # events of one entity taken by one claim (bounded memory per batch)
 _NOW = "\x00now"  # placeholder for RQ's created_at / enqueued_at in the job template
 
 # Shared Lua: enqueue a drain job when fewer than `cap` are live, from the job template
@@ -146,21 +147,25 @@ end
 return ensure_drainer(now_ms, now_iso, cap, reserve_ms, queue)
 """)
 
-# ARGV: me (drain job id), batch, lease_ms, drainer_ttl_ms
-# Returns a flat list {entity, {delivery ids...}, ...}; an empty list means nothing is
-# claimable, and the drainer has been deregistered in the same step (so an event that
-# arrives right after sees fewer live drainers and starts one).
+# ARGV: me (drain job id), batch, lease_ms, drainer_ttl_ms, max_events
+# Returns a flat list {entity, {delivery ids...}, ...}, at most max_events ids an entity
+# (the rest wait for the next claim: a worker's memory stays bounded); an empty list means
+# nothing is claimable, and the drainer has been deregistered in the same step (so an
+# event that arrives right after sees fewer live drainers and starts one). Each claim is
+# counted (claims:<entity>) until COMPLETE: a count above 1 at claim time is an attempt
+# that crashed or lost its lease.
 CLAIM = _lua("""
 local me, now_ms, batch = ARGV[1], clock_ms(), tonumber(ARGV[2])
-local lease_ms, drainer_ttl = tonumber(ARGV[3]), tonumber(ARGV[4])
+local lease_ms, drainer_ttl, max_events = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local due = redis.call('ZRANGEBYSCORE', KEYS_DIRTY, '-inf', now_ms, 'LIMIT', 0, batch * 4)
 local out = {}
 local claimed = 0
 for _, e in ipairs(due) do
   if claimed >= batch then break end
   if redis.call('SET', P .. 'lease:' .. e, me, 'NX', 'PX', lease_ms) then
+    redis.call('INCR', P .. 'claims:' .. e)
     out[#out + 1] = e
-    out[#out + 1] = redis.call('LRANGE', P .. 'events:' .. e, 0, -1)
+    out[#out + 1] = redis.call('LRANGE', P .. 'events:' .. e, 0, max_events - 1)
     redis.call('ZADD', KEYS_DIRTY, now_ms + lease_ms, e)
     claimed = claimed + 1
   end
@@ -205,6 +210,7 @@ if cooldown > 0 and outcome ~= 'retry' then
   redis.call('SET', P .. 'cool:' .. e, 1, 'PX', cooldown)
 end
 redis.call('DEL', lease)
+redis.call('DEL', P .. 'claims:' .. e)
 return 1
 """)
 
@@ -270,6 +276,11 @@ def now_ms() -> int:
     """This process's wall clock: for what is shown (RQ's timestamps, ids), never for a
     comparison with a time another process set (use `redis_ms`)."""
     return int(time.time() * 1000)
+
+
+def attempts_spent(attempts: list[bytes | None], claims: list[bytes | None]) -> list[int]:
+    """Per entity: retried attempts plus crashed ones (claims that never completed)."""
+    return [int(a or 0) + max(0, int(c or 1) - 1) for a, c in zip(attempts, claims, strict=True)]
 
 
 def redis_ms(connection: redis.Redis) -> int:
@@ -414,7 +425,7 @@ class WorkQueue:
         self.connection.zrem(keys.DRAINERS, me)
 
     def claim(self, me: str, batch: int) -> list[tuple[str, list[str]]]:
-        flat = self._claim(args=[me, batch, self.lease_ms, self.lease_ms * 2])
+        flat = self._claim(args=[me, batch, self.lease_ms, self.lease_ms * 2, MAX_EVENTS])
         return [
             (flat[i].decode(), [d.decode() for d in flat[i + 1]]) for i in range(0, len(flat), 2)
         ]

@@ -92,6 +92,7 @@ def create_app(settings: Settings) -> Receiver:
         SourceAllowlist(settings.allowed_cidrs),
         Intake(PipelinedConnection(redis_url(settings)), connection, settings),
         Outcomes(registry),
+        max_entities=settings.max_entities,
         max_body=settings.max_body,
     )
 

@@ -81,9 +81,11 @@ class TradevestWebhook:
         outcomes: Outcomes,
         *,
         max_body: int,
+        max_entities: int = 1000,
     ):
         self.auth, self.allowlist, self.intake, self.outcomes = auth, allowlist, intake, outcomes
         self.max_body = max_body
+        self.max_entities = max_entities
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -142,6 +144,11 @@ class TradevestWebhook:
         else:
             notification = decoded(event, body)
             ids = event.entity_ids(notification)
+            if len(ids) > self.max_entities:
+                raise Refusal(
+                    "bad_request", 400, "too_many_entities",
+                    f"{len(ids)} distinct entities in one delivery; at most {self.max_entities}",
+                )  # fmt: skip
             entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
             dedupe = event.dedupe_digest(notification, ids)
         delivery = auth.delivery_key(headers)

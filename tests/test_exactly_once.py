@@ -435,3 +435,69 @@ def test_interrupted_replay_loses_no_letter(w: Worlds) -> None:
     assert left | due == entities and not left & due  # each letter: in the DLQ, or due
     for e in due:
         assert w.r.llen(keys.events(e)) == 1
+
+
+# -- 7. poison deliveries ------------------------------------------------------------------
+
+
+def test_a_body_naming_one_customer_thousands_of_times_is_one_event(
+    r: redis.Redis, receiver_url: str
+) -> None:
+    customer = str(uuid.uuid4())
+    body = msgspec_json({"updatedCustomers": [customer] * 6500, "notificationType": "UPDATED"})
+    assert len(body) > 250_000
+    answer = deliver(receiver_url, "labels-update-notification", body)
+    assert answer.status_code == 204, answer.text
+    assert r.llen(keys.events(f"tradevest:customer:{customer}")) == 1
+    inbox = r.hget(keys.inbox(answer.headers["partnersync-delivery-id"]), "entities")
+    assert inbox == f"tradevest:customer:{customer}".encode()
+
+
+def test_a_body_naming_more_entities_than_the_cap_is_refused_whole(
+    r: redis.Redis, receiver_url: str
+) -> None:
+    customers = [str(uuid.uuid4()) for _ in range(1001)]  # PARTNERSYNC_MAX_ENTITIES: 1000
+    body = msgspec_json({"updatedCustomers": customers, "notificationType": "UPDATED"})
+    answer = deliver(receiver_url, "labels-update-notification", body)
+    assert answer.status_code == 400 and answer.json()["error"] == "too_many_entities"
+    assert not list(r.scan_iter(keys.events("*"))) and not list(r.scan_iter(keys.inbox("*")))
+
+
+def test_attempts_that_crash_are_counted_and_dead_lettered(w: Worlds) -> None:
+    """A worker killed (or out of memory) mid-attempt never completes it: each such claim
+    counts, and once the budget is spent the entity is dead-lettered with the reason
+    instead of crashing workers forever."""
+    from jobs import dlq
+
+    key = f"tradevest:transfer:{uuid.uuid4()}"
+    w.wq().touch([key])
+    budget = 3
+    for n in range(budget):  # three workers die holding it
+        assert w.wq().claim(f"dies-{n}", 10)
+        w.lease_expired(key)
+    ctx = context.Context(
+        config.load({**w.env, "PARTNERSYNC_MAX_ATTEMPTS": str(budget)}, state_fallback=False),
+        redis.Redis.from_url(w.env["REDIS_URL"]),
+    )
+    w.contexts.append(ctx)
+    assert drain.step(ctx, "survivor") is not None
+    (letter,) = dlq.all_letters(w.r)
+    assert letter.entity == key and "Crashed" in letter.error and letter.attempts == budget + 1
+    assert w.r.zscore(keys.DIRTY, key) is None and not w.r.exists(keys.claims(key))
+
+
+def msgspec_json(value: object) -> bytes:
+    import msgspec
+
+    return msgspec.json.encode(value)
+
+
+def deliver(receiver_url: str, event: str, body: bytes) -> httpx.Response:
+    from tests.conftest import WEBHOOK_SECRET
+
+    return httpx.post(
+        f"{receiver_url}/webhooks/tradevest/{event}",
+        content=body,
+        headers={"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"},
+        timeout=10,
+    )

@@ -37,6 +37,8 @@ class EventType:
         return self.name.lower().replace("_", "-")
 
     def entity_ids(self, notification: Any) -> list[str]:
+        """The entity ids the notification names, each once (a body naming one customer
+        thousands of times is one entity to reconcile, not thousands)."""
         ids: list[str] = []
         for name in self.id_fields:
             value = getattr(notification, name, None)
@@ -44,7 +46,7 @@ class EventType:
                 ids.extend(str(v) for v in value)
             elif value is not None:
                 ids.append(str(value))
-        return ids
+        return list(dict.fromkeys(ids))
 
     def dedupe_digest(self, notification: Any, ids: list[str]) -> str | None:
         """Tradevest sends no event id: a delivery is told apart by everything it says
