@@ -26,6 +26,15 @@ from partnersync.config import Settings
 log = logging.getLogger("partnersync.worker")
 
 
+def _exit_reason(rc: int) -> str:
+    if rc < 0:
+        try:
+            return f"killed by {signal.Signals(-rc).name}"
+        except ValueError:
+            return f"killed by signal {-rc}"
+    return "exited cleanly" if rc == 0 else f"exited with status {rc}"
+
+
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     connection = context.connect(settings)
     ctx = context.Context(settings, connection, handlers.load(settings.handlers))
@@ -46,15 +55,36 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
         ctx.close()
 
 
+class Backoff:
+    """Restart delays of one slot: exponential from `first` to `cap`, reset once a worker
+    has stayed up for `healthy` seconds (a crash loop, e.g. Redis down, backs off; a rare
+    crash restarts at once)."""
+
+    def __init__(self, first: float = 0.5, cap: float = 60.0, healthy: float = 60.0):
+        self.first, self.cap, self.healthy = first, cap, healthy
+        self.failures = 0
+
+    def next_delay(self, uptime: float) -> float:
+        if uptime >= self.healthy:
+            self.failures = 0
+        delay = 0.0 if self.failures == 0 else min(self.cap, self.first * 2 ** (self.failures - 1))
+        self.failures += 1
+        return delay
+
+
 def run_pool(settings: Settings, n: int, *, grace_s: float = 30.0) -> int:
-    """Run `n` worker processes; restart any that dies until SIGTERM/SIGINT."""
+    """Run `n` worker processes; restart any that dies (with backoff) until SIGTERM/SIGINT."""
     command = [sys.executable, "-m", "partnersync", "worker", "--single"]
     children: dict[int, subprocess.Popen[bytes]] = {}
+    started: dict[int, float] = {}
+    restart_at: dict[int, float] = {}
+    backoff = {slot: Backoff() for slot in range(n)}
     stopping = False
 
     def spawn(slot: int) -> None:
         env = dict(os.environ, PARTNERSYNC_WORKER_SLOT=str(slot))
         children[slot] = subprocess.Popen(command, env=env)
+        started[slot] = time.monotonic()
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -66,11 +96,25 @@ def run_pool(settings: Settings, n: int, *, grace_s: float = 30.0) -> int:
         spawn(slot)
     log.info("worker pool started", extra={"workers": n})
     while not stopping:
+        now = time.monotonic()
         for slot, proc in list(children.items()):
-            if proc.poll() is not None and not stopping:
+            if stopping or proc.poll() is None:
+                continue
+            if slot not in restart_at:
+                delay = backoff[slot].next_delay(now - started[slot])
+                restart_at[slot] = now + delay
                 log.warning(
-                    "worker exited, restarting", extra={"slot": slot, "rc": proc.returncode}
+                    "worker exited, restarting",
+                    extra={
+                        "slot": slot,
+                        "rc": proc.returncode,
+                        "reason": _exit_reason(proc.returncode),
+                        "restartInS": round(delay, 1),
+                        "failuresInARow": backoff[slot].failures,
+                    },
                 )
+            if now >= restart_at[slot]:
+                del restart_at[slot]
                 spawn(slot)
         time.sleep(0.2)
     for proc in children.values():

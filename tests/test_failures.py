@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
@@ -13,7 +15,7 @@ import pytest
 from jobs import dlq, store
 from jobs.reconcile import backoff_ms
 from partnersync import keys
-from tests.conftest import Proc, System, wait_for
+from tests.conftest import ROOT, Proc, System, wait_for
 
 
 def test_retry_schedule_is_jittered_and_honours_retry_after() -> None:
@@ -99,3 +101,37 @@ def test_pool_restarts_a_killed_worker_and_stops_on_sigterm(r, system_env) -> No
         )
     finally:
         pool.stop()
+
+
+def test_restart_delays_back_off_and_reset_after_a_healthy_run() -> None:
+    from jobs.worker import Backoff
+
+    backoff = Backoff(first=0.5, cap=8.0, healthy=60.0)
+    delays = [backoff.next_delay(uptime=0.1) for _ in range(7)]
+    assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # a crash loop backs off
+    assert backoff.next_delay(uptime=61.0) == 0.0  # up a minute: the next crash restarts at once
+
+
+def test_pool_backs_off_a_worker_that_keeps_crashing(system_env, tmp_path) -> None:
+    """Redis unreachable: every worker dies at start. The pool restarts each slot with
+    growing delays and says why, instead of hundreds of restarts a minute."""
+    env = dict(system_env, REDIS_URL="redis://127.0.0.1:1/0", LOG_LEVEL="WARNING")
+    log = tmp_path / "pool.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "partnersync", "worker", "-n", "1"],
+            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(
+                lambda: log.read_text().count("worker exited, restarting") >= 4,
+                timeout=30,
+                what="four restarts",
+            )
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    lines = [json.loads(x) for x in log.read_text().splitlines() if "restarting" in x]
+    delays = [x["restartInS"] for x in lines[:4]]
+    assert delays == sorted(delays) and delays[0] < delays[3]  # growing, not immediate
+    assert all(x["reason"].startswith("exited with status") for x in lines)  # says why
