@@ -607,22 +607,15 @@ async def run_batch(
     results = await asyncio.gather(
         *(one(r, a) for r, a in zip(records, attempts_raw, strict=True)), return_exceptions=True
     )
-    lease_keys = [keys.lease(k) for k in claimed]
-    while True:
-        # As in reconcile: every write (journal, counters, links, due times) is conditioned
-        # on the leases; a lease lost before EXEC drops that command's writes.
-        with connection.pipeline(transaction=True) as pipe:
-            pipe.watch(*lease_keys)
-            held = [owner == me.encode() for owner in pipe.mget(lease_keys)]
-            pipe.multi()
-            counts = _queue_writes(
-                ctx, pipe, me, claimed, records, results, attempts_raw, before, held, backoff_ms
-            )
-            try:
-                pipe.execute()
-            except redis.WatchError:
-                continue
-        break
+    # As in reconcile: every write (journal, counters, links, due times) is conditioned
+    # on the leases; a lease lost before EXEC drops that command's writes.
+    counts = ctx.workqueue.fenced(
+        me,
+        claimed,
+        lambda pipe, held, clock: _queue_writes(
+            ctx, pipe, me, claimed, records, results, attempts_raw, before, held, backoff_ms
+        ),
+    )
     ctx.calls.clear()  # flushed with the batch
     return counts
 

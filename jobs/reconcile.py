@@ -21,7 +21,7 @@ import redis
 from jobs import dlq, store
 from jobs.errors import Crashed, NotFound, Permanent, Retryable
 from jobs.kinds import KINDS, Kind
-from partnersync import failpoints, keys, metrics, workqueue
+from partnersync import keys, metrics, workqueue
 from schemas.lifecycle import Decision, Observation
 from schemas.store import EntityRecord, Rejection, Transition
 from schemas.tradevest.events import BY_NAME
@@ -309,27 +309,27 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     )
 
     now = datetime.now(UTC)
-    lease_keys = [keys.lease(k) for k in entity_keys]
-    while True:
-        # Everything this job writes is conditioned on its leases: WATCH them, check them,
-        # then one MULTI/EXEC. A lease that expires or is taken over before EXEC (a paused
-        # worker, a successor's claim) aborts it, and the batch is written again without
-        # the lost entities, so a late answer never overwrites what a successor stored.
-        with connection.pipeline(transaction=True) as write:
-            write.watch(*lease_keys)
-            held = [owner == me.encode() for owner in write.mget(lease_keys)]
-            clock = workqueue.redis_ms(write)
-            failpoints.hit("reconcile.before_write")
-            write.multi()
-            result = _queue_writes(
-                ctx, me, write, claimed, held, kinds, records, fetched, events, attempts_raw,
-                now, clock,
-            )  # fmt: skip
-            try:
-                write.execute()
-            except redis.WatchError:
-                continue
-        break
+    # Everything this job writes is conditioned on its leases (a paused worker's late
+    # answer never overwrites what a successor stored).
+    result = ctx.workqueue.fenced(
+        me,
+        entity_keys,
+        lambda write, held, clock: _queue_writes(
+            ctx,
+            me,
+            write,
+            claimed,
+            held,
+            kinds,
+            records,
+            fetched,
+            events,
+            attempts_raw,
+            now,
+            clock,
+        ),  # fmt: skip
+        failpoint="reconcile.before_write",
+    )
     ctx.calls.clear()  # flushed with the batch
     if ctx.handlers:
         _call_handlers(ctx, result.stored, now)

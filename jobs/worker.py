@@ -20,7 +20,7 @@ from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
 from jobs import context
-from partnersync import handlers
+from partnersync import failpoints, handlers
 from partnersync.config import Settings
 
 log = logging.getLogger("partnersync.worker")
@@ -36,6 +36,7 @@ def _exit_reason(rc: int) -> str:
 
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
+    failpoints.from_environ()  # tests only: PARTNERSYNC_FAILPOINTS=name=stop
     connection = context.connect(settings)
     ctx = context.Context(settings, connection, handlers.load(settings.handlers))
     context.install(ctx)

@@ -17,17 +17,19 @@ after the lease expires; the clock's `kick` starts a drain job for them.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
-from partnersync import keys
+from partnersync import failpoints, keys
 from partnersync.config import Settings
+
+T = TypeVar("T")
 
 DRAIN_FUNC = "jobs.drain.drain"
 MAX_EVENTS = 1000  # events of one entity taken by one claim (bounded memory per batch)
@@ -420,6 +422,33 @@ class WorkQueue:
         """`touch`, queued on a pipeline (a drain job is running: the template is there)."""
         args = [len(entities), *entities, rq_now(now_ms()), self.drainers, 60_000, self.queue]
         self._touch(args=args, client=pipe)
+
+    def fenced(
+        self,
+        me: str,
+        entities: Sequence[str],
+        queue: Callable[[redis.client.Pipeline, list[bool], int], T],
+        failpoint: str = "",
+    ) -> T:
+        """Write what `queue(pipe, held, clock_ms)` queues in one MULTI/EXEC conditioned on
+        the leases of `entities`: WATCH them, tell `queue` which `me` still holds (it writes
+        only for those) and Redis's time. A lease that expires or is taken over before EXEC
+        (a paused worker, a successor's claim) aborts it, and it is queued again."""
+        lease_keys = [keys.lease(e) for e in entities]
+        while True:
+            with self.connection.pipeline(transaction=True) as pipe:
+                pipe.watch(*lease_keys)
+                held = [owner == me.encode() for owner in pipe.mget(lease_keys)]
+                clock = redis_ms(pipe)
+                if failpoint:
+                    failpoints.hit(failpoint)
+                pipe.multi()
+                result = queue(pipe, held, clock)
+                try:
+                    pipe.execute()
+                except redis.WatchError:
+                    continue
+            return result
 
     def release(self, me: str) -> None:
         self.connection.zrem(keys.DRAINERS, me)

@@ -61,15 +61,18 @@ def settings_for(env: dict[str, str]) -> config.Settings:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], env: dict[str, str]):
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], prefix: list[str] | None = None
+    ):
         self.name = name
         self.args = args
         self.env = env
+        self.prefix = prefix or []  # e.g. ["faketime", "-f", "+120s"]: a skewed clock
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Proc:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "partnersync", *self.args], env=self.env, cwd=ROOT
+            [*self.prefix, sys.executable, "-m", "partnersync", *self.args], env=self.env, cwd=ROOT
         )
         return self
 

@@ -2,12 +2,15 @@
 
 Receiver, 2 worker processes, clock, sandbox over HTTP, Redis with AOF. Faults: 20%
 duplicate deliveries, 20% reordered, 10% partner 5xx, 5% partner timeouts (after acting),
-10% dropped webhooks, a worker SIGKILLed every 3 s, one Redis restart. Short in `make test`
-(CHAOS_SECONDS, default 20); `make chaos` runs it longer.
+10% dropped webhooks, a worker SIGKILLed every 3 s, a worker paused (SIGSTOP) for longer
+than the lease every 4 s then resumed, the two workers on clocks 2 minutes ahead and 2
+minutes behind (faketime), one Redis restart. Short in `make test` (CHAOS_SECONDS, default
+20); `make chaos` runs it longer.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import random
 import signal
@@ -89,6 +92,9 @@ def test_chaos(tmp_path) -> None:
         Proc("sandbox", ["sandbox", "--port", str(sandbox_port)], env).start(),
         Proc("receiver", ["serve", "--port", str(receiver_port)], env).start(),
     ]
+    libfaketime = next(iter(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")), None)
+    assert libfaketime or not os.environ.get("CI"), "faketime is missing (make installs it)"
+    skews = ["+120s", "-120s"] if libfaketime else ["", ""]
     http = httpx.Client(timeout=10)
     r = redis.Redis.from_url(server.url)
     killed = Counter()
@@ -96,8 +102,15 @@ def test_chaos(tmp_path) -> None:
     try:
         wait_http(sandbox_url + "/_sandbox/faults")
         wait_http(receiver_url + "/healthz")
-        pool = Proc("workers", ["worker", "-n", "2"], env).start()
-        procs += [pool, Proc("clock", ["clock"], env).start()]
+        pools = [  # one worker 2 minutes ahead, one 2 minutes behind (the pool and its child)
+            Proc(
+                f"workers{skew}",
+                ["worker", "-n", "1"],
+                dict(env, LD_PRELOAD=libfaketime, FAKETIME=skew) if skew else env,
+            ).start()  # fmt: skip
+            for skew in skews
+        ]
+        procs += [*pools, Proc("clock", ["clock"], env).start()]
         import subprocess
         import sys
 
@@ -105,14 +118,33 @@ def test_chaos(tmp_path) -> None:
                        env=env, check=True, capture_output=True)  # fmt: skip
         assert http.post(sandbox_url + "/_sandbox/faults", json=FAULTS).status_code == 200
 
+        def workers() -> list[psutil.Process]:
+            return [c for p in pools for c in psutil.Process(p.proc.pid).children()]
+
         def killer() -> None:
             while not stop.wait(3.0):
-                children = psutil.Process(pool.proc.pid).children()
+                children = workers()
                 if children:
                     rng.choice(children).send_signal(signal.SIGKILL)
                     killed["workers"] += 1
 
+        def pauser() -> None:  # a GC pause / VM freeze longer than the lease
+            lease_s = int(env["PARTNERSYNC_LEASE_MS"]) / 1000
+            while not stop.wait(4.0):
+                children = workers()
+                if not children:
+                    continue
+                victim = rng.choice(children)
+                try:
+                    victim.send_signal(signal.SIGSTOP)
+                    killed["paused"] += 1
+                    stop.wait(lease_s + 1.5)
+                    victim.send_signal(signal.SIGCONT)
+                except psutil.NoSuchProcess:
+                    pass
+
         threading.Thread(target=killer, daemon=True).start()
+        threading.Thread(target=pauser, daemon=True).start()
         settings = settings_for(env)
         wq = workqueue.WorkQueue(r, queue="partnersync", drainers=4, lease_ms=3000)
         submitted: dict[str, str] = {}  # externalId -> command kind
@@ -191,7 +223,8 @@ def test_chaos(tmp_path) -> None:
             f"\nCHAOS seconds={SECONDS:.0f} commands={len(submitted)} entities={found} "
             f"deliveries={delivered} accepted={accepted} deduplicated={duplicates} recovered_by_sweeper={recovered} "
             f"dead_lettered={dead_events} "
-            f"faults={dict(injected)} workers_killed={killed['workers']} redis_restarts={int(restarted)} "
+            f"faults={dict(injected)} workers_killed={killed['workers']} workers_paused={killed['paused']} "
+            f"skews={skews} redis_restarts={int(restarted)} "
             f"missing={missing} wrong={len(wrong)} doubled={len(doubled)} unaccounted={unaccounted} "
             f"commands_by_state={ {str(k): v for k, v in states.items()} }"
         )
