@@ -469,7 +469,7 @@ def _audit(record: CommandRecord, found: list[str]) -> None:
 
 async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
     kind = COMMANDS[record.kind]
-    client = getattr(ctx.clients, kind.partner)
+    client = getattr(ctx.command_clients, kind.partner)
     if record.state.final:
         return Outcome(record, done=True)
     if kind.scope and not _take(ctx.connection, _scope_key(kind, record), record.externalId):
@@ -508,9 +508,12 @@ async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
             requestor_id=record.requestorId if kind.requestor else None,
         )
     except transport.DeadlinePassed:
-        # nothing left: the successor (which waits out the deadline) decides
+        # Nothing left (e.g. it waited too long for a pooled connection). The lease still
+        # holds (the deadline comes first; the write below is fenced): say so and claim it
+        # again at once for a fresh deadline, looking up first to be safe.
+        record.state = CommandState.UNKNOWN
         _note(record, "send", "not sent: lease deadline passed")
-        raise LeaseLost(record.externalId) from None
+        return Outcome(record, done=False, retry_after=0.0, waiting=True)
     except Retryable as exc:
         record.state = CommandState.UNKNOWN
         _note(record, "send", "timeout" if "Timeout" in str(exc) else "connection error")
@@ -587,17 +590,15 @@ async def run_batch(
     lease = Lease(me, clock, deadline, clock + int((deadline - time.monotonic()) * 1000))
     ids = [keys.split_entity_key(k)[2] for k in claimed]
     raws = connection.mget([keys.command(i) for i in ids])
-    attempts_raw = workqueue.attempts_spent(
-        connection.mget([keys.attempts(k) for k in claimed]),
-        connection.mget([keys.claims(k) for k in claimed]),
-    )
+    attempts_raw = [int(a or 0) for a in connection.mget([keys.attempts(k) for k in claimed])]
+    crashed = workqueue.crashes(connection.mget([keys.claims(k) for k in claimed]))
     records = [None if r is None else _record_decoder.decode(r) for r in raws]
 
     async def one(record: CommandRecord | None, spent: int) -> Outcome | BaseException | None:
         if record is None:
             return None
-        if spent >= s.max_attempts:  # the last attempts crashed: stop here, dead-letter
-            return Crashed(f"command {record.externalId}: {spent} attempts spent, the last crashed")
+        if spent >= s.max_crashes:  # the last attempts crashed: stop here, dead-letter
+            return Crashed(f"command {record.externalId}: {spent} attempts in a row crashed")
         try:
             return await execute(ctx, record, lease)
         except (Retryable, NotFound, PartnerError, LeaseLost) as exc:
@@ -605,7 +606,7 @@ async def run_batch(
 
     before = [r.state if r is not None else None for r in records]
     results = await asyncio.gather(
-        *(one(r, a) for r, a in zip(records, attempts_raw, strict=True)), return_exceptions=True
+        *(one(r, c) for r, c in zip(records, crashed, strict=True)), return_exceptions=True
     )
     # As in reconcile: every write (journal, counters, links, due times) is conditioned
     # on the leases; a lease lost before EXEC drops that command's writes.
@@ -667,7 +668,7 @@ def _queue_writes(
         else:
             retry_after = getattr(result, "retry_after", None)
             error = result  # lookup failed: the state stays as it was
-        if attempts + 1 < s.max_attempts:
+        if attempts + 1 < s.max_attempts and not isinstance(error, Crashed):
             delay = backoff_ms(attempts, s.retry_schedule_s, retry_after)
             ctx.workqueue.complete(pipe, key, me, 0, "retry", delay)
             counts["retried"] += 1

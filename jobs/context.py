@@ -66,6 +66,23 @@ class Context:
         self.clients = Clients(
             tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
         )
+        # Commands get a pool of their own, one connection per command a claim may hold:
+        # a create must leave before its lease's deadline, so it must never queue for a
+        # connection behind slow fetches or other creates.
+        command_limits = httpx.Limits(
+            max_connections=max(settings.batch, FETCH_CONCURRENCY),
+            max_keepalive_connections=FETCH_CONCURRENCY,
+        )
+        self.command_http = httpx.AsyncClient(
+            timeout=settings.http_timeout_s,
+            limits=command_limits,
+            transport=transport.transport(command_limits),
+            event_hooks={"response": [self._count]},
+        )
+        self.command_clients = Clients(
+            tradevest=TradevestClient(settings, self.command_http),
+            saxo=SaxoClient(settings, self.command_http),
+        )
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
 
     async def _count(self, response: httpx.Response) -> None:
@@ -79,6 +96,7 @@ class Context:
 
     def close(self) -> None:
         self.run(self.http.aclose())
+        self.run(self.command_http.aclose())
         self.loop.close()
 
 

@@ -281,7 +281,8 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     pipe.mget([keys.attempts(k) for k in entity_keys])
     pipe.mget([keys.claims(k) for k in entity_keys])
     replies = pipe.execute()
-    attempts_raw = workqueue.attempts_spent(replies.pop(-2), replies.pop())
+    crashed = workqueue.crashes(replies.pop())
+    attempts_raw = [int(a or 0) for a in replies.pop()]
     records = [store.decode_record(r) for r in replies.pop()]
     inbox = iter(replies)
     decoded: dict[str, Event] = {}  # a delivery naming several entities is decoded once
@@ -299,8 +300,8 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             _fetch(
                 kind, ctx, keys.split_entity_key(key)[2], requestor_id(kind, records[i], events[i])
             )
-            if kind and attempts_raw[i] < ctx.settings.max_attempts
-            else _crashed(key, attempts_raw[i])
+            if kind and crashed[i] < ctx.settings.max_crashes
+            else _crashed(key, crashed[i])
             if kind
             else _unknown_kind(key)
             for i, (key, kind) in enumerate(zip(entity_keys, kinds, strict=True))
@@ -442,8 +443,8 @@ def _customer_of(kind: Kind, key: str, fetched: Any) -> str | None:
     return str(customer) if customer else None
 
 
-async def _crashed(key: str, attempts: int) -> Any:
-    raise Crashed(f"{key}: {attempts} attempts spent, the last ones crashed or lost their lease")
+async def _crashed(key: str, crashes: int) -> Any:
+    raise Crashed(f"{key}: {crashes} attempts in a row crashed or lost their lease")
 
 
 async def _unknown_kind(key: str) -> Any:

@@ -55,6 +55,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     coalesce_ms: int = 1000
     drain_budget_s: float = 10.0
     max_attempts: int = 10
+    max_crashes: int = 5
     # Delay before retry n (seconds), the last repeating: ~25 h over 10 attempts, like the
     # schedules webhook senders use (Standard Webhooks, Svix). Jittered ±20%.
     retry_schedule_s: tuple[float, ...] = (5, 60, 300, 1800, 3600, 7200, 14400, 28800, 36000)
@@ -151,6 +152,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "PARTNERSYNC_MAX_ATTEMPTS",
         "max_attempts",
         "reconcile attempts before an entity's events go to the DLQ",
+    ),
+    (
+        "PARTNERSYNC_MAX_CRASHES",
+        "max_crashes",
+        "attempts in a row that crash or lose their lease (worker killed, out of memory, paused) before an entity goes to the DLQ",
     ),
     (
         "PARTNERSYNC_RETRY_SCHEDULE_S",

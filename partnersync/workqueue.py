@@ -280,9 +280,10 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def attempts_spent(attempts: list[bytes | None], claims: list[bytes | None]) -> list[int]:
-    """Per entity: retried attempts plus crashed ones (claims that never completed)."""
-    return [int(a or 0) + max(0, int(c or 1) - 1) for a, c in zip(attempts, claims, strict=True)]
+def crashes(claims: list[bytes | None]) -> list[int]:
+    """Per entity: attempts in a row that never completed (claims since the last COMPLETE,
+    less the current one)."""
+    return [max(0, int(c or 1) - 1) for c in claims]
 
 
 def redis_ms(connection: redis.Redis) -> int:
