@@ -59,13 +59,17 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
 class Backoff:
     """Restart delays of one slot: exponential from `first` to `cap`, reset once a worker
     has stayed up for `healthy` seconds (a crash loop, e.g. Redis down, backs off; a rare
-    crash restarts at once)."""
+    crash restarts at once). A worker killed by a signal (an operator, the OOM killer) is
+    restarted at once: it did not fail by itself, and what it was working on is bounded by
+    the crash budget (PARTNERSYNC_MAX_CRASHES), not by slowing the pool."""
 
     def __init__(self, first: float = 0.5, cap: float = 60.0, healthy: float = 60.0):
         self.first, self.cap, self.healthy = first, cap, healthy
         self.failures = 0
 
-    def next_delay(self, uptime: float) -> float:
+    def next_delay(self, uptime: float, killed: bool = False) -> float:
+        if killed:
+            return 0.0
         if uptime >= self.healthy:
             self.failures = 0
         delay = 0.0 if self.failures == 0 else min(self.cap, self.first * 2 ** (self.failures - 1))
@@ -102,7 +106,7 @@ def run_pool(settings: Settings, n: int, *, grace_s: float = 30.0) -> int:
             if stopping or proc.poll() is None:
                 continue
             if slot not in restart_at:
-                delay = backoff[slot].next_delay(now - started[slot])
+                delay = backoff[slot].next_delay(now - started[slot], proc.returncode < 0)
                 restart_at[slot] = now + delay
                 log.warning(
                     "worker exited, restarting",

@@ -110,6 +110,8 @@ def test_restart_delays_back_off_and_reset_after_a_healthy_run() -> None:
     delays = [backoff.next_delay(uptime=0.1) for _ in range(7)]
     assert delays == [0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 8.0]  # a crash loop backs off
     assert backoff.next_delay(uptime=61.0) == 0.0  # up a minute: the next crash restarts at once
+    assert backoff.next_delay(uptime=0.1) == 0.5
+    assert backoff.next_delay(uptime=0.1, killed=True) == 0.0  # SIGKILLed: not a crash loop
 
 
 def test_pool_backs_off_a_worker_that_keeps_crashing(system_env, tmp_path) -> None:
