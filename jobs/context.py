@@ -54,36 +54,31 @@ class Context:
         self.calls: dict[str, int] = {}  # "partner:status" -> n, flushed into Redis per batch
         # A few keep-alive connections per partner serve a whole batch: httpcore's pool
         # bookkeeping grows with connections × waiting requests.
-        limits = httpx.Limits(
-            max_connections=FETCH_CONCURRENCY, max_keepalive_connections=FETCH_CONCURRENCY
-        )
-        self.http = httpx.AsyncClient(
-            timeout=settings.http_timeout_s,
-            limits=limits,
-            transport=transport.transport(limits),
-            event_hooks={"response": [self._count]},
-        )
+        self.http = self._client(FETCH_CONCURRENCY)
         self.clients = Clients(
             tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
         )
         # Commands get a pool of their own, one connection per command a claim may hold:
         # a create must leave before its lease's deadline, so it must never queue for a
         # connection behind slow fetches or other creates.
-        command_limits = httpx.Limits(
-            max_connections=max(settings.batch, FETCH_CONCURRENCY),
-            max_keepalive_connections=FETCH_CONCURRENCY,
-        )
-        self.command_http = httpx.AsyncClient(
-            timeout=settings.http_timeout_s,
-            limits=command_limits,
-            transport=transport.transport(command_limits),
-            event_hooks={"response": [self._count]},
-        )
+        self.command_http = self._client(max(settings.batch, FETCH_CONCURRENCY))
         self.command_clients = Clients(
             tradevest=TradevestClient(settings, self.command_http),
             saxo=SaxoClient(settings, self.command_http),
         )
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
+
+    def _client(self, connections: int) -> httpx.AsyncClient:
+        """A keep-alive partner client over the workers' transport, its calls counted."""
+        limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=FETCH_CONCURRENCY
+        )
+        return httpx.AsyncClient(
+            timeout=self.settings.http_timeout_s,
+            limits=limits,
+            transport=transport.transport(limits),
+            event_hooks={"response": [self._count]},
+        )
 
     async def _count(self, response: httpx.Response) -> None:
         url = str(response.request.url)
