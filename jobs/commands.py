@@ -90,14 +90,18 @@ class CommandKind:
 # -- lookups: "does the partner already have this command's entity?" --------------------
 
 
-def by_external_id(path: str, id_field: str, **params: str) -> Lookup:
-    """A list endpoint filtered by externalId (`{field}` in path/params from the command)."""
+def by_external_id(path: str, id_field: str, *, filter: bool = False, **params: str) -> Lookup:
+    """The entities of a cursor-paged list endpoint whose externalId is the command's
+    (`{field}` in path/params from the command). `filter=True` only where the docs offer an
+    externalId filter (digital orders); elsewhere the pages are read and matched here."""
 
     async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
         values = {**_body(record), **record.pathParams}
         query = {k: v.format(**values) for k, v in params.items()}
+        if filter:
+            query["externalId"] = record.externalId
         found: list[str] = []
-        async for raw in client.pages(path.format(**values), externalId=record.externalId, **query):
+        async for raw in client.pages(path.format(**values), **query):
             item = _item.decode(raw)
             if item.get("externalId") == record.externalId:
                 found.append(str(item[id_field]))
@@ -106,15 +110,23 @@ def by_external_id(path: str, id_field: str, **params: str) -> Lookup:
     return lookup
 
 
-def listing(path: str, id_field: str, match: dict[str, str], **params: str) -> Lookup:
-    """Every entity of the command's scope: a list endpoint, items matching `match`."""
+def listing(
+    path: str, id_field: str, match: dict[str, str], *, paged: bool = False, **params: str
+) -> Lookup:
+    """Every entity of the command's scope: a list endpoint (a plain array, or cursor-paged
+    `{data, pagination}` when `paged`), items matching `match`."""
 
     async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
         values = {**_body(record), **record.pathParams}
         query = {k: v.format(**values) for k, v in params.items()}
-        items = msgspec.json.decode(
-            await client.get(path.format(**values), **query), type=list[dict[str, Any]]
-        )
+        if paged:
+            items = [
+                _item.decode(raw) async for raw in client.pages(path.format(**values), **query)
+            ]
+        else:
+            items = msgspec.json.decode(
+                await client.get(path.format(**values), **query), type=list[dict[str, Any]]
+            )
         return [
             str(item[id_field])
             for item in items
@@ -190,6 +202,7 @@ async def _no_lookup(client: Any, record: CommandRecord) -> list[str]:
 
 _TV = "tradevest"
 _SCOPED_DATA = {
+    "customer": tvc.CustomerData,
     "customer-product": tvc.CustomerProductData,
     "onboarding": tvc.OnboardingData,
     "offboarding": tvc.OffboardingData,
@@ -212,8 +225,12 @@ COMMANDS: dict[str, CommandKind] = {
         CommandKind("legal-entity", _TV, "legal-entity", tvc.LegalEntityData,
                     "/entities/legal-entities", "legalEntityId",
                     by_external_id("/entities/legal-entities", "legalEntityId")),
-        CommandKind("customer", _TV, "customer", tvc.CustomerData, "/roles/customers", "customerId",
-                    by_external_id("/roles/customers", "customerId"), requestor=True),
+        # CustomerData has no externalId in the docs: one customer create per entity at a
+        # time, found by the documented entityId filter
+        _scoped("customer", "/roles/customers", "customerId",
+                listing("/roles/customers", "customerId", {"entityType": "{entityType}"},
+                        paged=True, entityId="{entityId}"),
+                ("entityId", "entityType")),
         _scoped("customer-product", "/customers/{customerId}/products", "customerProductId",
                  listing("/customers/{customerId}/products", "customerProductId",
                          {"productCode": "{productCode}"}),
@@ -230,14 +247,17 @@ COMMANDS: dict[str, CommandKind] = {
                     by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
                                    resourceId="{resourceId}")),
         CommandKind("transfer", _TV, "transfer", tvc.TransferData, "/transfers", "transferId",
-                    by_external_id("/transfers", "transferId")),  # [inferred] list + filter
+                    by_external_id("/transfers", "transferId", filter=True)),  # [inferred] list + filter
         CommandKind("traditional-order", _TV, "traditional-order", tvc.TraditionalOrderData,
                     "/trading/order/{orderType}", "orderId",
-                    by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId"),
+                    # [inferred] list + filter, after the digital orders' documented one
+                    by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId",
+                                   filter=True),
                     requestor=True),
         CommandKind("digital-order", _TV, "digital-order", tvc.DigitalOrderData,
                     "/digital/orders/market", "orderId",
-                    by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId"),
+                    by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId",
+                                   filter=True),
                     requestor=True),
         CommandKind("signup", "saxo", "signup", SignUpRequest, "/cm/v1/signups", "ClientKey",
                     _no_lookup, external_id=None, validate=_check_signup),

@@ -25,7 +25,8 @@ from schemas.tradevest.events import digest
 
 log = logging.getLogger("partnersync.ens")
 
-ACTIVITIES = "AccountFundings,Orders,Positions,CorporateActions,MarginCalls"
+# a query array: Activities=AccountFundings&Activities=Orders&… (ens.yaml: form, exploded)
+ACTIVITIES = ["AccountFundings", "Orders", "Positions", "CorporateActions", "MarginCalls"]
 CHECKPOINT = keys.ENS_CHECKPOINT
 LAST_TIME = keys.ENS_LAST_TIME
 FIRST_WINDOW = timedelta(hours=1)  # how far back the very first poll looks

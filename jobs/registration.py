@@ -9,7 +9,7 @@ import httpx
 
 from jobs.tradevest import TradevestClient
 from partnersync.config import Settings
-from schemas.tradevest.events import EVENT_TYPES
+from schemas.tradevest.events import BY_NAME, to_register
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -42,6 +42,11 @@ def check_base(base: str, settings: Settings) -> None:
 
 async def register(settings: Settings, base: str, *, check: bool = False) -> list[Drift]:
     check_base(base, settings)
+    unknown = [n for n in settings.tradevest_extra_event_types if n not in BY_NAME]
+    if unknown:
+        raise RegistrationError(
+            f"TRADEVEST_EXTRA_EVENT_TYPES: unknown event type(s) {', '.join(unknown)}"
+        )
     if not settings.tradevest_webhook_secrets:
         raise RegistrationError("TRADEVEST_WEBHOOK_SECRETS is empty: nothing to register")
     header = {settings.tradevest_webhook_header: settings.tradevest_webhook_secrets[0]}
@@ -49,7 +54,7 @@ async def register(settings: Settings, base: str, *, check: bool = False) -> lis
         client = TradevestClient(settings, http)
         current = {w.get("eventType"): w for w in await client.list_webhooks()}
         report: list[Drift] = []
-        for event in EVENT_TYPES.values():
+        for event in to_register(settings.tradevest_extra_event_types):
             want = route_url(base, event.path)
             have = current.get(event.name)
             if have is None:

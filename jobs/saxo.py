@@ -81,11 +81,16 @@ def raise_for(response: httpx.Response) -> None:
         extra={"status": status, "errorCode": code, "xCorrelation": correlation,
                "path": response.request.url.path},
     )  # fmt: skip
+    operation = f"{response.request.method} {response.request.url.path}"
     if status == 404:
-        raise NotFound(f"{code or 'NotFound'}: {message}")
+        raise NotFound(f"{operation}: 404 {code or 'NotFound'}: {message}")
     if status == 429 or status >= 500 or status == 401:
-        raise Retryable(f"saxo answered {status} {code or ''}".strip(), rate_limit_reset(response))
-    raise PartnerError(status, f"{code}: {message}", {"ErrorCode": code, "ModelState": model_state})
+        raise Retryable(
+            f"{operation}: saxo answered {status} {code or ''}".strip(), rate_limit_reset(response)
+        )
+    raise PartnerError(
+        status, f"{code}: {message} ({operation})", {"ErrorCode": code, "ModelState": model_state}
+    )
 
 
 class SaxoClient:

@@ -321,6 +321,7 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
     from jobs import commands
     from jobs.context import connect
     from partnersync import workqueue
+    from schemas import strict
 
     kind = commands.COMMANDS.get(args.kind)
     if kind is None:
@@ -334,8 +335,8 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
         with open(raw[1:], "rb") as f:
             raw = f.read()
     try:
-        data = msgspec.json.decode(raw, type=kind.data)
-    except msgspec.DecodeError as exc:
+        data = strict.decode(raw, kind.data)
+    except strict.InputError as exc:
         print(f"partnersync: {args.kind}: {exc}", file=sys.stderr)
         return 2
     connection = connect(settings)
@@ -916,8 +917,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        import httpx
         from redis.exceptions import ConnectionError as RedisConnectionError
 
+        from jobs.errors import NotFound, PartnerError, Retryable
+
+        if isinstance(exc, PartnerError | Retryable | NotFound | httpx.HTTPError):
+            # a partner's refusal or an unreachable partner is an answer, not a crash
+            print(f"partnersync: {args.command}: partner error: {exc}", file=sys.stderr)
+            return 1
         if isinstance(exc, RedisConnectionError):
             print(
                 f"partnersync: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr

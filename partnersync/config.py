@@ -31,6 +31,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     tradevest_webhook_auth: str = "header"
     tradevest_webhook_header: str = "api-key"
     tradevest_webhook_secrets: Annotated[tuple[str, ...], Sensitive] = ()
+    tradevest_extra_event_types: tuple[str, ...] = ()
 
     saxo_base_url: str = "http://127.0.0.1:8900/saxo/openapi"
     saxo_token: Annotated[str, Sensitive] | None = "sandbox"
@@ -92,6 +93,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "delivery authentication: header (Tradevest's static headers) or standard-webhooks (HMAC, via a re-signing gateway)",
     ),
     ("TRADEVEST_WEBHOOK_HEADER", "tradevest_webhook_header", "header carrying the webhook secret"),
+    (
+        "TRADEVEST_EXTRA_EVENT_TYPES",
+        "tradevest_extra_event_types",
+        "event types beyond Tradevest's documented 24 to register, comma-separated "
+        "(SAVINGS_PLANS_NOTIFICATION, TOKENIZED_ASSET_ORDER_NOTIFICATION: WAWEX)",
+    ),
     (
         "TRADEVEST_WEBHOOK_SECRETS",
         "tradevest_webhook_secrets",
@@ -185,7 +192,7 @@ def _convert(name: str, field: str, raw: str) -> object:
     current = getattr(DEFAULTS, field)
     annotation = Settings.__annotations__[field]
     try:
-        if field in ("tradevest_webhook_secrets", "allowed_cidrs"):
+        if field in ("tradevest_webhook_secrets", "allowed_cidrs", "tradevest_extra_event_types"):
             return tuple(s.strip() for s in raw.split(",") if s.strip())
         if field == "retry_schedule_s":
             schedule = tuple(float(s) for s in raw.split(",") if s.strip())

@@ -52,6 +52,18 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
             }
         )
 
+    async def contract(request: Request) -> Response:
+        """Saxo's specs as oracle: requests checked and refused, the sandbox's own response
+        violations (any is a sandbox bug), per operation."""
+        return JSONResponse(sx.contract.report())
+
+    async def saxo_signup(request: Request) -> Response:
+        """Test control: the signup body as the sandbox received it (Saxo has no GET for it)."""
+        signup = sx.signups.get(request.path_params["ClientKey"])
+        if signup is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return JSONResponse(signup["received"])
+
     async def fixtures(request: Request) -> Response:
         return JSONResponse(
             {
@@ -142,6 +154,8 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         Route("/_sandbox/faults", set_faults, methods=["POST"]),
         Route("/_sandbox/ledger", ledger, methods=["GET"]),
         Route("/_sandbox/fixtures", fixtures, methods=["GET"]),
+        Route("/_sandbox/contract", contract, methods=["GET"]),
+        Route("/_sandbox/saxo/signups/{ClientKey:path}", saxo_signup, methods=["GET"]),
         Route("/_sandbox/tradevest/status", force_status, methods=["POST"]),
         Route("/_sandbox/saxo/ens", ens_control, methods=["POST"]),
         Route("/_sandbox/saxo/transactions", transactions_control, methods=["POST"]),

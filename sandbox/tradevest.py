@@ -137,6 +137,32 @@ KINDS: dict[str, tuple[str, str, str, str | None]] = {
 }  # fmt: skip
 
 
+# EventTypeEnum: the 24 values of Tradevest's webhook schemas (reference §2). WAWEX's two
+# additions are not Tradevest's.
+EVENT_TYPE_ENUM = frozenset(
+    {
+        "CUSTOMER_NOTIFICATION", "NATURAL_PERSON_NOTIFICATION", "IDENTIFICATION_VERIFICATION_NOTIFICATION",
+        "DOCUMENT_NOTIFICATION", "PARTNER_DOCUMENT_NOTIFICATION", "ONBOARDING_NOTIFICATION",
+        "CUSTOMER_PRODUCT_NOTIFICATION", "LEGAL_ENTITY_SEARCH_NOTIFICATION", "LABELS_UPDATE_NOTIFICATION",
+        "TRANSFER_NOTIFICATION", "DIGITAL_ASSET_ORDER_NOTIFICATION", "PROXY_NOTIFICATION",
+        "BENEFICIAL_OWNER_NOTIFICATION", "USER_NOTIFICATION", "RE_TOKEN_PRICES",
+        "STRATEGY_NOTIFICATION", "OFFBOARDING_NOTIFICATION", "LEGAL_ENTITY_NOTIFICATION",
+        "LEGAL_REPRESENTATIVE_NOTIFICATION", "TRADITIONAL_ASSET_ORDER_NOTIFICATION", "PARTNER_NOTIFICATION",
+        "JOINT_PERSON_NOTIFICATION", "TAX_EXEMPTION_ORDER_NOTIFICATION", "CORPORATE_ACTION_NOTIFICATION",
+    }
+)  # fmt: skip
+
+# The list filters the docs give (query name -> field). transfers and traditional orders:
+# [inferred] externalId filters (their list endpoints were not published), after the digital
+# orders' documented one.
+CUSTOMER_FILTERS = {
+    "entityId": "entityId",
+    "customerStatus": "customerStatus",
+    "customerType": "entityType",
+}
+DOCUMENT_FILTERS = {"resourceType": "resourceType", "resourceId": "resourceId", "docType": "type"}
+
+
 class Tradevest:
     def __init__(self, faults: Faults, deliverer: Deliverer, *, step_s: float = 0.2):
         self.faults = faults
@@ -181,36 +207,36 @@ class Tradevest:
             r("/webhooks/{eventType}", self.webhook, methods=["GET", "DELETE"]),
             r("/webhooks-missing", self.webhooks_missing, methods=["GET"]),
             r("/undelivered-webhooks", self.undelivered_webhooks, methods=["GET"]),
-            r("/entities/natural-persons", self.api(self.create_natural_person, self.lister("natural-person")), methods=["GET", "POST"]),
+            r("/entities/natural-persons", self.api(self.create_natural_person, self.lister("natural-person", filters={"status": "naturalPersonStatus"})), methods=["GET", "POST"]),
             r("/entities/natural-persons/{id}", self.getter("natural-person"), methods=["GET"]),
-            r("/entities/legal-entities", self.api(self.create_legal_entity, self.lister("legal-entity")), methods=["GET", "POST"]),
+            r("/entities/legal-entities", self.api(self.create_legal_entity, self.lister("legal-entity", filters={"status": "status"})), methods=["GET", "POST"]),
             r("/entities/legal-entities/{id}", self.getter("legal-entity"), methods=["GET"]),
-            r("/entities/{legalEntityId}/legal-representatives", self.api(self.create_legal_representative, None), methods=["POST"]),
+            r("/entities/{legalEntityId}/legal-representatives", self.api(self.create_legal_representative, None, requestor=True), methods=["POST"]),
             r("/entities/legal-representatives/{id}", self.getter("legal-representative"), methods=["GET"]),
-            r("/entities/identification-verifications", self.api(self.create_identification, self.lister("identification-verification")), methods=["GET", "POST"]),
+            r("/entities/identification-verifications", self.api(self.create_identification, self.lister("identification-verification"), requestor=True), methods=["GET", "POST"]),
             r("/entities/identification-verifications/{id}", self.getter("identification-verification", requestor=True), methods=["GET"]),
-            r("/roles/customers", self.api(self.create_customer, self.lister("customer")), methods=["GET", "POST"]),
+            r("/roles/customers", self.api(self.create_customer, self.lister("customer", filters=CUSTOMER_FILTERS), requestor=True), methods=["GET", "POST"]),
             r("/roles/customers/labels", self.api(self.update_labels, None), methods=["POST"]),
             r("/roles/customers/{id}", self.getter("customer"), methods=["GET"]),
-            r("/customers/{customerId}/products", self.api(self.create_product, self.list_products), methods=["GET", "POST"]),
+            r("/customers/{customerId}/products", self.api(self.create_product, self.list_products, requestor=True), methods=["GET", "POST"]),
             r("/products/{id}", self.getter("customer-product"), methods=["GET"]),
-            r("/v2/documents", self.api(self.create_document, self.lister("document")), methods=["GET", "POST"]),
+            r("/v2/documents", self.api(self.create_document, self.lister("document", filters=DOCUMENT_FILTERS)), methods=["GET", "POST"]),
             r("/v2/documents/{id}", self.getter("document"), methods=["GET"]),
-            r("/onboardings", self.api(self.create_onboarding, self.list_plain("onboarding")), methods=["GET", "POST"]),
+            r("/onboardings", self.api(self.create_onboarding, self.list_plain("onboarding"), requestor=True), methods=["GET", "POST"]),
             r("/onboardings/{id}", self.getter("onboarding"), methods=["GET"]),
-            r("/entities/offboardings", self.api(self.create_offboarding, self.list_plain("offboarding")), methods=["GET", "POST"]),
+            r("/entities/offboardings", self.api(self.create_offboarding, self.list_plain("offboarding"), requestor=True), methods=["GET", "POST"]),
             r("/entities/offboardings/{id}", self.getter("offboarding"), methods=["GET"]),
-            r("/transfers", self.api(self.create_transfer, self.lister("transfer")), methods=["GET", "POST"]),
+            r("/transfers", self.api(self.create_transfer, self.lister("transfer", filters={"externalId": "externalId"})), methods=["GET", "POST"]),
             r("/transfers/{id}", self.getter("transfer"), methods=["GET"]),
-            r("/trading/order/{orderType}", self.api(self.create_traditional_order, None), methods=["POST"]),
-            r("/trading/order/{id}", self.api(self.update_traditional_order, self.getter("traditional-order")), methods=["GET", "PATCH"]),
-            r("/products/{productId}/trading/orders", self.lister("traditional-order", by="depositoryCustomerProductId"), methods=["GET"]),
-            r("/digital/orders/market", self.api(self.create_digital_order, None), methods=["POST"]),
+            r("/trading/order/{orderType}", self.api(self.create_traditional_order, None, requestor=True), methods=["POST"]),
+            r("/trading/order/{id}", self.api(self.update_traditional_order, self.getter("traditional-order"), requestor=True), methods=["GET", "PATCH"]),
+            r("/products/{productId}/trading/orders", self.lister("traditional-order", by="depositoryCustomerProductId", filters={"externalId": "externalId"}), methods=["GET"]),
+            r("/digital/orders/market", self.api(self.create_digital_order, None, requestor=True), methods=["POST"]),
             r("/digital/orders/{id}", self.getter("digital-order"), methods=["GET"]),
-            r("/products/{productId}/digital/orders", self.lister("digital-order", by="walletCustomerProductId"), methods=["GET"]),
+            r("/products/{productId}/digital/orders", self.lister("digital-order", by="walletCustomerProductId", filters={"externalId": "externalId"}), methods=["GET"]),
             r("/transactions/{id}", self.getter("transaction"), methods=["GET"]),
-            r("/customers/{customerId}/transactions", self.lister("transaction", by="customerId", path_param="customerId"), methods=["GET"]),
-            r("/strategies", self.api(self.create_strategy, self.lister("strategy")), methods=["GET", "POST"]),
+            r("/customers/{customerId}/transactions", self.lister("transaction", by="customerId", path_param="customerId", filters={"transactionType": "transactionType"}), methods=["GET"]),
+            r("/strategies", self.api(self.create_strategy, self.lister("strategy"), requestor=True), methods=["GET", "POST"]),
             r("/strategies/{id}", self.getter("strategy"), methods=["GET"]),
         ]  # fmt: skip
 
@@ -238,14 +264,22 @@ class Tradevest:
         self,
         create: Callable[[Request, Checker], Awaitable[Response]] | None,
         read: Callable[[Request], Awaitable[Response]] | None,
+        *,
+        requestor: bool = False,
     ) -> Callable[[Request], Awaitable[Response]]:
-        """Auth, faults, JSON decoding and 400 mapping around a handler."""
+        """Auth, faults, JSON decoding and 400 mapping around a handler. `requestor`: the
+        docs mark the create's Requestor-ID header `string · uuid Required`."""
 
         async def endpoint(request: Request) -> Response:
             if request.method == "GET" and read is not None:
                 return await read(request)
             if not self.authorized(request):
                 return error(401, "Unauthorized", "UNAUTHORIZED")
+            if requestor and not _UUID.match(request.headers.get("requestor-id", "")):
+                return error(
+                    400, "Requestor-ID header required", "VALIDATION_ERROR",
+                    [{"field": "Requestor-ID", "errors": [{"code": "REQUIRED", "message": "uuid header required"}]}],
+                )  # fmt: skip
             faulted = await self.faulted(request)
             if faulted is not None:
                 return faulted
@@ -287,9 +321,13 @@ class Tradevest:
         return get
 
     def lister(
-        self, kind: str, *, by: str | None = None, path_param: str = "productId"
-    ) -> Callable[[Request], Awaitable[Response]]:
-        """Cursor-paged list: {data, pagination: {cursor, limit}}; externalId filter."""
+        self, kind: str, *, by: str | None = None, path_param: str = "productId",
+        filters: dict[str, str] | None = None,
+    ) -> Callable[[Request], Awaitable[Response]]:  # fmt: skip
+        """Cursor-paged list: {data, pagination: {cursor, limit}}. Only the filters the docs
+        give the endpoint (query name -> field) apply; other query parameters are ignored,
+        as a server ignores parameters it does not know."""
+        filters = filters or {}
 
         async def list_(request: Request) -> Response:
             if not self.authorized(request):
@@ -303,9 +341,9 @@ class Tradevest:
             items = list(self.store[kind].values())
             if by:
                 items = [e for e in items if e.get(by) == request.path_params[path_param]]
-            for name in ("externalId", "status", "customerStatus", "naturalPersonStatus"):
+            for name, field in filters.items():
                 if name in q:
-                    items = [e for e in items if e.get(name) == q[name]]
+                    items = [e for e in items if e.get(field) == q[name]]
             page = items[start : start + limit]
             cursor = str(start + limit) if start + limit < len(items) else None
             return JSONResponse(
@@ -849,8 +887,16 @@ class Tradevest:
         if not check.body.get("externalId"):
             check.bad("externalId", "REQUIRED", "required")
         check.done()
-        extra = {"orderType": "MARKET", "side": check.body["tradeSide"]}
-        return self._create("digital-order", check, self._progress_digital_order, extra)
+        body = check.body
+        # stored (and served by GET) in the documented DigitalAssetsOrder shape
+        check.body = {
+            "externalId": body["externalId"], "orderType": "MARKET", "side": body["tradeSide"],
+            "walletCustomerProductId": body["walletCustomerProductId"],
+            "cashCustomerProductId": body["cashCustomerProductId"],
+            "marketOrderData": {"symbol": body["cryptoSymbol"], "assetType": "CRYPTOCURRENCY",
+                                "quantityType": body["quantityType"], "quantity": body["quantity"]},
+        }  # fmt: skip
+        return self._create("digital-order", check, self._progress_digital_order)
 
     async def _progress_digital_order(self, order: dict[str, Any]) -> None:
         kind = "digital-order"
@@ -861,13 +907,13 @@ class Tradevest:
             )
         self.set_status(kind, order, "PENDING", "CREATED")
         await self.step()
-        if order["cryptoSymbol"] == "REJECT":
+        if order["marketOrderData"]["symbol"] == "REJECT":
             return self.set_status(kind, order, "REJECTED", message="rejected by the exchange")
         self.set_status(
             kind,
             order,
             "FILLED",
-            executionData={"quantity": order["quantity"], "executionPrice": 100},
+            executionData={"quantity": order["marketOrderData"]["quantity"], "executionPrice": 100},
         )
         await self.step()
         self.set_status(kind, order, "SETTLED")
@@ -917,8 +963,8 @@ class Tradevest:
         except (ValueError, Invalid):
             return error(400, "Body must be a JSON object", "BAD_REQUEST")
         body = check.body
-        if not isinstance(body.get("eventType"), str):
-            check.bad("eventType", "REQUIRED", "required")
+        if body.get("eventType") not in EVENT_TYPE_ENUM:
+            check.bad("eventType", "ENUM", "must be an EventTypeEnum value")
         url = body.get("url")
         # The platform requires HTTPS; the sandbox also lets loopback http through.
         if not isinstance(url, str) or not url.startswith(

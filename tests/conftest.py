@@ -242,3 +242,22 @@ class System:
             text=True,
             timeout=60,
         )
+
+
+@pytest.fixture(autouse=True)
+def saxo_contract(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Saxo's published specs are the oracle: a test fails when the sandbox answered it with
+    anything off Saxo's contract (requests off it are refused with Saxo's 400 already)."""
+    if "sandbox_url" not in request.fixturenames:
+        yield
+        return
+    url = request.getfixturevalue("sandbox_url") + "/_sandbox/contract"
+    before = httpx.get(url).json()["violationCount"]
+    yield
+    report = httpx.get(url).json()
+    new = report["violationCount"] - before
+    if new:
+        pytest.fail(
+            f"the sandbox answered {new} request(s) off Saxo's published contract: "
+            f"{report['violations'][-new:]}"
+        )

@@ -6,7 +6,7 @@ import pytest
 
 from jobs.registration import RegistrationError, check_base
 from partnersync import config
-from schemas.tradevest.events import EVENT_TYPES
+from schemas.tradevest.events import DOCUMENTED, to_register
 from tests.conftest import System
 
 
@@ -26,8 +26,12 @@ def test_http_is_refused_unless_the_partner_is_a_local_sandbox() -> None:
 @pytest.mark.e2e
 def test_every_event_type_is_registered_and_drift_is_reported(system: System) -> None:
     registered = system.tv("GET", "/webhooks").json()
-    assert {w["eventType"] for w in registered} == {e.name for e in EVENT_TYPES.values()}
-    assert len(registered) == 26
+    # Tradevest's 24 documented event types; WAWEX's two only when asked for
+    assert {w["eventType"] for w in registered} == set(DOCUMENTED)
+    assert len(registered) == 24
+    assert not {"SAVINGS_PLANS_NOTIFICATION", "TOKENIZED_ASSET_ORDER_NOTIFICATION"} & set(
+        DOCUMENTED
+    )
     assert all(
         w["headers"] == [{"name": "api-key", "value": "test-webhook-secret"}] for w in registered
     )
@@ -52,3 +56,20 @@ def test_every_event_type_is_registered_and_drift_is_reported(system: System) ->
     fixed = system.cli("register-webhooks", "--url", system.receiver)
     assert fixed.returncode == 0 and "registered (missing)" in fixed.stdout
     assert system.cli("register-webhooks", "--url", system.receiver, "--check").returncode == 0
+
+
+def test_extras_are_registered_only_when_asked_for() -> None:
+    names = [e.name for e in to_register()]
+    assert len(names) == 24 and "SAVINGS_PLANS_NOTIFICATION" not in names
+    opted = [e.name for e in to_register(("SAVINGS_PLANS_NOTIFICATION",))]
+    assert "SAVINGS_PLANS_NOTIFICATION" in opted and len(opted) == 25
+
+
+@pytest.mark.e2e
+def test_sandbox_refuses_an_event_type_tradevest_does_not_have(system: System) -> None:
+    answer = system.tv(
+        "POST", "/webhooks",
+        {"eventType": "TOKENIZED_ASSET_ORDER_NOTIFICATION", "url": "https://x.example/h"},
+    )  # fmt: skip
+    assert answer.status_code == 400
+    assert answer.json()["errorDetails"][0]["field"] == "eventType"

@@ -9,28 +9,21 @@ import pytest
 
 from jobs import commands, store
 from partnersync import keys, workqueue
+from schemas import strict
 from schemas.commands import CommandState
 from schemas.saxo.signups import SignUpRequest
-from tests.conftest import System, settings_for, wait_for
+from tests.conftest import ROOT, System, settings_for, wait_for
 
 pytestmark = pytest.mark.e2e
 
 
-def signup(first: str = "Ada", last: str = "Hansen", **personal: object) -> SignUpRequest:
-    body = {
-        "PersonalInformation": {
-            "FirstName": first, "LastName": last, "DateOfBirth": "1990-12-10", "CountryOfBirth": "DK",
-            "NationalityCode": "DK",
-            "ResidentialAddress": {"StreetName": "Vestergade", "City": "Aarhus", "PostalCode": "8000", "CountryCode": "DK"},
-            **personal,
-        },
-        "RegulatoryInformation": {"ServiceLanguageCode": "EN"},
-        "AccountInformation": {"ClientCategoryId": "1", "IntendedCommissionGroupId": "1234",
-                               "IntendedTemplateId": "567", "CurrencyCode": "EUR"},
-    }  # fmt: skip
-    import msgspec
+EXAMPLE = ROOT / "examples" / "saxo-signup.json"  # the README's signup: complete, spec-valid
 
-    return msgspec.convert(body, SignUpRequest)
+
+def signup(first: str = "Ada", last: str = "Hansen", **personal: object) -> SignUpRequest:
+    body = json.loads(EXAMPLE.read_text())
+    body["PersonalInformation"].update(FirstName=first, LastName=last, **personal)
+    return strict.convert(body, SignUpRequest)
 
 
 def submit(system: System, data: SignUpRequest) -> commands.CommandRecord:

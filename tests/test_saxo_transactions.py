@@ -4,6 +4,8 @@ Transfer bookings with the cash transfers partnersync sent."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import date
 from decimal import Decimal
 
@@ -14,7 +16,7 @@ from jobs import commands, store
 from partnersync import keys, workqueue
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.saxo.transactions import Transaction
-from tests.conftest import System, settings_for, wait_for
+from tests.conftest import ROOT, System, settings_for, wait_for
 
 
 def tx(**fields) -> Transaction:
@@ -137,3 +139,16 @@ def test_matching_finds_the_planted_missing_and_unexpected_and_nothing_else(syst
         "reconcile", "transactions", "--from", today, "--to", today, "--grace-s", "0"
     )
     assert "MISSING" in table.stdout and "UNEXPECTED" in table.stdout
+
+
+def test_partner_404_is_a_message_not_a_traceback(system: System) -> None:
+    """A partner 404 (here: a wrong SAXO_BASE_URL) names the operation and the status."""
+    env = dict(system.env, SAXO_BASE_URL=system.sandbox + "/saxo/openapi/wrong")
+    done = subprocess.run(
+        [sys.executable, "-m", "partnersync", "reconcile", "transactions",
+         "--client-key", "WLC-owner-key==", "--from", "2022-01-01", "--to", "2022-12-31"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "404" in done.stderr and "/saxo/openapi/wrong/hist/v1/transactions" in done.stderr

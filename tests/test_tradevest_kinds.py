@@ -239,7 +239,11 @@ def test_update_rejection_keeps_state_and_records_reason(system: System) -> None
     order = make(system, "traditional-order")
     key = f"tradevest:traditional-order:{order}"
     converged(system, key, lambda s: s == "SETTLED")
-    assert system.tv("PATCH", f"/trading/order/{order}", {"limitPrice": 10}).status_code == 202
+    np = system.http.get(system.sandbox + "/_sandbox/fixtures").json()["tradevest"][
+        "naturalPersonId"
+    ]
+    patch = system.tv("PATCH", f"/trading/order/{order}", {"limitPrice": 10}, requestor=np)
+    assert patch.status_code == 202
     record = wait_for(
         lambda: (r := store.load(system.r, [key])[0]).rejections and r, what="rejection"
     )

@@ -1,8 +1,10 @@
 """Create bodies of Tradevest's POST endpoints (reference §4), validated before sending.
 
+Every documented field is modelled, and unknown fields are refused (by name, with the
+nearest known one: schemas/strict.py), so nothing a caller gives is dropped on the way.
 `externalId` is left out of the Structs a caller fills in: partnersync derives it from
-the command's intent and adds it (see jobs/commands.py). [inferred] marks shapes the
-public docs did not show.
+the command's intent and adds it (see jobs/commands.py). [inferred] marks shapes and types
+the public docs did not show; those fields pass through as given.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -21,6 +23,10 @@ PersonalName = Annotated[str, msgspec.Meta(min_length=1, max_length=255), Sensit
 Country = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
 
 
+class Body(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A body partnersync sends: the documented fields, nothing else."""
+
+
 def _positive(value: Decimal, field: str, step: str) -> None:
     if not value.is_finite() or value <= 0:
         raise ValueError(f"{field} must be greater than 0")
@@ -28,22 +34,42 @@ def _positive(value: Decimal, field: str, step: str) -> None:
         raise ValueError(f"{field} must be a multiple of {step}")
 
 
-class Address(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Address(Body, kw_only=True):
     street: PersonalName
     streetNumber: Annotated[str, Sensitive] | None = None
     city: PersonalName
     zip: Annotated[str, Sensitive]
     country: Country
     additionalInfo: Annotated[str, Sensitive] | None = None
+    state: str | None = None  # required for a Canadian address [F-m]
 
 
-class TaxDetail(msgspec.Struct, kw_only=True, omit_defaults=True):
+class Nationality(Body, kw_only=True):
+    countryCode: Country
+    nationalIdentifier: Annotated[str, Sensitive] | None = None
+    nationalIdentifierType: str | None = None  # enum not published
+
+
+class NaceSector(Body, kw_only=True):
+    section: str
+    code: str | None = None  # legal entities
+    description: str | None = None
+
+
+class Contact(Body, kw_only=True):
+    phone: Annotated[str, Sensitive] | None = None
+    email: Annotated[str, Sensitive] | None = None
+    fax: Annotated[str, Sensitive] | None = None
+    website: str | None = None
+
+
+class TaxDetail(Body, kw_only=True):
     taxId: Annotated[str, Sensitive] | None = None  # may be omitted when taxResidency is DE
     taxResidency: Country
     noTinConfirmation: bool | None = None
 
 
-class NaturalPersonData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class NaturalPersonData(Body, kw_only=True):
     gender: Literal["MALE", "FEMALE", "DIVERSE"]
     firstName: Annotated[
         str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^\S+( \S+)*$"), Sensitive
@@ -56,10 +82,22 @@ class NaturalPersonData(msgspec.Struct, kw_only=True, omit_defaults=True):
     title: Annotated[str, Sensitive] | None = None
     language: Annotated[str, msgspec.Meta(pattern="^[a-z]{2}$")] | None = None
     mainAddress: Address | None = None
+    correspondenceAddress: Address | None = None
     taxDetails: list[TaxDetail] = []
+    maritalStatus: str | None = None  # enum not published
+    nationalities: list[Nationality] = []
+    profession: str | None = None
+    professionGroup: str | None = None
+    naceSectors: list[NaceSector] = []
+    contact: Contact | None = None
+    # [inferred] types not published (amounts or ranges): passed through as given
+    annualIncomeNet: Annotated[Any, Sensitive] = None
+    sourceOfIncome: list[Any] = []
+    availableAssets: Annotated[Any, Sensitive] = None
+    originOfAssets: list[Any] = []
 
 
-class LegalEntityData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class LegalEntityData(Body, kw_only=True):
     legalName: Name
     legalForm: str
     registerCountry: Country
@@ -71,10 +109,24 @@ class LegalEntityData(msgspec.Struct, kw_only=True, omit_defaults=True):
         Annotated[str, msgspec.Meta(pattern=r"^\d{4}[0]{2}[A-Z\d]{12}\d{2}$")] | None
     ) = None
     vatId: Annotated[str, msgspec.Meta(min_length=11, max_length=11)] | None = None
+    registerCourtZipCode: str | None = None
+    registeredOn: date | None = None
+    purpose: str | None = None
+    searchId: uuid.UUID | None = None
+    isListed: bool | None = None
+    listedAt: str | None = None
+    # [inferred] types not published: passed through as given
+    averageProfit: Any = None
+    averageRevenue: Any = None
+    liquidAssets: Any = None
+    lastAnnualFinancialStatement: Any = None
+    naceSectors: list[NaceSector] = []
     mainAddress: Address | None = None
+    correspondenceAddress: Address | None = None
+    invoiceAddress: Address | None = None
 
 
-class RefAccount(msgspec.Struct, kw_only=True, omit_defaults=True):
+class RefAccount(Body, kw_only=True):
     iban: Annotated[
         str, msgspec.Meta(pattern="^[A-Z]{2}[0-9A-Z]{14,31}$", max_length=33), Sensitive
     ]
@@ -84,30 +136,30 @@ class RefAccount(msgspec.Struct, kw_only=True, omit_defaults=True):
     type: Literal["PRIMARY", "OTHER"] | None = None
 
 
-class CustomerData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CustomerData(Body, kw_only=True):
     entityId: uuid.UUID
     entityType: Literal["NATURAL_PERSON", "LEGAL_ENTITY", "JOINT_PERSON"]
     refAccounts: list[RefAccount] = []
     labels: Annotated[list[str], msgspec.Meta(max_length=16)] = []
 
 
-class CustomerProductData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class CustomerProductData(Body, kw_only=True):
     customerId: uuid.UUID  # path parameter of POST /customers/{customerId}/products
     productCode: Literal["WALLET", "BALANCE_ACCOUNT", "DEPOSITORY_ACCOUNT", "CURRENCY_WALLET"]
 
 
-class OnboardingData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class OnboardingData(Body, kw_only=True):
     entityType: Literal["CUSTOMER", "PROXY", "BENEFICIAL_OWNER"]
     entityId: uuid.UUID
 
 
-class OffboardingData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class OffboardingData(Body, kw_only=True):
     entityType: Literal["CUSTOMER", "NATURAL_PERSON", "LEGAL_ENTITY"]
     entityId: uuid.UUID
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class DocumentData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class DocumentData(Body, kw_only=True):
     """[inferred] JSON upload with base64 content (the upload encoding was not published)."""
 
     resourceType: Literal[
@@ -120,7 +172,7 @@ class DocumentData(msgspec.Struct, kw_only=True, omit_defaults=True):
     description: Name | None = None
 
 
-class TransferData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class TransferData(Body, kw_only=True):
     """Outgoing SEPA transfer [inferred: see schemas/tradevest/transfers.py]."""
 
     customerProductId: uuid.UUID
@@ -132,7 +184,7 @@ class TransferData(msgspec.Struct, kw_only=True, omit_defaults=True):
         _positive(self.amount, "amount", "0.01")
 
 
-class TraditionalOrderData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class TraditionalOrderData(Body, kw_only=True):
     """POST /trading/order/{orderType} [inferred beyond the first two fields]."""
 
     orderType: Literal["market", "limit", "stop"]  # path parameter
@@ -154,7 +206,7 @@ class TraditionalOrderData(msgspec.Struct, kw_only=True, omit_defaults=True):
             raise ValueError("stopPrice is required for a stop order")
 
 
-class DigitalOrderData(msgspec.Struct, kw_only=True, omit_defaults=True):
+class DigitalOrderData(Body, kw_only=True):
     cryptoSymbol: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
     tradeSide: Literal["BUY", "SELL"]
     quantityType: Literal["UNIT", "AMOUNT"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated
 
 import msgspec
@@ -109,13 +110,31 @@ class TraditionalOrder(Entity, kw_only=True):
     message: str | None = None
 
 
+class MarketOrderData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    symbol: str | None = None
+    assetType: str | None = None  # e.g. CRYPTOCURRENCY
+    quantityType: str | None = None
+    quantity: Decimal | None = None
+
+
+class ExecutionData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    quantity: Decimal | None = None
+    executionPrice: Decimal | None = None
+    executionAmount: Decimal | None = None
+
+
 class DigitalOrder(Entity, kw_only=True):
+    """DigitalAssetsOrder: what was ordered sits in marketOrderData, not at the top."""
+
     orderId: uuid.UUID
     status: str
     walletCustomerProductId: uuid.UUID | None = None
     cashCustomerProductId: uuid.UUID | None = None
+    orderType: str | None = None  # MARKET
     side: str | None = None
     message: str | None = None
+    marketOrderData: MarketOrderData | None = None
+    executionData: ExecutionData | None = None
 
 
 class Transaction(Entity, kw_only=True):

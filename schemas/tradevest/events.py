@@ -26,6 +26,9 @@ class EventType:
     notification: type[Any]
     id_fields: tuple[str, ...] = ()  # fields holding entity ids (a list field fans out)
     inferred: bool = False  # body shape inferred from the documented pattern
+    # Not in Tradevest's 24 EventTypeEnum values (WAWEX's docs add it): accepted when it
+    # arrives, registered only when TRADEVEST_EXTRA_EVENT_TYPES names it.
+    extra: bool = False
     decoder: msgspec.json.Decoder = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +75,9 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
-def _simple(name: str, kind: str, id_field: str, *, inferred: bool = False) -> EventType:
+def _simple(
+    name: str, kind: str, id_field: str, *, inferred: bool = False, extra: bool = False
+) -> EventType:
     struct_name = "".join(w.capitalize() for w in name.lower().split("_"))
     return EventType(
         name=name,
@@ -80,6 +85,7 @@ def _simple(name: str, kind: str, id_field: str, *, inferred: bool = False) -> E
         notification=notification_struct(struct_name, id_field, required=not inferred),
         id_fields=(id_field,),
         inferred=inferred,
+        extra=extra,
     )
 
 
@@ -129,11 +135,26 @@ _ALL: tuple[EventType, ...] = (
     _simple(
         "CORPORATE_ACTION_NOTIFICATION", "corporate-action", "corporateActionId", inferred=True
     ),
-    _simple("SAVINGS_PLANS_NOTIFICATION", "savings-plan", "savingsPlanId", inferred=True),
-    _simple("TOKENIZED_ASSET_ORDER_NOTIFICATION", "tokenized-order", "orderId", inferred=True),
+    # WAWEX's two additions: not Tradevest's
+    _simple(
+        "SAVINGS_PLANS_NOTIFICATION", "savings-plan", "savingsPlanId", inferred=True, extra=True
+    ),
+    _simple(
+        "TOKENIZED_ASSET_ORDER_NOTIFICATION",
+        "tokenized-order",
+        "orderId",
+        inferred=True,
+        extra=True,
+    ),
     # prices, not an entity: archived and counted
     EventType("RE_TOKEN_PRICES", None, Any, inferred=True),
 )
 
 EVENT_TYPES: dict[str, EventType] = {e.path: e for e in _ALL}
 BY_NAME: dict[str, EventType] = {e.name: e for e in _ALL}
+DOCUMENTED: tuple[str, ...] = tuple(e.name for e in _ALL if not e.extra)  # Tradevest's 24
+
+
+def to_register(extra: tuple[str, ...] = ()) -> list[EventType]:
+    """Tradevest's documented event types, plus the extras asked for by name."""
+    return [e for e in _ALL if not e.extra or e.name in extra]

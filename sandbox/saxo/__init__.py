@@ -24,12 +24,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.faults import Faults
+from sandbox.saxo.contract import Contract
+
+MOUNT = "/saxo/openapi"
 
 TOKEN = "sandbox"
 OWNER_CLIENT_KEY = "WLC-owner-key=="  # the white-label owner (SAXO_CLIENT_KEY)
@@ -188,10 +192,10 @@ _COUNTRIES = [
 SIGNUP_OPTIONS: list[dict[str, Any]] = [
     {"PropertyName": name, "ValuePairs": [{"Key": k, "Value": v} for k, v in pairs]}
     for name, pairs in (
-        ("CountryCode", _COUNTRIES),
+        ("CountryOfResidenceCode", _COUNTRIES),
         ("CountryOfBirth", _COUNTRIES),
         ("NationalityCode", _COUNTRIES),
-        ("CountryOfResidence", _COUNTRIES),
+        ("Gender", [("1", "Male"), ("2", "Female")]),  # [inferred] keys as the spec's example
         ("ServiceLanguageCode", [("EN", "English"), ("DA", "Danish"), ("DE", "German")]),
         (
             "SecondarySourcesOfIncome",
@@ -234,8 +238,9 @@ def now_iso() -> str:
 
 
 class Saxo:
-    def __init__(self, faults: Faults, *, step_s: float = 0.2):
+    def __init__(self, faults: Faults, *, step_s: float = 0.2, contract: Contract | None = None):
         self.faults = faults
+        self.contract = contract or Contract()
         self.step_s = step_s
         self.accounts: dict[str, dict[str, Any]] = {
             FUNDING_ACCOUNT: {"Currency": "EUR", "Balance": Decimal("10000000"), "Funding": True, "ClientKey": OWNER_CLIENT_KEY},
@@ -288,21 +293,23 @@ class Saxo:
             try:
                 start = int(q["SequenceId"])
             except ValueError:
-                return saxo_error(400, "InvalidModelState", "SequenceId is not valid")
-            if start <= self.ens_horizon:
-                return saxo_error(400, "SequenceIdUnavailable", "Sequence id unavailable")
+                return saxo_error(400, "InvalidArguments", "SequenceId is not valid")
+            if start <= self.ens_horizon:  # the spec's wording; its ErrorCode list has no
+                # dedicated code, so InvalidArguments [inferred]
+                return saxo_error(400, "InvalidArguments", "Sequence id unavailable")
             items = [a for a in items if int(a["SequenceId"]) >= start]  # from the SequenceId on
         elif "FromDateTime" in q:
             items = [a for a in items if a["ActivityTime"] >= q["FromDateTime"]]
-        top = int(q.get("$top", "1000"))
-        skip = int(q.get("$skiptoken") or 0)
+        try:
+            top = int(q.get("$top", "1000"))
+            skip = int(q.get("$skiptoken") or 0)
+        except ValueError:  # a $skiptoken is opaque: only ours are valid
+            return saxo_error(400, "InvalidArguments", "$skiptoken is not valid")
         body: dict[str, Any] = {"Data": items[skip : skip + top], "__count": len(items)}
         if skip + top < len(items):
-            params = {k: v for k, v in q.items() if k != "$skiptoken"}
-            body["__next"] = (
-                "/openapi/ens/v1/activities?"
-                + "&".join(f"{k}={v}" for k, v in params.items())
-                + f"&$skiptoken={skip + top}"
+            params = [(k, v) for k, v in q.multi_items() if k != "$skiptoken"]
+            body["__next"] = "/openapi/ens/v1/activities?" + urlencode(
+                [*params, ("$skiptoken", str(skip + top))]
             )
         return JSONResponse(body)
 
@@ -342,7 +349,10 @@ class Saxo:
             rows = [r for r in rows if r["Date"] >= q["FromDate"]]
         if "ToDate" in q:
             rows = [r for r in rows if r["Date"] <= q["ToDate"]]
-        top, skip = int(q.get("$top", "100")), int(q.get("$skip", "0"))
+        try:
+            top, skip = int(q.get("$top", "100")), int(q.get("$skip", "0"))
+        except ValueError:
+            return saxo_error(400, "InvalidModelState", "$top and $skip must be integers")
         body: dict[str, Any] = {"Data": rows[skip : skip + top], "__count": len(rows)}
         if skip + top < len(rows):
             params = {k: v for k, v in q.items() if k != "$skip"}
@@ -439,11 +449,14 @@ class Saxo:
             if personal.get("LastName") == "Lead":
                 return saxo_error(400, "PreClientMatch", "User is already a pre-client!")
         client_id = str(2147279000 + len(self.signups))
+        # Saxo's keys are base64 with "|" and "-" for "/" and "+" (e.g. 7m4I|vtYLUnEGg77o9uQhw==)
         client_key = base64.b64encode(uuid.uuid4().bytes).decode()[:22] + "=="
+        client_key = client_key.replace("/", "|").replace("+", "-")
         signup = {
             "ClientId": client_id, "ClientKey": client_key, "SignUpId": str(uuid.uuid4()),
             "OnboardingState": "Waiting", "LastName": personal["LastName"], "attachments": [],
             "completed": asyncio.Event(), "attached": asyncio.Event(),
+            "received": body,  # as Saxo got it: tests check nothing was lost on the way
         }  # fmt: skip
         self.signups[client_key] = signup
         self.spawn(self._progress_signup(signup))
@@ -456,8 +469,8 @@ class Saxo:
 
     async def attach(self, request: Request, body: Any) -> Response:
         signup = self._by_signup_id(request.path_params["SignUpId"])
-        if signup is None:
-            return saxo_error(404, "SignupNotFound", "Signup not found")
+        if signup is None:  # v2 attachments list only NotFound
+            return saxo_error(404, "NotFound", "Signup not found")
         documents = body.get("Documents") if isinstance(body, dict) else None
         if not isinstance(documents, list) or not documents:
             return saxo_error(
@@ -485,9 +498,7 @@ class Saxo:
             signup["attached"].set()
         return Response(status_code=201)
 
-    async def complete(self, request: Request) -> Response:
-        if request.headers.get("authorization") != f"Bearer {TOKEN}":
-            return Response(status_code=401)
+    async def complete(self, request: Request, body: Any) -> Response:
         signup = self._by_signup_id(request.path_params["SignUpId"])
         if signup is None:
             return saxo_error(404, "SignupNotFound", "Signup not found")
@@ -563,7 +574,7 @@ class Saxo:
             Route("/cm/v2/signups/options", self.api(None, self.signup_options), methods=["GET"]),
             Route("/cm/v1/signups", self.api(self.create_signup, None), methods=["POST"]),
             Route("/cm/v2/signups/attachments/{SignUpId}", self.api(self.attach, None), methods=["POST"]),
-            Route("/cm/v1/signups/completeapplication/{SignUpId}", self.complete, methods=["PUT"]),
+            Route("/cm/v1/signups/completeapplication/{SignUpId}", self.api(self.complete, None), methods=["PUT"]),
             Route("/cm/v1/signups/verification/initiate/{ClientKey:path}", self.api(self.verify, None), methods=["POST"]),
             Route("/cm/v1/signups/status/{ClientKey:path}", self.api(None, self.signup_status), methods=["GET"]),
             Route("/cm/v1/signups/onboardingpdf/{ClientKey:path}", self.api(None, self.onboarding_pdf), methods=["GET"]),
@@ -575,6 +586,7 @@ class Saxo:
             Route("/hist/v1/unsettledamounts/instruments", self.api(None, self.unsettled_instruments), methods=["GET"]),
             Route("/atr/v1/partner/cashtransfers", self.api(self.create_cash_transfer, self.list_cash_transfers), methods=["GET", "POST"]),
             Route("/atr/v1/partner/cashtransfers/{TransactionId}", self.api(None, self.get_cash_transfer), methods=["GET"]),
+            Route("/{path:path}", self.not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ]  # fmt: skip
 
     def api(
@@ -599,20 +611,45 @@ class Saxo:
                 return response
             if self.faults.roll("http_5xx", request.method, request.url.path):
                 return saxo_error(503, "ServiceUnavailable", "Service unavailable")
+            raw = await request.body()
+            # the path as sent (percent-encoded): a key's "/" must stay inside its segment
+            path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+            path = path.split("?", 1)[0].removeprefix(MOUNT)
+            query = request.query_params.multi_items()
+            headers = dict(request.headers)
+            refused = self.contract.check_request(request.method, path, query, headers, raw)
+            if refused is not None:
+                code, model_state = refused
+                if code == "NotFound":
+                    return saxo_error(404, code, "Not found", model_state)
+                return saxo_error(
+                    400, code, "One or more properties of the request are invalid!", model_state
+                )
             if request.method == "GET":
                 assert read is not None
-                return await read(request)
-            try:
-                body = json.loads(await request.body())
-            except ValueError:
-                return saxo_error(400, "InvalidRequest", "Body is not JSON")
-            assert write is not None
-            response = await write(request, body)
-            if self.faults.roll("timeout", request.method, request.url.path):
+                response = await read(request)
+            else:
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:  # the contract check has refused non-JSON already
+                    return saxo_error(400, "InvalidModelState", "Body is not JSON")
+                assert write is not None
+                response = await write(request, body)
+            self.contract.check_response(
+                request.method, path, query, headers, raw,
+                response.status_code, dict(response.headers), bytes(response.body),
+            )  # fmt: skip
+            if request.method != "GET" and self.faults.roll(
+                "timeout", request.method, request.url.path
+            ):
                 await asyncio.sleep(self.faults.timeout_ms / 1000)  # acted; the answer is lost
             return response
 
         return endpoint
+
+    async def not_found(self, request: Request) -> Response:
+        """Saxo answers an unknown path with JSON, never Starlette's plain-text 404."""
+        return saxo_error(404, "NotFound", f"{request.method} {request.url.path} not found")
 
     async def create_cash_transfer(self, request: Request, body: Any) -> Response:
         if not isinstance(body, dict):
