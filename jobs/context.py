@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from jobs import transport
+from jobs import saxo_auth, transport
 from jobs.saxo import SaxoClient
 from jobs.tradevest import TradevestClient
 from partnersync import config, handlers, workqueue
@@ -55,8 +55,10 @@ class Context:
         # A few keep-alive connections per partner serve a whole batch: httpcore's pool
         # bookkeeping grows with connections × waiting requests.
         self.http = self._client(FETCH_CONCURRENCY)
+        saxo_tokens = saxo_auth.provider(settings, connection)  # one per process
         self.clients = Clients(
-            tradevest=TradevestClient(settings, self.http), saxo=SaxoClient(settings, self.http)
+            tradevest=TradevestClient(settings, self.http),
+            saxo=SaxoClient(settings, self.http, saxo_tokens),
         )
         # Commands get a pool of their own, one connection per command a claim may hold:
         # a create must leave before its lease's deadline, so it must never queue for a
@@ -64,7 +66,7 @@ class Context:
         self.command_http = self._client(max(settings.batch, FETCH_CONCURRENCY))
         self.command_clients = Clients(
             tradevest=TradevestClient(settings, self.command_http),
-            saxo=SaxoClient(settings, self.command_http),
+            saxo=SaxoClient(settings, self.command_http, saxo_tokens),
         )
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
 

@@ -1,47 +1,27 @@
 """The one HTTP client for Saxo OpenAPI.
 
-Authentication is a token provider: `StaticToken` reads a bearer token from configuration
-(SAXO_TOKEN) and re-reads it on refresh; a certificate-based (personal JWT grant) provider
-can implement the same two methods later.
+Authentication is a token provider (jobs/saxo_auth.py): SAXO_TOKEN, the Authorization Code
+grant's refresh tokens, or certificate-based authentication; a 401 asks it for another token
+once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 import msgspec
 
 from jobs.errors import NotFound, PartnerError, Retryable
+from jobs.saxo_auth import StaticToken, TokenProvider
 from partnersync.config import Settings
 from schemas.saxo.errors import ErrorEnvelope
 
 log = logging.getLogger("partnersync.saxo")
 
 _error_decoder = msgspec.json.Decoder(ErrorEnvelope)
-
-
-class TokenProvider(Protocol):
-    async def token(self) -> str: ...
-    async def refresh(self) -> str: ...
-
-
-class StaticToken:
-    def __init__(self, settings: Settings):
-        self.settings = settings
-
-    async def token(self) -> str:
-        if not self.settings.saxo_token:
-            raise PartnerError(401, "SAXO_TOKEN is not set")
-        return self.settings.saxo_token
-
-    async def refresh(self) -> str:
-        from partnersync import config
-
-        # a rotated token may have been put into the environment of this process
-        return config.load().saxo_token or await self.token()
 
 
 def rate_limit_reset(response: httpx.Response) -> float | None:

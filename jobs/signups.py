@@ -14,6 +14,7 @@ import httpx
 import msgspec
 import redis
 
+from jobs import saxo_auth
 from jobs.saxo import raise_for
 from partnersync import keys
 from partnersync.config import Settings
@@ -27,11 +28,18 @@ class SignupError(ValueError):
     pass
 
 
-def _client(settings: Settings) -> httpx.Client:
+def _client(settings: Settings, connection: redis.Redis | None = None) -> httpx.Client:
+    tokens = saxo_auth.provider(settings, connection or _connection(settings))
     return httpx.Client(
         base_url=settings.saxo_base_url.rstrip("/"),
-        headers={"Authorization": f"Bearer {settings.saxo_token or ''}"},
+        headers={"Authorization": f"Bearer {tokens.token_sync()}"},
         timeout=settings.http_timeout_s,
+    )
+
+
+def _connection(settings: Settings) -> redis.Redis | None:
+    return (
+        None if settings.saxo_auth == "static" else redis.Redis.from_url(settings.redis_url or "")
     )
 
 
@@ -41,7 +49,7 @@ def options(
     """PropertyName → allowed keys, from GET /cm/v2/signups/options, cached in Redis."""
     cached = None if refresh else connection.get(OPTIONS_KEY)
     if cached is None:
-        with _client(settings) as http:
+        with _client(settings, connection) as http:
             response = http.get("/cm/v2/signups/options")
         if response.status_code >= 400:
             raise SignupError(f"GET /cm/v2/signups/options answered {response.status_code}")

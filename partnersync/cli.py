@@ -545,7 +545,7 @@ def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
 
     async def collect() -> list[dict[str, Any]]:
         async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-            client = SaxoClient(settings, http)
+            client = SaxoClient(settings, http, _saxo_tokens(settings))
             return [item async for item in client.pages("/atr/v1/partner/cashtransfers", **params)]
 
     rows = asyncio.run(collect())
@@ -557,6 +557,42 @@ def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
                   f"{row.get('Currency')}  {row.get('FromAccount')} → {row.get('ToAccount')}  {row.get('ExternalReference') or '-'}")  # fmt: skip
     if not args.json:
         print(f"{len(rows)} cash transfers")
+    return 0
+
+
+def _saxo_tokens(settings: Settings):  # type: ignore[no-untyped-def]
+    from jobs import saxo_auth
+
+    static = settings.saxo_auth == "static"
+    return saxo_auth.provider(settings, None if static else _redis(settings))
+
+
+def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
+    """Show the deployment's Saxo token (expiries only, never the token), or set the refresh
+    token of a new one-time authorization (SAXO_AUTH=code)."""
+    import time
+
+    from jobs import saxo_auth
+
+    if settings.saxo_auth == "static":
+        print("SAXO_AUTH=static: the token is SAXO_TOKEN; nothing is kept in Redis")
+        return 0
+    store = saxo_auth.SaxoToken(_redis(settings), settings)
+    if args.refresh_token:
+        store.store(
+            saxo_auth.Token(access_token="", expires_at=0, refresh_token=args.refresh_token)
+        )
+        print("refresh token stored; the next call obtains an access token with it")
+    token = store.load()
+    now = time.time()
+    if token is None:
+        print(f"SAXO_AUTH={settings.saxo_auth}: no token yet (the first call obtains one)")
+        return 0
+    refresh = f"{token.refresh_expires_at - now:.0f} s" if token.refresh_expires_at else "unknown"
+    print(
+        f"SAXO_AUTH={settings.saxo_auth}: access token expires in {token.expires_at - now:.0f} s; "
+        f"refresh token: {'present' if token.refresh_token else 'none'}, expires in {refresh}"
+    )
     return 0
 
 
@@ -577,7 +613,9 @@ def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run():
         async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
-            return await unsettled.build(SaxoClient(settings, http), client_key, args.by)
+            return await unsettled.build(
+                SaxoClient(settings, http, _saxo_tokens(settings)), client_key, args.by
+            )
 
     try:
         report = asyncio.run(run())
@@ -611,7 +649,7 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
     async def run():
         async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
             return await transactions.reconcile(
-                SaxoClient(settings, http), connection, client_key=client_key, start=start, end=end,
+                SaxoClient(settings, http, _saxo_tokens(settings)), connection, client_key=client_key, start=start, end=end,
                 grace=timedelta(seconds=args.grace_s),
             )  # fmt: skip
 
@@ -856,6 +894,11 @@ def parser() -> argparse.ArgumentParser:
     sl.add_argument("--json", action="store_true")
     for saxo_command in (so, sa, sc, sv, sp, sl):
         saxo_command.set_defaults(func=cmd_saxo)
+    st = saxo.add_parser(
+        "auth", help="the deployment's Saxo token: expiries, or a new refresh token"
+    )
+    st.add_argument("--refresh-token", help="the refresh token of a new one-time authorization")
+    st.set_defaults(func=cmd_saxo_auth)
 
     report = sub.add_parser(
         "report", help="reports from the partners' history services"

@@ -35,6 +35,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     saxo_base_url: str = "http://127.0.0.1:8900/saxo/openapi"
     saxo_token: Annotated[str, Sensitive] | None = "sandbox"
+    saxo_auth: str = "static"  # static | code | certificate (jobs/saxo_auth.py)
+    saxo_token_url: str = "http://127.0.0.1:8900/saxo/token"
+    saxo_app_key: str | None = None
+    saxo_app_secret: Annotated[str, Sensitive] | None = None
+    saxo_refresh_token: Annotated[str, Sensitive] | None = None
+    saxo_certificate_file: str | None = None
+    saxo_private_key_file: str | None = None
+    saxo_user_id: str | None = None
+    saxo_app_url: str | None = None
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
     options_ttl_s: int = 3600
@@ -106,6 +115,24 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("SAXO_BASE_URL", "saxo_base_url", "Saxo OpenAPI base URL (…/openapi)"),
     ("SAXO_TOKEN", "saxo_token", "Saxo bearer token (re-read from the environment on a 401)"),
+    (
+        "SAXO_AUTH",
+        "saxo_auth",
+        "static (SAXO_TOKEN, the 24-hour developer token), code (Authorization Code grant: "
+        "refresh tokens) or certificate (personal JWT grant)",
+    ),
+    ("SAXO_TOKEN_URL", "saxo_token_url", "Saxo's token endpoint (code, certificate)"),
+    ("SAXO_APP_KEY", "saxo_app_key", "the application's AppKey (client_id)"),
+    ("SAXO_APP_SECRET", "saxo_app_secret", "the application's AppSecret (client_secret)"),
+    (
+        "SAXO_REFRESH_TOKEN",
+        "saxo_refresh_token",
+        "code: the refresh token of the one-time authorization; seeds Redis when it holds none",
+    ),
+    ("SAXO_CERTIFICATE_FILE", "saxo_certificate_file", "certificate: the PEM certificate"),
+    ("SAXO_PRIVATE_KEY_FILE", "saxo_private_key_file", "certificate: its PEM private key"),
+    ("SAXO_USER_ID", "saxo_user_id", "certificate: the UserId the token is for (sub)"),
+    ("SAXO_APP_URL", "saxo_app_url", "certificate: the application's AppUrl (spurl)"),
     (
         "SAXO_FUNDING_ACCOUNT_KEY",
         "saxo_funding_account_key",
@@ -240,6 +267,21 @@ def load(
             f"TRADEVEST_WEBHOOK_AUTH={settings.tradevest_webhook_auth!r}: "
             "supported modes are: header, standard-webhooks"
         )
+    needs = {
+        "static": (),
+        "code": ("saxo_app_key", "saxo_app_secret"),
+        "certificate": (
+            "saxo_app_key", "saxo_app_secret", "saxo_certificate_file",
+            "saxo_private_key_file", "saxo_user_id",
+        ),
+    }  # fmt: skip
+    if settings.saxo_auth not in needs:
+        raise ConfigError(
+            f"SAXO_AUTH={settings.saxo_auth!r}: supported are static, code, certificate"
+        )
+    missing = [f.upper() for f in needs[settings.saxo_auth] if not getattr(settings, f)]
+    if missing:
+        raise ConfigError(f"SAXO_AUTH={settings.saxo_auth} needs {', '.join(missing)}")
     if settings.lease_ms < 2000 * settings.http_timeout_s:
         # A lease must outlive a request and its follow-up, or a second worker takes the
         # entity over while the first is still talking to the partner.

@@ -57,6 +57,10 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         violations (any is a sandbox bug), per operation."""
         return JSONResponse(sx.contract.report())
 
+    async def saxo_auth(request: Request) -> Response:
+        """Test control of Saxo's token endpoint (sandbox/saxo/auth.py)."""
+        return JSONResponse(sx.auth.control(json.loads(await request.body() or b"{}")))
+
     async def saxo_signup(request: Request) -> Response:
         """Test control: the signup body as the sandbox received it (Saxo has no GET for it)."""
         signup = sx.signups.get(request.path_params["ClientKey"])
@@ -155,6 +159,8 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         Route("/_sandbox/ledger", ledger, methods=["GET"]),
         Route("/_sandbox/fixtures", fixtures, methods=["GET"]),
         Route("/_sandbox/contract", contract, methods=["GET"]),
+        Route("/_sandbox/saxo/auth", saxo_auth, methods=["POST"]),
+        Route("/saxo/token", sx.auth.token, methods=["POST"]),
         Route("/_sandbox/saxo/signups/{ClientKey:path}", saxo_signup, methods=["GET"]),
         Route("/_sandbox/tradevest/status", force_status, methods=["POST"]),
         Route("/_sandbox/saxo/ens", ens_control, methods=["POST"]),

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.faults import Faults
+from sandbox.saxo.auth import SaxoAuth
 from sandbox.saxo.contract import Contract
 
 MOUNT = "/saxo/openapi"
@@ -241,6 +242,7 @@ class Saxo:
     def __init__(self, faults: Faults, *, step_s: float = 0.2, contract: Contract | None = None):
         self.faults = faults
         self.contract = contract or Contract()
+        self.auth = SaxoAuth()
         self.step_s = step_s
         self.accounts: dict[str, dict[str, Any]] = {
             FUNDING_ACCOUNT: {"Currency": "EUR", "Balance": Decimal("10000000"), "Funding": True, "ClientKey": OWNER_CLIENT_KEY},
@@ -595,7 +597,7 @@ class Saxo:
         read: Callable[[Request], Awaitable[Response]] | None,
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            if request.headers.get("authorization") != f"Bearer {TOKEN}":
+            if not self.auth.valid(request.headers.get("authorization")):
                 return Response(status_code=401)  # Saxo: 401 with an empty body
             await self.faults.delay()
             if self.faults.roll("rate_limit", request.method, request.url.path):
