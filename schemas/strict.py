@@ -16,7 +16,7 @@ import msgspec
 import msgspec.inspect as mi
 
 T = TypeVar("T")
-_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]*)` - at `(?P<at>[^`]*)`")
+_UNKNOWN = re.compile(r"Object contains unknown field `(?P<field>[^`]*)`(?: - at `(?P<at>[^`]*)`)?")
 _STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 
 
@@ -44,7 +44,7 @@ def explain(message: str, root: type[Any]) -> str:
     found = _UNKNOWN.search(message)
     if found is None:
         return message
-    field, at = found["field"], found["at"]
+    field, at = found["field"], found["at"] or "$"  # msgspec leaves out "at `$`" at the root
     known = known_fields(root, at)
     near = difflib.get_close_matches(field, known, n=1, cutoff=0.6)
     hint = f' (did you mean "{near[0]}"?)' if near else ""

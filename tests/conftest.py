@@ -3,6 +3,7 @@ real processes (receiver, workers, clock, sandbox) talking HTTP on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,6 +101,10 @@ def sandbox_url() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_sandbox/faults")
     yield url
+    # Saxo's contract, per operation, over the whole session (the oracle's figures)
+    report = httpx.get(url + "/_sandbox/contract").json()
+    (ROOT / "var").mkdir(exist_ok=True)
+    (ROOT / "var" / "saxo-contract-report.json").write_text(json.dumps(report, indent=1))
     proc.stop()
 
 
