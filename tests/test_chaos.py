@@ -255,6 +255,8 @@ def test_chaos(tmp_path) -> None:
                       f"dirty={r.zscore(keys.DIRTY, commands.command_key('tradevest', xid))} "
                       f"letters={[(x.reason, x.error) for x in letters if xid in x.entity]}")  # fmt: skip
         assert restarted and killed["workers"] > 0
+        contract = http.get(sandbox_url + "/_sandbox/contract").json()
+        assert contract["violationCount"] == 0, contract["violations"]  # Saxo's specs
         assert missing == 0, f"{missing} entities missing from the store"
         assert not wrong, wrong[:10]
         assert not doubled, doubled[:10]

@@ -61,6 +61,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     }
     try:
         yield {"redis": server, "sandbox": url, "env": env}
+        # this module's own sandbox is held to Saxo's published contract too
+        report = httpx.get(url + "/_sandbox/contract").json()
+        assert report["violationCount"] == 0, report["violations"]
     finally:
         sandbox.stop()
         server.stop()
