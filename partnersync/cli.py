@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -332,8 +333,12 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     raw = args.data
     if raw.startswith("@"):
-        with open(raw[1:], "rb") as f:
-            raw = f.read()
+        try:
+            with open(raw[1:], "rb") as f:
+                raw = f.read()
+        except OSError as exc:  # missing file, a directory, no permission
+            print(f"partnersync: --data {args.data}: {exc.strerror}", file=sys.stderr)
+            return 2
     try:
         data = strict.decode(raw, kind.data)
     except strict.InputError as exc:
@@ -754,7 +759,15 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
     p = argparse.ArgumentParser(prog="partnersync", description=__doc__)
+    try:
+        p.add_argument(
+            "--version", action="version", version=f"partnersync {version('partnersync')}"
+        )
+    except PackageNotFoundError:  # run from a checkout without installing
+        p.add_argument("--version", action="version", version="partnersync (not installed)")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="everything for local use (embedded Redis, sandbox)")
@@ -959,6 +972,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`partnersync entities list | head`): not an error; stdout is
+        # pointed at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:
         import httpx
         from redis.exceptions import ConnectionError as RedisConnectionError

@@ -86,7 +86,7 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("PARTNERSYNC_HOST", "host", "address the receiver binds"),
     ("PORT", "port", "port the receiver binds"),
     ("WEB_CONCURRENCY", "web_concurrency", "receiver worker processes (uvicorn --workers)"),
-    ("LOG_LEVEL", "log_level", "log level of every process"),
+    ("LOG_LEVEL", "log_level", "log level of every process: DEBUG, INFO, WARNING, ERROR"),
     ("TRADEVEST_BASE_URL", "tradevest_base_url", "Tradevest API base URL"),
     (
         "TRADEVEST_AUTH_URL",
@@ -144,6 +144,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "PARTNERSYNC_UNSETTLED_INTERVAL_S",
         "unsettled_interval_s",
         "seconds between unsettled-amounts reports (clock; needs SAXO_CLIENT_KEY)",
+    ),
+    (
+        "PARTNERSYNC_ENS_INTERVAL_S",
+        "ens_interval_s",
+        "seconds between ENS activity polls (clock; needs SAXO_CLIENT_KEY)",
     ),
     (
         "PARTNERSYNC_WEBHOOK_TOLERANCE_S",
@@ -226,11 +231,6 @@ def _convert(name: str, field: str, raw: str) -> object:
             if not schedule or min(schedule) < 0:
                 raise ValueError
             return schedule
-        if field == "retry_schedule_s":
-            schedule = tuple(float(s) for s in raw.split(",") if s.strip())
-            if not schedule or min(schedule) < 0:
-                raise ValueError
-            return schedule
         if isinstance(current, bool):
             return raw.lower() in ("1", "true", "yes", "on")
         if isinstance(current, int):
@@ -275,6 +275,10 @@ def load(
             "saxo_private_key_file", "saxo_user_id",
         ),
     }  # fmt: skip
+    if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"LOG_LEVEL={settings.log_level!r}: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )
     if settings.saxo_auth not in needs:
         raise ConfigError(
             f"SAXO_AUTH={settings.saxo_auth!r}: supported are static, code, certificate"

@@ -1,0 +1,59 @@
+"""The CLI answers bad input and closed pipes with a message and an exit code, never a
+traceback (the newcomer's first commands)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT, base_env
+
+
+def run(*args: str, env: dict[str, str] | None = None, pipe_to_head: bool = False):
+    environment = base_env("redis://127.0.0.1:1/0") | (env or {})
+    command = [sys.executable, "-m", "partnersync", *args]
+    if pipe_to_head:
+        shell = " ".join(f"'{c}'" for c in command) + " | head -c 10"
+        return subprocess.run(
+            ["bash", "-o", "pipefail", "-c", shell], env=environment, cwd=ROOT,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    return subprocess.run(
+        command, env=environment, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [("@/nonexistent/missing.json", "No such file or directory"), ("@/tmp", "Is a directory")],
+)
+def test_data_file_problems_are_messages(data: str, reason: str) -> None:
+    done = run("command", "submit", "transfer", "--data", data)
+    assert done.returncode == 2
+    assert reason in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_log_level_is_named() -> None:
+    done = run("config", env={"LOG_LEVEL": "LOUD"})
+    assert done.returncode == 2
+    assert "LOG_LEVEL='LOUD'" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_version() -> None:
+    done = run("--version")
+    assert done.returncode == 0 and done.stdout.startswith("partnersync ")
+
+
+def test_listing_piped_to_head_is_not_an_error() -> None:
+    done = run("config", pipe_to_head=True)  # prints a long table; head keeps 10 bytes
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+    assert done.returncode == 0, done.stderr
+
+
+def test_ens_interval_is_read() -> None:
+    from partnersync import config
+
+    settings = config.load({"PARTNERSYNC_ENS_INTERVAL_S": "2.5"}, state_fallback=False)
+    assert settings.ens_interval_s == 2.5
