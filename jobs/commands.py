@@ -90,15 +90,15 @@ class CommandKind:
 # -- lookups: "does the partner already have this command's entity?" --------------------
 
 
-def by_external_id(path: str, id_field: str, *, filter: bool = False, **params: str) -> Lookup:
+def by_external_id(path: str, id_field: str, *, filtered: bool = False, **params: str) -> Lookup:
     """The entities of a cursor-paged list endpoint whose externalId is the command's
-    (`{field}` in path/params from the command). `filter=True` only where the docs offer an
+    (`{field}` in path/params from the command). `filtered=True` only where the docs offer an
     externalId filter (digital orders); elsewhere the pages are read and matched here."""
 
     async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
         values = {**_body(record), **record.pathParams}
-        query = {k: v.format(**values) for k, v in params.items()}
-        if filter:
+        query: dict[str, Any] = {k: v.format(**values) for k, v in params.items()}
+        if filtered:
             query["externalId"] = record.externalId
         found: list[str] = []
         async for raw in client.pages(path.format(**values), **query):
@@ -118,7 +118,7 @@ def listing(
 
     async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
         values = {**_body(record), **record.pathParams}
-        query = {k: v.format(**values) for k, v in params.items()}
+        query: dict[str, Any] = {k: v.format(**values) for k, v in params.items()}
         if paged:
             items = [
                 _item.decode(raw) async for raw in client.pages(path.format(**values), **query)
@@ -247,17 +247,17 @@ COMMANDS: dict[str, CommandKind] = {
                     by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
                                    resourceId="{resourceId}")),
         CommandKind("transfer", _TV, "transfer", tvc.TransferData, "/transfers", "transferId",
-                    by_external_id("/transfers", "transferId", filter=True)),  # [inferred] list + filter
+                    by_external_id("/transfers", "transferId", filtered=True)),  # [inferred] list + filter
         CommandKind("traditional-order", _TV, "traditional-order", tvc.TraditionalOrderData,
                     "/trading/order/{orderType}", "orderId",
                     # [inferred] list + filter, after the digital orders' documented one
                     by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId",
-                                   filter=True),
+                                   filtered=True),
                     requestor=True),
         CommandKind("digital-order", _TV, "digital-order", tvc.DigitalOrderData,
                     "/digital/orders/market", "orderId",
                     by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId",
-                                   filter=True),
+                                   filtered=True),
                     requestor=True),
         CommandKind("signup", "saxo", "signup", SignUpRequest, "/cm/v1/signups", "ClientKey",
                     _no_lookup, external_id=None, validate=_check_signup),

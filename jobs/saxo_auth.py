@@ -61,9 +61,7 @@ class StaticToken:
         self.settings = settings
 
     async def token(self) -> str:
-        if not self.settings.saxo_token:
-            raise PartnerError(401, "SAXO_TOKEN is not set")
-        return self.settings.saxo_token
+        return self.token_sync()
 
     async def refresh(self) -> str:
         from partnersync import config
@@ -120,6 +118,12 @@ class SaxoToken:
         if token is None:
             return False
         return token.expires_at - now > min(REFRESH_MARGIN_S, token.lifetime / 2)
+
+    def cached(self) -> str | None:
+        """This process's access token while it is fresh (no Redis round trip)."""
+        if self._cached and self.fresh(self._cached, time.time()):
+            return self._cached.access_token
+        return None
 
     def get(self, grant: Grant, *, stale: str | None = None) -> str:
         """A valid access token: this process's, the deployment's, or a new one. `stale`: a
@@ -274,10 +278,10 @@ class SharedToken:
         self._last: str | None = None
 
     async def token(self) -> str:
-        cached = self.store._cached
-        if cached and self.store.fresh(cached, time.time()):
-            self._last = cached.access_token
-            return cached.access_token
+        cached = self.store.cached()
+        if cached is not None:  # no thread hop while this process's token is fresh
+            self._last = cached
+            return cached
         self._last = await asyncio.to_thread(self.store.get, self.grant)
         return self._last
 

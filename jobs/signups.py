@@ -28,18 +28,12 @@ class SignupError(ValueError):
     pass
 
 
-def _client(settings: Settings, connection: redis.Redis | None = None) -> httpx.Client:
-    tokens = saxo_auth.provider(settings, connection or _connection(settings))
+def _client(settings: Settings, connection: redis.Redis) -> httpx.Client:
+    tokens = saxo_auth.provider(settings, connection)
     return httpx.Client(
         base_url=settings.saxo_base_url.rstrip("/"),
         headers={"Authorization": f"Bearer {tokens.token_sync()}"},
         timeout=settings.http_timeout_s,
-    )
-
-
-def _connection(settings: Settings) -> redis.Redis | None:
-    return (
-        None if settings.saxo_auth == "static" else redis.Redis.from_url(settings.redis_url or "")
     )
 
 
@@ -83,8 +77,10 @@ def option_errors(signup: dict[str, Any], allowed: dict[str, list[str]]) -> list
     return errors
 
 
-def attach(settings: Settings, signup_id: str, documents: AttachmentsRequest) -> None:
-    with _client(settings) as http:
+def attach(
+    connection: redis.Redis, settings: Settings, signup_id: str, documents: AttachmentsRequest
+) -> None:
+    with _client(settings, connection) as http:
         response = http.post(
             f"/cm/v2/signups/attachments/{quote(signup_id, safe='')}",
             content=msgspec.json.encode(documents),
@@ -93,14 +89,14 @@ def attach(settings: Settings, signup_id: str, documents: AttachmentsRequest) ->
     raise_for(response)
 
 
-def complete(settings: Settings, signup_id: str) -> None:
-    with _client(settings) as http:
+def complete(connection: redis.Redis, settings: Settings, signup_id: str) -> None:
+    with _client(settings, connection) as http:
         response = http.put(f"/cm/v1/signups/completeapplication/{quote(signup_id, safe='')}")
     raise_for(response)
 
 
-def verify(settings: Settings, client_key: str, redirect_url: str) -> str:
-    with _client(settings) as http:
+def verify(connection: redis.Redis, settings: Settings, client_key: str, redirect_url: str) -> str:
+    with _client(settings, connection) as http:
         response = http.post(
             f"/cm/v1/signups/verification/initiate/{quote(client_key, safe='')}",
             json={"RedirectUrl": redirect_url},
@@ -109,10 +105,12 @@ def verify(settings: Settings, client_key: str, redirect_url: str) -> str:
     return str(response.json()["IdentificationUrl"])
 
 
-def onboarding_pdf(settings: Settings, client_key: str, document_type: str) -> bytes:
+def onboarding_pdf(
+    connection: redis.Redis, settings: Settings, client_key: str, document_type: str
+) -> bytes:
     if document_type not in ("Switzerland501", "Switzerland901"):
         raise SignupError("DocumentType must be Switzerland501 or Switzerland901")
-    with _client(settings) as http:
+    with _client(settings, connection) as http:
         response = http.get(
             f"/cm/v1/signups/onboardingpdf/{quote(client_key, safe='')}",
             params={"DocumentType": document_type},

@@ -8,12 +8,15 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from partnersync import config
 from partnersync.config import ConfigError, Settings
+
+if TYPE_CHECKING:
+    from jobs.saxo_auth import SharedToken, StaticToken
 
 
 def _json(obj: Any) -> str:
@@ -487,7 +490,6 @@ def cmd_saxo(args: argparse.Namespace, settings: Settings) -> int:
     from pathlib import Path
 
     from jobs import signups
-    from jobs.errors import PartnerError, Retryable
     from schemas.saxo.signups import SIGNUP_DOCUMENT_TYPES, Attachment, AttachmentsRequest
 
     connection = _redis(settings)
@@ -515,23 +517,22 @@ def cmd_saxo(args: argparse.Namespace, settings: Settings) -> int:
                            DocumentType=args.type, Title=args.title)
                 for f in args.files
             ]  # fmt: skip
-            signups.attach(settings, signup_id, AttachmentsRequest(Documents=documents))
+            signups.attach(connection, settings, signup_id, AttachmentsRequest(Documents=documents))
             print(f"attached {len(documents)} document(s) to signup {signup_id}")
         elif args.sub == "complete":
-            signups.complete(settings, signup_id)
+            signups.complete(connection, settings, signup_id)
             print(f"signup {signup_id}: application complete")
         elif args.sub == "verify":
-            print(signups.verify(settings, client_key, args.redirect_url))
+            print(signups.verify(connection, settings, client_key, args.redirect_url))
         elif args.sub == "pdf":
-            Path(args.output).write_bytes(signups.onboarding_pdf(settings, client_key, args.type))
+            Path(args.output).write_bytes(
+                signups.onboarding_pdf(connection, settings, client_key, args.type)
+            )
             print(f"wrote {args.output}")
         return 0
     except (ValueError, OSError) as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
-    except (PartnerError, Retryable) as exc:
-        print(f"partnersync: Saxo: {exc}", file=sys.stderr)
-        return 1
 
 
 def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
@@ -565,7 +566,7 @@ def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _saxo_tokens(settings: Settings):  # type: ignore[no-untyped-def]
+def _saxo_tokens(settings: Settings) -> StaticToken | SharedToken:
     from jobs import saxo_auth
 
     static = settings.saxo_auth == "static"
@@ -608,7 +609,6 @@ def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
     from jobs import unsettled
-    from jobs.errors import PartnerError, Retryable
     from jobs.saxo import SaxoClient
 
     client_key = args.client_key or settings.saxo_client_key
@@ -622,11 +622,7 @@ def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
                 SaxoClient(settings, http, _saxo_tokens(settings)), client_key, args.by
             )
 
-    try:
-        report = asyncio.run(run())
-    except (PartnerError, Retryable) as exc:
-        print(f"partnersync: Saxo: {exc}", file=sys.stderr)
-        return 1
+    report = asyncio.run(run())  # a partner error is answered by main()
     print(_json(report.to_builtins()) if args.json else unsettled.render(report))
     return 3 if report.inconsistencies else 0
 
@@ -637,7 +633,6 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
     import httpx
 
     from jobs import transactions
-    from jobs.errors import PartnerError, Retryable
     from jobs.saxo import SaxoClient
 
     client_key = args.client_key or settings.saxo_client_key
@@ -658,11 +653,7 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
                 grace=timedelta(seconds=args.grace_s),
             )  # fmt: skip
 
-    try:
-        result = asyncio.run(run())
-    except (PartnerError, Retryable) as exc:
-        print(f"partnersync: Saxo: {exc}", file=sys.stderr)
-        return 1
+    result = asyncio.run(run())  # a partner error is answered by main()
     print(_json(result.to_builtins()) if args.json else transactions.render(result))
     return 0 if not (result.missing or result.unexpected or result.invalid) else 3
 

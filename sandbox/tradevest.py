@@ -556,15 +556,6 @@ class Tradevest:
     # identification verifications: INVALID for an unknown natural person; APPROVED makes
     # the platform create an IDENTIFICATION_CERTIFICATE document (an id never seen before)
     async def create_identification(self, request: Request, check: Checker) -> Response:
-        if not _UUID.match(request.headers.get("requestor-id", "")):
-            raise Invalid(
-                [
-                    {
-                        "field": "Requestor-ID",
-                        "errors": [{"code": "REQUIRED", "message": "header required"}],
-                    }
-                ]
-            )
         check.uuid("naturalPersonId")
         check.choice("externalVerifier", ("WEB_ID",))
         check.choice("identificationType", ("VIDEO_IDENT",))
@@ -794,15 +785,6 @@ class Tradevest:
         order_type = request.path_params["orderType"].upper()
         if order_type not in ("MARKET", "LIMIT", "STOP"):
             return error(404, "Not found", "NOT_FOUND")
-        if not _UUID.match(request.headers.get("requestor-id", "")):
-            raise Invalid(
-                [
-                    {
-                        "field": "Requestor-ID",
-                        "errors": [{"code": "REQUIRED", "message": "header required"}],
-                    }
-                ]
-            )
         check.uuid("depositoryCustomerProductId")
         check.uuid("cashCustomerProductId")
         check.choice("tradeSide", ("BUY", "SELL"))
@@ -869,15 +851,6 @@ class Tradevest:
 
     # digital orders: INVALID for unknown products; REJECTED when cryptoSymbol is REJECT
     async def create_digital_order(self, request: Request, check: Checker) -> Response:
-        if not _UUID.match(request.headers.get("requestor-id", "")):
-            raise Invalid(
-                [
-                    {
-                        "field": "Requestor-ID",
-                        "errors": [{"code": "REQUIRED", "message": "header required"}],
-                    }
-                ]
-            )
         check.text("cryptoSymbol", 1, 16)
         check.choice("tradeSide", ("BUY", "SELL"))
         check.choice("quantityType", ("UNIT", "AMOUNT"))

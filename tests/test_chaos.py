@@ -156,10 +156,8 @@ def test_chaos(tmp_path) -> None:
             # not throughput (the benchmark does), so the backlog of unfinished commands stays
             # bounded whatever the machine's speed; a long run then ends drained.
             try:
-                in_flight = sum(
-                    int(r.hget(keys.COMMAND_STATES, s) or 0)
-                    for s in ("PENDING_SEND", "SENT", "UNKNOWN")
-                )
+                unfinished = r.hmget(keys.COMMAND_STATES, ["PENDING_SEND", "SENT", "UNKNOWN"])
+                in_flight = sum(int(n or 0) for n in unfinished)
             except redis.ConnectionError:
                 in_flight = 0
             if in_flight > MAX_IN_FLIGHT:

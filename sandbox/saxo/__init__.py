@@ -31,12 +31,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox.faults import Faults
-from sandbox.saxo.auth import SaxoAuth
+from sandbox.saxo.auth import STATIC_TOKEN, SaxoAuth
 from sandbox.saxo.contract import Contract
 
 MOUNT = "/saxo/openapi"
 
-TOKEN = "sandbox"
+TOKEN = STATIC_TOKEN  # the developer token (SAXO_AUTH=static)
 OWNER_CLIENT_KEY = "WLC-owner-key=="  # the white-label owner (SAXO_CLIENT_KEY)
 FUNDING_ACCOUNT = "FUND-EUR-key=="  # the WLC's funding account (SAXO_FUNDING_ACCOUNT_KEY)
 CLIENT_ACCOUNT = "CLIENT1-EUR-key=="
@@ -602,7 +602,9 @@ class Saxo:
             await self.faults.delay()
             if self.faults.roll("rate_limit", request.method, request.url.path):
                 self.rate_limited += 1
-                response = saxo_error(429, "TooManyRequests", "Request rate limit exceeded")
+                response: Response = saxo_error(
+                    429, "TooManyRequests", "Request rate limit exceeded"
+                )
                 response.headers.update(
                     {
                         "X-RateLimit-Session-Limit": "120",

@@ -225,12 +225,6 @@ def refusal_code(op: dict[str, Any]) -> str:
     return next((c for c in REFUSAL_CODES if c in codes), codes[0] if codes else "InvalidRequest")
 
 
-def error_codes(op: dict[str, Any], status: int) -> list[str]:
-    answer = op.get("responses", {}).get(str(status), {})
-    schema = answer.get("content", {}).get("application/json", {}).get("schema", {})
-    return list(schema.get("properties", {}).get("ErrorCode", {}).get("enum", []))
-
-
 def body_excerpt(body: bytes) -> Any:
     try:
         return json.loads(body)
