@@ -14,8 +14,9 @@ import signal
 import time
 from collections.abc import Callable
 
-from jobs import context, ens, sweeper, unsettled
-from partnersync import keys, workqueue
+from partners.saxo import ens, unsettled
+from partners.tradevest import sweeper
+from partnersync import context, keys, workqueue
 from partnersync.config import Settings
 
 log = logging.getLogger("partnersync.clock")

@@ -7,8 +7,7 @@ import time
 
 from rq import get_current_job
 
-from jobs import commands, context, reconcile
-from partnersync import keys
+from partnersync import commands, context, keys, reconcile
 
 
 def drain() -> dict[str, int]:

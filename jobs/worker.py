@@ -19,8 +19,7 @@ import time
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from jobs import context
-from partnersync import failpoints, handlers
+from partnersync import context, failpoints, handlers
 from partnersync.config import Settings
 
 log = logging.getLogger("partnersync.worker")

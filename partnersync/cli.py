@@ -16,7 +16,7 @@ from partnersync import config
 from partnersync.config import ConfigError, Settings
 
 if TYPE_CHECKING:
-    from jobs.saxo_auth import SharedToken, StaticToken
+    from partners.saxo.auth import SharedToken, StaticToken
 
 
 def _json(obj: Any) -> str:
@@ -24,7 +24,7 @@ def _json(obj: Any) -> str:
 
 
 def _redis(settings: Settings):
-    from jobs import context
+    from partnersync import context
 
     return context.connect(settings)
 
@@ -93,8 +93,8 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs.errors import PartnerError, Retryable
-    from jobs.registration import RegistrationError, register
+    from partners.tradevest.registration import RegistrationError, register
+    from partnersync.errors import PartnerError, Retryable
 
     try:
         report = asyncio.run(register(settings, args.url, check=args.check))
@@ -136,7 +136,7 @@ def _entity_row(record: Any) -> dict[str, Any]:
 
 
 def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import store
+    from partnersync import store
 
     records = store.scan(_redis(settings), partner=args.partner, kind=args.kind, status=args.status)
     if args.json:
@@ -155,7 +155,7 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
 def _rendered_data(record: Any, *, raw: bool) -> Any:
     """The partner's data as the kind's schema reads it, personal data masked; `raw`
     shows the stored JSON as the partner sent it."""
-    from jobs.kinds import KINDS
+    from partnersync.kinds import KINDS
     from schemas.sensitive import redact
 
     if raw or bytes(record.data) == b"null":
@@ -170,7 +170,7 @@ def _rendered_data(record: Any, *, raw: bool) -> Any:
 
 
 def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import store
+    from partnersync import store
 
     connection = _redis(settings)
     record = store.load(connection, [args.key])[0]
@@ -218,7 +218,7 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
 def _dlq_filter(args: argparse.Namespace):
     from datetime import UTC, datetime
 
-    from jobs import dlq
+    from partnersync import dlq
 
     now = datetime.now(UTC)
     selected = dlq.parse_filter(args.filter or "", now)
@@ -232,7 +232,7 @@ def _dlq_filter(args: argparse.Namespace):
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import dlq
+    from partnersync import dlq
 
     try:
         selected = _dlq_filter(args)
@@ -256,7 +256,7 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import dlq
+    from partnersync import dlq
 
     letter = dlq.get(_redis(settings), args.id)
     if letter is None:
@@ -267,7 +267,7 @@ def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import dlq, replay
+    from partnersync import dlq, replay
 
     connection = _redis(settings)
     try:
@@ -299,7 +299,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import dlq
+    from partnersync import dlq
 
     connection = _redis(settings)
     ids = dlq.ids(connection)
@@ -322,9 +322,8 @@ def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import commands
-    from jobs.context import connect
-    from partnersync import workqueue
+    from partnersync import commands, workqueue
+    from partnersync.context import connect
     from schemas import strict
 
     kind = commands.COMMANDS.get(args.kind)
@@ -385,9 +384,8 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import commands, store
-    from jobs.context import connect
-    from partnersync import keys
+    from partnersync import commands, keys, store
+    from partnersync.context import connect
 
     connection = connect(settings)
     record = commands.load(connection, args.external_id)
@@ -442,9 +440,8 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
-    from jobs import commands
-    from jobs.context import connect
-    from partnersync import keys
+    from partnersync import commands, keys
+    from partnersync.context import connect
 
     connection = connect(settings)
     ids = [i.decode() for i in connection.zrange(keys.COMMANDS, 0, -1)]
@@ -468,8 +465,7 @@ def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _signup(connection: Any, ref: str) -> tuple[str, str]:
     """(ClientKey, SignUpId) of a signup command, by its externalId or its ClientKey."""
-    from jobs import commands
-    from partnersync import keys
+    from partnersync import commands, keys
 
     record = commands.load(connection, ref)
     if record is None:
@@ -489,7 +485,7 @@ def cmd_saxo(args: argparse.Namespace, settings: Settings) -> int:
     import base64
     from pathlib import Path
 
-    from jobs import signups
+    from partners.saxo import signups
     from schemas.saxo.signups import SIGNUP_DOCUMENT_TYPES, Attachment, AttachmentsRequest
 
     connection = _redis(settings)
@@ -538,7 +534,7 @@ def cmd_saxo(args: argparse.Namespace, settings: Settings) -> int:
 def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    from jobs.saxo import SaxoClient
+    from partners.saxo.client import SaxoClient
 
     params = {
         name: value
@@ -567,7 +563,7 @@ def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _saxo_tokens(settings: Settings) -> StaticToken | SharedToken:
-    from jobs import saxo_auth
+    from partners.saxo import auth as saxo_auth
 
     static = settings.saxo_auth == "static"
     return saxo_auth.provider(settings, None if static else _redis(settings))
@@ -578,7 +574,7 @@ def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
     token of a new one-time authorization (SAXO_AUTH=code)."""
     import time
 
-    from jobs import saxo_auth
+    from partners.saxo import auth as saxo_auth
 
     if settings.saxo_auth == "static":
         print("SAXO_AUTH=static: the token is SAXO_TOKEN; nothing is kept in Redis")
@@ -608,8 +604,8 @@ def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
     import httpx
 
-    from jobs import unsettled
-    from jobs.saxo import SaxoClient
+    from partners.saxo import unsettled
+    from partners.saxo.client import SaxoClient
 
     client_key = args.client_key or settings.saxo_client_key
     if not client_key:
@@ -632,8 +628,8 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
 
     import httpx
 
-    from jobs import transactions
-    from jobs.saxo import SaxoClient
+    from partners.saxo import transactions
+    from partners.saxo.client import SaxoClient
 
     client_key = args.client_key or settings.saxo_client_key
     if not client_key:
@@ -972,7 +968,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import httpx
         from redis.exceptions import ConnectionError as RedisConnectionError
 
-        from jobs.errors import NotFound, PartnerError, Retryable
+        from partnersync.errors import NotFound, PartnerError, Retryable
 
         if isinstance(exc, PartnerError | Retryable | NotFound | httpx.HTTPError):
             # a partner's refusal or an unreachable partner is an answer, not a crash

@@ -35,7 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     saxo_base_url: str = "http://127.0.0.1:8900/saxo/openapi"
     saxo_token: Annotated[str, Sensitive] | None = "sandbox"
-    saxo_auth: str = "static"  # static | code | certificate (jobs/saxo_auth.py)
+    saxo_auth: str = "static"  # static | code | certificate (partners/saxo/auth.py)
     saxo_token_url: str = "http://127.0.0.1:8900/saxo/token"
     saxo_app_key: str | None = None
     saxo_app_secret: Annotated[str, Sensitive] | None = None

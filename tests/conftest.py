@@ -15,8 +15,7 @@ import httpx
 import pytest
 import redis
 
-from jobs import store
-from partnersync import config, process
+from partnersync import config, process, store
 from partnersync.redisserver import RedisServer, free_port
 from partnersync.supervisor import wait_http  # noqa: F401 (used by the tests through here)
 

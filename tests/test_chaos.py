@@ -25,8 +25,7 @@ import psutil
 import pytest
 import redis
 
-from jobs import commands, dlq, store
-from partnersync import keys, workqueue
+from partnersync import commands, dlq, keys, store, workqueue
 from partnersync.redisserver import RedisServer, free_port
 from schemas.commands import CommandState
 from schemas.tradevest.commands import DigitalOrderData, NaturalPersonData, TransferData

@@ -15,8 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobs import commands
-from partnersync import workqueue
+from partnersync import commands, workqueue
 from schemas.commands import CommandState
 from schemas.tradevest.commands import TransferData
 from tests.conftest import System, wait_for

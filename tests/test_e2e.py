@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from jobs import dlq, store
-from partnersync import keys
+from partnersync import dlq, keys, store
 from tests.conftest import System, wait_for
 from tests.handlers_fixture import CALLS
 

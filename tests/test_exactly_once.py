@@ -23,8 +23,8 @@ import httpx
 import pytest
 import redis
 
-from jobs import commands, context, drain, store
-from partnersync import config, failpoints, keys, workqueue
+from jobs import drain
+from partnersync import commands, config, context, failpoints, keys, store, workqueue
 from partnersync.redisserver import RedisServer, free_port
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
@@ -299,7 +299,8 @@ def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
     xid = submit_product(w)
     code = (
         "import time\n"
-        "from jobs import commands, context, drain\n"
+        "from jobs import drain\n"
+        "from partnersync import commands, context\n"
         "ctx = context.current()\n"
         f"while not commands.load(ctx.connection, {xid!r}).state.final:\n"
         "    drain.step(ctx, 'job-skewed') or time.sleep(0.05)\n"
@@ -326,7 +327,7 @@ def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
     key = f"tradevest:transfer:{uuid.uuid4()}"
     w.wq().touch([key])
     code = (
-        "from jobs import context\n"
+        "from partnersync import context\n"
         "ctx = context.current()\n"
         "print(len(ctx.workqueue.claim('job-behind', 10)))\n"
     )
@@ -345,7 +346,7 @@ def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
 def _letters(w: Worlds, n: int, *, reason: str = "reconcile", external_id: str = "x") -> list[str]:
     from datetime import UTC, datetime
 
-    from jobs import dlq
+    from partnersync import dlq
     from schemas.store import EntityRecord, Transition
 
     now = datetime.now(UTC)
@@ -366,7 +367,7 @@ def _letters(w: Worlds, n: int, *, reason: str = "reconcile", external_id: str =
         dlq.dead_letter(pipe, key, RuntimeError("planted"), 3, now, 3600, reason=reason,
                         events=[] if reason == "handler" else events, transition=transition)  # fmt: skip
     pipe.execute()
-    from jobs import dlq as d
+    from partnersync import dlq as d
 
     return d.ids(w.r)
 
@@ -374,7 +375,7 @@ def _letters(w: Worlds, n: int, *, reason: str = "reconcile", external_id: str =
 def test_the_same_replay_from_two_shells_calls_a_handler_once(
     w: Worlds, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobs import replay
+    from partnersync import replay
     from tests import handlers_fixture
 
     settings = config.load(
@@ -398,7 +399,7 @@ def test_the_same_replay_from_two_shells_calls_a_handler_once(
 
 
 def test_concurrent_requeue_of_one_letter_puts_its_events_back_once(w: Worlds) -> None:
-    from jobs import replay
+    from partnersync import replay
 
     (letter,) = _letters(w, 1)
     entity = replay.dlq.get(w.r, letter).entity  # type: ignore[union-attr]
@@ -418,7 +419,7 @@ def test_concurrent_requeue_of_one_letter_puts_its_events_back_once(w: Worlds) -
 
 
 def test_interrupted_replay_loses_no_letter(w: Worlds) -> None:
-    from jobs import replay
+    from partnersync import replay
 
     letters = _letters(w, 40)
     entities = {replay.dlq.get(w.r, x).entity for x in letters}  # type: ignore[union-attr]
@@ -470,7 +471,7 @@ def test_attempts_that_crash_are_counted_and_dead_lettered(w: Worlds) -> None:
     """A worker killed (or out of memory) mid-attempt never completes it: each such claim
     counts, and once the budget is spent the entity is dead-lettered with the reason
     instead of crashing workers forever."""
-    from jobs import dlq
+    from partnersync import dlq
 
     key = f"tradevest:transfer:{uuid.uuid4()}"
     w.wq().touch([key])

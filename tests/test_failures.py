@@ -12,9 +12,8 @@ import uuid
 import psutil
 import pytest
 
-from jobs import dlq, store
-from jobs.reconcile import backoff_ms
-from partnersync import keys
+from partnersync import dlq, keys, store
+from partnersync.reconcile import backoff_ms
 from tests.conftest import ROOT, Proc, System, wait_for
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobs.kinds import KINDS
-from jobs.reconcile import FROM_NOTIFICATIONS, NotVisible, apply, decode_event
+from partnersync.kinds import KINDS
+from partnersync.reconcile import FROM_NOTIFICATIONS, NotVisible, apply, decode_event
 from schemas.lifecycle import Lifecycle, Observation
 from schemas.store import EntityRecord
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jobs.registration import RegistrationError, check_base
+from partners.tradevest.registration import RegistrationError, check_base
 from partnersync import config
 from schemas.tradevest.events import DOCUMENTED, to_register
 from tests.conftest import System

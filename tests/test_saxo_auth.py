@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from jobs import saxo_auth
-from jobs.saxo import SaxoClient
+from partners.saxo import auth as saxo_auth
+from partners.saxo.client import SaxoClient
 from tests.conftest import base_env, settings_for
 
 pytestmark = pytest.mark.e2e

@@ -10,8 +10,7 @@ from decimal import Decimal
 
 import pytest
 
-from jobs import commands, store
-from partnersync import config, keys, workqueue
+from partnersync import commands, config, keys, store, workqueue
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from tests.conftest import System, settings_for, wait_for

@@ -74,8 +74,7 @@ def test_expired_checkpoint_falls_back_to_a_time_window(system: System) -> None:
 def test_account_fundings_land_on_their_cash_transfer(system: System) -> None:
     from decimal import Decimal
 
-    from jobs import commands
-    from partnersync import workqueue
+    from partnersync import commands, workqueue
     from schemas.saxo.cash_transfers import PartnerCashTransferRequest
     from tests.conftest import settings_for
 

@@ -7,8 +7,7 @@ import uuid
 
 import pytest
 
-from jobs import commands, store
-from partnersync import keys, workqueue
+from partnersync import commands, keys, store, workqueue
 from schemas import strict
 from schemas.commands import CommandState
 from schemas.saxo.signups import SignUpRequest

@@ -12,8 +12,7 @@ from decimal import Decimal
 import msgspec
 import pytest
 
-from jobs import commands, store
-from partnersync import keys, workqueue
+from partnersync import commands, keys, store, workqueue
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.saxo.transactions import Transaction
 from tests.conftest import ROOT, System, settings_for, wait_for

@@ -10,7 +10,7 @@ import sys
 import msgspec
 import pytest
 
-from jobs import unsettled
+from partners.saxo import unsettled
 from tests.conftest import ROOT
 
 OWNER = "WLC-owner-key=="

@@ -10,8 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from jobs import store
-from partnersync import keys
+from partnersync import keys, store
 from tests.conftest import System, wait_for
 
 pytestmark = pytest.mark.e2e

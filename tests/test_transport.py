@@ -10,7 +10,7 @@ import httpcore
 import httpx
 import pytest
 
-from jobs import transport
+from partnersync import transport
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 PROXY_VARIABLES = (

@@ -237,7 +237,7 @@ class Bench:
     # -- 3: reconcile throughput per worker process ------------------------------------
 
     def reconcile(self, stub_url: str) -> None:
-        from jobs import context
+        from partnersync import context
 
         n = 100 if self.smoke else 600 if self.quick else 4000
         self.r.flushall()

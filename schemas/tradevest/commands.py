@@ -3,7 +3,7 @@
 Every documented field is modelled, and unknown fields are refused (by name, with the
 nearest known one: schemas/strict.py), so nothing a caller gives is dropped on the way.
 `externalId` is left out of the Structs a caller fills in: partnersync derives it from
-the command's intent and adds it (see jobs/commands.py). [inferred] marks shapes and types
+the command's intent and adds it (see partnersync/commands.py). [inferred] marks shapes and types
 the public docs did not show; those fields pass through as given.
 """
 

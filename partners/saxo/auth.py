@@ -35,9 +35,9 @@ import httpx
 import msgspec
 import redis
 
-from jobs.errors import PartnerError, Retryable
 from partnersync import keys
 from partnersync.config import Settings
+from partnersync.errors import PartnerError, Retryable
 
 log = logging.getLogger("partnersync.saxo.auth")
 

@@ -28,12 +28,11 @@ import httpx
 import msgspec
 import redis
 
-from jobs import dlq, store, transport
-from jobs.errors import Crashed, NotFound, PartnerError, Retryable
-from jobs.saxo import rate_limit_reset, saxo_error
-from jobs.tradevest import TradevestClient
-from partnersync import config, failpoints, keys, metrics, workqueue
+from partners.saxo.client import rate_limit_reset, saxo_error
+from partners.tradevest.client import TradevestClient
+from partnersync import config, dlq, failpoints, keys, metrics, store, transport, workqueue
 from partnersync.config import Settings
+from partnersync.errors import Crashed, NotFound, PartnerError, Retryable
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
 from schemas.saxo.cash_transfers import MAX_EXTERNAL_REFERENCE, PartnerCashTransferRequest
 from schemas.saxo.signups import SignUpRequest
@@ -41,7 +40,7 @@ from schemas.tradevest import commands as tvc
 from schemas.tradevest.errors import ErrorMessage
 
 if TYPE_CHECKING:
-    from jobs.context import Context
+    from partnersync.context import Context
 
 log = logging.getLogger("partnersync.commands")
 
@@ -183,7 +182,7 @@ def _check_cash_transfer(
 
 def _check_signup(data: SignUpRequest, settings: Settings, connection: redis.Redis) -> None:
     """Every option-valued field against GET /cm/v2/signups/options (cached)."""
-    from jobs import signups
+    from partners.saxo import signups
 
     try:
         allowed = signups.options(connection, settings)
@@ -600,7 +599,7 @@ async def run_batch(
     an HTTP timeout: no create leaves after it."""
     import asyncio
 
-    from jobs.reconcile import backoff_ms
+    from partnersync.reconcile import backoff_ms
 
     connection = ctx.connection
     s = ctx.settings

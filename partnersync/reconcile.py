@@ -18,17 +18,16 @@ from urllib.parse import quote
 import msgspec
 import redis
 
-from jobs import dlq, store
-from jobs.errors import Crashed, NotFound, Permanent, Retryable
-from jobs.kinds import KINDS, Kind
-from partnersync import keys, metrics, workqueue
+from partnersync import dlq, keys, metrics, store, workqueue
+from partnersync.errors import Crashed, NotFound, Permanent, Retryable
+from partnersync.kinds import KINDS, Kind
 from schemas.lifecycle import Decision, Observation
 from schemas.store import EntityRecord, Rejection, Transition
 from schemas.tradevest.events import BY_NAME
 from schemas.tradevest.notifications import Notification
 
 if TYPE_CHECKING:
-    from jobs.context import Context
+    from partnersync.context import Context
 
 log = logging.getLogger("partnersync.reconcile")
 

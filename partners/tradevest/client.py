@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import msgspec
 
-from jobs.errors import NotFound, PartnerError, Retryable
 from partnersync.config import Settings
+from partnersync.errors import NotFound, PartnerError, Retryable
 from schemas.tradevest.entities import Page
 from schemas.tradevest.errors import ErrorMessage
 from schemas.tradevest.transfers import (

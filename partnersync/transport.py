@@ -32,7 +32,7 @@ def is_readable(sock: socket.socket | None) -> bool:
 
 
 # The latest moment (time.monotonic()) a request of the current task may leave: set by a
-# command around its create, from its lease (see jobs/commands.py). Checked in the stream
+# command around its create, from its lease (see partnersync/commands.py). Checked in the stream
 # right before the bytes are handed to the socket, the closest point to the wire.
 send_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "send_deadline", default=None

@@ -17,10 +17,9 @@ from typing import Any
 
 import msgspec
 
-from jobs import store
-from jobs.context import Context
-from jobs.kinds import KINDS
-from partnersync import keys, workqueue
+from partnersync import keys, store, workqueue
+from partnersync.context import Context
+from partnersync.kinds import KINDS
 from schemas.tradevest.events import BY_NAME, PARTNER
 
 log = logging.getLogger("partnersync.sweeper")

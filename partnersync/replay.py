@@ -22,8 +22,7 @@ from typing import IO
 
 import redis
 
-from jobs import dlq, store
-from partnersync import failpoints, handlers, keys, workqueue
+from partnersync import dlq, failpoints, handlers, keys, store, workqueue
 from partnersync.config import Settings
 
 HANDLER_LOCK_S = 300  # a replayer killed mid-handler leaves its lock this long

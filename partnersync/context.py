@@ -15,10 +15,10 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from jobs import saxo_auth, transport
-from jobs.saxo import SaxoClient
-from jobs.tradevest import TradevestClient
-from partnersync import config, handlers, workqueue
+from partners.saxo import auth as saxo_auth
+from partners.saxo.client import SaxoClient
+from partners.tradevest.client import TradevestClient
+from partnersync import config, handlers, transport, workqueue
 from partnersync.config import Settings
 
 T = TypeVar("T")

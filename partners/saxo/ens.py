@@ -18,9 +18,9 @@ from typing import Any
 
 import msgspec
 
-from jobs.context import Context
-from jobs.errors import PartnerError
 from partnersync import keys, workqueue
+from partnersync.context import Context
+from partnersync.errors import PartnerError
 from schemas.tradevest.events import digest
 
 log = logging.getLogger("partnersync.ens")

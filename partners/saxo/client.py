@@ -1,6 +1,6 @@
 """The one HTTP client for Saxo OpenAPI.
 
-Authentication is a token provider (jobs/saxo_auth.py): SAXO_TOKEN, the Authorization Code
+Authentication is a token provider (partners/saxo/auth.py): SAXO_TOKEN, the Authorization Code
 grant's refresh tokens, or certificate-based authentication; a 401 asks it for another token
 once.
 """
@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import msgspec
 
-from jobs.errors import NotFound, PartnerError, Retryable
-from jobs.saxo_auth import StaticToken, TokenProvider
+from partners.saxo.auth import StaticToken, TokenProvider
 from partnersync.config import Settings
+from partnersync.errors import NotFound, PartnerError, Retryable
 from schemas.saxo.errors import ErrorEnvelope
 
 log = logging.getLogger("partnersync.saxo")

@@ -7,7 +7,7 @@ from urllib.parse import urlparse
 
 import httpx
 
-from jobs.tradevest import TradevestClient
+from partners.tradevest.client import TradevestClient
 from partnersync.config import Settings
 from schemas.tradevest.events import BY_NAME, to_register
 

@@ -15,8 +15,7 @@ from typing import Any
 import msgspec
 import redis
 
-from jobs import store
-from partnersync import keys
+from partnersync import keys, store
 from schemas.saxo.cash_transfers import TransferResult
 from schemas.saxo.transactions import Transaction
 

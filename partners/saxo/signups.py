@@ -1,7 +1,7 @@
 """Saxo client signups: the options every option-valued field is checked against, and the
 calls that follow a submit (attachments, complete, verification, onboarding PDF).
 
-The submit itself is a command (jobs/commands.py, kind `signup`); its status is polled as
+The submit itself is a command (partnersync/commands.py, kind `signup`); its status is polled as
 the entity `saxo:signup:{ClientKey}`.
 """
 
@@ -14,8 +14,8 @@ import httpx
 import msgspec
 import redis
 
-from jobs import saxo_auth
-from jobs.saxo import raise_for
+from partners.saxo import auth as saxo_auth
+from partners.saxo.client import raise_for
 from partnersync import keys
 from partnersync.config import Settings
 from schemas.saxo.signups import AttachmentsRequest, SignUpOptionList
