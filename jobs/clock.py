@@ -2,8 +2,10 @@
 
 - kick (every tick): start a drain job when entities are due — retries whose backoff ran
   out, entities whose lease a dead worker left behind — and none is live.
-- sweep (every PARTNERSYNC_SWEEP_INTERVAL_S): notifications Tradevest could not deliver,
-  entities stuck in a non-terminal state, transactions (which have no webhook).
+- stale-entities (every PARTNERSYNC_SWEEP_INTERVAL_S): entities stuck in a non-terminal
+  state are re-fetched.
+- each partner's own tasks (its package's `tasks`): e.g. Tradevest's missed-webhook and
+  transaction sweeps, Saxo's ENS poll and unsettled-amounts report.
 Each task's last successful run is kept in Redis (`partnersync status` shows it).
 """
 
@@ -12,31 +14,22 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
 
-from partners.saxo import ens, unsettled
-from partners.tradevest import sweeper
-from partnersync import context, keys, workqueue
+from partnersync import context, keys, stale, workqueue
 from partnersync.config import Settings
+from partnersync.partner import Task
 
 log = logging.getLogger("partnersync.clock")
 
 
-def tasks(ctx: context.Context) -> list[tuple[str, float, Callable[[], object]]]:
-    """(name, interval in seconds, run)."""
+def tasks(ctx: context.Context) -> list[Task]:
+    """(name, interval in seconds, run): the engine's, then each partner's."""
     s = ctx.settings
-    return [
+    engine: list[Task] = [
         ("kick", 0.0, ctx.workqueue.kick),
-        ("stale-entities", s.sweep_interval_s, lambda: sweeper.stale_entities(ctx)),
-        (
-            "missed-notifications",
-            s.sweep_interval_s,
-            lambda: ctx.run(sweeper.missed_notifications(ctx)),
-        ),
-        ("transactions", s.sweep_interval_s, lambda: ctx.run(sweeper.transactions(ctx))),
-        ("ens", s.ens_interval_s, lambda: ctx.run(ens.poll(ctx))),
-        ("unsettled-report", s.unsettled_interval_s, lambda: ctx.run(unsettled.refresh(ctx))),
+        ("stale-entities", s.sweep_interval_s, lambda: stale.stale_entities(ctx)),
     ]
+    return engine + [t for p in ctx.catalog.partners.values() for t in p.tasks(ctx)]
 
 
 def run_clock(settings: Settings) -> int:

@@ -152,15 +152,15 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _rendered_data(record: Any, *, raw: bool) -> Any:
+def _rendered_data(record: Any, settings: Settings, *, raw: bool) -> Any:
     """The partner's data as the kind's schema reads it, personal data masked; `raw`
     shows the stored JSON as the partner sent it."""
-    from partnersync.kinds import KINDS
+    from partnersync import partner
     from schemas.sensitive import redact
 
     if raw or bytes(record.data) == b"null":
         return msgspec.json.decode(record.data)
-    kind = KINDS.get((record.partner, record.kind))
+    kind = partner.load(settings.partners).kinds.get((record.partner, record.kind))
     if kind is None or kind.decoder is None:
         return {"(fields)": "not rendered: no schema for this kind; use --raw"}
     try:
@@ -178,7 +178,7 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"partnersync: no entity {args.key!r}", file=sys.stderr)
         return 1
     history = store.history(connection, args.key)
-    data = _rendered_data(record, raw=args.raw)
+    data = _rendered_data(record, settings, raw=args.raw)
     if args.json:
         print(
             _json(
@@ -322,14 +322,15 @@ def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import commands, workqueue
+    from partnersync import commands, partner, workqueue
     from partnersync.context import connect
     from schemas import strict
 
-    kind = commands.COMMANDS.get(args.kind)
+    known = partner.load(settings.partners).commands
+    kind = known.get(args.kind)
     if kind is None:
         print(
-            f"partnersync: unknown command {args.kind!r}; known: {', '.join(sorted(commands.COMMANDS))}",
+            f"partnersync: unknown command {args.kind!r}; known: {', '.join(sorted(known))}",
             file=sys.stderr,
         )
         return 2
@@ -384,7 +385,7 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import commands, keys, store
+    from partnersync import commands, keys, partner, store
     from partnersync.context import connect
 
     connection = connect(settings)
@@ -392,7 +393,7 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
     if record is None:
         print(f"partnersync: no command with externalId {args.external_id!r}", file=sys.stderr)
         return 1
-    kind = commands.COMMANDS[record.kind]
+    kind = partner.load(settings.partners).commands[record.kind]
     entity_key = (
         keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
         if record.entityId

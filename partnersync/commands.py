@@ -20,24 +20,29 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import msgspec
 import redis
 
-from partners.saxo.client import rate_limit_reset, saxo_error
-from partners.tradevest.client import TradevestClient
-from partnersync import config, dlq, failpoints, keys, metrics, store, transport, workqueue
+from partnersync import (
+    config,
+    dlq,
+    failpoints,
+    keys,
+    metrics,
+    partner,
+    retry,
+    store,
+    transport,
+    workqueue,
+)
+from partnersync.client import retry_after as client_retry_after
 from partnersync.config import Settings
 from partnersync.errors import Crashed, NotFound, PartnerError, Retryable
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
-from schemas.saxo.cash_transfers import MAX_EXTERNAL_REFERENCE, PartnerCashTransferRequest
-from schemas.saxo.signups import SignUpRequest
-from schemas.tradevest import commands as tvc
-from schemas.tradevest.errors import ErrorMessage
 
 if TYPE_CHECKING:
     from partnersync.context import Context
@@ -45,8 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("partnersync.commands")
 
 COMMAND = "command"  # the kind segment of a command's work-queue key
+EXTERNAL_ID_MAX = 50  # the shortest a partner allows (Saxo's ExternalReference)
 _record_decoder = msgspec.json.Decoder(CommandRecord)
-_error_decoder = msgspec.json.Decoder(ErrorMessage)
 _item = msgspec.json.Decoder(dict[str, Any])
 _exact = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)  # amounts stay exact
 _encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
@@ -86,186 +91,9 @@ class CommandKind:
         return tuple(f for _, f, _, _ in string.Formatter().parse(self.path) if f)
 
 
-# -- lookups: "does the partner already have this command's entity?" --------------------
-
-
-def by_external_id(path: str, id_field: str, *, filtered: bool = False, **params: str) -> Lookup:
-    """The entities of a cursor-paged list endpoint whose externalId is the command's
-    (`{field}` in path/params from the command). `filtered=True` only where the docs offer an
-    externalId filter (digital orders); elsewhere the pages are read and matched here."""
-
-    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
-        values = {**_body(record), **record.pathParams}
-        query: dict[str, Any] = {k: v.format(**values) for k, v in params.items()}
-        if filtered:
-            query["externalId"] = record.externalId
-        found: list[str] = []
-        async for raw in client.pages(path.format(**values), **query):
-            item = _item.decode(raw)
-            if item.get("externalId") == record.externalId:
-                found.append(str(item[id_field]))
-        return found
-
-    return lookup
-
-
-def listing(
-    path: str, id_field: str, match: dict[str, str], *, paged: bool = False, **params: str
-) -> Lookup:
-    """Every entity of the command's scope: a list endpoint (a plain array, or cursor-paged
-    `{data, pagination}` when `paged`), items matching `match`."""
-
-    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
-        values = {**_body(record), **record.pathParams}
-        query: dict[str, Any] = {k: v.format(**values) for k, v in params.items()}
-        if paged:
-            items = [
-                _item.decode(raw) async for raw in client.pages(path.format(**values), **query)
-            ]
-        else:
-            items = msgspec.json.decode(
-                await client.get(path.format(**values), **query), type=list[dict[str, Any]]
-            )
-        return [
-            str(item[id_field])
-            for item in items
-            if all(str(item.get(k)) == v.format(**values) for k, v in match.items())
-        ]
-
-    return lookup
-
-
-def since_snapshot(scope_listing: Lookup) -> Lookup:
-    """What the scope holds now that it did not hold before the first send."""
-
-    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
-        before = set(record.snapshot or ())
-        return [i for i in await scope_listing(client, record) if i not in before]
-
-    return lookup
-
-
-def _body(record: CommandRecord) -> dict[str, Any]:
+def body_fields(record: CommandRecord) -> dict[str, str]:
+    """The command's body fields as strings (to fill paths, queries and scopes)."""
     return {k: str(v) for k, v in msgspec.json.decode(record.body, type=dict).items()}
-
-
-def by_external_reference(path: str) -> Lookup:
-    """Saxo: list by ExternalReference (the seed: no entry → Saxo certainly has nothing)."""
-
-    async def lookup(client: Any, record: CommandRecord) -> list[str]:
-        return [
-            str(item["TransactionId"])
-            async for item in client.pages(path, ExternalReference=record.externalId)
-            if item.get("ExternalReference") == record.externalId
-        ]
-
-    return lookup
-
-
-def _check_cash_transfer(
-    data: PartnerCashTransferRequest, settings: Settings, connection: redis.Redis
-) -> None:
-    funding = settings.saxo_funding_account_key
-    if data.FundingCheck == "Ignore":
-        if not funding:
-            raise CommandError(
-                "FundingCheck=Ignore needs SAXO_FUNDING_ACCOUNT_KEY to check the direction"
-            )
-        if data.ToAccountKey != funding:
-            raise CommandError(
-                "FundingCheck=Ignore is only allowed for a withdrawal towards the funding account "
-                f"(ToAccountKey must be {funding})"
-            )
-    if data.ValueDate is not None and abs(data.ValueDate - datetime.now(UTC)) > timedelta(days=90):
-        raise CommandError("ValueDate must be within 90 days of today")
-
-
-def _check_signup(data: SignUpRequest, settings: Settings, connection: redis.Redis) -> None:
-    """Every option-valued field against GET /cm/v2/signups/options (cached)."""
-    from partners.saxo import signups
-
-    try:
-        allowed = signups.options(connection, settings)
-    except (signups.SignupError, httpx.HTTPError) as exc:
-        raise CommandError(f"cannot check the signup against Saxo's options: {exc}") from None
-    errors = signups.option_errors(msgspec.to_builtins(data, enc_hook=str), allowed)
-    if errors:
-        raise CommandError("signup refused before sending:\n  " + "\n  ".join(errors))
-
-
-async def _no_lookup(client: Any, record: CommandRecord) -> list[str]:
-    """Saxo has no way to find a signup by an id of ours: after a lost answer the signup is
-    sent again, and Saxo answers PreClientMatch if the first one got through."""
-    return []
-
-
-_TV = "tradevest"
-_SCOPED_DATA = {
-    "customer": tvc.CustomerData,
-    "customer-product": tvc.CustomerProductData,
-    "onboarding": tvc.OnboardingData,
-    "offboarding": tvc.OffboardingData,
-}
-
-
-def _scoped(name: str, path: str, id_field: str, scope_listing: Lookup, scope: tuple[str, ...]):
-    return CommandKind(
-        name, _TV, name, _SCOPED_DATA[name], path, id_field, since_snapshot(scope_listing),
-        requestor=True, external_id=None, scope=scope, snapshot=scope_listing,
-    )  # fmt: skip
-
-
-COMMANDS: dict[str, CommandKind] = {
-    c.name: c
-    for c in (
-        CommandKind("natural-person", _TV, "natural-person", tvc.NaturalPersonData,
-                    "/entities/natural-persons", "naturalPersonId",
-                    by_external_id("/entities/natural-persons", "naturalPersonId")),
-        CommandKind("legal-entity", _TV, "legal-entity", tvc.LegalEntityData,
-                    "/entities/legal-entities", "legalEntityId",
-                    by_external_id("/entities/legal-entities", "legalEntityId")),
-        # CustomerData has no externalId in the docs: one customer create per entity at a
-        # time, found by the documented entityId filter
-        _scoped("customer", "/roles/customers", "customerId",
-                listing("/roles/customers", "customerId", {"entityType": "{entityType}"},
-                        paged=True, entityId="{entityId}"),
-                ("entityId", "entityType")),
-        _scoped("customer-product", "/customers/{customerId}/products", "customerProductId",
-                 listing("/customers/{customerId}/products", "customerProductId",
-                         {"productCode": "{productCode}"}),
-                 ("customerId", "productCode")),
-        _scoped("onboarding", "/onboardings", "onboardingId",
-                listing("/onboardings", "onboardingId", {}, entityType="{entityType}",
-                        entityId="{entityId}"),
-                ("entityType", "entityId")),
-        _scoped("offboarding", "/entities/offboardings", "offboardingId",
-                listing("/entities/offboardings", "offboardingId", {},
-                        offboardingEntityType="{entityType}", entityId="{entityId}"),
-                ("entityType", "entityId")),
-        CommandKind("document", _TV, "document", tvc.DocumentData, "/v2/documents", "documentId",
-                    by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
-                                   resourceId="{resourceId}")),
-        CommandKind("transfer", _TV, "transfer", tvc.TransferData, "/transfers", "transferId",
-                    by_external_id("/transfers", "transferId", filtered=True)),  # [inferred] list + filter
-        CommandKind("traditional-order", _TV, "traditional-order", tvc.TraditionalOrderData,
-                    "/trading/order/{orderType}", "orderId",
-                    # [inferred] list + filter, after the digital orders' documented one
-                    by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId",
-                                   filtered=True),
-                    requestor=True),
-        CommandKind("digital-order", _TV, "digital-order", tvc.DigitalOrderData,
-                    "/digital/orders/market", "orderId",
-                    by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId",
-                                   filtered=True),
-                    requestor=True),
-        CommandKind("signup", "saxo", "signup", SignUpRequest, "/cm/v1/signups", "ClientKey",
-                    _no_lookup, external_id=None, validate=_check_signup),
-        CommandKind("cash-transfer", "saxo", "cash-transfer", PartnerCashTransferRequest,
-                    "/atr/v1/partner/cashtransfers", "TransactionId",
-                    by_external_reference("/atr/v1/partner/cashtransfers"),
-                    external_id="ExternalReference", validate=_check_cash_transfer),
-    )
-}  # fmt: skip
 
 
 # -- intent → externalId ---------------------------------------------------------------
@@ -294,7 +122,7 @@ def derive_external_id(partner: str, kind: str, intent_key: str | None, data: An
     basis = f"key\x1f{intent_key}".encode() if intent_key else b"body\x1f" + canonical(data)
     digest = hashlib.blake2b(f"{partner}\x1f{kind}\x1f".encode() + basis, digest_size=16)
     external_id = "ps-" + digest.hexdigest()
-    assert len(external_id) <= MAX_EXTERNAL_REFERENCE
+    assert len(external_id) <= EXTERNAL_ID_MAX
     return external_id
 
 
@@ -323,14 +151,15 @@ def submit(
 ) -> tuple[CommandRecord, bool]:
     """Journal the command and queue it. Returns (record, created); created is False when
     this intent was already submitted (the existing record is returned, nothing is sent)."""
-    kind = COMMANDS.get(kind_name)
+    settings = settings or config.load()
+    known = partner.load(settings.partners).commands
+    kind = known.get(kind_name)
     if kind is None:
-        raise CommandError(f"unknown command {kind_name!r}; known: {', '.join(sorted(COMMANDS))}")
+        raise CommandError(f"unknown command {kind_name!r}; known: {', '.join(sorted(known))}")
     if kind.requestor and not requestor_id:
         raise CommandError(
-            f"{kind_name}: Tradevest requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
+            f"{kind_name}: {kind.partner} requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
         )
-    settings = settings or config.load()
     external_id = derive_external_id(kind.partner, kind.name, intent_key, data)
     fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
     path_params = {f: str(fields.pop(f)) for f in kind.path_fields}
@@ -383,7 +212,7 @@ def _refuse_if_spent(
         reason = f" ({record.validationError.errorType})" if record.validationError else ""
         raise CommandError(
             f"externalId {external_id} was used by a {kind.name} that became INVALID{reason}; "
-            "Tradevest never accepts an externalId twice: submit it again with a new intent key (--key)"
+            f"{kind.partner} never accepts an externalId twice: submit it again with a new intent key (--key)"
         )
 
 
@@ -444,7 +273,8 @@ def _link(
 
 
 def _is_duplicate(status: int, rejection: PartnerRejection) -> bool:
-    """Tradevest: 409, or a 400 that says so. Saxo does not dedupe ExternalReference."""
+    """409, or a 400 that says so (how Tradevest refuses an externalId it has; Saxo does
+    not dedupe ExternalReference, so never answers either)."""
     if status == 409:
         return True
     text = f"{rejection.errorCode or ''} {rejection.message}".upper()
@@ -458,7 +288,7 @@ class LeaseLost(Exception):
 
 
 def _scope_key(kind: CommandKind, record: CommandRecord) -> str:
-    values = {**_body(record), **record.pathParams}
+    values = {**body_fields(record), **record.pathParams}
     scope = "|".join(values.get(f, "") for f in kind.scope)
     return keys.command_scope(kind.partner, kind.name, scope)
 
@@ -487,8 +317,8 @@ def _audit(record: CommandRecord, found: list[str]) -> None:
 
 
 async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
-    kind = COMMANDS[record.kind]
-    client = getattr(ctx.command_clients, kind.partner)
+    kind = ctx.catalog.commands[record.kind]
+    client = ctx.command_clients[kind.partner]
     if record.state.final:
         return Outcome(record, done=True)
     if kind.scope and not _take(ctx.connection, _scope_key(kind, record), record.externalId):
@@ -548,7 +378,7 @@ async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
             _audit(record, await kind.lookup(client, record))
         _link(ctx.connection, kind, record, [entity_id])
         return _accept(record, entity_id)
-    rejection = _rejection(kind.partner, response)
+    rejection = client.rejection(response)
     if _is_duplicate(status, rejection):
         accepted = await _lookup(ctx, kind, client, record)
         if accepted is not None:
@@ -557,38 +387,13 @@ async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
         return Outcome(record, done=False)
     if status == 429:
         record.state = CommandState.PENDING_SEND  # not acted on: send again later
-        return Outcome(record, done=False, retry_after=_retry_after(response))
+        return Outcome(record, done=False, retry_after=client_retry_after(response))
     if status >= 500 or status in (401, 403, 408):
         record.state = CommandState.UNKNOWN
-        return Outcome(record, done=False, retry_after=_retry_after(response))
+        return Outcome(record, done=False, retry_after=client_retry_after(response))
     record.state = CommandState.REJECTED
     record.rejection = rejection
     return Outcome(record, done=True)
-
-
-def _rejection(partner: str, response: httpx.Response) -> PartnerRejection:
-    """The partner's error, surfaced as sent: Tradevest's ErrorMessage, Saxo's
-    ErrorCode + Message + ModelState (per field)."""
-    status = response.status_code
-    if partner == "saxo":
-        code, message, model_state = saxo_error(response)
-        details = [{"field": f, "errors": errs} for f, errs in model_state.items()]
-        return PartnerRejection(status=status, message=message, errorCode=code, details=details)
-    try:
-        error = _error_decoder.decode(response.content)
-    except msgspec.DecodeError:
-        return PartnerRejection(status=status, message=response.text[:500])
-    return PartnerRejection(
-        status=status,
-        message=error.message,
-        errorCode=error.errorCode,
-        details=msgspec.to_builtins(error.errorDetails),
-    )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """Retry-After, or Saxo's X-RateLimit-<dimension>-Reset (the longest)."""
-    return rate_limit_reset(response)
 
 
 async def run_batch(
@@ -598,8 +403,6 @@ async def run_batch(
     `deadline` (time.monotonic()) is when the claim's leases could start to expire, less
     an HTTP timeout: no create leaves after it."""
     import asyncio
-
-    from partnersync.reconcile import backoff_ms
 
     connection = ctx.connection
     s = ctx.settings
@@ -633,7 +436,7 @@ async def run_batch(
         me,
         claimed,
         lambda pipe, held, clock: _queue_writes(
-            ctx, pipe, me, claimed, records, results, attempts_raw, before, held, backoff_ms
+            ctx, pipe, me, claimed, records, results, attempts_raw, before, held
         ),
     )
     ctx.calls.clear()  # flushed with the batch
@@ -650,7 +453,6 @@ def _queue_writes(
     attempts_raw: list[int],
     before: list[CommandState | None],
     held: list[bool],
-    backoff_ms: Callable[[int, tuple[float, ...], float | None], int],
 ) -> dict[str, int]:
     s = ctx.settings
     counts = {"accepted": 0, "rejected": 0, "retried": 0, "dead": 0, "double_booked": 0}
@@ -687,13 +489,15 @@ def _queue_writes(
         else:
             retry_after = getattr(result, "retry_after", None)
             error = result  # lookup failed: the state stays as it was
-        if attempts + 1 < s.max_attempts and not isinstance(error, Crashed):
-            delay = backoff_ms(attempts, s.retry_schedule_s, retry_after)
+        delay = retry.delay_ms(
+            s, attempts, retryable=not isinstance(error, Crashed), retry_after=retry_after
+        )
+        if delay is not None:
             ctx.workqueue.complete(pipe, key, me, 0, "retry", delay)
             counts["retried"] += 1
         else:
             dlq.dead_letter(pipe, key, error, attempts + 1, now, s.dlq_retention, reason="command")
-            _release_scope(pipe, record)
+            _release_scope(pipe, ctx, record)
             ctx.workqueue.complete(pipe, key, me, 0, "dead")
             counts["dead"] += 1
             log.warning(
@@ -704,9 +508,9 @@ def _queue_writes(
     return counts
 
 
-def _release_scope(pipe: redis.client.Pipeline, record: CommandRecord) -> None:
+def _release_scope(pipe: redis.client.Pipeline, ctx: Context, record: CommandRecord) -> None:
     """A final (or dead-lettered) create without an externalId frees its scope."""
-    kind = COMMANDS[record.kind]
+    kind = ctx.catalog.commands[record.kind]
     if kind.scope:
         pipe.eval(_RELEASE, 1, _scope_key(kind, record), record.externalId)
 
@@ -721,8 +525,8 @@ return 0
 def _finish(
     pipe: redis.client.Pipeline, ctx: Context, record: CommandRecord, counts: dict[str, int]
 ) -> None:
-    kind = COMMANDS[record.kind]
-    _release_scope(pipe, record)
+    kind = ctx.catalog.commands[record.kind]
+    _release_scope(pipe, ctx, record)
     if record.state == CommandState.ACCEPTED and record.entityId:
         entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
         pipe.set(keys.external_id(kind.partner, record.externalId), entity_key)

@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_cidrs: tuple[str, ...] = ()
 
     handlers: str | None = None
+    partners: tuple[str, ...] = ("partners.tradevest", "partners.saxo")
     queue: str = "partnersync"
     max_body: int = 256 * 1024
     max_entities: int = 1000
@@ -161,6 +162,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "source addresses allowed to deliver, comma-separated CIDRs (unset: any)",
     ),
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
+    (
+        "PARTNERSYNC_PARTNERS",
+        "partners",
+        "partner packages to run, comma-separated modules each exporting PARTNER",
+    ),
     ("PARTNERSYNC_QUEUE", "queue", "RQ queue name"),
     ("PARTNERSYNC_MAX_BODY", "max_body", "largest webhook body accepted, bytes"),
     (
@@ -224,7 +230,12 @@ def _convert(name: str, field: str, raw: str) -> object:
     current = getattr(DEFAULTS, field)
     annotation = Settings.__annotations__[field]
     try:
-        if field in ("tradevest_webhook_secrets", "allowed_cidrs", "tradevest_extra_event_types"):
+        if field in (
+            "tradevest_webhook_secrets",
+            "allowed_cidrs",
+            "tradevest_extra_event_types",
+            "partners",
+        ):
             return tuple(s.strip() for s in raw.split(",") if s.strip())
         if field == "retry_schedule_s":
             schedule = tuple(float(s) for s in raw.split(",") if s.strip())

@@ -1,5 +1,5 @@
-"""What a worker process holds across jobs: Redis, one keep-alive HTTP client per
-partner, an event loop for concurrent fetches, the user's handlers.
+"""What a worker process holds across jobs: Redis, the partners it runs and one client for
+each, an event loop for concurrent fetches, the user's handlers.
 
 RQ imports job functions by name, so the job finds its context here; the worker installs
 it before it starts taking jobs (a job run elsewhere builds one from the environment).
@@ -9,28 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 import redis
 
-from partners.saxo import auth as saxo_auth
-from partners.saxo.client import SaxoClient
-from partners.tradevest.client import TradevestClient
-from partnersync import config, handlers, transport, workqueue
+from partnersync import config, handlers, partner, transport, workqueue
+from partnersync.client import PartnerClient
 from partnersync.config import Settings
 
 T = TypeVar("T")
 FETCH_CONCURRENCY = 16  # partner requests in flight per worker process
-
-
-@dataclass(frozen=True)
-class Clients:
-    """One HTTP client per partner."""
-
-    tradevest: TradevestClient
-    saxo: SaxoClient
 
 
 def connect(settings: Settings) -> redis.Redis:
@@ -55,19 +44,13 @@ class Context:
         # A few keep-alive connections per partner serve a whole batch: httpcore's pool
         # bookkeeping grows with connections × waiting requests.
         self.http = self._client(FETCH_CONCURRENCY)
-        saxo_tokens = saxo_auth.provider(settings, connection)  # one per process
-        self.clients = Clients(
-            tradevest=TradevestClient(settings, self.http),
-            saxo=SaxoClient(settings, self.http, saxo_tokens),
-        )
+        self.catalog = partner.load(settings.partners)
+        self.clients = self._clients(self.http)
         # Commands get a pool of their own, one connection per command a claim may hold:
         # a create must leave before its lease's deadline, so it must never queue for a
         # connection behind slow fetches or other creates.
         self.command_http = self._client(max(settings.batch, FETCH_CONCURRENCY))
-        self.command_clients = Clients(
-            tradevest=TradevestClient(settings, self.command_http),
-            saxo=SaxoClient(settings, self.command_http, saxo_tokens),
-        )
+        self.command_clients = self._clients(self.command_http)
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
 
     def _client(self, connections: int) -> httpx.AsyncClient:
@@ -82,9 +65,16 @@ class Context:
             event_hooks={"response": [self._count]},
         )
 
+    def _clients(self, http: httpx.AsyncClient) -> dict[str, PartnerClient]:
+        """One client per partner, by partner name."""
+        return {
+            name: p.client(self.settings, http, self.connection)
+            for name, p in self.catalog.partners.items()
+        }
+
     async def _count(self, response: httpx.Response) -> None:
         url = str(response.request.url)
-        partner = "saxo" if url.startswith(self.settings.saxo_base_url) else "tradevest"
+        partner = self.catalog.partner_of(url, self.settings) or "other"
         name = f"{partner}:{response.status_code}"
         self.calls[name] = self.calls.get(name, 0) + 1
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -18,13 +17,12 @@ from urllib.parse import quote
 import msgspec
 import redis
 
-from partnersync import dlq, keys, metrics, store, workqueue
+from partnersync import dlq, keys, metrics, retry, store, workqueue
 from partnersync.errors import Crashed, NotFound, Permanent, Retryable
-from partnersync.kinds import KINDS, Kind
+from partnersync.kinds import Kind
+from partnersync.partner import Note, NoteReader
 from schemas.lifecycle import Decision, Observation
 from schemas.store import EntityRecord, Rejection, Transition
-from schemas.tradevest.events import BY_NAME
-from schemas.tradevest.notifications import Notification
 
 if TYPE_CHECKING:
     from partnersync.context import Context
@@ -43,7 +41,7 @@ class Event:
     delivery_id: str
     type: str | None
     body: bytes | None
-    notification: Notification | None
+    notification: Note | None
     received_ms: int | None = None
 
 
@@ -69,19 +67,20 @@ FROM_NOTIFICATIONS = object()  # fetch result of a kind mirrored from its notifi
 
 
 def decode_event(
-    delivery_id: str, type_: bytes | None, body: bytes | None, received: bytes | None = None
+    notes: NoteReader,
+    delivery_id: str,
+    type_: bytes | None,
+    body: bytes | None,
+    received: bytes | None = None,
 ) -> Event:
+    """An archived delivery, its notification read by its partner's `notes`."""
     name = type_.decode() if type_ else None
-    event_type = BY_NAME.get(name) if name else None
-    notification = None
-    if event_type is not None and body is not None:
-        try:
-            notification = event_type.decoder.decode(body)
-        except msgspec.DecodeError:
-            notification = None  # archived bodies were validated at intake; be lenient
-    if not isinstance(notification, Notification):
-        notification = None
+    notification = notes(name, body)
     return Event(delivery_id, name, body, notification, int(received) if received else None)
+
+
+def _no_notes(event_type: str | None, body: bytes | None) -> Note | None:
+    return None
 
 
 def _newest(events: list[Event]) -> Event:
@@ -222,15 +221,6 @@ class BatchResult:
         }
 
 
-def backoff_ms(attempt: int, schedule: tuple[float, ...], retry_after: float | None) -> int:
-    """The schedule's delay for this attempt (the last repeats), jittered ±20% so retries
-    of many entities do not arrive together; the partner's Retry-After is the floor."""
-    delay = schedule[min(attempt, len(schedule) - 1)] * random.uniform(0.8, 1.2)
-    if retry_after is not None:
-        delay = max(delay, retry_after)
-    return int(delay * 1000)
-
-
 async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> Any:
     if not kind.fetched:
         return FROM_NOTIFICATIONS
@@ -244,11 +234,9 @@ async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> An
 
 async def _get(ctx: Context, kind: Kind, id: str, requestor: str | None) -> bytes:
     assert kind.path is not None
-    client = getattr(ctx.clients, kind.client)
+    client = ctx.clients[kind.partner]
     path = kind.path.format(id=quote(id, safe=""))  # Saxo's ClientKeys hold / + = |
-    if requestor:  # Tradevest's header; Saxo's client takes no such argument
-        return await client.get(path, requestor_id=requestor)
-    return await client.get(path)
+    return await client.get(path, requestor_id=requestor)
 
 
 def requestor_id(kind: Kind, stored: EntityRecord | None, events: list[Event]) -> str | None:
@@ -284,16 +272,21 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     attempts_raw = [int(a or 0) for a in replies.pop()]
     records = [store.decode_record(r) for r in replies.pop()]
     inbox = iter(replies)
+    catalog = ctx.catalog
     decoded: dict[str, Event] = {}  # a delivery naming several entities is decoded once
-    events = [
-        [decoded.get(d) or decoded.setdefault(d, decode_event(d, *next(inbox))) for d in ids]
-        for _, ids in claimed
-    ]
-
+    events = []
     kinds = []
-    for key in entity_keys:
+    for key, ids in claimed:
         partner, kind_name, _ = keys.split_entity_key(key)
-        kinds.append(KINDS.get((partner, kind_name)))
+        kinds.append(catalog.kinds.get((partner, kind_name)))
+        known = catalog.partners.get(partner)
+        notes = known.notes if known is not None else _no_notes
+        events.append(
+            [
+                decoded.get(d) or decoded.setdefault(d, decode_event(notes, d, *next(inbox)))
+                for d in ids
+            ]
+        )
     fetched = await asyncio.gather(
         *(
             _fetch(
@@ -367,9 +360,13 @@ def _queue_writes(
             assert kind is not None
             applied = apply(kind, key, records[i], got, evs, now)
         except Exception as exc:  # classified below; nothing is dropped
-            retryable = isinstance(exc, Retryable) and not isinstance(exc, Permanent)
-            if retryable and attempts + 1 < settings.max_attempts:
-                delay = backoff_ms(attempts, settings.retry_schedule_s, exc.retry_after)
+            delay = retry.delay_ms(
+                settings,
+                attempts,
+                retryable=isinstance(exc, Retryable) and not isinstance(exc, Permanent),
+                retry_after=getattr(exc, "retry_after", None),
+            )
+            if delay is not None:
                 ctx.workqueue.complete(write, key, me, 0, "retry", delay)
                 result.retried += 1
                 log.info(
@@ -392,13 +389,9 @@ def _queue_writes(
         assert record is not None
         status = record.status
         store.watch(write, key, kind.lifecycle.terminal(status), clock)
-        customer = _customer_of(kind, key, got)
-        if customer:
-            write.sadd(keys.TV_CUSTOMERS, customer)
-        if kind.partner == "saxo" and kind.kind == "cash-transfer" and isinstance(got, tuple):
-            for position in (got[0].FromAccountPositionId, got[0].ToAccountPositionId):
-                if position:  # lets an ENS AccountFundings activity find its transfer
-                    write.set(keys.saxo_position(position), key, ex=settings.dlq_retention)
+        index = ctx.catalog.partners[kind.partner].index
+        if index is not None and isinstance(got, tuple):
+            index(write, kind, key, got[0], settings)  # the partner's own lookups
         if applied.record is not None:
             store.write(
                 write, applied.record, applied.transition, changes_maxlen=settings.changes_maxlen
@@ -430,16 +423,6 @@ def _queue_writes(
             metrics.observe_reconcile(write, max(0, clock - min(received)) / 1000)
     metrics.count_calls(write, dict(ctx.calls))
     return result
-
-
-def _customer_of(kind: Kind, key: str, fetched: Any) -> str | None:
-    """A Tradevest customer whose transactions the sweeper should list."""
-    if kind.partner != "tradevest" or not isinstance(fetched, tuple):
-        return None
-    if kind.kind == "customer":
-        return keys.split_entity_key(key)[2]
-    customer = getattr(fetched[0], "customerId", None)
-    return str(customer) if customer else None
 
 
 async def _crashed(key: str, crashes: int) -> Any:

@@ -23,7 +23,8 @@ from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.body import MAX_DEPTH, BodyTooLarge, ClientGone, read_body, too_deep
 from receiver.intake import Intake
 from receiver.problems import problem_body
-from schemas.tradevest.events import EVENT_TYPES, PARTNER, digest
+from schemas.dedupe import digest
+from schemas.tradevest.events import EVENT_TYPES, PARTNER
 
 log = logging.getLogger("partnersync.receiver")
 

@@ -6,7 +6,12 @@ from datetime import datetime
 
 import msgspec
 
-from schemas.tradevest.notifications import ValidationError
+
+class ValidationError(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why the partner refused an entity or an update, as it said it."""
+
+    errorType: str
+    description: str | None = None
 
 
 class Rejection(msgspec.Struct, kw_only=True):

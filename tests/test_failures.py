@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from partnersync import dlq, keys, store
-from partnersync.reconcile import backoff_ms
+from partnersync.retry import backoff_ms
 from tests.conftest import ROOT, Proc, System, wait_for
 
 

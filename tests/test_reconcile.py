@@ -11,13 +11,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from partnersync.kinds import KINDS
+from partners.tradevest import notes
+from partnersync import config, partner
 from partnersync.reconcile import FROM_NOTIFICATIONS, NotVisible, apply, decode_event
 from schemas.lifecycle import Lifecycle, Observation
 from schemas.store import EntityRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
+KINDS = partner.load(config.DEFAULTS.partners).kinds
 GET_KINDS = sorted(k for k, kind in KINDS.items() if kind.fetched)
 
 
@@ -62,7 +64,7 @@ def test_any_permutation_and_duplication_ends_in_the_in_order_state(kind, data) 
 
 
 def event(body: dict, type_: str, n: int = 0):
-    return decode_event(f"d{n}", type_.encode(), json.dumps(body).encode())
+    return decode_event(notes.read, f"d{n}", type_.encode(), json.dumps(body).encode())
 
 
 @given(st.permutations(["CREATED", "UPDATED", "ACTIVE", "BLOCKED"]))

@@ -1,0 +1,57 @@
+"""Saxo OpenAPI: polled (no webhooks), ENS activities, signups, partner cash transfers.
+
+Kinds (kinds.py), commands and their checks (commands.py), the client and its token
+providers (client.py, auth.py), the ENS poller (ens.py), the unsettled-amounts report
+(unsettled.py), the bookings reconciliation (transactions.py), signup calls (signups.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import redis
+
+from partners.saxo import auth, commands, ens, kinds, unsettled
+from partners.saxo.client import SaxoClient
+from partnersync import keys
+from partnersync.config import Settings
+from partnersync.kinds import Kind
+from partnersync.partner import Partner, Task
+
+if TYPE_CHECKING:
+    from partnersync.context import Context
+
+
+def _client(settings: Settings, http: httpx.AsyncClient, connection: redis.Redis) -> SaxoClient:
+    return SaxoClient(settings, http, auth.provider(settings, connection))
+
+
+def _index(
+    write: redis.client.Pipeline, kind: Kind, key: str, entity: Any, settings: Settings
+) -> None:
+    """A cash transfer's positions, so an ENS AccountFundings activity finds its transfer."""
+    if kind.kind != "cash-transfer":
+        return
+    for position in (entity.FromAccountPositionId, entity.ToAccountPositionId):
+        if position:
+            write.set(keys.saxo_position(position), key, ex=settings.dlq_retention)
+
+
+def _tasks(ctx: Context) -> list[Task]:
+    s = ctx.settings
+    return [
+        ("ens", s.ens_interval_s, lambda: ctx.run(ens.poll(ctx))),
+        ("unsettled-report", s.unsettled_interval_s, lambda: ctx.run(unsettled.refresh(ctx))),
+    ]
+
+
+PARTNER = Partner(
+    name="saxo",
+    base_url=lambda settings: settings.saxo_base_url,
+    client=_client,
+    kinds=kinds.KINDS,
+    commands=commands.COMMANDS,
+    index=_index,
+    tasks=_tasks,
+)

@@ -21,7 +21,7 @@ import msgspec
 from partnersync import keys, workqueue
 from partnersync.context import Context
 from partnersync.errors import PartnerError
-from schemas.tradevest.events import digest
+from schemas.dedupe import digest
 
 log = logging.getLogger("partnersync.ens")
 
@@ -44,7 +44,7 @@ def _iso(when: datetime) -> str:
 
 
 async def _fetch(ctx: Context, params: dict[str, Any]) -> list[dict[str, Any]]:
-    return [item async for item in ctx.clients.saxo.pages("/ens/v1/activities", **params)]
+    return [item async for item in ctx.clients["saxo"].pages("/ens/v1/activities", **params)]
 
 
 def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:

@@ -185,6 +185,6 @@ async def refresh(ctx: Any) -> int:
     client_key = ctx.settings.saxo_client_key
     if not client_key:
         return 0
-    report = await build(ctx.clients.saxo, client_key, "currency")
+    report = await build(ctx.clients["saxo"], client_key, "currency")
     ctx.connection.set(keys.UNSETTLED, msgspec.json.encode(report.to_builtins()))
     return len(report.rows)

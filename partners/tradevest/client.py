@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import msgspec
 
+from partnersync.client import PartnerClient
 from partnersync.config import Settings
-from partnersync.errors import NotFound, PartnerError, Retryable
+from partnersync.errors import Retryable
+from schemas.commands import PartnerRejection
 from schemas.tradevest.entities import Page
 from schemas.tradevest.errors import ErrorMessage
+from schemas.tradevest.events import PARTNER
 from schemas.tradevest.transfers import (
     CreateTransfer,
     CreateTransferResult,
@@ -36,41 +40,34 @@ _encoder = msgspec.json.Encoder(decimal_format="number")  # amounts go out as JS
 _REFRESH_MARGIN_S = 60  # refresh this long before the token expires
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def raise_for(response: httpx.Response) -> None:
-    """Map a non-2xx answer onto partnersync's failure classes."""
+def rejection(response: httpx.Response) -> PartnerRejection:
+    """Tradevest's ErrorMessage (message, errorCode, errorDetails), as sent."""
     status = response.status_code
-    if status < 400:
-        return
-    if status == 404:
-        raise NotFound(str(response.request.url.path))
-    if status == 429 or status >= 500:
-        raise Retryable(f"tradevest answered {status}", _retry_after(response))
     try:
         error = _error_decoder.decode(response.content)
-        raise PartnerError(status, error.message, error)
     except msgspec.DecodeError:
-        raise PartnerError(status, response.text[:200]) from None
+        return PartnerRejection(status=status, message=response.text[:500])
+    return PartnerRejection(
+        status=status,
+        message=error.message,
+        errorCode=error.errorCode,
+        details=msgspec.to_builtins(error.errorDetails),
+    )
 
 
-class TradevestClient:
+class TradevestClient(PartnerClient):
+    partner = PARTNER
+
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
+        super().__init__(settings.tradevest_base_url, http)
         self.settings = settings
-        self.http = http
         self._token: str | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
-    async def token(self, *, force: bool = False) -> str:
+    async def token(self, *, refresh: bool = False) -> str:
         async with self._lock:
-            if force or self._token is None or time.monotonic() >= self._expires:
+            if refresh or self._token is None or time.monotonic() >= self._expires:
                 await self._fetch_token()
             assert self._token is not None
             return self._token
@@ -89,47 +86,22 @@ class TradevestClient:
         except httpx.TransportError as exc:
             raise Retryable(f"token request failed: {type(exc).__name__}") from exc
         if response.status_code != 200:
-            raise_for(response)
+            self.raise_for(response)
             raise Retryable(f"token endpoint answered {response.status_code}")
         token = _token_decoder.decode(response.content)
         self._token = token.access_token
         self._expires = time.monotonic() + max(token.expires_in - _REFRESH_MARGIN_S, 1)
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        requestor_id: str | None = None,
-        headers: dict[str, str] | None = None,
-        **kwargs: Any,
-    ) -> httpx.Response:
-        """One call; a 401 refreshes the token once; transport errors are Retryable."""
-        url = self.settings.tradevest_base_url.rstrip("/") + path
-        extra_headers = headers
-        for attempt in (0, 1):
-            headers = dict(extra_headers or {})
-            headers["Authorization"] = f"Bearer {await self.token(force=attempt == 1)}"
-            if requestor_id:
-                headers["Requestor-ID"] = requestor_id
-            try:
-                response = await self.http.request(method, url, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
-                raise Retryable(f"{method} {path}: {type(exc).__name__}") from exc
-            if response.status_code != 401:
-                return response
-        return response
+    def headers(self, requestor_id: str | None) -> dict[str, str]:
+        return {"Requestor-ID": requestor_id} if requestor_id else {}
 
-    async def get(self, path: str, *, requestor_id: str | None = None, **params: Any) -> bytes:
-        """GET a resource; the body of a 2xx, else the classified failure."""
-        response = await self.request("GET", path, requestor_id=requestor_id, params=params or None)
-        raise_for(response)
-        return response.content
+    def rejection(self, response: httpx.Response) -> PartnerRejection:
+        return rejection(response)
 
     async def get_transfer(self, transfer_id: str) -> Transfer:
         return _transfer_decoder.decode(await self.get(f"/transfers/{transfer_id}")).transfer
 
-    async def pages(self, path: str, *, limit: int = 100, **params: Any):
+    async def pages(self, path: str, *, limit: int = 100, **params: Any) -> AsyncIterator[Any]:
         """Every item of a cursor-paged list (`data` + `pagination.cursor`), as raw JSON."""
         cursor: str | None = None
         while True:
@@ -151,7 +123,7 @@ class TradevestClient:
             headers={"Content-Type": "application/json"},
             requestor_id=requestor_id,
         )
-        raise_for(response)
+        self.raise_for(response)
         return str(_create_transfer_decoder.decode(response.content).transferId)
 
     async def register_webhook(self, event_type: str, url: str, headers: dict[str, str]) -> None:
@@ -161,9 +133,9 @@ class TradevestClient:
             "headers": [{"name": k, "value": v} for k, v in headers.items()],
         }
         response = await self.request("POST", "/webhooks", json=body)
-        raise_for(response)
+        self.raise_for(response)
 
     async def list_webhooks(self) -> list[dict[str, Any]]:
         response = await self.request("GET", "/webhooks")
-        raise_for(response)
+        self.raise_for(response)
         return msgspec.json.decode(response.content, type=list[dict[str, Any]])

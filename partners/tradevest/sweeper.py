@@ -1,10 +1,8 @@
-"""Repair what webhooks missed, without a human.
+"""Repair what Tradevest's webhooks missed, without a human.
 
 - missed notifications: `GET /webhooks-missing` and `GET /undelivered-webhooks` (cursor-
   paged, from the last sweep on) name notifications Tradevest could not deliver; their
   payloads go through the same intake as a delivery (dedupe drops what already arrived).
-- stale entities: a non-terminal entity unchanged for longer than its kind's threshold
-  (e.g. a transfer RECEIVED for 2 minutes) is re-fetched.
 - transactions have no webhook: the transactions of known customers are listed and the
   new or changed ones reconciled.
 """
@@ -19,7 +17,6 @@ import msgspec
 
 from partnersync import keys, store, workqueue
 from partnersync.context import Context
-from partnersync.kinds import KINDS
 from schemas.tradevest.events import BY_NAME, PARTNER
 
 log = logging.getLogger("partnersync.sweeper")
@@ -61,7 +58,7 @@ def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
 
 async def missed_notifications(ctx: Context) -> int:
     """Both recovery endpoints; returns how many notifications were new to partnersync."""
-    client = ctx.clients.tradevest
+    client = ctx.clients["tradevest"]
     recovered = 0
     for item in msgspec.json.decode(
         await client.get("/webhooks-missing"), type=list[dict[str, Any]]
@@ -84,32 +81,9 @@ async def missed_notifications(ctx: Context) -> int:
     return recovered
 
 
-def stale_entities(ctx: Context) -> int:
-    """Touch watched entities unchanged for longer than their kind's threshold."""
-    now = workqueue.redis_ms(ctx.connection)
-    shortest = min(k.stale_after_s for k in KINDS.values())
-    candidates = ctx.connection.zrangebyscore(
-        keys.WATCH, "-inf", now - int(shortest * 1000), start=0, num=1000, withscores=True
-    )
-    due: list[str] = []
-    for member, score in candidates:
-        key = member.decode()
-        partner, kind_name, _ = keys.split_entity_key(key)
-        kind = KINDS.get((partner, kind_name))
-        if kind is None or not kind.fetched:
-            ctx.connection.zrem(keys.WATCH, key)  # nothing to re-fetch from
-        elif now - score >= kind.stale_after_s * 1000:
-            due.append(key)
-    if due:
-        # re-check later: the next reconcile refreshes the score
-        ctx.connection.zadd(keys.WATCH, {k: now for k in due})
-        ctx.workqueue.touch(due)
-    return len(due)
-
-
 async def transactions(ctx: Context, window_days: int = 2) -> int:
     """Reconcile transactions of known customers booked in the last `window_days`."""
-    client = ctx.clients.tradevest
+    client = ctx.clients["tradevest"]
     customers = [c.decode() for c in ctx.connection.smembers(keys.TV_CUSTOMERS)]
     start = (datetime.now(UTC) - timedelta(days=window_days)).date().isoformat()
     due: list[str] = []

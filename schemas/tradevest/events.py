@@ -3,12 +3,12 @@ names and how to find the entity ids in it. The route is the value in kebab case
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
+from schemas.dedupe import digest
 from schemas.tradevest.notifications import (
     IdentificationVerificationNotification,
     LabelsUpdateNotification,
@@ -65,14 +65,6 @@ class EventType:
 
 
 _canonical = msgspec.json.Encoder(order="sorted").encode
-
-
-def digest(*parts: str) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for part in parts:
-        h.update(part.encode())
-        h.update(b"\x1f")
-    return h.hexdigest()
 
 
 def _simple(

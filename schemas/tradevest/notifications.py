@@ -16,12 +16,14 @@ from typing import Annotated, Any
 
 import msgspec
 
+from schemas import store
+
 # Open: accept values the docs do not list (CREATED, UPDATED, VALIDATION_ERROR today).
 NotificationType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Status = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class ValidationError(msgspec.Struct, kw_only=True, omit_defaults=True):
+class ValidationError(store.ValidationError, kw_only=True, omit_defaults=True):
     errorType: Annotated[str, msgspec.Meta(max_length=255)]
     description: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
 

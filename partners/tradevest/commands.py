@@ -1,0 +1,131 @@
+"""Tradevest's commands: every documented create, with the lookup that finds what an
+earlier send may have booked (by externalId where the partner keeps one, else by scope)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from partners.tradevest.client import TradevestClient
+from partnersync.commands import CommandKind, Lookup, body_fields
+from schemas.commands import CommandRecord
+from schemas.tradevest import commands as tvc
+
+_item = msgspec.json.Decoder(dict[str, Any])
+
+
+def by_external_id(path: str, id_field: str, *, filtered: bool = False, **params: str) -> Lookup:
+    """The entities of a cursor-paged list endpoint whose externalId is the command's
+    (`{field}` in path/params from the command). `filtered=True` only where the docs offer an
+    externalId filter (digital orders); elsewhere the pages are read and matched here."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
+        values = {**body_fields(record), **record.pathParams}
+        query: dict[str, Any] = {k: v.format(**values) for k, v in params.items()}
+        if filtered:
+            query["externalId"] = record.externalId
+        found: list[str] = []
+        async for raw in client.pages(path.format(**values), **query):
+            item = _item.decode(raw)
+            if item.get("externalId") == record.externalId:
+                found.append(str(item[id_field]))
+        return found
+
+    return lookup
+
+
+def listing(
+    path: str, id_field: str, match: dict[str, str], *, paged: bool = False, **params: str
+) -> Lookup:
+    """Every entity of the command's scope: a list endpoint (a plain array, or cursor-paged
+    `{data, pagination}` when `paged`), items matching `match`."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
+        values = {**body_fields(record), **record.pathParams}
+        query: dict[str, Any] = {k: v.format(**values) for k, v in params.items()}
+        if paged:
+            items = [
+                _item.decode(raw) async for raw in client.pages(path.format(**values), **query)
+            ]
+        else:
+            items = msgspec.json.decode(
+                await client.get(path.format(**values), **query), type=list[dict[str, Any]]
+            )
+        return [
+            str(item[id_field])
+            for item in items
+            if all(str(item.get(k)) == v.format(**values) for k, v in match.items())
+        ]
+
+    return lookup
+
+
+def since_snapshot(scope_listing: Lookup) -> Lookup:
+    """What the scope holds now that it did not hold before the first send."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
+        before = set(record.snapshot or ())
+        return [i for i in await scope_listing(client, record) if i not in before]
+
+    return lookup
+
+
+_TV = "tradevest"
+_SCOPED_DATA = {
+    "customer": tvc.CustomerData,
+    "customer-product": tvc.CustomerProductData,
+    "onboarding": tvc.OnboardingData,
+    "offboarding": tvc.OffboardingData,
+}
+
+
+def _scoped(name: str, path: str, id_field: str, scope_listing: Lookup, scope: tuple[str, ...]):
+    return CommandKind(
+        name, _TV, name, _SCOPED_DATA[name], path, id_field, since_snapshot(scope_listing),
+        requestor=True, external_id=None, scope=scope, snapshot=scope_listing,
+    )  # fmt: skip
+
+
+COMMANDS: tuple[CommandKind, ...] = (
+    CommandKind("natural-person", _TV, "natural-person", tvc.NaturalPersonData,
+                "/entities/natural-persons", "naturalPersonId",
+                by_external_id("/entities/natural-persons", "naturalPersonId")),
+    CommandKind("legal-entity", _TV, "legal-entity", tvc.LegalEntityData,
+                "/entities/legal-entities", "legalEntityId",
+                by_external_id("/entities/legal-entities", "legalEntityId")),
+    # CustomerData has no externalId in the docs: one customer create per entity at a
+    # time, found by the documented entityId filter
+    _scoped("customer", "/roles/customers", "customerId",
+            listing("/roles/customers", "customerId", {"entityType": "{entityType}"},
+                    paged=True, entityId="{entityId}"),
+            ("entityId", "entityType")),
+    _scoped("customer-product", "/customers/{customerId}/products", "customerProductId",
+             listing("/customers/{customerId}/products", "customerProductId",
+                     {"productCode": "{productCode}"}),
+             ("customerId", "productCode")),
+    _scoped("onboarding", "/onboardings", "onboardingId",
+            listing("/onboardings", "onboardingId", {}, entityType="{entityType}",
+                    entityId="{entityId}"),
+            ("entityType", "entityId")),
+    _scoped("offboarding", "/entities/offboardings", "offboardingId",
+            listing("/entities/offboardings", "offboardingId", {},
+                    offboardingEntityType="{entityType}", entityId="{entityId}"),
+            ("entityType", "entityId")),
+    CommandKind("document", _TV, "document", tvc.DocumentData, "/v2/documents", "documentId",
+                by_external_id("/v2/documents", "documentId", resourceType="{resourceType}",
+                               resourceId="{resourceId}")),
+    CommandKind("transfer", _TV, "transfer", tvc.TransferData, "/transfers", "transferId",
+                by_external_id("/transfers", "transferId", filtered=True)),  # [inferred] list + filter
+    CommandKind("traditional-order", _TV, "traditional-order", tvc.TraditionalOrderData,
+                "/trading/order/{orderType}", "orderId",
+                # [inferred] list + filter, after the digital orders' documented one
+                by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId",
+                               filtered=True),
+                requestor=True),
+    CommandKind("digital-order", _TV, "digital-order", tvc.DigitalOrderData,
+                "/digital/orders/market", "orderId",
+                by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId",
+                               filtered=True),
+                requestor=True),
+)  # fmt: skip

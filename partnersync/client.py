@@ -1,0 +1,131 @@
+"""The partner HTTP client base: one way to call a partner, whoever it is.
+
+A partner's client (partners/<name>/client.py) says how it authenticates, how its error
+bodies read and how its lists page; everything else is here, once: the Authorization
+header, one token refresh on a 401, transport errors as Retryable, the mapping of a
+non-2xx answer onto partnersync's failure classes, and the Retry-After / rate-limit reset
+a retry must wait for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+
+from partnersync.errors import NotFound, PartnerError, Retryable
+from schemas.commands import PartnerRejection
+
+log = logging.getLogger("partnersync.client")
+
+ErrorReader = Callable[[httpx.Response], PartnerRejection]
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds before a retry: the longest `X-RateLimit-<dimension>-Reset` (Saxo), else
+    Retry-After (seconds; an HTTP date is not used by either partner)."""
+    resets = []
+    for name, value in response.headers.items():
+        lowered = name.lower()
+        if lowered.startswith("x-ratelimit-") and lowered.endswith("-reset"):
+            with contextlib.suppress(ValueError):
+                resets.append(float(value))
+    if resets:
+        return max(resets)
+    with contextlib.suppress(KeyError, ValueError):
+        return float(response.headers["retry-after"])
+    return None
+
+
+def raise_for(response: httpx.Response, read_error: ErrorReader, partner: str) -> None:
+    """Map a non-2xx answer onto the failure classes: 404 NotFound; 401 (after the one
+    refresh), 429 and 5xx Retryable; any other 4xx a PartnerError carrying the partner's
+    error as sent."""
+    status = response.status_code
+    if status < 400:
+        return
+    rejection = read_error(response)
+    operation = f"{response.request.method} {response.request.url.path}"
+    code = rejection.errorCode
+    log.log(
+        logging.INFO if status == 404 else logging.WARNING,
+        "partner call failed",
+        extra={"partner": partner, "status": status, "errorCode": code,
+               "xCorrelation": response.headers.get("x-correlation"),
+               "path": response.request.url.path},
+    )  # fmt: skip
+    if status == 404:
+        raise NotFound(f"{operation}: 404 {code or 'NotFound'}: {rejection.message}")
+    if status == 429 or status >= 500 or status == 401:
+        raise Retryable(
+            f"{operation}: {partner} answered {status} {code or ''}".strip(),
+            retry_after(response),
+        )
+    message = f"{code}: {rejection.message}" if code else rejection.message
+    raise PartnerError(status, f"{message} ({operation})", rejection)
+
+
+class PartnerClient:
+    """One partner's API over a shared keep-alive httpx client."""
+
+    partner: str = ""
+
+    def __init__(self, base_url: str, http: httpx.AsyncClient):
+        self.base_url = base_url.rstrip("/")
+        self.http = http
+
+    # -- what a partner's client says ------------------------------------------------------
+
+    async def token(self, *, refresh: bool = False) -> str:
+        """A bearer token; `refresh` after the partner refused the last one."""
+        raise NotImplementedError
+
+    def headers(self, requestor_id: str | None) -> dict[str, str]:
+        """Headers this partner needs beyond Authorization (e.g. Tradevest's Requestor-ID)."""
+        return {}
+
+    def rejection(self, response: httpx.Response) -> PartnerRejection:
+        """The partner's error body, as sent."""
+        return PartnerRejection(status=response.status_code, message=response.text[:500])
+
+    def pages(self, path: str, **params: Any) -> AsyncIterator[Any]:
+        """Every item of a paged list."""
+        raise NotImplementedError
+
+    # -- the same for every partner --------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        requestor_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """One call; a 401 refreshes the token once; transport errors are Retryable."""
+        url = self.base_url + path
+        response: httpx.Response | None = None
+        for attempt in (0, 1):
+            h = {**(headers or {}), **self.headers(requestor_id)}
+            h["Authorization"] = f"Bearer {await self.token(refresh=attempt == 1)}"
+            try:
+                response = await self.http.request(method, url, headers=h, **kwargs)
+            except httpx.TransportError as exc:
+                raise Retryable(f"{method} {path}: {type(exc).__name__}") from exc
+            if response.status_code != 401:
+                break
+        assert response is not None
+        return response
+
+    def raise_for(self, response: httpx.Response) -> None:
+        raise_for(response, self.rejection, self.partner)
+
+    async def get(self, path: str, *, requestor_id: str | None = None, **params: Any) -> bytes:
+        """GET a resource; the body of a 2xx, else the classified failure."""
+        response = await self.request("GET", path, requestor_id=requestor_id, params=params or None)
+        self.raise_for(response)
+        return response.content

@@ -1,0 +1,100 @@
+"""The one interface between the engine and a partner.
+
+A partner package (partners/<name>/) exports `PARTNER`, a `Partner`: its entity kinds, its
+commands, how to build its HTTP client, how to read its archived events, what to index
+after a fetch and its clock tasks. The engine reaches partners only through a `Catalog`
+loaded from PARTNERSYNC_PARTNERS (module names), so a new partner is a new package, and
+nothing in the engine changes.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import httpx
+import redis
+
+from partnersync.config import ConfigError, Settings
+from partnersync.kinds import Kind
+
+if TYPE_CHECKING:
+    from partnersync.client import PartnerClient
+    from partnersync.commands import CommandKind
+    from partnersync.context import Context
+
+
+class Note(Protocol):
+    """What the engine reads from a partner's notification (an archived event's body)."""
+
+    @property
+    def status(self) -> str | None: ...
+    @property
+    def modifiedOn(self) -> datetime | None: ...
+    @property
+    def notificationType(self) -> str: ...
+    @property
+    def validationError(self) -> Any: ...
+    @property
+    def is_validation_error(self) -> bool: ...
+
+
+# (event type, body) -> the notification, or None when the body says nothing about status
+NoteReader = Callable[[str | None, bytes | None], Note | None]
+# (pipeline in MULTI, kind, entity key, fetched entity, settings): extra index writes
+Indexer = Callable[[redis.client.Pipeline, Kind, str, Any, Settings], None]
+# a clock task: (name, interval in seconds, run)
+Task = tuple[str, float, Callable[[], object]]
+
+
+def _no_notes(event_type: str | None, body: bytes | None) -> Note | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Partner:
+    name: str
+    base_url: Callable[[Settings], str]
+    client: Callable[[Settings, httpx.AsyncClient, redis.Redis], PartnerClient]
+    kinds: tuple[Kind, ...] = ()
+    commands: tuple[CommandKind, ...] = ()
+    notes: NoteReader = _no_notes
+    index: Indexer | None = None
+    tasks: Callable[[Context], list[Task]] = field(default=lambda ctx: [])
+
+
+class Catalog:
+    """The partners a process runs, and their kinds and commands by name."""
+
+    def __init__(self, partners: Sequence[Partner]):
+        self.partners = {p.name: p for p in partners}
+        self.kinds: dict[tuple[str, str], Kind] = {
+            (p.name, k.kind): k for p in partners for k in p.kinds
+        }
+        self.commands: dict[str, CommandKind] = {c.name: c for p in partners for c in p.commands}
+
+    def partner_of(self, url: str, settings: Settings) -> str | None:
+        """The partner whose API `url` is on."""
+        for p in self.partners.values():
+            if url.startswith(p.base_url(settings)):
+                return p.name
+        return None
+
+
+@functools.cache
+def load(modules: tuple[str, ...]) -> Catalog:
+    """The catalog of the partner packages named (each exports PARTNER)."""
+    partners = []
+    for name in modules:
+        try:
+            partner = importlib.import_module(name).PARTNER
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"PARTNERSYNC_PARTNERS: {name!r} is not a partner package ({exc})"
+            ) from None
+        partners.append(partner)
+    return Catalog(partners)
