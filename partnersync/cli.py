@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from partnersync import config
+from partnersync import config, replies
 from partnersync.config import ConfigError, Settings
 
 if TYPE_CHECKING:
@@ -445,7 +445,7 @@ def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
     from partnersync.context import connect
 
     connection = connect(settings)
-    ids = [i.decode() for i in connection.zrange(keys.COMMANDS, 0, -1)]
+    ids = replies.texts(connection.zrange(keys.COMMANDS, 0, -1))
     records = [commands.load(connection, i) for i in ids]
     rows = [r for r in records if r is not None and (not args.state or r.state == args.state)]
     for r in rows:
@@ -667,7 +667,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     queue = Queue(settings.queue, connection=connection)
     now = workqueue.now_ms()
     # per-status counts kept by the store on every transition (no scan of the entities)
-    by_kind = Counter()
+    by_kind: Counter[tuple[str, str, str]] = Counter()
     for name, count in connection.hgetall(keys.ENTITY_COUNTS).items():
         if int(count) > 0:
             by_kind[tuple(name.decode().split(":", 2))] = int(count)

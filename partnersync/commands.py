@@ -34,6 +34,7 @@ from partnersync import (
     keys,
     metrics,
     partner,
+    replies,
     retry,
     store,
     transport,
@@ -257,7 +258,7 @@ def _take(connection: redis.Redis, key: str, value: str) -> bool:
     if connection.set(key, value, nx=True):
         return True
     owner = connection.get(key)
-    return owner is not None and owner.decode() == value
+    return replies.optional_text(owner) == value
 
 
 def _link(
@@ -413,7 +414,9 @@ async def run_batch(
     ids = [keys.split_entity_key(k)[2] for k in claimed]
     raws = connection.mget([keys.command(i) for i in ids])
     attempts_raw = [int(a or 0) for a in connection.mget([keys.attempts(k) for k in claimed])]
-    crashed = workqueue.crashes(connection.mget([keys.claims(k) for k in claimed]))
+    crashed = workqueue.crashes(
+        [replies.raw(c) for c in connection.mget([keys.claims(k) for k in claimed])]
+    )
     records = [None if r is None else _record_decoder.decode(r) for r in raws]
 
     async def one(record: CommandRecord | None, spent: int) -> Outcome | BaseException | None:

@@ -7,11 +7,12 @@ import random
 import time
 import traceback
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import redis
 
-from partnersync import keys
+from partnersync import keys, replies
 from schemas.store import Transition
 
 
@@ -82,7 +83,7 @@ def get(connection: redis.Redis, dlq_id: str) -> DeadLetter | None:
 
 
 def ids(connection: redis.Redis) -> list[str]:
-    return [i.decode() for i in connection.zrange(keys.DLQ, 0, -1)]
+    return replies.texts(connection.zrange(keys.DLQ, 0, -1))
 
 
 def all_letters(connection: redis.Redis) -> list[DeadLetter]:
@@ -130,7 +131,7 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 def parse_filter(text: str, now: datetime) -> Filter:
     """`kind=transfer,error=404,since=2h,reason=reconcile`."""
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         if not sep or name not in ("kind", "error", "since", "reason"):

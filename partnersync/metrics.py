@@ -11,7 +11,12 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import redis
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from partnersync import keys, workqueue
@@ -48,7 +53,7 @@ class RedisCollector(Collector):
         self.connection = connection
         self.queue = queue
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         now = workqueue.now_ms()
         pipe = self.connection.pipeline(transaction=False)
         pipe.hgetall(keys.COUNTERS)
@@ -162,7 +167,7 @@ class RedisCollector(Collector):
             yield from _unsettled(json.loads(report))
 
 
-def _unsettled(report: dict) -> Iterator[object]:
+def _unsettled(report: dict) -> Iterator[Metric]:
     """The latest funding report: the total, and what falls due in the next 7 days."""
     total = GaugeMetricFamily(
         "partnersync_unsettled_total",

@@ -83,12 +83,9 @@ def _no_notes(event_type: str | None, body: bytes | None) -> Note | None:
     return None
 
 
-def _newest(events: list[Event]) -> Event:
+def _newest(events: list[tuple[Event, Note]]) -> tuple[Event, Note]:
     """The event with the latest modifiedOn (events without one count as oldest)."""
-    return max(
-        events,
-        key=lambda e: (e.notification.modifiedOn is not None, e.notification.modifiedOn or 0),
-    )
+    return max(events, key=lambda en: (en[1].modifiedOn is not None, en[1].modifiedOn or 0))
 
 
 def observe(
@@ -98,19 +95,19 @@ def observe(
     kinds without a GET, the newest notification."""
     notes = [e.notification for e in events if e.notification is not None]
     if fetched is FROM_NOTIFICATIONS:
-        with_status = [e for e in events if e.notification is not None and e.notification.status]
+        with_status = [(e, e.notification) for e in events if e.notification is not None]
+        with_status = [(e, n) for e, n in with_status if n.status]
         if with_status:
-            newest = _newest(with_status)
-            n = newest.notification
+            newest, n = _newest(with_status)
             return Seen(
-                Observation(n.status, n.modifiedOn), msgspec.Raw(newest.body or b"null"), None
+                Observation(n.status or "", n.modifiedOn), msgspec.Raw(newest.body or b"null"), None
             )
         if stored is not None:
             return Seen(
                 Observation(stored.status, stored.modifiedOn), stored.data, stored.externalId
             )
         last = next((e for e in reversed(events) if e.notification is not None), None)
-        if last is None:
+        if last is None or last.notification is None:
             raise Permanent(f"{key}: no readable notification to mirror")
         # no status in the body: the notification type (CREATED/UPDATED) stands in for one
         observation = Observation(last.notification.notificationType, None)

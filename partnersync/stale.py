@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from partnersync import keys, workqueue
+from partnersync import keys, replies, workqueue
 
 if TYPE_CHECKING:
     from partnersync.context import Context
@@ -19,8 +19,9 @@ def stale_entities(ctx: Context) -> int:
         keys.WATCH, "-inf", now - int(shortest * 1000), start=0, num=1000, withscores=True
     )
     due: list[str] = []
-    for member, score in candidates:
-        key = member.decode()
+    pairs: list[tuple[bytes, float]] = candidates  # type: ignore[assignment]  # withscores
+    for member, score in pairs:
+        key = replies.text(member)
         partner, kind_name, _ = keys.split_entity_key(key)
         kind = ctx.catalog.kinds.get((partner, kind_name))
         if kind is None or not kind.fetched:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import redis
 
-from partnersync import keys
+from partnersync import keys, replies
 from schemas.store import EntityRecord, Transition
 
 _record_decoder = msgspec.json.Decoder(EntityRecord)
@@ -26,7 +27,10 @@ def decode_record(raw: bytes | None) -> EntityRecord | None:
 def load(connection: redis.Redis, entity_keys: Sequence[str]) -> list[EntityRecord | None]:
     if not entity_keys:
         return []
-    return [decode_record(r) for r in connection.mget([keys.entity(k) for k in entity_keys])]
+    return [
+        decode_record(replies.raw(r))
+        for r in connection.mget([keys.entity(k) for k in entity_keys])
+    ]
 
 
 def history(connection: redis.Redis, entity_key: str) -> list[Transition]:
@@ -54,7 +58,7 @@ def write(
             )
         pipe.hincrby(keys.ENTITY_COUNTS, f"{record.partner}:{record.kind}:{transition.to}", 1)
         pipe.rpush(keys.history(record.key), _encode(transition))
-        fields = {
+        fields: dict[Any, Any] = {
             "key": record.key,
             "partner": record.partner,
             "kind": record.kind,
@@ -80,8 +84,7 @@ def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool, clock_ms
 
 
 def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
-    key = connection.get(keys.external_id(partner, external_id))
-    return key.decode() if key else None
+    return replies.optional_text(connection.get(keys.external_id(partner, external_id)))
 
 
 def scan(
@@ -96,7 +99,7 @@ def scan(
     out: list[EntityRecord] = []
     start = 0
     while True:
-        chunk = [k.decode() for k in connection.zrange(keys.ENTITIES, start, start + page - 1)]
+        chunk = replies.texts(connection.zrange(keys.ENTITIES, start, start + page - 1))
         if not chunk:
             return out
         start += page

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -255,8 +255,8 @@ class Tradevest:
             return error(503, "Service unavailable", "SERVICE_UNAVAILABLE")
         return None
 
-    def spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.get_running_loop().create_task(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -615,6 +615,7 @@ class Tradevest:
         if not isinstance(ids, list) or not ids or not isinstance(labels, list):
             check.bad("customerIds", "REQUIRED", "customerIds and labels are required lists")
         check.done()
+        assert isinstance(ids, list)  # check.done() raised otherwise
         found = [c for c in ids if c in self.store["customer"]]
         for c in found:
             customer = self.store["customer"][c]

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from partnersync import keys, workqueue
+from partnersync import keys, replies, workqueue
 from partnersync.context import Context
 from partnersync.errors import PartnerError
 from schemas.dedupe import digest
@@ -53,12 +53,12 @@ def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:
     if reference:
         found = ctx.connection.get(keys.external_id("saxo", reference))
         if found:
-            return found.decode()
+            return replies.text(found)
     position = activity.get("PositionId")
     if position:
         found = ctx.connection.get(keys.saxo_position(str(position)))
         if found:
-            return found.decode()
+            return replies.text(found)
     return None
 
 
@@ -76,7 +76,7 @@ async def poll(ctx: Context) -> int:
     checkpoint = ctx.connection.get(CHECKPOINT)
     try:
         if checkpoint:
-            items = await _fetch(ctx, {**base, "SequenceId": checkpoint.decode()})
+            items = await _fetch(ctx, {**base, "SequenceId": replies.text(checkpoint)})
         else:
             items = await _fetch(
                 ctx, {**base, "FromDateTime": _iso(datetime.now(UTC) - FIRST_WINDOW)}
@@ -86,14 +86,14 @@ async def poll(ctx: Context) -> int:
             raise
         last = ctx.connection.get(LAST_TIME)
         since = (
-            datetime.fromisoformat(last.decode()) - OVERLAP
+            datetime.fromisoformat(replies.text(last)) - OVERLAP
             if last
             else datetime.now(UTC) - FIRST_WINDOW
         )
         log.warning(
             "ENS checkpoint no longer available: falling back to a FromDateTime window",
             extra={
-                "sequenceId": checkpoint.decode() if checkpoint else None,
+                "sequenceId": replies.optional_text(checkpoint),
                 "fromDateTime": _iso(since),
             },
         )

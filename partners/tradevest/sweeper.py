@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from partnersync import keys, store, workqueue
+from partnersync import keys, replies, store, workqueue
 from partnersync.context import Context
 from schemas.tradevest.events import BY_NAME, PARTNER
 
@@ -84,7 +84,7 @@ async def missed_notifications(ctx: Context) -> int:
 async def transactions(ctx: Context, window_days: int = 2) -> int:
     """Reconcile transactions of known customers booked in the last `window_days`."""
     client = ctx.clients["tradevest"]
-    customers = [c.decode() for c in ctx.connection.smembers(keys.TV_CUSTOMERS)]
+    customers = replies.texts(ctx.connection.smembers(keys.TV_CUSTOMERS))
     start = (datetime.now(UTC) - timedelta(days=window_days)).date().isoformat()
     due: list[str] = []
     for customer in customers:

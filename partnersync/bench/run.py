@@ -25,7 +25,7 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from partnersync import config, keys, process
+from partnersync import config, keys, process, replies
 from partnersync.process import child_preexec
 from partnersync.redisserver import RedisServer, free_port
 
@@ -351,7 +351,7 @@ class Bench:
     def _event_to_store(self) -> list[float]:
         """ms from each event's receipt to its entity's first stored state."""
         out: list[float] = []
-        entity_keys = [k.decode() for k in self.r.zrange(keys.ENTITIES, 0, -1)]
+        entity_keys = replies.texts(self.r.zrange(keys.ENTITIES, 0, -1))
         for i in range(0, len(entity_keys), 500):
             chunk = entity_keys[i : i + 500]
             records = self.r.mget([keys.entity(k) for k in chunk])

@@ -11,13 +11,16 @@ class ErrorInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     ModelState: dict[str, list[str]] = {}
 
 
+Info = ErrorInfo  # ErrorEnvelope has a field named like this type
+
+
 class ErrorEnvelope(msgspec.Struct, kw_only=True, omit_defaults=True):
     ErrorCode: str | None = None
     Message: str | None = None
     ModelState: dict[str, list[str]] = {}
-    ErrorInfo: ErrorInfo | None = None
+    ErrorInfo: Info | None = None
 
-    def error(self) -> ErrorInfo | None:
+    def error(self) -> Info | None:
         if self.ErrorInfo is not None:
             return self.ErrorInfo
         if self.ErrorCode is None:

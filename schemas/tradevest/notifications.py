@@ -61,6 +61,8 @@ def notification_struct(name: str, id_field: str, *, required: bool) -> type[Not
     field: tuple[str, Any] | tuple[str, Any, Any] = (
         (id_field, uuid.UUID) if required else (id_field, uuid.UUID | None, None)
     )
-    return msgspec.defstruct(
+    struct = msgspec.defstruct(
         name, [field], bases=(Notification,), kw_only=True, omit_defaults=True, module=__name__
     )
+    assert issubclass(struct, Notification)
+    return struct
