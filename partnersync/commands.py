@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import msgspec
 import redis
 
@@ -318,22 +319,44 @@ def _audit(record: CommandRecord, found: list[str]) -> None:
 
 
 async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
+    """One step of a command under its lease: wait, look up, or send and read the answer."""
     kind = ctx.catalog.commands[record.kind]
     client = ctx.command_clients[kind.partner]
+    before = await _before_send(ctx, kind, client, record, lease)
+    if before is not None:
+        return before
+    response = await _send(ctx, kind, client, record, lease)
+    if isinstance(response, Outcome):
+        return response
+    return await _answer(ctx, kind, client, record, response)
+
+
+async def _before_send(
+    ctx: Context, kind: CommandKind, client: Any, record: CommandRecord, lease: Lease
+) -> Outcome | None:
+    """An outcome reached without sending (final, waiting, found by lookup), else None."""
     if record.state.final:
         return Outcome(record, done=True)
     if kind.scope and not _take(ctx.connection, _scope_key(kind, record), record.externalId):
         return Outcome(record, done=False, retry_after=1.0, waiting=True)  # another create runs
     if record.state in (CommandState.SENT, CommandState.UNKNOWN):
-        if record.state == CommandState.SENT and (record.sendDeadlineMs or 0) > lease.clock_ms:
+        deadline_ms = record.sendDeadlineMs or 0
+        if record.state == CommandState.SENT and deadline_ms > lease.clock_ms:
             # its sender may still send until then: look up only once it could not
-            wait_s = (record.sendDeadlineMs - lease.clock_ms) / 1000  # type: ignore[operator]
+            wait_s = (deadline_ms - lease.clock_ms) / 1000
             return Outcome(record, done=False, retry_after=wait_s, waiting=True)
         accepted = await _lookup(ctx, kind, client, record)
         if accepted is not None:
             return accepted
     if kind.snapshot is not None and record.snapshot is None:
         record.snapshot = await kind.snapshot(client, record)
+    return None
+
+
+async def _send(
+    ctx: Context, kind: CommandKind, client: Any, record: CommandRecord, lease: Lease
+) -> httpx.Response | Outcome:
+    """SENT, made durable under the lease, then the POST; an Outcome when no answer came."""
     record.state = CommandState.SENT
     record.attempts += 1
     record.sentAt = datetime.now(UTC)
@@ -350,7 +373,7 @@ async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
     try:
         if time.monotonic() >= lease.deadline:  # also where no custom transport runs (proxies)
             raise transport.DeadlinePassed("send deadline passed before the request")
-        response = await client.request(
+        response: httpx.Response = await client.request(
             "POST",
             path,
             content=bytes(record.body),
@@ -370,6 +393,13 @@ async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
         return Outcome(record, done=False)
     finally:
         transport.send_deadline.reset(token)
+    return response
+
+
+async def _answer(
+    ctx: Context, kind: CommandKind, client: Any, record: CommandRecord, response: httpx.Response
+) -> Outcome:
+    """What the partner's answer to the POST makes of the command."""
     status = response.status_code
     record.history[-1].outcome = str(status)
     if status < 300:

@@ -1,4 +1,6 @@
-"""Every Redis key partnersync writes, named in this one module.
+"""Every Redis key partnersync writes, named in this one module (RQ's own names are
+in rqbridge.py). The Lua scripts take these as KEYS; where a script decides which entity
+or id a key is for, it is passed the key's prefix (a function here called with "").
 
 Keys of one entity embed its entity key `{partner}:{kind}:{id}`.
 """
@@ -45,6 +47,11 @@ def events(entity_key: str) -> str:
 
 def lease(entity_key: str) -> str:
     return f"{PREFIX}lease:{entity_key}"
+
+
+def cool(entity_key: str) -> str:
+    """An entity's cooldown after a reconcile: further events wait it out (coalescing)."""
+    return f"{PREFIX}cool:{entity_key}"
 
 
 def claims(entity_key: str) -> str:

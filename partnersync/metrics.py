@@ -19,7 +19,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from partnersync import keys, workqueue
+from partnersync import keys, rqbridge, workqueue
 
 # Seconds from receiving an event to its entity's state being stored.
 RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -57,9 +57,9 @@ class RedisCollector(Collector):
         now = workqueue.now_ms()
         pipe = self.connection.pipeline(transaction=False)
         pipe.hgetall(keys.COUNTERS)
-        pipe.llen(f"rq:queue:{self.queue}")
-        pipe.zcard(f"rq:wip:{self.queue}")
-        pipe.zcard(f"rq:failed:{self.queue}")
+        pipe.llen(rqbridge.queue_key(self.queue))
+        pipe.zcard(rqbridge.started_key(self.queue))
+        pipe.zcard(rqbridge.failed_key(self.queue))
         pipe.zcount(keys.DIRTY, "-inf", now)
         pipe.zcard(keys.DIRTY)
         pipe.zcount(keys.DRAINERS, now, "+inf")

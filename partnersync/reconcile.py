@@ -356,31 +356,8 @@ def _queue_writes(
                 raise got
             assert kind is not None
             applied = apply(kind, key, records[i], got, evs, now)
-        except Exception as exc:  # classified below; nothing is dropped
-            delay = retry.delay_ms(
-                settings,
-                attempts,
-                retryable=isinstance(exc, Retryable) and not isinstance(exc, Permanent),
-                retry_after=getattr(exc, "retry_after", None),
-            )
-            if delay is not None:
-                ctx.workqueue.complete(write, key, me, 0, "retry", delay)
-                result.retried += 1
-                log.info(
-                    "reconcile retry",
-                    extra={"entity": key, "attempt": attempts + 1, "error": _describe(exc)},
-                )
-            else:
-                dlq.dead_letter(
-                    write, key, exc, attempts + 1, now, settings.dlq_retention,
-                    events=[dlq.DeadEvent.of(e.delivery_id, e.type, e.body) for e in evs],
-                )  # fmt: skip
-                ctx.workqueue.complete(write, key, me, len(evs), "dead")
-                result.dead += 1
-                log.warning(
-                    "reconcile dead-lettered",
-                    extra={"entity": key, "attempts": attempts + 1, "error": _describe(exc)},
-                )
+        except Exception as exc:  # classified by the retry policy; nothing is dropped
+            _failed(ctx, write, me, key, exc, attempts, evs, now, result)
             continue
         record = applied.record or records[i]
         assert record is not None
@@ -399,11 +376,7 @@ def _queue_writes(
         else:
             result.unchanged += 1
         if applied.transition is not None and kind.attention:
-            if applied.transition.to in kind.attention:
-                write.zadd(keys.ATTENTION, {key: clock})
-                log.warning("needs a human", extra={"entity": key, "status": applied.transition.to})
-            else:
-                write.zrem(keys.ATTENTION, key)
+            _attention(write, kind, key, applied.transition.to, clock)
         if kind.poll is not None and not kind.lifecycle.terminal(status):
             since = (now - (record.createdAt or now)).total_seconds()
             entity = got[0] if isinstance(got, tuple) else None
@@ -420,6 +393,54 @@ def _queue_writes(
             metrics.observe_reconcile(write, max(0, clock - min(received)) / 1000)
     metrics.count_calls(write, dict(ctx.calls))
     return result
+
+
+def _failed(
+    ctx: Context,
+    write: redis.client.Pipeline,
+    me: str,
+    key: str,
+    exc: Exception,
+    attempts: int,
+    evs: list[Event],
+    now: datetime,
+    result: BatchResult,
+) -> None:
+    """Retried with backoff (the retry policy), or dead-lettered with its events."""
+    settings = ctx.settings
+    delay = retry.delay_ms(
+        settings,
+        attempts,
+        retryable=isinstance(exc, Retryable) and not isinstance(exc, Permanent),
+        retry_after=getattr(exc, "retry_after", None),
+    )
+    if delay is not None:
+        ctx.workqueue.complete(write, key, me, 0, "retry", delay)
+        result.retried += 1
+        log.info(
+            "reconcile retry",
+            extra={"entity": key, "attempt": attempts + 1, "error": _describe(exc)},
+        )
+        return
+    dlq.dead_letter(
+        write, key, exc, attempts + 1, now, settings.dlq_retention,
+        events=[dlq.DeadEvent.of(e.delivery_id, e.type, e.body) for e in evs],
+    )  # fmt: skip
+    ctx.workqueue.complete(write, key, me, len(evs), "dead")
+    result.dead += 1
+    log.warning(
+        "reconcile dead-lettered",
+        extra={"entity": key, "attempts": attempts + 1, "error": _describe(exc)},
+    )
+
+
+def _attention(write: redis.client.Pipeline, kind: Kind, key: str, status: str, clock: int) -> None:
+    """A status that needs a human (e.g. a Failed cash transfer) is listed; others leave."""
+    if status in kind.attention:
+        write.zadd(keys.ATTENTION, {key: clock})
+        log.warning("needs a human", extra={"entity": key, "status": status})
+    else:
+        write.zrem(keys.ATTENTION, key)
 
 
 async def _crashed(key: str, crashes: int) -> Any:

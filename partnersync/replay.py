@@ -73,10 +73,10 @@ def requeue(connection: redis.Redis, settings: Settings, dlq_id: str) -> str | N
     entity made due, None if the letter is gone; raises Taken if another replayer won."""
     with connection.pipeline(transaction=True) as pipe:
         pipe.watch(keys.dead_letter(dlq_id))
-        letter = dlq.get(pipe, dlq_id)  # type: ignore[arg-type]
+        letter = dlq.get(pipe, dlq_id)
         if letter is None:
             return None
-        clock = workqueue.redis_ms(pipe)  # type: ignore[arg-type]
+        clock = workqueue.redis_ms(pipe)
         failpoints.hit("replay.claimed")
         pipe.multi()
         for event in letter.events:

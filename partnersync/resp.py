@@ -14,6 +14,7 @@ import collections
 import hashlib
 import ssl
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -131,15 +132,15 @@ class PipelinedConnection:
     async def execute(self, *args: Any) -> Any:
         return await (await self._connection()).send(pack(args))
 
-    async def evalsha(self, script: str, *args: Any) -> Any:
+    async def evalsha(self, script: str, *args: Any, keys: Sequence[str] = ()) -> Any:
         """Runs `script` by its SHA1, loading it when Redis does not know it (a restart)."""
         sha = self._scripts.get(script)
         if sha is None:
             sha = self._scripts[script] = script_sha(script)
         try:
-            return await self.execute(b"EVALSHA", sha, 0, *args)
+            return await self.execute(b"EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:
-            return await self.execute(b"EVAL", script, 0, *args)
+            return await self.execute(b"EVAL", script, len(keys), *keys, *args)
 
     async def _connection(self) -> _Protocol:
         protocol = self._protocol

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from partnersync import keys, workqueue
+from partnersync import keys, rqbridge, workqueue
 from partnersync.config import Settings
 from partnersync.resp import PipelinedConnection
 
@@ -57,12 +57,12 @@ class Intake:
 
     async def _send(self, events: list[workqueue.Event], batch: asyncio.Future[Replies]) -> None:
         s = self.settings
-        args = workqueue.intake_args(
+        script_keys, args = workqueue.intake_call(
             events, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, cap=s.drainers, queue=s.queue
         )
         try:
             replies, drainer = workqueue.intake_replies(
-                await self.pipelined.evalsha(workqueue.INTAKE, *args)
+                await self.pipelined.evalsha(workqueue.INTAKE, *args, keys=script_keys)
             )
         except BaseException as exc:  # Redis unreachable: every request of the batch gets 503
             batch.set_exception(exc)
@@ -75,6 +75,9 @@ class Intake:
         s = self.settings
         pipe = self.connection.pipeline(transaction=True)
         pipe.delete(keys.rq_template(s.queue))
-        pipe.rpush(keys.rq_template(s.queue), *workqueue.job_template(s.queue))
+        pipe.rpush(keys.rq_template(s.queue), *rqbridge.job_template(s.queue))
         await pipe.execute()
-        await self.kick(args=[workqueue.rq_now(workqueue.now_ms()), s.drainers, 60_000, s.queue, 0])
+        await self.kick(
+            keys=rqbridge.drainer_keys(s.queue),
+            args=[rqbridge.rq_now(workqueue.now_ms()), s.drainers, 60_000, 0],
+        )

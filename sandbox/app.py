@@ -103,54 +103,6 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         tv.set_status(kind, entity, status)
         return JSONResponse({"status": status})
 
-    async def ens_control(request: Request) -> Response:
-        """Test control: {"generate": n, "type": "Positions"} adds activities;
-        {"expire_through": "17"} drops SequenceIds up to 17 from the ENS cache."""
-        body = json.loads(await request.body() or b"{}")
-        for _ in range(int(body.get("generate", 0))):
-            sx.activity(
-                body.get("type", "Positions"),
-                saxo.CLIENT_KEY,
-                saxo.CLIENT_ACCOUNT,
-                PositionEvent="Updated",
-            )
-        if "expire_through" in body:
-            sx.ens_horizon = int(body["expire_through"])
-        by_type: dict[str, int] = {}
-        for a in sx.activities:
-            by_type[a["ActivityType"]] = by_type.get(a["ActivityType"], 0) + 1
-        return JSONResponse(
-            {"activities": len(sx.activities), "horizon": sx.ens_horizon, "byType": by_type}
-        )
-
-    async def transactions_control(request: Request) -> Response:
-        """Test control: {"reset": true} lists only transfers made from now on;
-        {"missing": TransactionId} drops a transfer's booking; {"unexpected": {"account",
-        "currency", "amount", "value_date"}} adds a booking no transfer made."""
-        body = json.loads(await request.body() or b"{}")
-        if body.get("reset"):
-            sx.booked_from, sx.unbooked, sx.extra_bookings = len(sx.transfers), set(), []
-        if body.get("missing"):
-            sx.unbooked.add(str(body["missing"]))
-        if body.get("unexpected"):
-            u = body["unexpected"]
-            sx.extra_bookings.append(
-                saxo._cash_row(
-                    f"X{len(sx.extra_bookings) + 1}",
-                    u["account"],
-                    u["currency"],
-                    u["amount"],
-                    u["value_date"],
-                )
-            )
-        return JSONResponse(
-            {
-                "bookedFrom": sx.booked_from,
-                "unbooked": sorted(sx.unbooked),
-                "extra": len(sx.extra_bookings),
-            }
-        )
-
     routes = [
         Mount("/tradevest", routes=tv.routes()),
         Mount("/saxo/openapi", routes=sx.routes()),
@@ -163,8 +115,8 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
         Route("/saxo/token", sx.auth.token, methods=["POST"]),
         Route("/_sandbox/saxo/signups/{ClientKey:path}", saxo_signup, methods=["GET"]),
         Route("/_sandbox/tradevest/status", force_status, methods=["POST"]),
-        Route("/_sandbox/saxo/ens", ens_control, methods=["POST"]),
-        Route("/_sandbox/saxo/transactions", transactions_control, methods=["POST"]),
+        Route("/_sandbox/saxo/ens", sx.ens_control, methods=["POST"]),
+        Route("/_sandbox/saxo/transactions", sx.transactions_control, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -18,10 +18,12 @@ E2 = "tradevest:transfer:22222222-2222-2222-2222-222222222222"
 def intake(r: redis.Redis, wq: workqueue.WorkQueue, entity: str, dedupe: str, body: bytes = b"{}"):
     script = r.register_script(workqueue.INTAKE)
     event = workqueue.Event("TRANSFER_NOTIFICATION", body, [entity], keys.dedupe(dedupe))
-    args = workqueue.intake_args(
+    script_keys, args = workqueue.intake_call(
         [event], dedupe_ttl=60, inbox_ttl=60, cap=wq.drainers, queue=wq.queue
     )
-    ((accepted, delivery_id),), drainer = workqueue.intake_replies(script(args=args))
+    ((accepted, delivery_id),), drainer = workqueue.intake_replies(
+        script(keys=script_keys, args=args)
+    )
     if drainer == b"notpl":  # first use on this Redis
         workqueue.install_template(r, wq.queue)
         wq.kick()

@@ -238,6 +238,46 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _cash_transfer_model(body: dict[str, Any]) -> tuple[dict[str, list[str]], Decimal]:
+    """Saxo's ModelState for a partner cash transfer's fields (empty: valid), and its amount."""
+    model: dict[str, list[str]] = {}
+    allowed = {
+        "FromAccountKey",
+        "ToAccountKey",
+        "Amount",
+        "Currency",
+        "FundingCheck",
+        "ExternalReference",
+        "Comment",
+        "ValueDate",
+    }
+    for extra in set(body) - allowed:
+        model[extra] = ["Unknown property (additionalProperties: false)"]
+    for name in ("FromAccountKey", "ToAccountKey", "Currency"):
+        if not isinstance(body.get(name), str) or not body.get(name):
+            model[name] = ["Required"]
+    try:
+        amount = Decimal(str(body.get("Amount")))
+        if not amount.is_finite() or amount <= 0:
+            raise InvalidOperation
+    except (InvalidOperation, ValueError):
+        model["Amount"] = ["Must be a positive number"]
+    reference = body.get("ExternalReference")
+    if reference is not None and (not isinstance(reference, str) or len(reference) > 50):
+        model["ExternalReference"] = ["At most 50 characters"]
+    if body.get("FundingCheck", "Enforce") not in ("Enforce", "Ignore"):
+        model["FundingCheck"] = ["Enforce or Ignore"]
+    value_date = body.get("ValueDate")
+    if value_date is not None:
+        try:
+            when = datetime.fromisoformat(str(value_date))
+            if abs(when - datetime.now(UTC)) > timedelta(days=90):
+                model["ValueDate"] = ["Must be within [-90;90] days of the current date"]
+        except ValueError:
+            model["ValueDate"] = ["Not a date-time"]
+    return model, amount if "Amount" not in model else Decimal(0)
+
+
 class Saxo:
     def __init__(self, faults: Faults, *, step_s: float = 0.2, contract: Contract | None = None):
         self.faults = faults
@@ -571,6 +611,56 @@ class Saxo:
         signup["OnboardingState"] = "ClientOnboarded"
         signup["Message"] = "Onboarding request complete. Account and client keys have been created"
 
+    # -- test controls (mounted under /_sandbox/saxo by sandbox/app.py) -------------------
+
+    async def ens_control(self, request: Request) -> Response:
+        """Test control: {"generate": n, "type": "Positions"} adds activities;
+        {"expire_through": "17"} drops SequenceIds up to 17 from the ENS cache."""
+        body = json.loads(await request.body() or b"{}")
+        for _ in range(int(body.get("generate", 0))):
+            self.activity(
+                body.get("type", "Positions"),
+                CLIENT_KEY,
+                CLIENT_ACCOUNT,
+                PositionEvent="Updated",
+            )
+        if "expire_through" in body:
+            self.ens_horizon = int(body["expire_through"])
+        by_type: dict[str, int] = {}
+        for a in self.activities:
+            by_type[a["ActivityType"]] = by_type.get(a["ActivityType"], 0) + 1
+        return JSONResponse(
+            {"activities": len(self.activities), "horizon": self.ens_horizon, "byType": by_type}
+        )
+
+    async def transactions_control(self, request: Request) -> Response:
+        """Test control: {"reset": true} lists only transfers made from now on;
+        {"missing": TransactionId} drops a transfer's booking; {"unexpected": {"account",
+        "currency", "amount", "value_date"}} adds a booking no transfer made."""
+        body = json.loads(await request.body() or b"{}")
+        if body.get("reset"):
+            self.booked_from, self.unbooked, self.extra_bookings = len(self.transfers), set(), []
+        if body.get("missing"):
+            self.unbooked.add(str(body["missing"]))
+        if body.get("unexpected"):
+            u = body["unexpected"]
+            self.extra_bookings.append(
+                _cash_row(
+                    f"X{len(self.extra_bookings) + 1}",
+                    u["account"],
+                    u["currency"],
+                    u["amount"],
+                    u["value_date"],
+                )
+            )
+        return JSONResponse(
+            {
+                "bookedFrom": self.booked_from,
+                "unbooked": sorted(self.unbooked),
+                "extra": len(self.extra_bookings),
+            }
+        )
+
     def routes(self) -> list[Route]:
         return [
             Route("/cm/v2/signups/options", self.api(None, self.signup_options), methods=["GET"]),
@@ -658,41 +748,8 @@ class Saxo:
     async def create_cash_transfer(self, request: Request, body: Any) -> Response:
         if not isinstance(body, dict):
             return saxo_error(400, "InputDataInvalid", "Body must be an object")
-        model: dict[str, list[str]] = {}
-        allowed = {
-            "FromAccountKey",
-            "ToAccountKey",
-            "Amount",
-            "Currency",
-            "FundingCheck",
-            "ExternalReference",
-            "Comment",
-            "ValueDate",
-        }
-        for extra in set(body) - allowed:
-            model[extra] = ["Unknown property (additionalProperties: false)"]
-        for name in ("FromAccountKey", "ToAccountKey", "Currency"):
-            if not isinstance(body.get(name), str) or not body.get(name):
-                model[name] = ["Required"]
-        try:
-            amount = Decimal(str(body.get("Amount")))
-            if not amount.is_finite() or amount <= 0:
-                raise InvalidOperation
-        except (InvalidOperation, ValueError):
-            model["Amount"] = ["Must be a positive number"]
-        reference = body.get("ExternalReference")
-        if reference is not None and (not isinstance(reference, str) or len(reference) > 50):
-            model["ExternalReference"] = ["At most 50 characters"]
-        if body.get("FundingCheck", "Enforce") not in ("Enforce", "Ignore"):
-            model["FundingCheck"] = ["Enforce or Ignore"]
-        value_date = body.get("ValueDate")
-        if value_date is not None:
-            try:
-                when = datetime.fromisoformat(str(value_date))
-                if abs(when - datetime.now(UTC)) > timedelta(days=90):
-                    model["ValueDate"] = ["Must be within [-90;90] days of the current date"]
-            except ValueError:
-                model["ValueDate"] = ["Not a date-time"]
+        model, amount = _cash_transfer_model(body)
+        reference, value_date = body.get("ExternalReference"), body.get("ValueDate")
         if model:
             return saxo_error(400, "InputDataInvalid", "Invalid input", model)
         if isinstance(reference, str):

@@ -160,7 +160,7 @@ class Contract:
         self.checked[op_id] += 1
         request = _Request(method, path, query, headers, body, headers.get("content-type", ""))
         try:
-            api.validate_request(request)  # type: ignore[arg-type]
+            api.validate_request(request)
         except (PathNotFound, ServerNotFound):
             return "NotFound", {"$": [f"{method} {path} is not an operation Saxo publishes"]}
         except Exception as exc:  # openapi-core's validation errors have no common base
@@ -191,9 +191,7 @@ class Contract:
                 return
             data = response_body if op["responses"][str(status)].get("content") else b""
             try:
-                api.validate_response(  # type: ignore[arg-type]
-                    request, _Response(status, response_headers, data)
-                )
+                api.validate_response(request, _Response(status, response_headers, data))
             except Exception as exc:  # see check_request
                 problems = _messages(exc)
         if problems:
