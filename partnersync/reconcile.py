@@ -17,7 +17,7 @@ from urllib.parse import quote
 import msgspec
 import redis
 
-from partnersync import dlq, keys, metrics, retry, store, workqueue
+from partnersync import dlq, inbox, keys, metrics, retry, store, workqueue
 from partnersync.errors import Crashed, NotFound, Permanent, Retryable
 from partnersync.kinds import Kind
 from partnersync.partner import Note, NoteReader
@@ -66,17 +66,11 @@ _NULL = msgspec.Raw(b"null")
 FROM_NOTIFICATIONS = object()  # fetch result of a kind mirrored from its notifications
 
 
-def decode_event(
-    notes: NoteReader,
-    delivery_id: str,
-    type_: bytes | None,
-    body: bytes | None,
-    received: bytes | None = None,
-) -> Event:
+def decode_event(notes: NoteReader, delivery_id: str, record: inbox.Record) -> Event:
     """An archived delivery, its notification read by its partner's `notes`."""
-    name = type_.decode() if type_ else None
-    notification = notes(name, body)
-    return Event(delivery_id, name, body, notification, int(received) if received else None)
+    name = record.type or None
+    notification = notes(name, record.body)
+    return Event(delivery_id, name, record.body, notification, record.received_ms)
 
 
 def _no_notes(event_type: str | None, body: bytes | None) -> Note | None:
@@ -260,7 +254,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     pipe = connection.pipeline(transaction=False)
     for _, delivery_ids in claimed:
         for d in delivery_ids:
-            pipe.hmget(keys.inbox(d), "type", "body", "receivedAt")
+            inbox.read(pipe, d)
     pipe.mget([keys.entity(k) for k in entity_keys])
     pipe.mget([keys.attempts(k) for k in entity_keys])
     pipe.mget([keys.claims(k) for k in entity_keys])
@@ -268,7 +262,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     crashed = workqueue.crashes(replies.pop())
     attempts_raw = [int(a or 0) for a in replies.pop()]
     records = [store.decode_record(r) for r in replies.pop()]
-    inbox = iter(replies)
+    delivered = (inbox.Record.of(r) for r in replies)
     catalog = ctx.catalog
     decoded: dict[str, Event] = {}  # a delivery naming several entities is decoded once
     events = []
@@ -280,7 +274,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
         notes = known.notes if known is not None else _no_notes
         events.append(
             [
-                decoded.get(d) or decoded.setdefault(d, decode_event(notes, d, *next(inbox)))
+                decoded.get(d) or decoded.setdefault(d, decode_event(notes, d, next(delivered)))
                 for d in ids
             ]
         )

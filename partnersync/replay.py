@@ -22,7 +22,7 @@ from typing import IO
 
 import redis
 
-from partnersync import dlq, failpoints, handlers, keys, store, workqueue
+from partnersync import dlq, failpoints, handlers, inbox, keys, store, workqueue
 from partnersync.config import Settings
 
 HANDLER_LOCK_S = 300  # a replayer killed mid-handler leaves its lock this long
@@ -80,17 +80,8 @@ def requeue(connection: redis.Redis, settings: Settings, dlq_id: str) -> str | N
         failpoints.hit("replay.claimed")
         pipe.multi()
         for event in letter.events:
-            inbox = keys.inbox(event.deliveryId)
-            pipe.hset(
-                inbox,
-                mapping={
-                    "type": event.type or "",
-                    "body": (event.body or "").encode(),
-                    "receivedAt": clock,
-                    "entities": letter.entity,
-                },
-            )
-            pipe.expire(inbox, settings.inbox_ttl)
+            record = inbox.Record(event.type, (event.body or "").encode(), clock, (letter.entity,))
+            inbox.write(pipe, event.deliveryId, record, settings.inbox_ttl)
             pipe.rpush(keys.events(letter.entity), event.deliveryId)
         pipe.delete(keys.attempts(letter.entity))
         pipe.zadd(keys.DIRTY, {letter.entity: clock}, lt=True)

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from partners.tradevest import notes
-from partnersync import config, partner
+from partnersync import config, inbox, partner
 from partnersync.reconcile import FROM_NOTIFICATIONS, NotVisible, apply, decode_event
 from schemas.lifecycle import Lifecycle, Observation
 from schemas.store import EntityRecord
@@ -64,7 +64,7 @@ def test_any_permutation_and_duplication_ends_in_the_in_order_state(kind, data) 
 
 
 def event(body: dict, type_: str, n: int = 0):
-    return decode_event(notes.read, f"d{n}", type_.encode(), json.dumps(body).encode())
+    return decode_event(notes.read, f"d{n}", inbox.Record(type_, json.dumps(body).encode(), None))
 
 
 @given(st.permutations(["CREATED", "UPDATED", "ACTIVE", "BLOCKED"]))

@@ -2,7 +2,8 @@
 -- KEYS[1..7]  as in drainer.lua
 -- KEYS[8]     ps:counters          hash of plain counters
 -- KEYS[9]     ps:last-delivery     hash event type -> ms of its last accepted delivery
--- KEYS[10]    ps:inbox:            prefix: the inbox record of a delivery (id made here)
+-- KEYS[10]    ps:inbox:            prefix: the inbox record of a delivery (id made here;
+--                                  its fields: partnersync/inbox.py)
 -- KEYS[11]    ps:events:           prefix: an entity's list of pending delivery ids
 -- KEYS[12]    ps:cool:             prefix: an entity's cooldown after a reconcile
 -- KEYS[13..]  one per event: its dedupe key ('' = none)
