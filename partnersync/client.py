@@ -10,6 +10,7 @@ a retry must wait for.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -120,6 +121,13 @@ class PartnerClient:
                 break
         assert response is not None
         return response
+
+    def over(self, http: httpx.AsyncClient) -> PartnerClient:
+        """This client sending over another connection pool, its authentication shared (one
+        token provider per process)."""
+        clone = copy.copy(self)
+        clone.http = http
+        return clone
 
     def raise_for(self, response: httpx.Response) -> None:
         raise_for(response, self.rejection, self.partner)

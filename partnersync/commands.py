@@ -444,9 +444,7 @@ async def run_batch(
     ids = [keys.split_entity_key(k)[2] for k in claimed]
     raws = connection.mget([keys.command(i) for i in ids])
     attempts_raw = [int(a or 0) for a in connection.mget([keys.attempts(k) for k in claimed])]
-    crashed = workqueue.crashes(
-        [replies.raw(c) for c in connection.mget([keys.claims(k) for k in claimed])]
-    )
+    crashed = workqueue.crashes(connection.mget([keys.claims(k) for k in claimed]))
     records = [None if r is None else _record_decoder.decode(r) for r in raws]
 
     async def one(record: CommandRecord | None, spent: int) -> Outcome | BaseException | None:

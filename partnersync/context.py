@@ -15,7 +15,6 @@ import httpx
 import redis
 
 from partnersync import config, handlers, partner, transport, workqueue
-from partnersync.client import PartnerClient
 from partnersync.config import Settings
 
 T = TypeVar("T")
@@ -45,12 +44,15 @@ class Context:
         # bookkeeping grows with connections × waiting requests.
         self.http = self._client(FETCH_CONCURRENCY)
         self.catalog = partner.load(settings.partners)
-        self.clients = self._clients(self.http)
+        self.clients = {
+            name: p.client(settings, self.http, connection)
+            for name, p in self.catalog.partners.items()
+        }
         # Commands get a pool of their own, one connection per command a claim may hold:
         # a create must leave before its lease's deadline, so it must never queue for a
         # connection behind slow fetches or other creates.
         self.command_http = self._client(max(settings.batch, FETCH_CONCURRENCY))
-        self.command_clients = self._clients(self.command_http)
+        self.command_clients = {n: c.over(self.command_http) for n, c in self.clients.items()}
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
 
     def _client(self, connections: int) -> httpx.AsyncClient:
@@ -64,13 +66,6 @@ class Context:
             transport=transport.transport(limits),
             event_hooks={"response": [self._count]},
         )
-
-    def _clients(self, http: httpx.AsyncClient) -> dict[str, PartnerClient]:
-        """One client per partner, by partner name."""
-        return {
-            name: p.client(self.settings, http, self.connection)
-            for name, p in self.catalog.partners.items()
-        }
 
     async def _count(self, response: httpx.Response) -> None:
         url = str(response.request.url)

@@ -1,7 +1,7 @@
 """The inbox record: one raw delivery as it arrived, kept `PARTNERSYNC_INBOX_TTL` seconds.
 
 A Redis hash at keys.inbox(delivery id). Written by the intake script (lua/intake.lua,
-with these field names) and by a DLQ replay (`write`); read by reconcile (`FIELDS`, then
+with these field names) and by a DLQ replay (`write`); read by reconcile (`read`, then
 `Record.of`).
 """
 
@@ -14,7 +14,9 @@ import redis
 
 from partnersync import keys
 
-FIELDS = ("type", "body", "receivedAt", "entities")  # the hash's fields, in this order
+# the hash's fields: type, body, receivedAt, entities (space-separated entity keys);
+# reconcile reads the first three
+READ = ("type", "body", "receivedAt")
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,14 @@ class Record:
 
     @classmethod
     def of(cls, values: list[Any]) -> Record:
-        """From HMGET FIELDS."""
-        type_, body, received, entities = (list(values) + [None] * len(FIELDS))[: len(FIELDS)]
-        return cls(
-            type_.decode() if isinstance(type_, bytes) else type_,
-            body,
-            int(received) if received else None,
-            tuple(entities.decode().split()) if isinstance(entities, bytes) else (),
-        )
+        """From the HMGET of `read`."""
+        type_, body, received = values
+        return cls(type_.decode() if type_ else None, body, int(received) if received else None)
 
 
 def read(pipe: redis.client.Pipeline, delivery_id: str) -> None:
     """Queue the HMGET of a delivery's record on `pipe` (its reply: `Record.of`)."""
-    pipe.hmget(keys.inbox(delivery_id), list(FIELDS))
+    pipe.hmget(keys.inbox(delivery_id), list(READ))
 
 
 def write(pipe: redis.client.Pipeline, delivery_id: str, record: Record, ttl: int) -> None:

@@ -20,10 +20,3 @@ def optional_text(reply: Any) -> str | None:
 
 def texts(replies: Iterable[Any]) -> list[str]:
     return [text(r) for r in replies]
-
-
-def raw(reply: Any) -> bytes | None:
-    """A reply that is a value (bytes), or None."""
-    if reply is None:
-        return None
-    return reply if isinstance(reply, bytes) else str(reply).encode()

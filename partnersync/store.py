@@ -20,17 +20,14 @@ def _ms(record: EntityRecord) -> int:
     return int(record.updatedAt.timestamp() * 1000)
 
 
-def decode_record(raw: bytes | None) -> EntityRecord | None:
+def decode_record(raw: bytes | str | None) -> EntityRecord | None:
     return None if raw is None else _record_decoder.decode(raw)
 
 
 def load(connection: redis.Redis, entity_keys: Sequence[str]) -> list[EntityRecord | None]:
     if not entity_keys:
         return []
-    return [
-        decode_record(replies.raw(r))
-        for r in connection.mget([keys.entity(k) for k in entity_keys])
-    ]
+    return [decode_record(r) for r in connection.mget([keys.entity(k) for k in entity_keys])]
 
 
 def history(connection: redis.Redis, entity_key: str) -> list[Transition]:

@@ -58,7 +58,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def crashes(claims: list[bytes | None]) -> list[int]:
+def crashes(claims: Sequence[bytes | str | None]) -> list[int]:
     """Per entity: attempts in a row that never completed (claims since the last COMPLETE,
     less the current one)."""
     return [max(0, int(c or 1) - 1) for c in claims]
