@@ -15,9 +15,10 @@ import httpx
 import pytest
 import redis
 
-from partnersync import config, process, store
-from partnersync.redisserver import RedisServer, free_port
-from partnersync.supervisor import wait_http  # noqa: F401 (used by the tests through here)
+from cli import process
+from cli.redisserver import RedisServer, free_port
+from cli.supervisor import wait_http  # noqa: F401 (used by the tests through here)
+from partnersync import config, store
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "test-webhook-secret"

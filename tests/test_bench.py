@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from partnersync.bench.run import Bench, ensure_wrk, parse_wrk
+from cli.bench.run import Bench, ensure_wrk, parse_wrk
 
 
 def test_wrk_output_is_parsed() -> None:

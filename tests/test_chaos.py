@@ -25,8 +25,8 @@ import psutil
 import pytest
 import redis
 
+from cli.redisserver import RedisServer, free_port
 from partnersync import commands, dlq, keys, store, workqueue
-from partnersync.redisserver import RedisServer, free_port
 from schemas.commands import CommandState
 from schemas.tradevest.commands import DigitalOrderData, NaturalPersonData, TransferData
 from tests.conftest import Proc, base_env, settings_for, wait_http

@@ -23,9 +23,9 @@ import httpx
 import pytest
 import redis
 
+from cli.redisserver import RedisServer, free_port
 from jobs import drain
 from partnersync import commands, config, context, failpoints, keys, store, workqueue
-from partnersync.redisserver import RedisServer, free_port
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import CustomerProductData

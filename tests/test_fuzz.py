@@ -18,8 +18,8 @@ import standardwebhooks
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cli.redisserver import RedisServer, free_port
 from partnersync import keys
-from partnersync.redisserver import RedisServer, free_port
 from tests.conftest import ROOT, base_env, wait_http
 
 SECRET = "fuzz-secret-value-4f1c"

@@ -13,7 +13,7 @@ from partnersync import config, partner
 from partnersync.config import ConfigError
 
 THIRD = textwrap.dedent(
-    '''
+    """
     from partnersync.kinds import Kind
     from partnersync.partner import Partner
     from schemas.lifecycle import Lifecycle
@@ -24,7 +24,7 @@ THIRD = textwrap.dedent(
         client=lambda settings, http, connection: None,
         kinds=(Kind("acme", "payment", Lifecycle("NEW", {"NEW": ("PAID",)})),),
     )
-    '''
+    """
 )
 
 

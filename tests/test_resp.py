@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from redis.exceptions import ConnectionError, ResponseError, TimeoutError
 
-from partnersync.redisserver import RedisServer, find_binary, free_port
+from cli.redisserver import RedisServer, find_binary, free_port
 from partnersync.resp import PipelinedConnection, pack, script_sha
 
 ARG = st.one_of(st.binary(max_size=64), st.text(max_size=32), st.integers(-(2**63), 2**63 - 1))

@@ -78,7 +78,7 @@ def test_keep_alive_requests_and_a_server_side_close(sandbox_url: str, no_proxie
 
 
 def test_connection_refused_is_httpx_error(no_proxies) -> None:
-    from partnersync.redisserver import free_port
+    from cli.redisserver import free_port
 
     async def main() -> None:
         async with httpx.AsyncClient(transport=transport.transport(LIMITS)) as http:

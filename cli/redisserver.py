@@ -12,8 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from partnersync import process
-from partnersync.process import child_preexec
+from cli import process
+from cli.process import child_preexec
 
 
 class RedisServerError(RuntimeError):

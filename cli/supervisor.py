@@ -18,10 +18,10 @@ from pathlib import Path
 
 import httpx
 
-from partnersync import process
+from cli import process
+from cli.process import child_preexec
+from cli.redisserver import RedisServer, free_port
 from partnersync.config import Settings
-from partnersync.process import child_preexec
-from partnersync.redisserver import RedisServer, free_port
 
 SANDBOX_PORT = 8900
 EMBEDDED_REDIS_PORT = 6380

@@ -25,9 +25,10 @@ import redis
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from partnersync import config, keys, process, replies
-from partnersync.process import child_preexec
-from partnersync.redisserver import RedisServer, free_port
+from cli import process
+from cli.process import child_preexec
+from cli.redisserver import RedisServer, free_port
+from partnersync import config, keys, replies
 
 SECRET = "bench-secret"
 
@@ -202,7 +203,7 @@ class Bench:
         seconds = 1 if self.smoke else 3 if self.quick else 8
         route = "/webhooks/tradevest/transfer-notification"
         bare_port, receiver_port = free_port(), free_port()
-        bare = self.uvicorn("partnersync.bench.apps:bare", bare_port, self.env())
+        bare = self.uvicorn("cli.bench.apps:bare", bare_port, self.env())
         receiver = self.uvicorn(
             "receiver.app:app_from_env", receiver_port, self.env(), factory=True
         )
@@ -268,10 +269,7 @@ class Bench:
         jobs = 100 if self.smoke else 500 if self.quick else 3000
         with self.r.pipeline() as pipe:
             noop_queue.enqueue_many(
-                [
-                    Queue.prepare_data("partnersync.bench.apps.noop", result_ttl=60)
-                    for _ in range(jobs)
-                ],
+                [Queue.prepare_data("cli.bench.apps.noop", result_ttl=60) for _ in range(jobs)],
                 pipeline=pipe,
             )
             pipe.execute()
@@ -374,7 +372,7 @@ class Bench:
     def run(self) -> list[Row]:
         ensure_wrk()
         stub_port = free_port()
-        self.uvicorn("partnersync.bench.apps:stub", stub_port, self.env())
+        self.uvicorn("cli.bench.apps:stub", stub_port, self.env())
         stub_url = f"http://127.0.0.1:{stub_port}"
         self.receiver()
         self.reconcile(stub_url)

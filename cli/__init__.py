@@ -1,0 +1,85 @@
+"""The `partnersync` command line: one module per command group.
+
+Each module has `add(sub)`, which registers its commands with their handlers; `main` parses,
+loads the settings once, and turns the errors a user can cause into a message and an exit
+code (2: bad input or configuration, 1: a partner's refusal, 3: Redis unreachable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from cli import (
+    bench,
+    command,
+    dlq,
+    entities,
+    processes,
+    report,
+    saxo,
+    status,
+    webhooks,
+)
+from cli import (
+    config as config_table,
+)
+from partnersync import config
+from partnersync.config import ConfigError
+
+GROUPS = (processes, webhooks, entities, dlq, command, saxo, report, status, bench, config_table)
+
+
+def parser() -> argparse.ArgumentParser:
+    from importlib.metadata import PackageNotFoundError, version
+
+    p = argparse.ArgumentParser(
+        prog="partnersync",
+        description="Webhook-driven event processor for brokerage and banking partner APIs.",
+    )
+    try:
+        p.add_argument(
+            "--version", action="version", version=f"partnersync {version('partnersync')}"
+        )
+    except PackageNotFoundError:  # run from a checkout without installing
+        p.add_argument("--version", action="version", version="partnersync (not installed)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    for group in GROUPS:
+        group.add(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = config.load()
+        return int(args.func(args, settings) or 0)
+    except ConfigError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # the reader went away (`partnersync entities list | head`): not an error; stdout is
+        # pointed at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except Exception as exc:
+        import httpx
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        from partnersync.errors import NotFound, PartnerError, Retryable
+
+        if isinstance(exc, PartnerError | Retryable | NotFound | httpx.HTTPError):
+            # a partner's refusal or an unreachable partner is an answer, not a crash
+            print(f"partnersync: {args.command}: partner error: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(exc, RedisConnectionError):
+            print(
+                f"partnersync: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr
+            )
+            return 3
+        raise

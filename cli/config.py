@@ -1,0 +1,27 @@
+"""`partnersync config`: the configuration table (markdown)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from partnersync import config
+from partnersync.config import Settings
+
+
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    print("| variable | default | meaning |\n|---|---|---|")
+    for name, field, meaning in config.VARIABLES:
+        default = getattr(config.DEFAULTS, field)
+        if isinstance(default, tuple):
+            default = ",".join(
+                str(int(d) if isinstance(d, float) and d.is_integer() else d) for d in default
+            )
+        shown = f"`{default}`" if default not in (None, "") else "(unset)"
+        print(f"| `{name}` | {shown} | {meaning} |")
+    return 0
+
+
+def add(sub: Any) -> None:
+    cfg = sub.add_parser("config", help="print the configuration table (markdown)")
+    cfg.set_defaults(func=cmd_config)

@@ -1,0 +1,148 @@
+"""`partnersync dlq`: the dead-letter queue."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import msgspec
+
+from cli.common import connect_redis, to_json
+from partnersync.config import Settings
+
+
+def _dlq_filter(args: argparse.Namespace):
+    from datetime import UTC, datetime
+
+    from partnersync import dlq
+
+    now = datetime.now(UTC)
+    selected = dlq.parse_filter(args.filter or "", now)
+    return msgspec.structs.replace(
+        selected,
+        kind=args.kind or selected.kind,
+        error=args.error or selected.error,
+        since=dlq.parse_since(args.since, now) if args.since else selected.since,
+        reason=args.reason or selected.reason,
+    )
+
+
+def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import dlq
+
+    try:
+        selected = _dlq_filter(args)
+    except ValueError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    letters = [
+        letter for letter in dlq.all_letters(connect_redis(settings)) if selected.matches(letter)
+    ]
+    if args.json:
+        for letter in letters:
+            print(to_json({
+                "id": letter.id, "at": letter.at, "reason": letter.reason, "entity": letter.entity,
+                "error": letter.error, "attempts": letter.attempts, "events": len(letter.events),
+            }))  # fmt: skip
+        return 0
+    for letter in letters:
+        print(
+            f"{letter.id}  {letter.at.isoformat()}  {letter.reason:<9} {letter.entity:<55} {letter.error[:80]}"
+        )
+    print(f"{len(letters)} dead letters")
+    return 0
+
+
+def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import dlq
+
+    letter = dlq.get(connect_redis(settings), args.id)
+    if letter is None:
+        print(f"partnersync: no dead letter {args.id!r}", file=sys.stderr)
+        return 1
+    print(to_json(letter) if args.json else msgspec.json.format(to_json(letter), indent=2))
+    return 0
+
+
+def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import dlq, replay
+
+    connection = connect_redis(settings)
+    try:
+        selected = _dlq_filter(args)
+    except ValueError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    filtering = selected != dlq.Filter()
+    if not args.ids and not args.all and not filtering:
+        print(
+            "partnersync: dlq replay needs IDs, --all, or a filter (--kind/--error/--since/--reason/--filter)",
+            file=sys.stderr,
+        )
+        return 2
+    ids = args.ids or [
+        letter.id for letter in dlq.all_letters(connection) if selected.matches(letter)
+    ]
+    summary = replay.replay(connection, settings, ids, progress=sys.stderr)
+    shown = summary.as_dict()
+    print(to_json(shown) if args.json else ", ".join(f"{k}: {v}" for k, v in shown.items()))
+    if summary.interrupted:
+        print(
+            "partnersync: replay interrupted; letters not reached are still in the DLQ, "
+            "the requeued ones' entities are due and will be reconciled",
+            file=sys.stderr,
+        )
+        return 130
+    return 0 if summary.ok else 1
+
+
+def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import dlq
+
+    connection = connect_redis(settings)
+    ids = dlq.ids(connection)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print(
+                f"partnersync: refusing to purge {len(ids)} dead letters without --yes",
+                file=sys.stderr,
+            )
+            return 2
+        if input(f"Purge {len(ids)} dead letters? [y/N] ").strip().lower() != "y":
+            return 1
+    for dlq_id in ids:
+        dlq.remove(connection, dlq_id)
+    print(f"purged {len(ids)} dead letters")
+    return 0
+
+
+def add(sub: Any) -> None:
+    dlq = sub.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        dest="sub", required=True
+    )
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--kind", help="entity kind, e.g. transfer or saxo:cash-transfer")
+        p.add_argument("--error", help="substring of the error")
+        p.add_argument("--since", help="30m, 2h, 7d or an ISO date-time")
+        p.add_argument("--reason", choices=["reconcile", "handler", "command"])
+        p.add_argument("--filter", help="the same as one string: kind=…,error=…,since=…,reason=…")
+
+    dl = dlq.add_parser("list")
+    filters(dl)
+    dl.add_argument("--json", action="store_true")
+    dl.set_defaults(func=cmd_dlq_list)
+    ds = dlq.add_parser("show")
+    ds.add_argument("id")
+    ds.add_argument("--json", action="store_true")
+    ds.set_defaults(func=cmd_dlq_show)
+    dr = dlq.add_parser("replay")
+    dr.add_argument("ids", nargs="*")
+    dr.add_argument("--all", action="store_true")
+    filters(dr)
+    dr.add_argument("--json", action="store_true")
+    dr.set_defaults(func=cmd_dlq_replay)
+    dp = dlq.add_parser("purge")
+    dp.add_argument("--yes", action="store_true", help="do not ask")
+    dp.set_defaults(func=cmd_dlq_purge)

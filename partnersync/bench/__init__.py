@@ -1,1 +1,0 @@
-"""`partnersync bench`: partnersync measured against baselines run in the same run."""
