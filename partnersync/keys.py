@@ -1,5 +1,5 @@
-"""Every Redis key partnersync writes, named in this one module (RQ's own names are
-in rqbridge.py). The Lua scripts take these as KEYS; where a script decides which entity
+"""Every Redis key the engine writes, named in this one module (RQ's own names are
+in rqbridge.py; a partner's own keys are in its package's keys.py). The Lua scripts take these as KEYS; where a script decides which entity
 or id a key is for, it is passed the key's prefix (a function here called with "").
 
 Keys of one entity embed its entity key `{partner}:{kind}:{id}`.
@@ -18,19 +18,13 @@ ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that nee
 COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
 COMMAND_ATTENTION = PREFIX + "commands:attention"  # zset externalId -> ms: double bookings
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
-COUNTERS = PREFIX + "counters"
+COUNTERS = PREFIX + "counters"  # hash of plain counters (deliveries, duplicates, ...)
 JOB_OUTCOMES = PREFIX + "metrics:reconciles"  # hash outcome -> n
 RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"
 PARTNER_CALLS = PREFIX + "metrics:partner-calls"  # hash "partner:status" -> n
 COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
-ENS_CHECKPOINT = PREFIX + "saxo:ens:sequence"  # the last ENS SequenceId taken in
-ENS_LAST_TIME = PREFIX + "saxo:ens:time"  # its ActivityTime (fallback window, lag)
-UNSETTLED = PREFIX + "saxo:unsettled"  # the latest unsettled-amounts report (JSON)
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
-TV_CUSTOMERS = (
-    PREFIX + "tradevest:customers"
-)  # set: customers whose transactions are swept  # hash of plain counters (deliveries, duplicates, ...)
 
 
 def dedupe(digest: str) -> str:
@@ -78,11 +72,6 @@ def external_id(partner: str, external_id: str) -> str:
 def rq_template(queue: str) -> str:
     """The drain job's RQ hash fields, read by the Lua scripts (see workqueue.py)."""
     return f"{PREFIX}rq-template:{queue}"
-
-
-def saxo_position(position_id: str) -> str:
-    """A Saxo cash position id → the partner cash transfer that made it."""
-    return f"{PREFIX}saxo:position:{position_id}"
 
 
 def command(external_id: str) -> str:

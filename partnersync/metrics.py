@@ -6,9 +6,7 @@ worker, nothing lost when a worker restarts.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import redis
 from prometheus_client.core import (
@@ -49,9 +47,17 @@ def _decode(h: dict[bytes, bytes]) -> dict[str, float]:
 
 
 class RedisCollector(Collector):
-    def __init__(self, connection: redis.Redis, queue: str):
+    """The engine's figures from Redis, then each partner's own (`Partner.metrics`)."""
+
+    def __init__(
+        self,
+        connection: redis.Redis,
+        queue: str,
+        partners: Sequence[Callable[[redis.Redis, int], Iterable[Metric]]] = (),
+    ):
         self.connection = connection
         self.queue = queue
+        self.partners = partners
 
     def collect(self) -> Iterator[Metric]:
         now = workqueue.now_ms()
@@ -71,10 +77,8 @@ class RedisCollector(Collector):
         pipe.hgetall(keys.CLOCK)
         pipe.hgetall(keys.COMMAND_STATES)
         pipe.hgetall(keys.ENTITY_COUNTS)
-        pipe.get(keys.UNSETTLED)
-        pipe.get(keys.ENS_LAST_TIME)
         (counters, queued, started, failed, due, dirty, drainers, dead, attention, outcomes,
-         latency, calls, clock, command_states, entity_counts, report, ens_time) = pipe.execute()  # fmt: skip
+         latency, calls, clock, command_states, entity_counts) = pipe.execute()  # fmt: skip
 
         deliveries = CounterMetricFamily(
             "partnersync_deliveries", "Events taken in, by event type, source and outcome",
@@ -89,12 +93,6 @@ class RedisCollector(Collector):
                 [event_type, source, rest if prefix in sources and rest else outcome], value
             )
         yield deliveries
-        if ens_time:
-            seen = datetime.fromisoformat(ens_time.decode()).timestamp() * 1000
-            yield GaugeMetricFamily(
-                "partnersync_ens_checkpoint_age_seconds", "Age of the last ENS activity taken in",
-                value=max(0.0, (now - seen) / 1000),
-            )  # fmt: skip
 
         backlog = GaugeMetricFamily("partnersync_backlog", "Work waiting", labels=["what"])
         backlog.add_metric(["rq_queued"], queued)
@@ -163,27 +161,5 @@ class RedisCollector(Collector):
                 entities.add_metric([partner, kind, status], value)
         yield entities
 
-        if report:
-            yield from _unsettled(json.loads(report))
-
-
-def _unsettled(report: dict) -> Iterator[Metric]:
-    """The latest funding report: the total, and what falls due in the next 7 days."""
-    total = GaugeMetricFamily(
-        "partnersync_unsettled_total",
-        "Unsettled amount in the requester's currency (negative: owed)",
-        labels=["currency"],
-    )
-    total.add_metric([report["currency"]], float(report["total"]))
-    yield total
-    due = GaugeMetricFamily(
-        "partnersync_unsettled_due",
-        "Unsettled amounts falling due in the next 7 days",
-        labels=["currency", "value_date"],
-    )
-    today = date.today()
-    for row in report["rows"]:
-        when = row.get("valueDate")
-        if when and today <= date.fromisoformat(when) <= today + timedelta(days=7):
-            due.add_metric([row["currency"], when], float(row["amount"]))
-    yield due
+        for partner_metrics in self.partners:
+            yield from partner_metrics(self.connection, now)

@@ -2,7 +2,7 @@
 
 A partner package (partners/<name>/) exports `PARTNER`, a `Partner`: its entity kinds, its
 commands, how to build its HTTP client, how to read its archived events, what to index
-after a fetch and its clock tasks. The engine reaches partners only through a `Catalog`
+after a fetch, its clock tasks and its own figures for /metrics. The engine reaches partners only through a `Catalog`
 loaded from PARTNERSYNC_PARTNERS (module names), so a new partner is a new package, and
 nothing in the engine changes.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +23,8 @@ from partnersync.config import ConfigError, Settings
 from partnersync.kinds import Kind
 
 if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+
     from partnersync.client import PartnerClient
     from partnersync.commands import CommandKind
     from partnersync.context import Context
@@ -47,6 +49,8 @@ class Note(Protocol):
 NoteReader = Callable[[str | None, bytes | None], Note | None]
 # (pipeline in MULTI, kind, entity key, fetched entity, settings): extra index writes
 Indexer = Callable[[redis.client.Pipeline, Kind, str, Any, Settings], None]
+# (connection, now in ms): the partner's own figures for /metrics
+Metrics = Callable[[redis.Redis, int], Iterable["Metric"]]
 # a clock task: (name, interval in seconds, run)
 Task = tuple[str, float, Callable[[], object]]
 
@@ -65,6 +69,7 @@ class Partner:
     notes: NoteReader = _no_notes
     index: Indexer | None = None
     tasks: Callable[[Context], list[Task]] = field(default=lambda ctx: [])
+    metrics: Metrics | None = None
 
 
 class Catalog:

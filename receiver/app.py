@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from partnersync.config import Settings, redis_url
 from partnersync.metrics import RedisCollector
+from partnersync.partner import load as catalog
 from partnersync.resp import PipelinedConnection
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.intake import Intake
@@ -101,7 +102,10 @@ def create_app(settings: Settings) -> Receiver:
         sync = redis.Redis.from_url(
             redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0
         )
-        collector = RedisCollector(sync, settings.queue)
+        partners = catalog(settings.partners).partners.values()
+        collector = RedisCollector(
+            sync, settings.queue, [p.metrics for p in partners if p.metrics is not None]
+        )
         registry.register(collector)
         try:
             yield

@@ -6,8 +6,6 @@ from collections.abc import Mapping
 
 from starlette.types import Receive
 
-MAX_DEPTH = 32  # JSON nesting accepted where a body is not decoded into a Struct
-
 
 class BodyTooLarge(Exception):
     pass
@@ -35,25 +33,3 @@ async def read_body(headers: Mapping[str, str], receive: Receive, limit: int) ->
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
-    """Nesting deeper than `limit` (brackets inside strings are not counted)."""
-    depth, in_string, escaped = 0, False, False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False

@@ -12,7 +12,6 @@ import re
 import time
 from typing import Any
 
-import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
@@ -20,11 +19,12 @@ from starlette.types import Receive, Scope, Send
 
 from partnersync import keys
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
-from receiver.body import MAX_DEPTH, BodyTooLarge, ClientGone, read_body, too_deep
+from receiver.body import BodyTooLarge, ClientGone, read_body
 from receiver.intake import Intake
 from receiver.problems import problem_body
 from schemas.dedupe import digest
 from schemas.tradevest.events import EVENT_TYPES, PARTNER
+from schemas.tradevest.intake import Unusable, prepare
 
 log = logging.getLogger("partnersync.receiver")
 
@@ -139,19 +139,11 @@ class TradevestWebhook:
             ) from None
         if auth.needs_body:
             self.authenticate(headers, body)
-        if event is None or event.kind is None:
-            entities: list[str] = []
-            dedupe = archived_digest(event_type, body, decode_as=dict if event is None else object)
-        else:
-            notification = decoded(event, body)
-            ids = event.entity_ids(notification)
-            if len(ids) > self.max_entities:
-                raise Refusal(
-                    "bad_request", 400, "too_many_entities",
-                    f"{len(ids)} distinct entities in one delivery; at most {self.max_entities}",
-                )  # fmt: skip
-            entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids]
-            dedupe = event.dedupe_digest(notification, ids)
+        try:
+            ids, dedupe = prepare(event, event_type, body, self.max_entities)
+        except Unusable as exc:
+            raise Refusal("bad_request", 400, exc.error, exc.detail) from None
+        entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event else []
         delivery = auth.delivery_key(headers)
         if delivery is not None:
             dedupe = digest("webhook-id", delivery)
@@ -171,36 +163,6 @@ class TradevestWebhook:
         reason = self.auth.check(headers, body)
         if reason:
             raise Refusal("auth_failed", 401, "unauthorized", reason)
-
-
-def decoded(event: Any, body: bytes) -> Any:
-    """The body decoded straight into the event's notification Struct."""
-    try:
-        return event.decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise Refusal("bad_request", 400, "invalid_body", f"{event.name}: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise Refusal(
-            "bad_request", 400, "malformed_body", f"body is not valid JSON: {exc}"
-        ) from None
-    except RecursionError:  # msgspec's guard against deeply nested input
-        raise Refusal("bad_request", 400, "too_deep", "JSON nested too deeply") from None
-
-
-def archived_digest(event_type: str, body: bytes, decode_as: type) -> str:
-    """A body kept as is (an unknown event type, or prices): checked to be JSON of the
-    expected shape and bounded depth; deduplicated on its exact content."""
-    if too_deep(body):
-        raise Refusal("bad_request", 400, "too_deep", f"JSON nested deeper than {MAX_DEPTH}")
-    try:
-        msgspec.json.decode(body, type=decode_as)
-    except msgspec.DecodeError as exc:
-        raise Refusal(
-            "bad_request", 400, "malformed_body", f"body is not a JSON object: {exc}"
-        ) from None
-    except RecursionError:
-        raise Refusal("bad_request", 400, "too_deep", "JSON nested too deeply") from None
-    return digest(event_type, body.decode("utf-8", "replace"))
 
 
 def _is_json(content_type: str | None) -> bool:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from svix.webhooks import Webhook as SvixWebhook
 
 from receiver.auth import HeaderAuth, SecretError, SourceAllowlist, StandardWebhooksAuth
-from receiver.body import too_deep
+from schemas.tradevest.intake import too_deep
 
 
 def test_any_configured_secret_passes_for_rotation() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from partners.saxo import keys as saxo_keys
 from partnersync import keys
 from tests.conftest import Proc, System, wait_for
 
@@ -30,7 +31,7 @@ def restart_clock(system: System) -> Proc:
 def test_resume_after_restart_without_loss_or_duplicates(system: System) -> None:
     total = ens(system, generate=30)["byType"]["Positions"]  # (earlier tests may have made some)
     wait_for(lambda: counter(system, ACCEPTED) == total, what="first 30")
-    checkpoint = system.r.get(keys.ENS_CHECKPOINT)
+    checkpoint = system.r.get(saxo_keys.ENS_CHECKPOINT)
     system.clock.stop()
     total = ens(system, generate=20)["byType"]["Positions"]
     clock = restart_clock(system)
@@ -39,7 +40,7 @@ def test_resume_after_restart_without_loss_or_duplicates(system: System) -> None
             lambda: counter(system, ACCEPTED) == total, what="the 20 made while the clock was down"
         )
         assert counter(system, DUPLICATE) <= 1  # at most the checkpoint's own activity, re-read
-        assert int(system.r.get(keys.ENS_CHECKPOINT)) > int(checkpoint)
+        assert int(system.r.get(saxo_keys.ENS_CHECKPOINT)) > int(checkpoint)
         archived = sum(
             1
             for k in system.r.scan_iter(keys.inbox("*"))
@@ -54,7 +55,7 @@ def test_expired_checkpoint_falls_back_to_a_time_window(system: System) -> None:
     total = ens(system, generate=5)["byType"]["Positions"]
     wait_for(lambda: counter(system, ACCEPTED) == total, what="caught up")
     system.clock.stop()
-    checkpoint = system.r.get(keys.ENS_CHECKPOINT).decode()
+    checkpoint = system.r.get(saxo_keys.ENS_CHECKPOINT).decode()
     total = ens(system, generate=10, expire_through=checkpoint)["byType"]["Positions"]
     clock = restart_clock(system)
     try:

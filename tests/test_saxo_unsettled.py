@@ -88,10 +88,10 @@ def test_totals_that_do_not_add_up_are_reported() -> None:
 
 @pytest.mark.e2e
 def test_scheduled_report_is_stored_and_exposed(system) -> None:
-    from partnersync import keys
+    from partners.saxo import keys as saxo_keys
     from tests.conftest import wait_for
 
-    stored = wait_for(lambda: system.r.get(keys.UNSETTLED), what="the clock's report")
+    stored = wait_for(lambda: system.r.get(saxo_keys.UNSETTLED), what="the clock's report")
     assert json.loads(stored)["total"] == "-3.18174235"
     text = system.http.get(system.receiver + "/metrics").text
-    assert 'partnersync_unsettled_total{currency="DKK"} -3.18174235' in text
+    assert 'partnersync_unsettled_amount{currency="DKK"} -3.18174235' in text

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import redis
 
-from partners.saxo import auth, commands, ens, kinds, unsettled
+from partners.saxo import auth, commands, ens, kinds, metrics, unsettled
+from partners.saxo import keys as saxo_keys
 from partners.saxo.client import SaxoClient
-from partnersync import keys
 from partnersync.config import Settings
 from partnersync.kinds import Kind
 from partnersync.partner import Partner, Task
@@ -35,7 +35,7 @@ def _index(
         return
     for position in (entity.FromAccountPositionId, entity.ToAccountPositionId):
         if position:
-            write.set(keys.saxo_position(position), key, ex=settings.dlq_retention)
+            write.set(saxo_keys.position(position), key, ex=settings.dlq_retention)
 
 
 def _tasks(ctx: Context) -> list[Task]:
@@ -54,4 +54,5 @@ PARTNER = Partner(
     commands=commands.COMMANDS,
     index=_index,
     tasks=_tasks,
+    metrics=metrics.collect,
 )

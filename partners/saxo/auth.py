@@ -35,7 +35,7 @@ import httpx
 import msgspec
 import redis
 
-from partnersync import keys
+from partners.saxo import keys as saxo_keys
 from partnersync.config import Settings
 from partnersync.errors import PartnerError, Retryable
 
@@ -99,8 +99,8 @@ class SaxoToken:
     `ps:saxo:token:lock` (SET NX PX).
     """
 
-    KEY = keys.PREFIX + "saxo:token"
-    LOCK = keys.PREFIX + "saxo:token:lock"
+    KEY = saxo_keys.TOKEN
+    LOCK = saxo_keys.TOKEN_LOCK
 
     def __init__(self, connection: redis.Redis, settings: Settings):
         self.connection = connection

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from partners.saxo import keys as saxo_keys
 from partnersync import keys, replies, workqueue
 from partnersync.context import Context
 from partnersync.errors import PartnerError
@@ -27,8 +28,8 @@ log = logging.getLogger("partnersync.ens")
 
 # a query array: Activities=AccountFundings&Activities=Orders&… (ens.yaml: form, exploded)
 ACTIVITIES = ["AccountFundings", "Orders", "Positions", "CorporateActions", "MarginCalls"]
-CHECKPOINT = keys.ENS_CHECKPOINT
-LAST_TIME = keys.ENS_LAST_TIME
+CHECKPOINT = saxo_keys.ENS_CHECKPOINT
+LAST_TIME = saxo_keys.ENS_LAST_TIME
 FIRST_WINDOW = timedelta(hours=1)  # how far back the very first poll looks
 OVERLAP = timedelta(minutes=5)  # fallback window margin: dedupe absorbs the repeats
 
@@ -56,7 +57,7 @@ def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:
             return replies.text(found)
     position = activity.get("PositionId")
     if position:
-        found = ctx.connection.get(keys.saxo_position(str(position)))
+        found = ctx.connection.get(saxo_keys.position(str(position)))
         if found:
             return replies.text(found)
     return None

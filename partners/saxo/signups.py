@@ -15,12 +15,12 @@ import msgspec
 import redis
 
 from partners.saxo import auth as saxo_auth
+from partners.saxo import keys as saxo_keys
 from partners.saxo.client import raise_for
-from partnersync import keys
 from partnersync.config import Settings
 from schemas.saxo.signups import AttachmentsRequest, SignUpOptionList
 
-OPTIONS_KEY = keys.PREFIX + "saxo:signup-options"
+OPTIONS_KEY = saxo_keys.SIGNUP_OPTIONS
 _options = msgspec.json.Decoder(SignUpOptionList)
 
 

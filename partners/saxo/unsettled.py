@@ -180,11 +180,11 @@ def render(report: Report) -> str:
 
 async def refresh(ctx: Any) -> int:
     """The scheduled job: the latest report by currency, kept in Redis for /metrics."""
-    from partnersync import keys
+    from partners.saxo import keys as saxo_keys
 
     client_key = ctx.settings.saxo_client_key
     if not client_key:
         return 0
     report = await build(ctx.clients["saxo"], client_key, "currency")
-    ctx.connection.set(keys.UNSETTLED, msgspec.json.encode(report.to_builtins()))
+    ctx.connection.set(saxo_keys.UNSETTLED, msgspec.json.encode(report.to_builtins()))
     return len(report.rows)

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 import redis
 
+from partners.tradevest import keys as tradevest_keys
 from partnersync import keys
 from partnersync.config import Settings
 from partnersync.kinds import Kind
@@ -35,4 +36,4 @@ def index(
     else:
         customer = getattr(entity, "customerId", None)
     if customer:
-        write.sadd(keys.TV_CUSTOMERS, str(customer))
+        write.sadd(tradevest_keys.CUSTOMERS, str(customer))

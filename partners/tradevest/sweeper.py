@@ -15,9 +15,11 @@ from typing import Any
 
 import msgspec
 
+from partners.tradevest import keys as tradevest_keys
 from partnersync import keys, replies, store, workqueue
 from partnersync.context import Context
 from schemas.tradevest.events import BY_NAME, PARTNER
+from schemas.tradevest.intake import Unusable, prepare
 
 log = logging.getLogger("partnersync.sweeper")
 
@@ -32,21 +34,14 @@ def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
         return False
     body = msgspec.json.encode(payload)
     try:
-        notification = event.decoder.decode(body)
-    except msgspec.DecodeError:
+        ids, digest = prepare(event, event_type, body, ctx.settings.max_entities)
+    except Unusable as exc:
         log.warning(
-            "unreadable recovered notification", extra={"eventType": event_type, "source": source}
-        )
-        return False
-    ids = event.entity_ids(notification) if event.kind else []
-    if len(ids) > ctx.settings.max_entities:
-        log.warning(
-            "recovered notification names too many entities; not taken in",
-            extra={"eventType": event_type, "source": source, "entities": len(ids)},
+            "recovered notification not taken in",
+            extra={"eventType": event_type, "source": source, "error": exc.error},
         )
         return False
     entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event.kind else []
-    digest = event.dedupe_digest(notification, ids) if event.kind else None
     dedupe = keys.dedupe(digest) if digest else ""
     s = ctx.settings
     return ctx.workqueue.intake(
@@ -84,7 +79,7 @@ async def missed_notifications(ctx: Context) -> int:
 async def transactions(ctx: Context, window_days: int = 2) -> int:
     """Reconcile transactions of known customers booked in the last `window_days`."""
     client = ctx.clients["tradevest"]
-    customers = replies.texts(ctx.connection.smembers(keys.TV_CUSTOMERS))
+    customers = replies.texts(ctx.connection.smembers(tradevest_keys.CUSTOMERS))
     start = (datetime.now(UTC) - timedelta(days=window_days)).date().isoformat()
     due: list[str] = []
     for customer in customers:
