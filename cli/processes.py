@@ -19,19 +19,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from receiver import server
 
     config.redis_url(settings)
-    uvicorn.run(
-        "receiver.app:app_from_env",
-        factory=True,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        workers=settings.web_concurrency,
-        log_level="warning",
-        access_log=False,
-    )
-    return 0
+    return server.serve(settings, args.host or settings.host, args.port or settings.port)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from cli import process
@@ -51,27 +52,34 @@ def free_port(preferred: int | None = None) -> int:
 
 
 class RedisServer:
-    """redis-server on loopback with AOF on, data under `directory`."""
+    """redis-server on loopback with AOF on, data under `directory`. `appendfsync always`
+    by default: the receiver acknowledges only what is fsynced (receiver/durability.py)."""
 
     def __init__(
         self,
         directory: Path,
         port: int,
         *,
-        appendfsync: str = "everysec",
+        appendfsync: str = "always",
         binary: str | None = None,
+        env: Mapping[str, str] | None = None,
     ):
         self.binary = binary
         self.directory = Path(directory)
         self.port = port
         self.appendfsync = appendfsync
+        self.env = dict(env) if env is not None else None  # e.g. LD_PRELOAD in a test
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> None:
+    def start(
+        self, timeout: float = 10.0, *, extra: Sequence[str] = (), loaded: bool = True
+    ) -> None:
+        """`loaded=False`: return once the server answers at all (it may still be loading
+        its data); `extra`: more redis-server options."""
         self.directory.mkdir(parents=True, exist_ok=True)
         command = [
             self.binary or find_binary(),
@@ -83,9 +91,14 @@ class RedisServer:
             "--save", "",
             "--daemonize", "no",
             "--logfile", str((self.directory / "redis.log").resolve()),
+            *extra,
         ]  # fmt: skip
         self.proc = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=child_preexec
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=child_preexec,
+            env=self.env,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,17 +106,18 @@ class RedisServer:
                 raise RedisServerError(
                     f"redis-server exited with {self.proc.returncode}; see {self.directory / 'redis.log'}"
                 )
-            if self.ping():
+            if self.ping(loaded=loaded):
                 return
             time.sleep(0.05)
         self.stop()
         raise RedisServerError(f"redis-server did not answer on port {self.port}")
 
-    def ping(self) -> bool:
+    def ping(self, *, loaded: bool = True) -> bool:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                reply = s.recv(16)
+                return reply.startswith(b"+PONG") or (not loaded and reply.startswith(b"-LOADING"))
         except OSError:
             return False
 

@@ -52,6 +52,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     webhook_tolerance_s: float = 300.0
     allowed_cidrs: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    header_timeout_s: float = 10.0
+    max_connections: int = 4096
+    durability: str = "fsync"  # fsync | none (receiver/durability.py)
 
     handlers: str | None = None
     partners: tuple[str, ...] = ("partners.tradevest", "partners.saxo")
@@ -161,6 +165,28 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "allowed_cidrs",
         "source addresses allowed to deliver, comma-separated CIDRs (unset: any)",
     ),
+    (
+        "PARTNERSYNC_TRUSTED_PROXIES",
+        "trusted_proxies",
+        "addresses whose X-Forwarded-For / X-Forwarded-Proto the receiver believes, "
+        "comma-separated (unset: none; the peer address is the source)",
+    ),
+    (
+        "PARTNERSYNC_HEADER_TIMEOUT_S",
+        "header_timeout_s",
+        "seconds a connection may take to send a request's headers before it is closed",
+    ),
+    (
+        "PARTNERSYNC_MAX_CONNECTIONS",
+        "max_connections",
+        "open connections per receiver process (more are answered 503)",
+    ),
+    (
+        "PARTNERSYNC_DURABILITY",
+        "durability",
+        "fsync: a delivery is answered 2xx only once on disk (WAITAOF, or a Redis with "
+        "appendfsync always; checked at start); none: once in Redis's memory",
+    ),
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
     (
         "PARTNERSYNC_PARTNERS",
@@ -233,6 +259,7 @@ def _convert(name: str, field: str, raw: str) -> object:
         if field in (
             "tradevest_webhook_secrets",
             "allowed_cidrs",
+            "trusted_proxies",
             "tradevest_extra_event_types",
             "partners",
         ):
@@ -304,6 +331,8 @@ def load(
             f"PARTNERSYNC_LEASE_MS={settings.lease_ms} must be at least twice "
             f"PARTNERSYNC_HTTP_TIMEOUT_S ({settings.http_timeout_s} s)"
         )
+    if settings.durability not in ("fsync", "none"):
+        raise ConfigError(f"PARTNERSYNC_DURABILITY={settings.durability!r}: use fsync or none")
     if settings.drainers < 1 or settings.batch < 1:
         raise ConfigError("PARTNERSYNC_DRAINERS and PARTNERSYNC_BATCH must be at least 1")
     return settings

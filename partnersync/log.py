@@ -34,3 +34,24 @@ def setup(level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "rq.worker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def uvicorn_config(level: str = "INFO") -> dict[str, object]:
+    """uvicorn's logging.config dict: its lines as JSON too, on stderr."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "loggers": {
+            "uvicorn": {"handlers": ["json"], "level": level.upper(), "propagate": False},
+            "uvicorn.error": {"level": level.upper()},
+            "uvicorn.access": {"handlers": ["json"], "level": "WARNING", "propagate": False},
+        },
+    }

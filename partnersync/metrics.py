@@ -59,6 +59,11 @@ class RedisCollector(Collector):
         self.queue = queue
         self.partners = partners
 
+    def describe(self) -> Iterator[Metric]:
+        # Without it the registry calls collect() when the collector is registered: a
+        # Redis round trip at start, which fails while Redis is absent or loading.
+        return iter(())
+
     def collect(self) -> Iterator[Metric]:
         now = workqueue.now_ms()
         pipe = self.connection.pipeline(transaction=False)

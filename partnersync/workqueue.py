@@ -78,6 +78,7 @@ class Event:
     body: bytes
     entities: Sequence[str]
     dedupe_key: str = ""  # keys.dedupe(...) or '' for none
+    label: str | None = None  # its name in the counters (None: its type); bounded by the caller
 
 
 def intake_call(
@@ -110,7 +111,7 @@ def intake_call(
         len(events),
     ]
     for e in events:
-        args += [e.event_type, e.body, len(e.entities), *e.entities]
+        args += [e.event_type, e.label or e.event_type, e.body, len(e.entities), *e.entities]
     return script_keys, args
 
 

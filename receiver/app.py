@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 
 import redis
 import redis.asyncio as aioredis
@@ -20,6 +21,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -30,6 +32,7 @@ from partnersync.metrics import RedisCollector
 from partnersync.partner import load as catalog
 from partnersync.resp import PipelinedConnection
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
+from receiver.durability import Durability, NotDurable
 from receiver.intake import Intake
 from receiver.problems import json_response, problem, problem_body
 from receiver.webhook import PREFIX, Outcomes, TradevestWebhook, send_problem
@@ -83,7 +86,9 @@ class Receiver:
             await send_problem(send, 500, body)
 
 
-def create_app(settings: Settings) -> Receiver:
+def create_app(settings: Settings, durability: Durability | None = None) -> Receiver:
+    """`durability`: as checked at start (app_from_env); unchecked otherwise."""
+    durability = durability or Durability(settings.durability)
     if not settings.tradevest_webhook_secrets:
         log.warning("TRADEVEST_WEBHOOK_SECRETS is empty: every delivery will be refused (401)")
     registry = CollectorRegistry(auto_describe=True)
@@ -97,8 +102,24 @@ def create_app(settings: Settings) -> Receiver:
         max_body=settings.max_body,
     )
 
+    webhook.durability = durability
+
+    async def watch_durability() -> None:
+        """Re-checks the server's persistence settings every minute (every second until
+        it has been reached once): a failover may land on another server."""
+        while True:
+            try:
+                await durability.check(connection)
+            except NotDurable:
+                pass  # logged once; deliveries are refused until it holds again
+            except (RedisError, OSError):
+                await asyncio.sleep(1.0)  # not reachable yet (absent, loading): keep trying
+                continue
+            await asyncio.sleep(60.0)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        watcher = asyncio.get_running_loop().create_task(watch_durability())
         sync = redis.Redis.from_url(
             redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0
         )
@@ -110,6 +131,7 @@ def create_app(settings: Settings) -> Receiver:
         try:
             yield
         finally:
+            watcher.cancel()
             registry.unregister(collector)
             await webhook.intake.pipelined.aclose()
             await connection.aclose()
@@ -123,6 +145,13 @@ def create_app(settings: Settings) -> Receiver:
             await connection.ping()
         except (RedisError, OSError):
             return problem(503, "unavailable", "redis unreachable", _UNAVAILABLE)
+        if durability.verified is not True:
+            detail = (
+                "redis does not fsync before answering"
+                if durability.refusing
+                else ("redis persistence settings not verified yet")
+            )
+            return problem(503, "unavailable", detail, _UNAVAILABLE)
         return json_response({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
@@ -137,7 +166,16 @@ def create_app(settings: Settings) -> Receiver:
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    return Receiver(webhook, Starlette(routes=routes, lifespan=lifespan))
+    handlers = {HTTPException: http_problem}
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Receiver(webhook, app)
+
+
+async def http_problem(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own 404/405 as JSON problems, like every other answer."""
+    error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    headers = dict(exc.headers or {})
+    return problem(exc.status_code, error, exc.detail, headers)
 
 
 def app_from_env() -> Receiver:
@@ -147,4 +185,21 @@ def app_from_env() -> Receiver:
 
     settings = config.load()
     pslog.setup(settings.log_level)
-    return create_app(settings)
+    durability = Durability(settings.durability)
+    connection = redis.Redis.from_url(
+        redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0
+    )
+    try:
+        durability.check_now(connection)
+    except NotDurable as exc:
+        # refuse to run rather than acknowledge what a crash can lose (logged by check)
+        print(f"partnersync: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except (RedisError, OSError) as exc:  # absent or loading: start, not ready yet
+        log.warning(
+            "redis not reachable at start; not ready until it is",
+            extra={"error": type(exc).__name__},
+        )
+    finally:
+        connection.close()
+    return create_app(settings, durability)

@@ -34,10 +34,19 @@ class Intake:
         self._sends: set[asyncio.Task[None]] = set()
 
     async def accept(
-        self, *, event_type: str, body: bytes, entities: Sequence[str], dedupe: str | None
+        self,
+        *,
+        event_type: str,
+        body: bytes,
+        entities: Sequence[str],
+        dedupe: str | None,
+        label: str | None = None,
     ) -> tuple[bool, str]:
-        """Returns (accepted, delivery id); accepted is False for a duplicate."""
-        event = workqueue.Event(event_type, body, entities, keys.dedupe(dedupe) if dedupe else "")
+        """Returns (accepted, delivery id); accepted is False for a duplicate. `label`
+        names the event in the counters (default: its type)."""
+        event = workqueue.Event(
+            event_type, body, entities, keys.dedupe(dedupe) if dedupe else "", label
+        )
         batch = self._batch
         if batch is None:  # the first of this moment: the batch goes out next iteration
             loop = asyncio.get_running_loop()

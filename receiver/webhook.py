@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from partnersync import keys
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.body import BodyTooLarge, ClientGone, read_body
+from receiver.durability import Durability
 from receiver.intake import Intake
 from receiver.problems import problem_body
 from schemas.dedupe import digest
@@ -29,6 +30,7 @@ from schemas.tradevest.intake import Unusable, prepare
 log = logging.getLogger("partnersync.receiver")
 
 PREFIX = "/webhooks/tradevest/"
+OTHER = "OTHER"  # the label (metrics, counters) of every event type Tradevest does not document
 OUTCOME_HEADER = b"partnersync-outcome"  # accepted | duplicate | parked
 DELIVERY_HEADER = b"partnersync-delivery-id"  # the inbox entry: `partnersync inbox show`
 
@@ -69,6 +71,36 @@ class Outcomes:
         child.inc()
 
 
+class Outage:
+    """Logs a Redis outage once when it starts and once when it ends, with the number of
+    deliveries answered 503 meanwhile (not a line per request: thousands a minute)."""
+
+    def __init__(self, logger: logging.Logger):
+        self.log = logger
+        self.refusals = 0
+        self.since = 0.0
+
+    def refused(self, exc: BaseException) -> None:
+        if not self.refusals:
+            self.since = time.monotonic()
+            self.log.warning(
+                "redis unavailable: answering 503 until it is back",
+                extra={"error": type(exc).__name__},
+            )
+        self.refusals += 1
+
+    def over(self) -> None:
+        if self.refusals:
+            self.log.warning(
+                "redis available again",
+                extra={
+                    "refused": self.refusals,
+                    "seconds": round(time.monotonic() - self.since, 1),
+                },
+            )
+            self.refusals = 0
+
+
 class TradevestWebhook:
     """Checks, in order: source address, authentication (before the body when it can),
     media type, size, the body decoded into the event's Struct; then one intake round trip
@@ -85,6 +117,8 @@ class TradevestWebhook:
         max_entities: int = 1000,
     ):
         self.auth, self.allowlist, self.intake, self.outcomes = auth, allowlist, intake, outcomes
+        self.outage = Outage(log)
+        self.durability = Durability("none")  # the app sets the configured one
         self.max_body = max_body
         self.max_entities = max_entities
 
@@ -96,17 +130,19 @@ class TradevestWebhook:
             return
         event = EVENT_TYPES.get(path)
         event_type = event.name if event else path.upper().replace("-", "_")
+        # metric labels only from the known event types: made-up paths add no series
+        label = event.name if event else OTHER
         try:
             outcome, delivery_id = await self.accept(scope, receive, event, event_type)
         except ClientGone:
             return
         except Refusal as refusal:
-            self.outcomes.count(event_type, refusal.outcome)
+            self.outcomes.count(label, refusal.outcome)
             headers = [_RETRY_LATER] if refusal.retry else []
             body = problem_body(refusal.error, refusal.detail)
             await send_problem(send, refusal.status, body, headers)
             return
-        self.outcomes.count(event_type, outcome)
+        self.outcomes.count(label, outcome)
         self.outcomes.intake_seconds.observe(time.perf_counter() - started)
         if outcome == "parked":
             log.warning(
@@ -147,15 +183,22 @@ class TradevestWebhook:
         delivery = auth.delivery_key(headers)
         if delivery is not None:
             dedupe = digest("webhook-id", delivery)
+        if self.durability.refusing:
+            raise Refusal(
+                "unavailable", 503, "unavailable",
+                "event store cannot store durably (redis does not fsync), retry later", True,
+            )  # fmt: skip
         try:
             accepted, delivery_id = await self.intake.accept(
-                event_type=event_type, body=body, entities=entities, dedupe=dedupe
-            )
+                event_type=event_type, body=body, entities=entities, dedupe=dedupe,
+                label=event.name if event else OTHER,
+            )  # fmt: skip
         except (RedisError, OSError) as exc:
-            log.warning("redis unavailable, answering 503", extra={"error": type(exc).__name__})
+            self.outage.refused(exc)
             raise Refusal(
                 "unavailable", 503, "unavailable", "event store unavailable, retry later", True
             ) from None
+        self.outage.over()
         # accepted: will be reconciled; parked: kept, nothing to reconcile
         return ("accepted" if entities else "parked") if accepted else "duplicate", delivery_id
 

@@ -173,6 +173,66 @@ def test_authenticated_malformed_bodies_are_4xx_and_store_nothing(
         assert stored(r) == before
 
 
+VALID_TRANSFER = (
+    b'{"transferId":"' + UUID.encode() + b'","status":"PENDING",'
+    b'"modifiedOn":"2026-01-01T10:00:00Z","notificationType":"UPDATED"}'
+)
+# bytes a broken sender or an attacker puts in: invalid UTF-8 starts and continuations,
+# surrogates' encodings, raw control characters, quotes and backslashes
+BAD_BYTES = [0x00, 0x01, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xC3, 0xED, 0xF5, 0xFF, 0x22, 0x5C]
+
+
+@settings(
+    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(VALID_TRANSFER) - 1), st.sampled_from(BAD_BYTES)),
+        min_size=1, max_size=4,
+    )
+)  # fmt: skip
+def test_byte_mutations_of_a_valid_body_are_never_5xx(header_receiver, fuzz_redis, edits) -> None:
+    body = bytearray(VALID_TRANSFER)
+    for position, byte in edits:
+        body[position] = byte
+    response = httpx.post(
+        f"{header_receiver.url}/webhooks/tradevest/transfer-notification", content=bytes(body),
+        headers={"api-key": SECRET, "Content-Type": "application/json"},
+    )  # fmt: skip
+    record(response)
+    if response.status_code == 204:
+        FIGURES["enqueued"] += 1  # the edit left a valid notification
+
+
+header_values = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=60)
+path_segments = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/?#%"),
+    min_size=1, max_size=80,
+)  # fmt: skip
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    segment=path_segments,
+    headers=st.dictionaries(
+        st.sampled_from(["api-key", "content-type", "content-length-x", "x-forwarded-for",
+                         "webhook-id", "webhook-signature", "webhook-timestamp", "x-custom"]),
+        header_values, max_size=5,
+    ),
+)  # fmt: skip
+def test_made_up_paths_and_headers_are_never_5xx(header_receiver, segment, headers) -> None:
+    encoded = {k: v.encode("latin-1") for k, v in headers.items()}
+    with httpx.Client() as client:
+        request = client.build_request(
+            "POST", f"{header_receiver.url}/webhooks/tradevest/{segment}", content=b"{}",
+            headers=list(encoded.items()),
+        )  # fmt: skip
+        response = client.send(request)
+    record(response)
+
+
 def sign(msg_id: str, stamp: int, body: bytes, secret: str = WHSEC) -> str:
     from datetime import UTC, datetime
 

@@ -139,7 +139,11 @@ def test_unknown_event_type_is_archived_and_parked(receiver_url: str, r: redis.R
     assert response.status_code == 204 and response.headers["partnersync-outcome"] == "parked"
     inbox, _, dirty, _ = snapshot(r)
     assert inbox == 1 and dirty == 0
-    assert r.hget(keys.COUNTERS, "parked:BRAND_NEW_NOTIFICATION") == b"1"
+    # counted under one bounded label; the inbox keeps the type as sent
+    assert r.hget(keys.COUNTERS, "parked:OTHER") == b"1"
+    assert r.hgetall(keys.LAST_DELIVERY).keys() == {b"OTHER"}
+    stored = r.hget(keys.inbox(response.headers["partnersync-delivery-id"]), "type")
+    assert stored == b"BRAND_NEW_NOTIFICATION"
     assert post(receiver_url + "/webhooks/tradevest/Bad..Path", b"{}").status_code == 404
 
 

@@ -8,7 +8,8 @@
 -- KEYS[12]    ps:cool:             prefix: an entity's cooldown after a reconcile
 -- KEYS[13..]  one per event: its dedupe key ('' = none)
 -- ARGV: dedupe_ttl, inbox_ttl, now_iso, cap, reserve_ms, source, n_events,
---       then per event: event_type, body, n_entities, entity keys...
+--       then per event: event_type, label (its name in the counters and in
+--       ps:last-delivery: bounded by the caller), body, n_entities, entity keys...
 -- `source` prefixes the counters: '' for deliveries, 'recovered-' for sweeper ingestion.
 -- Returns {accepted_1, delivery_id_1, ..., accepted_n, delivery_id_n, drainer}: accepted
 -- is 1, or 0 for a duplicate (with the original delivery's id); drainer is 'notpl' when
@@ -22,12 +23,12 @@ local wake = false
 local counts, last = {}, {}  -- written once per batch, not per event
 for ev = 1, n_events do
   local dedupe_key = KEYS[12 + ev]
-  local event_type, body, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local first = i + 3
+  local event_type, label, body, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
+  local first = i + 4
   i = first + n
   local seen = dedupe_key ~= '' and redis.call('GET', dedupe_key)
   if seen then
-    local c = source .. 'duplicate:' .. event_type
+    local c = source .. 'duplicate:' .. label
     counts[c] = (counts[c] or 0) + 1
     out[#out + 1] = 0
     out[#out + 1] = seen
@@ -47,8 +48,8 @@ for ev = 1, n_events do
       local cool = redis.call('PTTL', KEYS[12] .. e)
       redis.call('ZADD', KEYS[1], 'LT', cool > 0 and now_ms + cool or now_ms, e)
     end
-    if source == '' then last[event_type] = now_ms end
-    local c = source .. (n > 0 and 'accepted:' or 'parked:') .. event_type
+    if source == '' then last[label] = now_ms end
+    local c = source .. (n > 0 and 'accepted:' or 'parked:') .. label
     counts[c] = (counts[c] or 0) + 1
     if n > 0 then wake = true end
     out[#out + 1] = 1

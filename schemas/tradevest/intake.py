@@ -50,6 +50,8 @@ def decoded(event: EventType, body: bytes) -> Any:
         raise Unusable("invalid_body", f"{event.name}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise Unusable("malformed_body", f"body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string (not a DecodeError)
+        raise Unusable("malformed_body", f"body is not valid UTF-8: {exc.reason}") from None
     except RecursionError:  # msgspec's guard against deeply nested input
         raise Unusable("too_deep", "JSON nested too deeply") from None
 
@@ -63,6 +65,8 @@ def archived_digest(event_type: str, body: bytes, decode_as: type) -> str:
         msgspec.json.decode(body, type=decode_as)
     except msgspec.DecodeError as exc:
         raise Unusable("malformed_body", f"body is not a JSON object: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise Unusable("malformed_body", f"body is not valid UTF-8: {exc.reason}") from None
     except RecursionError:
         raise Unusable("too_deep", "JSON nested too deeply") from None
     return digest(event_type, body.decode("utf-8", "replace"))
