@@ -32,10 +32,33 @@ def tasks(ctx: context.Context) -> list[Task]:
     return engine + [t for p in ctx.catalog.partners.values() for t in p.tasks(ctx)]
 
 
+class Failures:
+    """A task failing tick after tick (Redis down, a partner out) is logged when it starts
+    failing and when it recovers, with the count: not once per tick."""
+
+    def __init__(self) -> None:
+        self.streaks: dict[str, int] = {}
+
+    def failed(self, task: str, exc: Exception) -> None:
+        streak = self.streaks.get(task, 0)
+        if not streak:
+            log.warning(
+                "clock task failed; retrying every round, logged again when it recovers",
+                extra={"task": task, "error": f"{type(exc).__name__}: {exc}"},
+            )
+        self.streaks[task] = streak + 1
+
+    def succeeded(self, task: str) -> None:
+        streak = self.streaks.pop(task, 0)
+        if streak:
+            log.warning("clock task recovered", extra={"task": task, "failedRounds": streak})
+
+
 def run_clock(settings: Settings) -> int:
     ctx = context.Context(settings, context.connect(settings))
     schedule = tasks(ctx)
     last_run: dict[str, float] = {}
+    failures = Failures()
     stopping = False
 
     def stop(signum: int, frame: object) -> None:
@@ -56,10 +79,9 @@ def run_clock(settings: Settings) -> int:
                 if result and name != "kick":
                     log.info("sweep", extra={"task": name, "result": result})
             except Exception as exc:  # a partner or Redis hiccup: next round retries
-                log.warning(
-                    "clock task failed",
-                    extra={"task": name, "error": f"{type(exc).__name__}: {exc}"},
-                )
+                failures.failed(name, exc)
+            else:
+                failures.succeeded(name)
         deadline = time.monotonic() + settings.clock_interval_s
         while not stopping and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 def stale_entities(ctx: Context) -> int:
     """Touch watched entities unchanged for longer than their kind's threshold."""
+    if not ctx.catalog.kinds:  # no partner runs here: nothing can be stale
+        return 0
     now = workqueue.redis_ms(ctx.connection)
     shortest = min(k.stale_after_s for k in ctx.catalog.kinds.values())
     candidates = ctx.connection.zrangebyscore(

@@ -9,6 +9,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -284,3 +285,30 @@ def redis_loading(url: str) -> bool:
         return redis.Redis.from_url(url).info("persistence")["loading"] == 1
     except redis.exceptions.BusyLoadingError:
         return True
+
+
+def test_the_clock_logs_an_outage_once_per_task(server: RedisServer, tmp_path: Path) -> None:
+    log = tmp_path / "clock.log"
+    env = base_env(server.url, PARTNERSYNC_PARTNERS="", PARTNERSYNC_SWEEP_INTERVAL_S="0.2")
+    clock = subprocess.Popen(
+        [sys.executable, "-m", "partnersync", "clock"], env=env, cwd=ROOT,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    r = redis.Redis.from_url(server.url)
+    try:
+        wait_for(lambda: r.hget(keys.CLOCK, "kick"), what="the clock's first round")
+        server.kill()
+        wait_for(lambda: log.read_text().count("clock task failed") >= 2, what="both to fail")
+        # both tasks keep failing, a round every 0.2 s (PARTNERSYNC_CLOCK_INTERVAL_S)
+        threading.Event().wait(3.0)
+        server.start()
+        wait_for(lambda: log.read_text().count("clock task recovered") >= 2, timeout=30,
+                 what="both tasks to recover")  # fmt: skip
+    finally:
+        clock.terminate()
+        clock.wait(timeout=15)
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    failed = [x["task"] for x in records if x["msg"].startswith("clock task failed")]
+    rounds = {x["task"]: x["failedRounds"] for x in records if x["msg"] == "clock task recovered"}
+    assert sorted(failed) == ["kick", "stale-entities"], failed  # once each, not per round
+    assert rounds["kick"] > 1 and rounds["stale-entities"] > 1, rounds
