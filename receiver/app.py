@@ -108,14 +108,14 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Rece
         """Re-checks the server's persistence settings every minute (every second until
         it has been reached once): a failover may land on another server."""
         while True:
+            if durability.verified is not None:  # checked at start or in the last round
+                await asyncio.sleep(60.0)
             try:
                 await durability.check(connection)
             except NotDurable:
                 pass  # logged once; deliveries are refused until it holds again
             except (RedisError, OSError):
                 await asyncio.sleep(1.0)  # not reachable yet (absent, loading): keep trying
-                continue
-            await asyncio.sleep(60.0)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

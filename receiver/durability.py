@@ -65,8 +65,14 @@ class Durability:
     def check_now(self, connection: Any) -> None:
         """At start, with a blocking connection: raises NotDurable; Redis errors
         (unreachable, loading) propagate, and the watcher checks later."""
-        if self.mode == "fsync":
-            self._assess(lambda: connection.config_get("append*"))
+        if self.mode != "fsync":
+            return
+        try:
+            reply = connection.config_get("append*")
+        except (NoPermissionError, ResponseError) as exc:
+            self._unverifiable(exc)
+            return
+        self._assess(reply)
 
     async def check(self, connection: Any) -> None:
         """The same with the receiver's asyncio connection."""
@@ -77,14 +83,9 @@ class Durability:
         except (NoPermissionError, ResponseError) as exc:
             self._unverifiable(exc)
             return
-        self._assess(lambda: reply)
+        self._assess(reply)
 
-    def _assess(self, config_get: Any) -> None:
-        try:
-            reply = config_get()
-        except (NoPermissionError, ResponseError) as exc:
-            self._unverifiable(exc)
-            return
+    def _assess(self, reply: dict[Any, Any]) -> None:
         found = problem({_text(k): _text(v) for k, v in reply.items()})
         was = self.verified
         self.verified = found is None

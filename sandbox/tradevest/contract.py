@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -149,3 +150,9 @@ DOCUMENT_FILTERS = {"resourceType": "resourceType", "resourceId": "resourceId", 
 
 def visible(entity: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in entity.items() if v is not None}
+
+
+def page_bounds(query: Mapping[str, str]) -> tuple[int, int]:
+    """(limit, start) of a cursor-paged list: limit 1..500 (default 20), the cursor an
+    offset. Raises ValueError on a non-integer one."""
+    return max(1, min(int(query.get("limit", "20")), 500)), int(query.get("cursor") or 0)

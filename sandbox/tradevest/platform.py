@@ -27,6 +27,7 @@ from sandbox.tradevest.contract import (
     Invalid,
     error,
     now_iso,
+    page_bounds,
     visible,
 )
 from sandbox.webhooks import Deliverer
@@ -159,8 +160,7 @@ class Platform:
                 return error(401, "Unauthorized", "UNAUTHORIZED")
             q = request.query_params
             try:
-                limit = max(1, min(int(q.get("limit", "20")), 500))
-                start = int(q.get("cursor") or 0)
+                limit, start = page_bounds(q)
             except ValueError:
                 return error(400, "Bad cursor or limit", "BAD_REQUEST")
             items = list(self.store[kind].values())

@@ -19,6 +19,7 @@ from sandbox.tradevest.contract import (
     Invalid,
     error,
     now_iso,
+    page_bounds,
 )
 from sandbox.tradevest.platform import Platform
 
@@ -106,8 +107,7 @@ class Subscriptions(Platform):
             return error(401, "Unauthorized", "UNAUTHORIZED")
         q = request.query_params
         try:
-            limit = max(1, min(int(q.get("limit", "20")), 500))
-            start = int(q.get("cursor") or 0)
+            limit, start = page_bounds(q)
         except ValueError:
             return error(400, "Bad cursor or limit", "BAD_REQUEST")
         items = self.deliverer.undelivered
