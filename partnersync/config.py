@@ -56,6 +56,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     header_timeout_s: float = 10.0
     max_connections: int = 4096
     durability: str = "fsync"  # fsync | none (receiver/durability.py)
+    min_replicas: int = 0
+    replica_timeout_ms: int = 1000
 
     handlers: str | None = None
     partners: tuple[str, ...] = ("partners.tradevest", "partners.saxo")
@@ -87,7 +89,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 # (environment variable, Settings field, default shown in README, meaning).
 # The README's configuration table is generated from this list by `partnersync config`.
 VARIABLES: tuple[tuple[str, str, str], ...] = (
-    ("REDIS_URL", "redis_url", "Redis to use; unset for `run` starts an embedded one"),
+    (
+        "REDIS_URL",
+        "redis_url",
+        "Redis to use (redis://, rediss://, unix:// or redis+sentinel://host:port,…/<master>); "
+        "unset for `run` starts an embedded one",
+    ),
     ("PARTNERSYNC_HOST", "host", "address the receiver binds"),
     ("PORT", "port", "port the receiver binds"),
     ("WEB_CONCURRENCY", "web_concurrency", "receiver worker processes (uvicorn --workers)"),
@@ -184,8 +191,19 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     (
         "PARTNERSYNC_DURABILITY",
         "durability",
-        "fsync: a delivery is answered 2xx only once on disk (WAITAOF, or a Redis with "
-        "appendfsync always; checked at start); none: once in Redis's memory",
+        "fsync: a delivery is answered 2xx only once on disk (a Redis with appendonly yes "
+        "and appendfsync always; checked at start); none: once in Redis's memory",
+    ),
+    (
+        "PARTNERSYNC_MIN_REPLICAS",
+        "min_replicas",
+        "replicas that must hold a delivery before it is answered 2xx (WAIT); fewer in "
+        "time: 503, and the sender's redelivery is deduplicated",
+    ),
+    (
+        "PARTNERSYNC_REPLICA_TIMEOUT_MS",
+        "replica_timeout_ms",
+        "ms the receiver waits for PARTNERSYNC_MIN_REPLICAS replicas",
     ),
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
     (
@@ -333,6 +351,16 @@ def load(
         )
     if settings.durability not in ("fsync", "none"):
         raise ConfigError(f"PARTNERSYNC_DURABILITY={settings.durability!r}: use fsync or none")
+    if settings.min_replicas < 0 or not 0 < settings.replica_timeout_ms < 2000:
+        # the receiver's Redis calls time out after 2 s: WAIT must answer before that
+        raise ConfigError(
+            "PARTNERSYNC_MIN_REPLICAS must be 0 or more and PARTNERSYNC_REPLICA_TIMEOUT_MS "
+            "between 1 and 1999"
+        )
+    if settings.redis_url:
+        from partnersync import redisurl  # it imports this module
+
+        redisurl.sentinels(settings.redis_url)  # raises ConfigError naming what is wrong
     if settings.drainers < 1 or settings.batch < 1:
         raise ConfigError("PARTNERSYNC_DRAINERS and PARTNERSYNC_BATCH must be at least 1")
     return settings

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from partnersync import config, handlers, partner, transport, workqueue
+from partnersync import config, handlers, partner, redisurl, transport, workqueue
 from partnersync.config import Settings
 
 T = TypeVar("T")
@@ -22,7 +22,7 @@ FETCH_CONCURRENCY = 16  # partner requests in flight per worker process
 
 
 def connect(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
+    return redisurl.connect(
         config.redis_url(settings), socket_connect_timeout=2.0, socket_timeout=10.0
     )
 

@@ -21,6 +21,8 @@ import hiredis
 from redis.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
 
+from partnersync import redisurl
+
 
 def pack(args: tuple[Any, ...]) -> bytes:
     """A RESP array of bulk strings (str as UTF-8, int as decimal, bytes as is)."""
@@ -54,6 +56,10 @@ class _Protocol(asyncio.Protocol):
                 continue
             if isinstance(reply, hiredis.ReplyError):
                 future.set_exception(_error(str(reply)))
+                if str(reply).startswith("READONLY"):
+                    # a demoted primary (failover): the next call reconnects to the new one
+                    self._fail(ConnectionError(f"Redis is no longer the primary: {reply}"))
+                    return
             else:
                 future.set_result(reply)
 
@@ -119,11 +125,14 @@ def _error(message: str) -> ResponseError:
 
 
 class PipelinedConnection:
-    """One connection to the Redis at `url` (redis://, rediss://, unix://), opened on first
-    use and again after it broke. Calls fail fast with redis-py's exceptions."""
+    """One connection to the Redis at `url` (redis://, rediss://, unix://, or the primary
+    that redis+sentinel:// Sentinels name), opened on first use and again after it broke.
+    Calls fail fast with redis-py's exceptions."""
 
     def __init__(self, url: str, *, connect_timeout: float = 1.0, timeout: float = 2.0):
-        self.options = parse_url(url)
+        found = redisurl.sentinels(url)
+        self.locator = redisurl.Locator(found, connect_timeout) if found else None
+        self.options: dict[str, Any] = found.master_kwargs() if found else parse_url(url)
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
@@ -132,15 +141,36 @@ class PipelinedConnection:
     async def execute(self, *args: Any) -> Any:
         return await (await self._connection()).send(pack(args))
 
-    async def evalsha(self, script: str, *args: Any, keys: Sequence[str] = ()) -> Any:
-        """Runs `script` by its SHA1, loading it when Redis does not know it (a restart)."""
+    async def pipeline(self, *commands: tuple[Any, ...]) -> list[Any]:
+        """`commands` back to back on one connection (WAIT counts only the writes of the
+        connection it is sent on); the first error raised."""
+        protocol = await self._connection()
+        futures = [protocol.send(pack(c)) for c in commands]
+        replies = await asyncio.gather(*futures, return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return list(replies)
+
+    async def evalsha(
+        self, script: str, *args: Any, keys: Sequence[str] = (), then: tuple[Any, ...] = ()
+    ) -> Any:
+        """Runs `script` by its SHA1, loading it when Redis does not know it (a restart).
+        `then`: a command sent right behind it on the same connection; the reply is then
+        (script's, then's)."""
         sha = self._scripts.get(script)
         if sha is None:
             sha = self._scripts[script] = script_sha(script)
-        try:
-            return await self.execute(b"EVALSHA", sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await self.execute(b"EVAL", script, len(keys), *keys, *args)
+        for call in ((b"EVALSHA", sha), (b"EVAL", script)):
+            command = (*call, len(keys), *keys, *args)
+            try:
+                if not then:
+                    return await self.execute(*command)
+                first, second = await self.pipeline(command, then)
+                return first, second
+            except NoScriptError:
+                continue
+        raise AssertionError("unreachable: EVAL does not answer NOSCRIPT")
 
     async def _connection(self) -> _Protocol:
         protocol = self._protocol
@@ -166,7 +196,10 @@ class PipelinedConnection:
         protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self.connect_timeout):
-                if "path" in o:
+                if self.locator is not None:
+                    host, port = await self.locator.primary()
+                    _, protocol = await loop.create_connection(factory, host, port)
+                elif "path" in o:
                     _, protocol = await loop.create_unix_connection(factory, o["path"])
                 else:
                     tls = _tls(o) if o.get("connection_class") is SSLConnection else None
@@ -178,6 +211,10 @@ class PipelinedConnection:
                     await protocol.send(pack((b"AUTH", *auth)))
                 if o.get("db"):
                     await protocol.send(pack((b"SELECT", o["db"])))
+                if self.locator is not None:  # the Sentinels' view may lag a failover
+                    role = await protocol.send(pack((b"ROLE",)))
+                    if role[0] != b"master":
+                        raise ConnectionError("the Redis the Sentinels name is not a primary")
         except BaseException as exc:
             if protocol is not None and protocol.transport is not None:
                 protocol.transport.abort()

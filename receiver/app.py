@@ -13,7 +13,6 @@ import contextlib
 import logging
 import sys
 
-import redis
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -27,6 +26,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from partnersync import redisurl
 from partnersync.config import Settings, redis_url
 from partnersync.metrics import RedisCollector
 from partnersync.partner import load as catalog
@@ -45,7 +45,7 @@ _UNAVAILABLE = {"Retry-After": "5"}
 def connect(settings: Settings) -> aioredis.Redis:
     # Fail fast when Redis is down (the sender gets a 503 and redelivers); one retry
     # re-establishes a connection that a Redis restart broke.
-    return aioredis.Redis.from_url(
+    return redisurl.connect_async(
         redis_url(settings),
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
@@ -120,9 +120,7 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Rece
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         watcher = asyncio.get_running_loop().create_task(watch_durability())
-        sync = redis.Redis.from_url(
-            redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0
-        )
+        sync = redisurl.connect(redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0)
         partners = catalog(settings.partners).partners.values()
         collector = RedisCollector(
             sync, settings.queue, [p.metrics for p in partners if p.metrics is not None]
@@ -186,7 +184,7 @@ def app_from_env() -> Receiver:
     settings = config.load()
     pslog.setup(settings.log_level)
     durability = Durability(settings.durability)
-    connection = redis.Redis.from_url(
+    connection = redisurl.connect(
         redis_url(settings), socket_connect_timeout=1.0, socket_timeout=2.0
     )
     try:

@@ -13,12 +13,19 @@ import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from partnersync import keys, rqbridge, workqueue
 from partnersync.config import Settings
 from partnersync.resp import PipelinedConnection
 
 Replies = list[tuple[bool, str]]
+
+
+class NotReplicated(RedisError):
+    """The batch is stored on the primary but fewer than PARTNERSYNC_MIN_REPLICAS replicas
+    confirmed it in time: a failover now could lose it, so it is not acknowledged (the
+    sender's redelivery is a duplicate of what the primary holds)."""
 
 
 class Intake:
@@ -69,14 +76,23 @@ class Intake:
         script_keys, args = workqueue.intake_call(
             events, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, cap=s.drainers, queue=s.queue
         )
+        # WAIT right behind the script, on its connection: it counts that connection's writes
+        wait = (b"WAIT", s.min_replicas, s.replica_timeout_ms) if s.min_replicas else ()
         try:
-            replies, drainer = workqueue.intake_replies(
-                await self.pipelined.evalsha(workqueue.INTAKE, *args, keys=script_keys)
+            reply = await self.pipelined.evalsha(
+                workqueue.INTAKE, *args, keys=script_keys, then=wait
             )
         except BaseException as exc:  # Redis unreachable: every request of the batch gets 503
             batch.set_exception(exc)
             return
-        batch.set_result(replies)
+        replicas = s.min_replicas
+        if wait:
+            reply, replicas = reply
+        replies, drainer = workqueue.intake_replies(reply)
+        if replicas < s.min_replicas:
+            batch.set_exception(NotReplicated(f"{replicas} of {s.min_replicas} replicas"))
+        else:
+            batch.set_result(replies)
         if drainer == b"notpl":
             await self._install_template()
 

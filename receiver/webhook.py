@@ -21,7 +21,7 @@ from partnersync import keys
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.body import BodyTooLarge, ClientGone, read_body
 from receiver.durability import Durability
-from receiver.intake import Intake
+from receiver.intake import Intake, NotReplicated
 from receiver.problems import problem_body
 from schemas.dedupe import digest
 from schemas.tradevest.events import EVENT_TYPES, PARTNER
@@ -193,6 +193,11 @@ class TradevestWebhook:
                 event_type=event_type, body=body, entities=entities, dedupe=dedupe,
                 label=event.name if event else OTHER,
             )  # fmt: skip
+        except NotReplicated as exc:
+            self.outage.refused(exc)
+            raise Refusal(
+                "unavailable", 503, "unavailable", "not yet on enough replicas, retry later", True
+            ) from None
         except (RedisError, OSError) as exc:
             self.outage.refused(exc)
             raise Refusal(

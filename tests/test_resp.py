@@ -86,6 +86,50 @@ def test_script_is_loaded_again_when_redis_forgot_it(redis_server: RedisServer, 
     assert r.script_exists(script_sha(script)) == [True]
 
 
+def test_a_script_with_a_command_behind_it_and_noscript(redis_server: RedisServer, r) -> None:
+    """`then` rides on the script's connection (WAIT counts that connection's writes), also
+    when the script had to be sent again."""
+    script = "redis.call('SET', KEYS[1], ARGV[1]) return 1"
+
+    async def main() -> list[object]:
+        connection = PipelinedConnection(redis_server.url)
+        try:
+            first = await connection.evalsha(script, "x", keys=["k"], then=(b"WAIT", 0, 10))
+            r.script_flush()
+            second = await connection.evalsha(script, "y", keys=["k"], then=(b"GET", "k"))
+            return [first, second]
+        finally:
+            await connection.aclose()
+
+    assert run(main()) == [(1, 0), (1, b"y")]
+
+
+def test_a_demoted_primary_drops_the_connection(tmp_path) -> None:
+    """READONLY (a failover turned the server into a replica): the call fails and the next
+    one connects again, which with Sentinels asks them for the new primary."""
+    server = RedisServer(tmp_path / "redis", free_port())
+    server.start()
+    try:
+
+        async def main() -> None:
+            connection = PipelinedConnection(server.url)
+            try:
+                await connection.execute("SET", "k", "1")
+                redis.Redis(port=server.port).replicaof("127.0.0.1", free_port())
+                with pytest.raises(ResponseError, match="READONLY"):
+                    await connection.execute("SET", "k", "2")
+                protocol = connection._protocol
+                assert protocol is not None and protocol.lost is not None
+                redis.Redis(port=server.port).replicaof("NO", "ONE")
+                assert await connection.execute("SET", "k", "3") == b"OK"
+            finally:
+                await connection.aclose()
+
+        run(main())
+    finally:
+        server.stop()
+
+
 def test_password_and_database_from_the_url(tmp_path) -> None:
     server = RedisServer(tmp_path / "redis", free_port())
     server.start()

@@ -1,0 +1,230 @@
+"""Redis failover on Redis's own machinery (#15): a primary, a replica and three Sentinels
+started here; the primary SIGKILLed under load. The receiver answers 503 during the switch,
+never a 2xx that is then lost (PARTNERSYNC_MIN_REPLICAS=1: an acknowledgement waits for
+the replica), and every process (receiver, workers, clock, CLI) carries on against the new
+primary without a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from cli import process
+from cli.redisserver import RedisServer, find_binary, free_port
+from partnersync import keys, redisurl, store
+from partnersync.config import ConfigError
+from tests.conftest import ROOT, WEBHOOK_SECRET, Proc, base_env, wait_for, wait_http
+
+MASTER = "partnersync"
+ROUTE = "/webhooks/tradevest/transfer-notification"
+HEADERS = {"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"}
+
+
+class Sentinel:
+    def __init__(self, directory: Path, port: int, primary_port: int):
+        self.directory, self.port = directory, port
+        directory.mkdir(parents=True)
+        self.conf = directory / "sentinel.conf"
+        self.conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {directory}\n"
+            f"logfile {directory / 'sentinel.log'}\n"
+            f"sentinel monitor {MASTER} 127.0.0.1 {primary_port} 2\n"
+            f"sentinel down-after-milliseconds {MASTER} 1000\n"
+            f"sentinel failover-timeout {MASTER} 10000\n"
+        )
+        self.proc = subprocess.Popen(
+            [find_binary(), str(self.conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def primary_port(self) -> int | None:
+        try:
+            reply = redis.Redis(port=self.port, socket_timeout=1).execute_command(
+                "SENTINEL", "get-master-addr-by-name", MASTER
+            )
+        except redis.RedisError:
+            return None
+        return int(reply[1]) if reply else None
+
+
+class Cluster:
+    def __init__(self, directory: Path):
+        self.primary = RedisServer(directory / "a", free_port())
+        self.primary.start()
+        self.replica = RedisServer(directory / "b", free_port())
+        self.replica.start(extra=["--replicaof", "127.0.0.1", str(self.primary.port)])
+        self.sentinels = [
+            Sentinel(directory / f"s{i}", free_port(), self.primary.port) for i in range(3)
+        ]
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        self.url = f"redis+sentinel://{hosts}/{MASTER}/0"
+        wait_for(self.replicated, what="replica in sync")
+        wait_for(lambda: all(s.primary_port() for s in self.sentinels), what="sentinels up")
+
+    def replicated(self) -> bool:
+        info = redis.Redis(port=self.primary.port).info("replication")
+        return info.get("connected_slaves") == 1 and info["slave0"]["state"] == "online"
+
+    def stop(self) -> None:
+        for s in self.sentinels:
+            process.stop(s.proc, 5)
+        self.primary.stop()
+        self.replica.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    c = Cluster(tmp_path)
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+def transfer(transfer_id: str | None = None) -> bytes:
+    return (
+        f'{{"transferId":"{transfer_id or uuid.uuid4()}","status":"PENDING",'
+        '"modifiedOn":"2026-01-01T10:00:00Z","notificationType":"UPDATED"}'
+    ).encode()
+
+
+def test_sentinel_url_is_parsed_and_refused_when_malformed() -> None:
+    found = redisurl.sentinels("redis+sentinel://:pw@h1:26379,[::1]:26380/main/2")
+    assert found is not None
+    assert found.addresses == (("h1", 26379), ("::1", 26380))
+    assert (found.master, found.db, found.password) == ("main", 2, "pw")
+    assert redisurl.sentinels("redis://localhost:6379/0") is None
+    for bad in (
+        "redis+sentinel://h1:26379",
+        "redis+sentinel://h1/main",
+        "redis+sentinel://h:1/m/x",
+    ):
+        with pytest.raises(ConfigError):
+            redisurl.sentinels(bad)
+
+
+def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: str) -> None:
+    env = base_env(
+        cluster.url,
+        TRADEVEST_BASE_URL=sandbox_url + "/tradevest",
+        SAXO_BASE_URL=sandbox_url + "/saxo/openapi",
+        PARTNERSYNC_MIN_REPLICAS=os.environ.get("TEST_MIN_REPLICAS", "1"),  # 0: see it lose
+        PARTNERSYNC_REPLICA_TIMEOUT_MS="200",
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    receiver = Proc("receiver", ["serve", "--port", str(port)], env).start()
+    workers = Proc("workers", ["worker", "-n", "1"], env).start()
+    clock = Proc("clock", ["clock"], env).start()
+    acknowledged: list[str] = []
+    statuses: Counter[int] = Counter()
+    lock, stop = threading.Lock(), threading.Event()
+
+    def send() -> None:
+        with httpx.Client(timeout=5.0) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post(url + ROUTE, content=transfer(), headers=HEADERS)
+                except httpx.HTTPError:
+                    continue
+                with lock:
+                    statuses[response.status_code] += 1
+                    if response.status_code == 204:
+                        acknowledged.append(response.headers["partnersync-delivery-id"])
+                if response.status_code != 204:
+                    time.sleep(0.05)  # a sender backs off on 503
+
+    senders = [threading.Thread(target=send) for _ in range(4)]
+    try:
+        wait_http(url + "/readyz")
+        for t in senders:
+            t.start()
+        wait_for(lambda: len(acknowledged) >= 200, timeout=60, what="acknowledgements under load")
+        old = cluster.primary.port
+        # The replica falls behind (stopped, its link cut), deliveries keep coming, then the
+        # primary dies: what only it held is gone. With MIN_REPLICAS=1 none of it was a 2xx.
+        assert cluster.replica.proc is not None
+        cluster.replica.proc.send_signal(signal.SIGSTOP)
+        redis.Redis(port=cluster.primary.port).client_kill_filter(_type="replica")
+        answered = sum(statuses.values())
+        wait_for(lambda: sum(statuses.values()) >= answered + 8, what="answers, replica behind")
+        cluster.primary.kill()  # SIGKILL mid-load
+        cluster.replica.proc.send_signal(signal.SIGCONT)
+        killed_at = len(acknowledged)
+        wait_for(
+            lambda: all(s.primary_port() == cluster.replica.port for s in cluster.sentinels),
+            timeout=60,
+            what="sentinels to promote the replica",
+        )
+        # the old primary comes back; the Sentinels turn it into the new primary's replica,
+        # and acknowledgements (which need one replica) resume
+        cluster.primary.start()
+        wait_for(lambda: len(acknowledged) >= killed_at + 200, timeout=60, what="2xx again")
+    finally:
+        stop.set()
+        for t in senders:
+            t.join()
+    try:
+        assert statuses[503] > 0, f"no 503 during the switch: {statuses}"
+        assert set(statuses) <= {204, 503}, statuses
+        new = redis.Redis(port=cluster.replica.port)
+        assert new.info("replication")["role"] == "master" and cluster.replica.port != old
+        lost = [d for d in acknowledged if not new.exists(keys.inbox(d))]
+        assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged deliveries lost"
+
+        # processing resumes on the new primary: a transfer created now is reconciled
+        token = httpx.post(
+            sandbox_url + "/tradevest/oauth2/token",
+            data={
+                "grant_type": "client_credentials",
+                "client_id": "sandbox",
+                "client_secret": "sandbox",
+            },
+        ).json()["access_token"]
+        fixtures = httpx.get(sandbox_url + "/_sandbox/fixtures").json()["tradevest"]
+        created = httpx.post(
+            sandbox_url + "/tradevest/transfers",
+            json={
+                "customerProductId": fixtures["balanceAccountId"],
+                "amount": 10,
+                "reference": "after failover",
+                "externalId": f"failover-{uuid.uuid4()}",
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert created.status_code == 200, created.text
+        transfer_id = created.json()["transferId"]
+        assert (
+            httpx.post(url + ROUTE, content=transfer(transfer_id), headers=HEADERS).status_code
+            == 204
+        )
+        key = keys.entity_key("tradevest", "transfer", transfer_id)
+        wait_for(
+            lambda: (record := store.load(new, [key])[0]) and record.status == "PROCESSED",
+            timeout=60,
+            what="the new transfer reconciled to PROCESSED",
+        )
+
+        # the CLI finds the primary through the Sentinels too
+        status = subprocess.run(
+            [sys.executable, "-m", "partnersync", "status"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stderr
+    finally:
+        clock.stop()
+        workers.stop()
+        receiver.stop()
