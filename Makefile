@@ -9,17 +9,18 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Debian packages the tests use: faketime (workers on skewed clocks in the race and chaos
-# tests). Installed when missing and apt-get can (root); otherwise those tests say so.
-SYSTEM_PACKAGES := faketime
+# Debian packages the tests use, as command:package: faketime (workers on skewed clocks in
+# the race and chaos tests), promtool from prometheus (checks deploy/'s alert rules).
+# Installed when missing and apt-get can (root); otherwise those tests say so.
+SYSTEM_PACKAGES := faketime:faketime promtool:prometheus
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
-	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-	  else echo "warning: missing$$missing (apt-get install$$missing): the skew tests will fail" >&2; fi; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "warning: missing$$missing (apt-get install$$missing): the tests that need them will fail" >&2; fi; \
 	fi
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'

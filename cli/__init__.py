@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         import httpx
         from redis.exceptions import ConnectionError as RedisConnectionError
 
+        from partnersync import redisurl
         from partnersync.errors import NotFound, PartnerError, Retryable
 
         if isinstance(exc, PartnerError | Retryable | NotFound | httpx.HTTPError):
@@ -79,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if isinstance(exc, RedisConnectionError):
             print(
-                f"partnersync: cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr
+                f"partnersync: cannot reach Redis at {redisurl.display(settings.redis_url or '')}: "
+                f"{exc}",
+                file=sys.stderr,
             )
             return 3
         raise

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from cli.common import to_json
+from cli.table import render
 from partnersync import replies
 from partnersync.config import Settings
 
@@ -52,8 +54,14 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
     except commands.CommandError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
+    entity = None
     if args.wait:
+        deadline = time.monotonic() + args.wait
         record = commands.wait(connection, record.externalId, args.wait) or record
+        if record.state == "ACCEPTED":  # accepted is not done: the entity may still fail
+            entity = settled_entity(connection, settings, record, deadline)
+    status = entity.status if entity else None
+    failed = record.state == "REJECTED" or (entity is not None and entity.failed)
     if args.json:
         print(
             to_json(
@@ -62,6 +70,9 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
                     "created": created,
                     "state": record.state,
                     "entityId": record.entityId,
+                    "entityStatus": status,
+                    "failed": failed,
+                    "reason": outcome_reason(record, entity),
                 }
             )
         )
@@ -70,19 +81,25 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{record.externalId}  {verb}  state {record.state}"
             + (f"  entity {record.entityId}" if record.entityId else "")
+            + (f"  status {status}" if status else "")
         )
-    return 0 if record.state != "REJECTED" else 1
+        reason = outcome_reason(record, entity)
+        if reason:
+            print(f"partnersync: {status or record.state}: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import commands, keys, partner, store
-    from partnersync.context import connect
+class Settled:
+    """The entity a command created, as far as it got."""
 
-    connection = connect(settings)
-    record = commands.load(connection, args.external_id)
-    if record is None:
-        print(f"partnersync: no command with externalId {args.external_id!r}", file=sys.stderr)
-        return 1
+    def __init__(self, status: str | None, failed: bool, reason: str | None):
+        self.status, self.failed, self.reason = status, failed, reason
+
+
+def command_entity(connection: Any, settings: Settings, record: Any) -> tuple[str | None, Any]:
+    """(entity key, stored entity) of a command's entity, either possibly None."""
+    from partnersync import keys, partner, store
+
     kind = partner.load(settings.partners).commands[record.kind]
     entity_key = (
         keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
@@ -90,6 +107,51 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
         else store.by_external_id(connection, kind.partner, record.externalId)
     )
     entity = store.load(connection, [entity_key])[0] if entity_key else None
+    return entity_key, entity
+
+
+def settled_entity(
+    connection: Any, settings: Settings, record: Any, deadline: float
+) -> Settled | None:
+    """The command's entity once its status is terminal, or as it is at `deadline`."""
+    from partnersync import partner
+
+    catalog = partner.load(settings.partners)
+    command = catalog.commands[record.kind]
+    kind = catalog.kinds.get((command.partner, command.entity_kind))
+    while True:
+        _, entity = command_entity(connection, settings, record)
+        if entity is not None and kind is not None and entity.status:
+            error = entity.validationError
+            reason = f"{error.errorType}: {error.description}" if error else None
+            settled = Settled(entity.status, entity.status in kind.failed, reason)
+            if kind.lifecycle.terminal(entity.status) or time.monotonic() >= deadline:
+                return settled
+        elif time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def outcome_reason(record: Any, entity: Settled | None) -> str | None:
+    """Why a command or its entity failed, in the partner's words."""
+    if record.rejection is not None:
+        r = record.rejection
+        return " ".join(str(x) for x in (r.status, r.errorCode, r.message) if x)
+    if entity is not None and entity.failed:
+        return entity.reason or f"the partner set it to {entity.status}"
+    return None
+
+
+def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import commands
+    from partnersync.context import connect
+
+    connection = connect(settings)
+    record = commands.load(connection, args.external_id)
+    if record is None:
+        print(f"partnersync: no command with externalId {args.external_id!r}", file=sys.stderr)
+        return 1
+    entity_key, entity = command_entity(connection, settings, record)
     # The body may hold personal data (names, IBANs): it is never printed.
     story = {
         "externalId": record.externalId, "partner": record.partner, "kind": record.kind,
@@ -138,16 +200,14 @@ def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
     ids = replies.texts(connection.zrange(keys.COMMANDS, 0, -1))
     records = [commands.load(connection, i) for i in ids]
     rows = [r for r in records if r is not None and (not args.state or r.state == args.state)]
-    for r in rows:
-        if args.json:
+    if args.json:
+        for r in rows:
             print(to_json({"externalId": r.externalId, "kind": r.kind, "state": r.state, "attempts": r.attempts,
-                         "entityId": r.entityId, "createdAt": r.createdAt}))  # fmt: skip
-        else:
-            print(
-                f"{r.externalId}  {r.kind:<18} {r.state:<12} attempts {r.attempts}  {r.entityId or '-'}"
-            )
-    if not args.json:
-        print(f"{len(rows)} commands")
+                           "entityId": r.entityId, "createdAt": r.createdAt}))  # fmt: skip
+        return 0
+    table = [(r.externalId, r.kind, r.state, r.attempts, r.entityId) for r in rows]
+    render(["EXTERNAL ID", "KIND", "STATE", "ATTEMPTS", "ENTITY"], table)
+    print(f"{len(rows)} commands")
     return 0
 
 
@@ -168,7 +228,12 @@ def add(sub: Any) -> None:
     cs.add_argument("--key", help="your idempotency key for this intent (recommended)")
     cs.add_argument("--requestor", help="Requestor-ID (the acting natural person) where required")
     cs.add_argument(
-        "--wait", type=float, default=0, metavar="SECONDS", help="wait for ACCEPTED/REJECTED"
+        "--wait",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="wait for the outcome: REJECTED, or ACCEPTED and the entity's final status "
+        "(exit 1 when either failed, e.g. a transfer that ends INVALID)",
     )
     cs.add_argument("--json", action="store_true")
     cs.set_defaults(func=cmd_command_submit)

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from cli.common import connect_redis, to_json
+from cli.table import render
 from partnersync.config import Settings
 
 
@@ -46,10 +47,8 @@ def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
                 "error": letter.error, "attempts": letter.attempts, "events": len(letter.events),
             }))  # fmt: skip
         return 0
-    for letter in letters:
-        print(
-            f"{letter.id}  {letter.at.isoformat()}  {letter.reason:<9} {letter.entity:<55} {letter.error[:80]}"
-        )
+    rows = [(x.id, x.at.isoformat(), x.reason, x.entity, x.error) for x in letters]
+    render(["ID", "AT", "REASON", "ENTITY", "ERROR"], rows)
     print(f"{len(letters)} dead letters")
     return 0
 

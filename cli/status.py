@@ -7,7 +7,8 @@ from collections import Counter
 from typing import Any
 
 from cli.common import connect_redis, to_json
-from partnersync import config
+from cli.table import render
+from partnersync import config, redisurl
 from partnersync.config import Settings
 
 
@@ -27,7 +28,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     last = {k.decode(): int(v) for k, v in connection.hgetall(keys.LAST_DELIVERY).items()}
     counters = {k.decode(): int(v) for k, v in connection.hgetall(keys.COUNTERS).items()}
     report = {
-        "redis": config.redis_url(settings),
+        "redis": redisurl.display(config.redis_url(settings)),
         "queue": {"name": settings.queue, "queued": queue.count,
                   "started": queue.started_job_registry.count, "failed": queue.failed_job_registry.count},
         "workers": len(Worker.all(connection=connection)),
@@ -56,12 +57,19 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"dlq       {report['dlq']} dead letters")
     for key in report["attention"]:
         print(f"attention {key} (final state needs a human)")
-    for task, age in sorted(report["clock"].items()):
-        print(f"clock     {task:<40} last ran {age:.0f}s ago")
-    for event, age in sorted(report["lastDelivery"].items()):
-        print(f"delivery  {event:<40} last {age:.0f}s ago")
-    for row in report["entities"]:
-        print(f"entities  {row['partner']}:{row['kind']:<28} {row['status']:<12} {row['count']}")
+    rows: list[tuple[str, str, str, str]] = []
+    rows += [
+        ("clock", task, "", f"last ran {age:.0f}s ago")
+        for task, age in sorted(report["clock"].items())
+    ]
+    rows += [
+        ("delivery", event, "", f"last {age:.0f}s ago")
+        for event, age in sorted(report["lastDelivery"].items())
+    ]
+    rows += [("entities", f"{e['partner']}:{e['kind']}", e["status"], str(e["count"])) for e in report["entities"]]  # fmt: skip
+    if rows:
+        print()
+        render(["", "NAME", "STATUS", ""], rows)
     return 0
 
 

@@ -20,11 +20,24 @@ import httpx
 
 from cli import process
 from cli.process import child_preexec
-from cli.redisserver import RedisServer, free_port
-from partnersync.config import Settings
+from cli.redisserver import RedisServer, free_port, port_free
+from partnersync import redisurl
+from partnersync.config import RUN_STATE, Settings
 
 SANDBOX_PORT = 8900
 EMBEDDED_REDIS_PORT = 6380
+
+
+class StartError(Exception):
+    """`run` cannot start; the message says why and what to do."""
+
+
+# What `run` sets up for the processes it starts, written to var/run.env (0600) for the
+# commands of a second terminal (partnersync.config.run_state reads it).
+SHARED = (
+    "REDIS_URL", "PARTNERSYNC_PUBLIC_URL", "TRADEVEST_WEBHOOK_SECRETS", "TRADEVEST_BASE_URL", "TRADEVEST_AUTH_URL",
+    "SAXO_BASE_URL", "SAXO_TOKEN", "SAXO_CLIENT_KEY", "SAXO_FUNDING_ACCOUNT_KEY",
+)  # fmt: skip
 
 
 @dataclass
@@ -46,6 +59,7 @@ class Supervisor:
 
     def run(self) -> int:
         stopping = False
+        failed = False
 
         def stop(signum: int, frame: object) -> None:
             nonlocal stopping
@@ -54,6 +68,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGTERM, stop)
         try:
+            self._check_ports()
             env = self._start()
             self._register(env)
             self._print()
@@ -62,22 +77,38 @@ class Supervisor:
                     assert child.proc is not None
                     if child.proc.poll() is not None:
                         print(
-                            f"partnersync: {child.name} exited ({child.proc.returncode}); stopping"
+                            f"partnersync: {child.name} exited ({child.proc.returncode}); "
+                            "stopping everything",
+                            file=sys.stderr,
                         )
-                        stopping = True
+                        stopping = failed = True
                 time.sleep(0.2)
+        except StartError as exc:
+            print(f"partnersync: run: {exc}", file=sys.stderr)
+            failed = True
         finally:
             self._stop()
-        return 0
+        return 1 if failed else 0
+
+    def _check_ports(self) -> None:
+        """Refuse busy ports before starting anything: a stranger on the receiver's port
+        would otherwise get the webhook registration."""
+        wanted = [(self.settings.host, self.settings.port, "receiver", "set PORT")]
+        if self.sandbox:
+            wanted.append(("127.0.0.1", SANDBOX_PORT, "sandbox", "or use --no-sandbox"))
+        for host, port, name, hint in wanted:
+            if not port_free(port, host):
+                raise StartError(
+                    f"port {port} on {host} ({name}) is already in use: stop what holds it "
+                    f"({hint.replace('set', 'or set')})"
+                )
 
     def _start(self) -> dict[str, str]:
         env = dict(os.environ)
-        state = self.root / "var" / "redis" / "url"
         if not self.settings.redis_url:
             self.redis = RedisServer(self.root / "var" / "redis", free_port(EMBEDDED_REDIS_PORT))
             self.redis.start()
             env["REDIS_URL"] = self.redis.url
-            state.write_text(self.redis.url + "\n")
         else:
             env["REDIS_URL"] = self.settings.redis_url
         if not self.settings.tradevest_webhook_secrets:
@@ -85,6 +116,7 @@ class Supervisor:
             env["TRADEVEST_WEBHOOK_SECRETS"] = "dev-" + secrets.token_urlsafe(18)
         cli = [sys.executable, "-m", "partnersync"]
         receiver_url = f"http://{self.settings.host}:{self.settings.port}"
+        env.setdefault("PARTNERSYNC_PUBLIC_URL", receiver_url)
         if self.sandbox:
             sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
             env.setdefault("TRADEVEST_BASE_URL", sandbox_url + "/tradevest")
@@ -96,6 +128,7 @@ class Supervisor:
             self.children.append(
                 Child("sandbox", [*cli, "sandbox", "--port", str(SANDBOX_PORT)], sandbox_url)
             )
+        self._write_state(env)
         self.children += [
             Child("receiver", [*cli, "serve"], receiver_url),
             Child("workers", [*cli, "worker", "-n", str(self.workers)]),
@@ -104,30 +137,50 @@ class Supervisor:
         for child in self.children:
             child.proc = subprocess.Popen(child.command, env=env, preexec_fn=child_preexec)
             if child.url:
-                wait_http(
-                    child.url + ("/_sandbox/faults" if child.name == "sandbox" else "/healthz")
-                )
+                path = "/_sandbox/faults" if child.name == "sandbox" else "/healthz"
+                if not wait_http(child.url + path, child.proc):
+                    code = child.proc.poll()
+                    raise StartError(
+                        f"{child.name} did not come up at {child.url}"
+                        + (f" (exited {code}; its error is above)" if code is not None else "")
+                    )
         return env
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / RUN_STATE
+
+    def _write_state(self, env: dict[str, str]) -> None:
+        """var/run.env, readable by this user only: it holds the webhook secret."""
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        lines = ["# written by `partnersync run` while it runs; read by the CLI here"]
+        lines += [f"{name}={env[name]}" for name in SHARED if env.get(name)]
+        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file may have had looser bits
+        with os.fdopen(fd, "w") as f:
+            f.write("\n".join(lines) + "\n")
 
     def _register(self, env: dict[str, str]) -> None:
         if not self.sandbox:
             return
         receiver = next(c for c in self.children if c.name == "receiver")
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "partnersync", "register-webhooks", "--url", receiver.url],
             env=env,
-            check=True,
         )
+        if done.returncode != 0:
+            raise StartError(f"registering the webhooks failed ({done.returncode}); see above")
 
     def _print(self) -> None:
         print("partnersync is running (Ctrl-C stops everything):")
         print(
-            f"  redis     {self.redis.url if self.redis else self.settings.redis_url}"
+            f"  redis     {self.redis.url if self.redis else redisurl.display(self.settings.redis_url or '')}"
             + (" (embedded, AOF in var/redis)" if self.redis else "")
         )
         for child in self.children:
             where = child.url or f"pid {child.proc.pid if child.proc else '?'}"
             print(f"  {child.name:<9} {where}")
+        print(f"  settings  {self.state_file} (commands run here use them)")
         print("  try: partnersync entities list   |   partnersync status", flush=True)
 
     def _stop(self) -> None:
@@ -135,19 +188,20 @@ class Supervisor:
             process.stop(child.proc, timeout=35)  # the worker pool's grace is 30 s
         if self.redis is not None:
             self.redis.stop()
-            state = self.root / "var" / "redis" / "url"
-            if state.exists() and state.read_text().strip() == self.redis.url:
-                state.unlink()
+        self.state_file.unlink(missing_ok=True)
         print("partnersync: stopped", flush=True)
 
 
-def wait_http(url: str, timeout: float = 20.0) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0) -> bool:
+    """Whether `url` answers (below 500) within `timeout`; False at once if `proc` exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
         try:
             if httpx.get(url, timeout=1.0).status_code < 500:
-                return
+                return True
         except httpx.HTTPError:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up within {timeout:.0f}s")
+    return False

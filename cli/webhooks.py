@@ -14,8 +14,16 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     from partners.tradevest.registration import RegistrationError, register
     from partnersync.errors import PartnerError, Retryable
 
+    url = args.url or settings.public_url
+    if not url:
+        print(
+            "partnersync: register-webhooks needs --url (the receiver's public base URL) or "
+            "PARTNERSYNC_PUBLIC_URL",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        report = asyncio.run(register(settings, args.url, check=args.check))
+        report = asyncio.run(register(settings, url, check=args.check))
     except RegistrationError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
@@ -37,6 +45,8 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
 
 def add(sub: Any) -> None:
     reg = sub.add_parser("register-webhooks", help="register every event type at Tradevest")
-    reg.add_argument("--url", required=True, help="the receiver's public base URL (https://…)")
+    reg.add_argument(
+        "--url", help="the receiver's public base URL (https://…); default PARTNERSYNC_PUBLIC_URL"
+    )
     reg.add_argument("--check", action="store_true", help="report drift, change nothing")
     reg.set_defaults(func=cmd_register)

@@ -19,7 +19,7 @@ import time
 from rq import Queue, SimpleWorker
 from rq.serializers import JSONSerializer
 
-from partnersync import context, failpoints, handlers
+from partnersync import context, failpoints, handlers, redisurl
 from partnersync.config import Settings
 
 log = logging.getLogger("partnersync.worker")
@@ -37,6 +37,7 @@ def _exit_reason(rc: int) -> str:
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     failpoints.from_environ()  # tests only: PARTNERSYNC_FAILPOINTS=name=stop
     connection = context.connect(settings)
+    redisurl.wait_until_reachable(connection, log)  # not a crash loop while Redis is away
     ctx = context.Context(settings, connection, handlers.load(settings.handlers))
     context.install(ctx)
     queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)

@@ -20,6 +20,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = None
     web_concurrency: int = 1
     log_level: str = "INFO"
 
@@ -97,6 +98,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("PARTNERSYNC_HOST", "host", "address the receiver binds"),
     ("PORT", "port", "port the receiver binds"),
+    (
+        "PARTNERSYNC_PUBLIC_URL",
+        "public_url",
+        "the receiver's public base URL that register-webhooks registers (default of --url)",
+    ),
     ("WEB_CONCURRENCY", "web_concurrency", "receiver worker processes (uvicorn --workers)"),
     ("LOG_LEVEL", "log_level", "log level of every process: DEBUG, INFO, WARNING, ERROR"),
     ("TRADEVEST_BASE_URL", "tradevest_base_url", "Tradevest API base URL"),
@@ -298,19 +304,37 @@ def _convert(name: str, field: str, raw: str) -> object:
     return raw or None if "None" in annotation else raw
 
 
+RUN_STATE = Path("var") / "run.env"
+
+
+def run_state(directory: Path) -> dict[str, str]:
+    """What a `partnersync run` in `directory` set up (Redis URL, generated webhook secret,
+    sandbox URLs and keys), as NAME=value lines in var/run.env while it runs."""
+    try:
+        text = (directory / RUN_STATE).read_text()
+    except OSError:
+        return {}
+    found = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.startswith("#"):
+            found[name.strip()] = value
+    return found
+
+
 def load(
     environ: Mapping[str, str] | None = None, *, state_fallback: bool = True, **overrides: object
 ) -> Settings:
     """Settings from `environ` (default: os.environ), then explicit overrides.
 
-    With REDIS_URL unset, the Redis that a `partnersync run` in this directory started is
-    used (its URL is in ./var/redis/url while it runs).
+    Variables the environment does not set come from what a `partnersync run` in this
+    directory set up (var/run.env), so a second terminal finds the same Redis, secrets and
+    sandbox without flags.
     """
     environ = os.environ if environ is None else environ
+    if state_fallback:
+        environ = {**run_state(Path.cwd()), **environ}
     values: dict[str, object] = {}
-    state = Path.cwd() / "var" / "redis" / "url"
-    if state_fallback and not environ.get("REDIS_URL") and state.exists():
-        values["redis_url"] = state.read_text().strip()
     for name, field, _ in VARIABLES:
         if name in environ:
             values[field] = _convert(name, field, environ[name])

@@ -31,6 +31,8 @@ class Kind:
     # in a non-terminal state, given the seconds since partnersync first saw it and the entity.
     poll: Callable[[float, Any], float] | None = None
     attention: frozenset[str] = frozenset()  # statuses that need a human
+    # terminal statuses meaning the partner did not do it (`command submit --wait` exits 1)
+    failed: frozenset[str] = frozenset({"INVALID", "REJECTED"})
     decoder: msgspec.json.Decoder | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

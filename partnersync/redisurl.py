@@ -14,6 +14,9 @@ Sentinels that require one of their own take `sentinel_password`.
 
 from __future__ import annotations
 
+import logging
+import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -119,3 +122,39 @@ class Locator:
         """Raises redis' MasterNotFoundError while no Sentinel names a healthy primary."""
         host, port = await self.manager.discover_master(self.found.master)
         return str(host), int(port)
+
+
+def wait_until_reachable(
+    connection: redis.Redis, logger: logging.Logger, *, first: float = 0.2, cap: float = 10.0
+) -> None:
+    """Blocks until Redis answers (absent at start, or still loading its data), backing off
+    from `first` to `cap` seconds; logs once when it starts waiting and once when Redis
+    answers, with the attempts, rather than a line (or a crash) per attempt."""
+    attempts, delay, since = 0, first, time.monotonic()
+    while True:
+        try:
+            connection.ping()
+        except (redis.RedisError, OSError) as exc:
+            if not attempts:
+                logger.warning(
+                    "redis unavailable at start; waiting for it",
+                    extra={"error": type(exc).__name__},
+                )
+            attempts += 1
+            time.sleep(delay)
+            delay = min(cap, delay * 2)
+            continue
+        if attempts:
+            logger.warning(
+                "redis available",
+                extra={"attempts": attempts, "seconds": round(time.monotonic() - since, 1)},
+            )
+        return
+
+
+def display(url: str) -> str:
+    """`url` with its password masked, for messages and `status` (secrets never print)."""
+    return _PASSWORD.sub(r"\1***@", url)
+
+
+_PASSWORD = re.compile(r"(//[^/@:]*:)[^@/]+@")

@@ -15,9 +15,8 @@ import httpx
 import pytest
 import redis
 
-from cli import process
+from cli import process, supervisor
 from cli.redisserver import RedisServer, free_port
-from cli.supervisor import wait_http  # noqa: F401 (used by the tests through here)
 from partnersync import config, store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +80,11 @@ class Proc:
 
     def stop(self, timeout: float = 15) -> None:
         process.stop(self.proc, timeout)
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    if not supervisor.wait_http(url, timeout=timeout):
+        raise AssertionError(f"{url} did not come up within {timeout:.0f}s")
 
 
 def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str = "condition"):

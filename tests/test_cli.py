@@ -3,6 +3,8 @@ traceback (the newcomer's first commands)."""
 
 from __future__ import annotations
 
+import io
+import re
 import subprocess
 import sys
 
@@ -57,3 +59,41 @@ def test_ens_interval_is_read() -> None:
 
     settings = config.load({"PARTNERSYNC_ENS_INTERVAL_S": "2.5"}, state_fallback=False)
     assert settings.ens_interval_s == 2.5
+
+
+def test_a_kind_that_does_not_exist_names_the_known_ones() -> None:
+    done = run("entities", "list", "--kind", "transfers")
+    assert done.returncode == 2, done.stderr
+    assert "unknown kind 'transfers'" in done.stderr and "transfer," in done.stderr
+
+
+def test_redis_password_never_printed() -> None:
+    done = run("status", env={"REDIS_URL": "redis://:topsecret@127.0.0.1:1/0"})
+    assert done.returncode == 3, done.stderr
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in done.stderr
+    assert "topsecret" not in done.stderr + done.stdout
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_tables_fit_the_terminal_and_keep_whole_values_when_piped(monkeypatch) -> None:
+    from cli.table import render
+
+    key = "tradevest:transfer:" + "7" * 36
+    stamp = "2026-01-01T10:00:00.123456+00:00"  # 32 characters
+    rows = [(key, "PROCESSED", stamp, None)]
+    monkeypatch.setenv("COLUMNS", "60")
+    screen = Terminal()
+    render(["KEY", "STATUS", "MODIFIED ON", "EXTERNAL ID"], rows, file=screen)
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in screen.getvalue().splitlines()]
+    assert max(len(line) for line in lines) <= 60, lines
+    folded = "".join(lines)
+    for value in (key, stamp):  # wrapped, never cut
+        assert all(part in folded for part in (value[:10], value[-6:])), lines
+    piped = io.StringIO()
+    render(["KEY", "STATUS", "MODIFIED ON", "EXTERNAL ID"], rows, file=piped)
+    body = piped.getvalue().splitlines()[1].split()
+    assert body == [key, "PROCESSED", stamp, "-"]

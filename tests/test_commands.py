@@ -121,6 +121,25 @@ def test_validation_rejection_is_surfaced_and_never_retried(system: System) -> N
 
 
 @pytest.mark.e2e
+def test_submit_wait_reports_the_entitys_outcome(system: System) -> None:
+    """ACCEPTED is not done: a transfer the partner accepts and then finds INVALID, or
+    REJECTS, makes `command submit --wait` exit 1 with the reason (#19)."""
+    account = system.fixtures()["balanceAccountId"]
+    cases = [
+        (account, 5, 0, "PROCESSED", None),
+        (str(uuid.uuid4()), 5, 1, "INVALID", "CUSTOMER_PRODUCT_NOT_FOUND_ERROR"),
+        (account, 99_999_999, 1, "REJECTED", "REJECTED"),
+    ]
+    for product, amount, rc, status, reason in cases:
+        body = {"customerProductId": product, "amount": amount, "reference": "wait"}
+        done = system.cli("command", "submit", "transfer", "--key", f"k-{uuid.uuid4()}",
+                          "--wait", "30", "--data", json.dumps(body))  # fmt: skip
+        assert done.returncode == rc, (status, done.stdout, done.stderr)
+        assert "state ACCEPTED" in done.stdout and f"status {status}" in done.stdout
+        assert (reason in done.stderr) if reason else not done.stderr.strip(), done.stderr
+
+
+@pytest.mark.e2e
 def test_reuse_after_invalid_is_refused_before_sending(system: System) -> None:
     key = f"k-{uuid.uuid4()}"
     unknown_product = transfer(product=uuid.uuid4())

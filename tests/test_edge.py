@@ -312,3 +312,31 @@ def test_the_clock_logs_an_outage_once_per_task(server: RedisServer, tmp_path: P
     rounds = {x["task"]: x["failedRounds"] for x in records if x["msg"] == "clock task recovered"}
     assert sorted(failed) == ["kick", "stale-entities"], failed  # once each, not per round
     assert rounds["kick"] > 1 and rounds["stale-entities"] > 1, rounds
+
+
+def test_workers_start_while_redis_is_absent(tmp_path: Path) -> None:
+    """No crash loop and no plain-text line per attempt: one JSON line while it waits, one
+    when Redis is there, and the worker it started takes jobs."""
+    log = tmp_path / "workers.log"
+    server = RedisServer(tmp_path / "late", free_port())
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "partnersync", "worker", "-n", "1"],
+        env=base_env(server.url, PARTNERSYNC_PARTNERS=""), cwd=ROOT,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: "waiting for it" in log.read_text(), what="the worker to wait")
+        threading.Event().wait(2.0)  # several attempts, backing off
+        server.start()
+        r = redis.Redis.from_url(server.url)
+        wait_for(lambda: r.smembers("rq:workers"), timeout=30, what="the worker to register")
+    finally:
+        workers.terminate()
+        workers.wait(timeout=30)
+        server.stop()
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    messages = [x["msg"] for x in records]
+    assert messages.count("redis unavailable at start; waiting for it") == 1, messages
+    assert "worker exited, restarting" not in messages, messages
+    available = [x for x in records if x["msg"] == "redis available"]
+    assert len(available) == 1 and available[0]["attempts"] > 1, records

@@ -1,0 +1,122 @@
+"""`partnersync run` as a newcomer meets it (#19), through the installed console script:
+busy ports are refused with a message before anything starts; what `run` set up is in a
+private var/run.env that the commands of a second terminal in the same directory use
+without flags; the embedded Redis keeps its port across restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.redisserver import free_port
+from cli.supervisor import SANDBOX_PORT
+from partnersync.config import run_state
+from tests.conftest import ROOT, wait_for
+
+SCRIPT = str(Path(sys.executable).parent / "partnersync")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A newcomer's shell: none of the project's variables set."""
+    prefixes = ("PARTNERSYNC_", "TRADEVEST_", "SAXO_", "REDIS_URL", "PORT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
+    env.update(PYTHONPATH=str(ROOT), LOG_LEVEL="WARNING", **extra)
+    return env
+
+
+def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCRIPT, *args], cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=60
+    )
+
+
+class Run:
+    def __init__(self, cwd: Path, port: int):
+        self.cwd = cwd
+        self.out = cwd / f"run-{port}.log"
+        self.proc = subprocess.Popen(
+            [SCRIPT, "run"], cwd=cwd, env=clean_env(PORT=str(port)),
+            stdout=self.out.open("wb"), stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def wait_running(self) -> None:
+        def up() -> bool:
+            assert self.proc.poll() is None, self.out.read_text()
+            return "partnersync is running" in self.out.read_text()
+
+        wait_for(up, timeout=90, what="partnersync run to start")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=90)
+
+
+@pytest.fixture
+def sandbox_port_free() -> None:
+    from cli.redisserver import port_free
+
+    if not port_free(SANDBOX_PORT):
+        pytest.skip(f"port {SANDBOX_PORT} (run's sandbox) is taken on this machine")
+
+
+def test_run_refuses_a_busy_receiver_port(tmp_path: Path) -> None:
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        done = subprocess.run(
+            [SCRIPT, "run", "--no-sandbox"], cwd=tmp_path,
+            env=clean_env(PORT=str(port), REDIS_URL="redis://127.0.0.1:1/0"),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"port {port} on 127.0.0.1 (receiver) is already in use" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not (tmp_path / "var" / "run.env").exists()
+
+
+def test_a_second_terminal_gets_runs_settings(tmp_path: Path, sandbox_port_free: None) -> None:
+    port = free_port()
+    run = Run(tmp_path, port)
+    try:
+        run.wait_running()
+        state = tmp_path / "var" / "run.env"
+        assert stat.S_IMODE(state.stat().st_mode) == 0o600
+        assert "var/run.env" in run.out.read_text()
+        shared = run_state(tmp_path)
+        assert shared["TRADEVEST_WEBHOOK_SECRETS"].startswith("dev-")
+        assert shared["PARTNERSYNC_PUBLIC_URL"] == f"http://127.0.0.1:{port}"
+        redis_port = int(shared["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+        # the README's commands, no flags: secrets, Saxo keys and Redis come from run.env
+        for args in (
+            ("register-webhooks", "--check"),
+            ("report", "unsettled"),
+            ("reconcile", "transactions", "--from", "2026-01-01", "--to", "2026-01-02"),
+            ("status",),
+        ):
+            done = cli(tmp_path, *args)
+            assert done.returncode == 0, (args, done.stdout, done.stderr)
+            assert "Traceback" not in done.stderr
+        # a dashboard stays connected: Redis closes it at stop, and that socket lingers in
+        # FIN-WAIT on Redis's port while the dashboard has not noticed
+        dashboard = socket.create_connection(("127.0.0.1", redis_port))
+    finally:
+        rc = run.stop()
+    assert rc == 0, run.out.read_text()
+    assert not state.exists()
+
+    # restarted at once: the embedded Redis keeps its port, the dashboard can reconnect
+    again = Run(tmp_path, port)
+    try:
+        again.wait_running()
+        assert run_state(tmp_path)["REDIS_URL"] == f"redis://127.0.0.1:{redis_port}/0"
+    finally:
+        dashboard.close()
+        again.stop()
