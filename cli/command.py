@@ -113,7 +113,8 @@ def command_entity(connection: Any, settings: Settings, record: Any) -> tuple[st
 def settled_entity(
     connection: Any, settings: Settings, record: Any, deadline: float
 ) -> Settled | None:
-    """The command's entity once its status is terminal, or as it is at `deadline`."""
+    """The command's entity once its outcome is decided (a failed status, or one from
+    which none can follow), or as it is at `deadline`."""
     from partnersync import partner
 
     catalog = partner.load(settings.partners)
@@ -125,7 +126,11 @@ def settled_entity(
             error = entity.validationError
             reason = f"{error.errorType}: {error.description}" if error else None
             settled = Settled(entity.status, entity.status in kind.failed, reason)
-            if kind.lifecycle.terminal(entity.status) or time.monotonic() >= deadline:
+            # settled: failed, or past every status that could still mean failure
+            decided = settled.failed or not any(
+                kind.lifecycle.reaches(entity.status, f) for f in kind.failed
+            )
+            if decided or time.monotonic() >= deadline:
                 return settled
         elif time.monotonic() >= deadline:
             return None

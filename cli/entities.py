@@ -46,7 +46,7 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
     rows = [
         (
             r.key,
-            r.status + ("" if r.knownStatus else " (unknown)"),
+            r.status + ("" if r.knownStatus else " (unknown status)"),
             r.modifiedOn.isoformat() if r.modifiedOn else None,
             r.externalId,
         )

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
@@ -40,6 +42,7 @@ from receiver.webhook import PREFIX, Outcomes, TradevestWebhook, send_problem
 log = logging.getLogger("partnersync.receiver")
 
 _UNAVAILABLE = {"Retry-After": "5"}
+METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def connect(settings: Settings) -> aioredis.Redis:
@@ -86,12 +89,21 @@ class Receiver:
             await send_problem(send, 500, body)
 
 
-def create_app(settings: Settings, durability: Durability | None = None) -> Receiver:
-    """`durability`: as checked at start (app_from_env); unchecked otherwise."""
+def create_app(
+    settings: Settings, durability: Durability | None = None, metrics_dir: str | None = None
+) -> Receiver:
+    """`durability`: as checked at start (app_from_env); unchecked otherwise.
+    `metrics_dir`: prometheus_client's multiprocess directory when several receiver
+    processes serve one port: /metrics then sums their counters, whichever answers."""
     durability = durability or Durability(settings.durability)
     if not settings.tradevest_webhook_secrets:
         log.warning("TRADEVEST_WEBHOOK_SECRETS is empty: every delivery will be refused (401)")
     registry = CollectorRegistry(auto_describe=True)
+    # what /metrics renders: this process's registry, or every process's files
+    exposed = registry
+    if metrics_dir:
+        exposed = CollectorRegistry(auto_describe=True)
+        MultiProcessCollector(exposed, metrics_dir)
     connection = connect(settings)
     webhook = TradevestWebhook(
         authenticator(settings),
@@ -125,12 +137,12 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Rece
         collector = RedisCollector(
             sync, settings.queue, [p.metrics for p in partners if p.metrics is not None]
         )
-        registry.register(collector)
+        exposed.register(collector)
         try:
             yield
         finally:
             watcher.cancel()
-            registry.unregister(collector)
+            exposed.unregister(collector)
             await webhook.intake.pipelined.aclose()
             await connection.aclose()
             sync.close()
@@ -154,7 +166,7 @@ def create_app(settings: Settings, durability: Durability | None = None) -> Rece
 
     async def metrics(request: Request) -> Response:
         try:
-            text = await asyncio.to_thread(generate_latest, registry)
+            text = await asyncio.to_thread(generate_latest, exposed)
         except (RedisError, OSError):
             return problem(503, "unavailable", "redis unreachable", _UNAVAILABLE)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
@@ -200,4 +212,5 @@ def app_from_env() -> Receiver:
         )
     finally:
         connection.close()
-    return create_app(settings, durability)
+    # set by `serve` for WEB_CONCURRENCY > 1 (prometheus_client reads it at import, too)
+    return create_app(settings, durability, os.environ.get(METRICS_DIR))

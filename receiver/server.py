@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
 import sys
+import tempfile
 from typing import Any
 
 import uvicorn
@@ -117,7 +119,13 @@ def serve(settings: Settings, host: str, port: int) -> int:
     if config.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        from receiver.app import METRICS_DIR
+
+        # the processes' counters in one directory, summed by /metrics (prometheus_client's
+        # multiprocess mode); a fresh one per run, so nothing is counted twice
+        with tempfile.TemporaryDirectory(prefix="partnersync-metrics-") as directory:
+            os.environ[METRICS_DIR] = directory
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:
         server.run()
     if config.workers == 1 and not server.started:

@@ -25,15 +25,24 @@ Requests/sec:   1000.50
 
 
 @pytest.mark.e2e
-def test_bench_smoke(tmp_path) -> None:
+def test_bench_smoke() -> None:
     try:
         ensure_wrk()
     except Exception as exc:  # pragma: no cover - the machine cannot install wrk
         pytest.skip(f"wrk unavailable: {exc}")
-    with Bench(smoke=True, workdir=tmp_path) as bench:
+    with Bench(smoke=True) as bench:
         rows = {row.name: row for row in bench.run()}
-    assert len(rows) == 7
+    assert not bench.dir.exists()  # its temporary directory goes with it (#19)
+    assert len(rows) == 14, sorted(rows)
     assert rows["every accepted request stored"].ok is True
+    assert rows["/metrics sums both processes"].ok is True, rows["/metrics sums both processes"]
+    for name in (
+        "receiver req/s ÷ RQ enqueue peer",
+        "Redis CPU per accepted event",
+        "receiver req/s, durability fsync ÷ none",
+        "on h11 + asyncio: receiver ÷ bare Starlette",
+    ):
+        assert rows[name].value > 0, rows[name]  # fmt: skip
     coalescing = rows["coalescing: partner GETs for 100 notifications in 1 s"]
     assert "final state PROCESSED" in coalescing.detail and coalescing.value >= 1
     assert "100/100 stored" in rows["reconciled entities/s per worker ÷ RQ no-op jobs/s"].detail

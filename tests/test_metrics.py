@@ -67,3 +67,40 @@ def test_metrics_cover_intake_reconcile_and_partner_calls(system: System) -> Non
     assert value(text, "partnersync_dlq_size") == 0
     assert value(text, "partnersync_clock_task_age_seconds", task="kick") < 30
     assert value(text, "partnersync_backlog", what="entities_due") >= 0
+
+
+def test_several_receiver_processes_report_one_sum(redis_server, tmp_path) -> None:
+    """WEB_CONCURRENCY=2: whichever process answers /metrics, the receiver's counters are
+    the sum over both (not that process's share)."""
+    import httpx
+
+    from cli.redisserver import free_port
+    from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
+
+    port = free_port()
+    receiver = Proc("receiver", ["serve", "--port", str(port)],
+                    base_env(redis_server.url, WEB_CONCURRENCY="2")).start()  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/healthz")
+        sent = 60
+        for _ in range(sent):  # a connection each: the kernel spreads them over both
+            body = (
+                f'{{"transferId":"{uuid.uuid4()}","status":"PENDING",'
+                '"modifiedOn":"2026-01-01T10:00:00Z","notificationType":"UPDATED"}'
+            )
+            answer = httpx.post(
+                url + "/webhooks/tradevest/transfer-notification", content=body,
+                headers={"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"},
+            )  # fmt: skip
+            assert answer.status_code == 204
+        for _ in range(10):
+            text = httpx.get(url + "/metrics").text
+            accepted = value(
+                text, "partnersync_receiver_responses_total",
+                event_type="TRANSFER_NOTIFICATION", outcome="accepted",
+            )  # fmt: skip
+            assert accepted == sent
+            assert value(text, "partnersync_intake_seconds_count") == sent
+    finally:
+        receiver.stop()

@@ -1,15 +1,25 @@
 """The bench's baselines and stubs, served by uvicorn like the receiver.
 
+- `raw`: an ASGI callable that reads the body and answers 204 — the server's ceiling.
 - `bare`: a Starlette endpoint that only reads the body and answers 204 — what the
   receiver's throughput is compared with.
+- `peer` (factory): what a team would write instead of partnersync — a Starlette endpoint
+  that checks the header secret, decodes the JSON and calls RQ's `Queue.enqueue` once per
+  event, on the same Redis.
 - `stub`: a Tradevest stand-in that answers instantly (token, GET /transfers/{id}), so the
   reconcile benchmark measures partnersync, not the partner; it counts GETs per id.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
+from typing import Any
 
+import redis
+from rq import Queue
+from rq.serializers import JSONSerializer
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,6 +32,41 @@ async def _bare(request: Request) -> Response:
 
 
 bare = Starlette(routes=[Route("/webhooks/tradevest/{event}", _bare, methods=["POST"])])
+
+
+async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def peer() -> Starlette:
+    """The RQ peer (uvicorn --factory): REDIS_URL and TRADEVEST_WEBHOOK_SECRETS as the
+    receiver reads them."""
+    queue = Queue(
+        "bench-peer",
+        connection=redis.Redis.from_url(os.environ["REDIS_URL"]),
+        serializer=JSONSerializer,
+    )
+    secret = os.environ["TRADEVEST_WEBHOOK_SECRETS"].split(",")[0]
+
+    async def deliver(request: Request) -> Response:
+        if request.headers.get("api-key") != secret:
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        try:
+            event = json.loads(await request.body())
+        except ValueError:
+            return JSONResponse({"error": "bad_request"}, status_code=400)
+        queue.enqueue("cli.bench.apps.noop_event", request.path_params["event"], event)
+        return Response(status_code=204)
+
+    return Starlette(routes=[Route("/webhooks/tradevest/{event}", deliver, methods=["POST"])])
+
 
 _gets: Counter[str] = Counter()
 _TRANSFER = (
@@ -57,3 +102,7 @@ stub = Starlette(
 
 def noop() -> None:
     """The baseline RQ job: does nothing."""
+
+
+def noop_event(event_type: str, event: dict[str, Any]) -> None:
+    """The peer's job (never run by the bench: only enqueued)."""
