@@ -3,6 +3,7 @@ real processes (receiver, workers, clock, sandbox) talking HTTP on loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ import redis
 
 from cli import process, supervisor
 from cli.redisserver import RedisServer, free_port
+from partners.tradevest.registration import register
 from partnersync import config, store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -153,19 +155,17 @@ def system(
     env = dict(system_env, **(marker.kwargs if marker else {}))
     workers = Proc("workers", ["worker", "-n", "2"], env).start()
     clock = Proc("clock", ["clock"], env).start()
-    subprocess.run(
-        [sys.executable, "-m", "partnersync", "register-webhooks", "--url", receiver_url],
-        env=system_env,
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
+    # in-process: what `register-webhooks` does, without a Python start per test
+    asyncio.run(register(settings_for(system_env), receiver_url))
     try:
         system = System(r, receiver_url, sandbox_url, system_env)
         system.workers = workers
         system.clock = clock
         yield system
     finally:
+        for proc in (clock, workers):  # both told at once, then waited for
+            if proc.proc is not None and proc.proc.poll() is None:
+                proc.proc.terminate()
         clock.stop()
         workers.stop()
 

@@ -7,6 +7,7 @@ import io
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ from tests.conftest import ROOT, base_env
 
 def run(*args: str, env: dict[str, str] | None = None, pipe_to_head: bool = False):
     environment = base_env("redis://127.0.0.1:1/0") | (env or {})
-    command = [sys.executable, "-m", "partnersync", *args]
+    command = [str(Path(sys.executable).parent / "partnersync"), *args]  # the console script
     if pipe_to_head:
         shell = " ".join(f"'{c}'" for c in command) + " | head -c 10"
         return subprocess.run(

@@ -252,13 +252,13 @@ def test_starts_while_redis_loads_and_is_ready_once_loaded(tmp_path: Path) -> No
     server = RedisServer(directory, free_port())
     server.start()
     filler = redis.Redis.from_url(server.url)
-    for start in range(0, 100_000, 10_000):
+    for start in range(0, 50_000, 10_000):
         filler.mset({f"filler:{i}": "x" for i in range(start, start + 10_000)})
     filler.bgrewriteaof()  # the AOF's base becomes a snapshot, loaded key by key
     wait_for(lambda: filler.info("persistence")["aof_rewrite_in_progress"] == 0,
              what="the AOF rewrite")  # fmt: skip
     server.stop()
-    # a hidden Redis setting: 100 µs per key while loading, so loading lasts ~10 s
+    # a hidden Redis setting: 100 µs per key while loading, so loading lasts ~5 s
     slow_load = RedisServer(directory, server.port)
     slow_load.start(
         extra=["--key-load-delay", "100", "--loading-process-events-interval-bytes", "1024"],

@@ -3,7 +3,7 @@
 -- KEYS[2] ps:lease:<entity>     its lease
 -- KEYS[3] ps:events:<entity>    its pending delivery ids
 -- KEYS[4] ps:attempts:<entity>  failed attempts in a row
--- KEYS[5] ps:cool:<entity>      its cooldown
+-- KEYS[5] ps:cool:<entity>      its cooldown (value: its end, ms)
 -- KEYS[6] ps:claims:<entity>    claims since its last completion
 -- ARGV: entity, me, n_done, outcome ('ok'|'retry'|'poll'|'dead'), delay_ms (retry, poll:
 --       due this long from now), cooldown_ms (after a reconcile, further events wait)
@@ -32,7 +32,7 @@ else
   end
 end
 if cooldown > 0 and outcome ~= 'retry' then
-  redis.call('SET', KEYS[5], 1, 'PX', cooldown)
+  redis.call('SET', KEYS[5], now_ms + cooldown, 'PX', cooldown)  -- its end: intake reads it
 end
 redis.call('DEL', KEYS[2])
 redis.call('DEL', KEYS[6])

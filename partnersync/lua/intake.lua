@@ -5,7 +5,8 @@
 -- KEYS[10]    ps:inbox:            prefix: the inbox record of a delivery (id made here;
 --                                  its fields: partnersync/inbox.py)
 -- KEYS[11]    ps:events:           prefix: an entity's list of pending delivery ids
--- KEYS[12]    ps:cool:             prefix: an entity's cooldown after a reconcile
+-- KEYS[12]    ps:cool:             prefix: an entity's cooldown after a reconcile (its
+--                                  value: the cooldown's end, ms; it expires then)
 -- KEYS[13..]  one per event: its dedupe key ('' = none)
 -- ARGV: dedupe_ttl, inbox_ttl, now_iso, cap, reserve_ms, source, n_events,
 --       then per event: event_type, label (its name in the counters and in
@@ -17,24 +18,35 @@
 local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), clock_ms()
 local now_iso, cap, reserve_ms = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local source, n_events = ARGV[6], tonumber(ARGV[7])
+-- Redis charges each redis.call a few µs: what can be done once per batch is (one MGET of
+-- the dedupe keys, one INCRBY for the delivery ids, one MGET of the cooldowns, one ZADD).
 local out = {}
-local i = 8
 local wake = false
 local counts, last = {}, {}  -- written once per batch, not per event
+local dedupe_keys = {}
+for ev = 1, n_events do dedupe_keys[ev] = KEYS[12 + ev] ~= '' and KEYS[12 + ev] or KEYS[10] end
+local seen = redis.call('MGET', unpack(dedupe_keys))  -- KEYS[10] (a prefix) stands for none
+local fresh = {}  -- dedupe key -> delivery id, for a duplicate within this batch
+local last_id = redis.call('INCRBY', KEYS[3], n_events)  -- ids last_id-n+1 .. last_id
+local i = 8
+local pushed, scores = {}, {}  -- entities given a delivery: their ZADD score, once
 for ev = 1, n_events do
   local dedupe_key = KEYS[12 + ev]
   local event_type, label, body, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
   local first = i + 4
   i = first + n
-  local seen = dedupe_key ~= '' and redis.call('GET', dedupe_key)
-  if seen then
+  local original = dedupe_key ~= '' and (fresh[dedupe_key] or seen[ev])
+  if original then
     local c = source .. 'duplicate:' .. label
     counts[c] = (counts[c] or 0) + 1
     out[#out + 1] = 0
-    out[#out + 1] = seen
+    out[#out + 1] = original
   else
-    local delivery_id = string.format('%013d-%d', now_ms, redis.call('INCR', KEYS[3]))
-    if dedupe_key ~= '' then redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl) end
+    local delivery_id = string.format('%013d-%d', now_ms, last_id - n_events + ev)
+    if dedupe_key ~= '' then
+      redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl)
+      fresh[dedupe_key] = delivery_id
+    end
     local entities = {}
     for k = 1, n do entities[k] = ARGV[first + k - 1] end
     local inbox = KEYS[10] .. delivery_id
@@ -44,9 +56,10 @@ for ev = 1, n_events do
     for k = 1, n do
       local e = entities[k]
       redis.call('RPUSH', KEYS[11] .. e, delivery_id)
-      -- reconciled moments ago: wait out the cooldown so a burst costs one more GET, not many
-      local cool = redis.call('PTTL', KEYS[12] .. e)
-      redis.call('ZADD', KEYS[1], 'LT', cool > 0 and now_ms + cool or now_ms, e)
+      if not scores[e] then
+        pushed[#pushed + 1] = e
+        scores[e] = true
+      end
     end
     if source == '' then last[label] = now_ms end
     local c = source .. (n > 0 and 'accepted:' or 'parked:') .. label
@@ -55,6 +68,19 @@ for ev = 1, n_events do
     out[#out + 1] = 1
     out[#out + 1] = delivery_id
   end
+end
+if #pushed > 0 then
+  -- reconciled moments ago: wait out the cooldown so a burst costs one more GET, not many
+  local cool_keys = {}
+  for k = 1, #pushed do cool_keys[k] = KEYS[12] .. pushed[k] end
+  local cools = redis.call('MGET', unpack(cool_keys))  -- each holds its end, ms
+  local zadd = {'ZADD', KEYS[1], 'LT'}
+  for k = 1, #pushed do
+    local until_ms = tonumber(cools[k]) or 0
+    zadd[#zadd + 1] = until_ms > now_ms and until_ms or now_ms
+    zadd[#zadd + 1] = pushed[k]
+  end
+  redis.call(unpack(zadd))
 end
 for c, k in pairs(counts) do redis.call('HINCRBY', KEYS[8], c, k) end
 for t, ms in pairs(last) do redis.call('HSET', KEYS[9], t, ms) end
