@@ -384,10 +384,70 @@ def load(
     if settings.redis_url:
         from partnersync import redisurl  # it imports this module
 
+        scheme = settings.redis_url.partition("://")[0]
+        if scheme not in ("redis", "rediss", "unix", "redis+sentinel"):
+            raise ConfigError(
+                f"REDIS_URL: scheme {scheme!r} is not one of redis, rediss, unix, redis+sentinel"
+            )
         redisurl.sentinels(settings.redis_url)  # raises ConfigError naming what is wrong
+    _check_values(settings)
     if settings.drainers < 1 or settings.batch < 1:
         raise ConfigError("PARTNERSYNC_DRAINERS and PARTNERSYNC_BATCH must be at least 1")
     return settings
+
+
+# (field, smallest allowed value): counts, sizes and durations that must be positive
+_MINIMUMS: tuple[tuple[str, float], ...] = (
+    ("port", 1), ("web_concurrency", 1), ("header_timeout_s", 0.1), ("max_connections", 1),
+    ("max_body", 1), ("max_entities", 1), ("inbox_ttl", 1), ("dedupe_ttl", 1),
+    ("max_attempts", 1), ("max_crashes", 1), ("changes_maxlen", 1), ("http_timeout_s", 0.1),
+    ("clock_interval_s", 0.01), ("sweep_interval_s", 0.1), ("dlq_retention", 1),
+    ("options_ttl_s", 1), ("unsettled_interval_s", 1), ("ens_interval_s", 0.1),
+    ("coalesce_ms", 0), ("drain_budget_s", 0.1), ("webhook_tolerance_s", 1),
+)  # fmt: skip
+_URLS = (
+    "tradevest_base_url",
+    "tradevest_auth_url",
+    "saxo_base_url",
+    "saxo_token_url",
+    "public_url",
+)
+
+
+def _variable(field: str) -> str:
+    return next(name for name, f, _ in VARIABLES if f == field)
+
+
+def _check_values(settings: Settings) -> None:
+    """Every value in its range, every URL a URL, every address an address: a clear
+    message naming the variable at start, not a failure somewhere later."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    for field, least in _MINIMUMS:
+        value = getattr(settings, field)
+        if value < least:
+            raise ConfigError(f"{_variable(field)}={value!r}: must be at least {least}")
+    if settings.port > 65535:
+        raise ConfigError(f"PORT={settings.port}: not a TCP port (1-65535)")
+    for field in _URLS:
+        url = getattr(settings, field)
+        if url is not None and (
+            urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname
+        ):
+            raise ConfigError(f"{_variable(field)}={url!r}: not an http(s):// URL")
+    for field in ("allowed_cidrs", "trusted_proxies"):
+        for cidr in getattr(settings, field):
+            if field == "trusted_proxies" and cidr == "*":
+                continue  # uvicorn's "trust every peer" (behind a proxy with changing addresses)
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"{_variable(field)}: {cidr!r} is not an IP address or CIDR"
+                ) from None
+    if not settings.tradevest_webhook_header.strip():
+        raise ConfigError("TRADEVEST_WEBHOOK_HEADER is empty")
 
 
 def redis_url(settings: Settings) -> str:

@@ -38,6 +38,28 @@ def test_data_file_problems_are_messages(data: str, reason: str) -> None:
     assert reason in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY=0: must be at least 1"),
+        ("PORT", "70000", "not a TCP port"),
+        ("PORT", "abc", "PORT='abc' is not a valid int"),
+        ("TRADEVEST_BASE_URL", "notaurl", "TRADEVEST_BASE_URL='notaurl': not an http(s):// URL"),
+        ("REDIS_URL", "foo://x", "REDIS_URL: scheme 'foo'"),
+        ("REDIS_URL", "redis+sentinel://h:1", "REDIS_URL: expected redis+sentinel://"),
+        ("PARTNERSYNC_HTTP_TIMEOUT_S", "-1", "PARTNERSYNC_HTTP_TIMEOUT_S=-1.0: must be at least"),
+        ("PARTNERSYNC_ALLOWED_CIDRS", "10.0.0.300/8", "'10.0.0.300/8' is not an IP address"),
+        ("PARTNERSYNC_MIN_REPLICAS", "-1", "PARTNERSYNC_MIN_REPLICAS must be 0 or more"),
+        ("PARTNERSYNC_DURABILITY", "maybe", "use fsync or none"),
+    ],
+)
+def test_settings_are_checked_at_start(variable: str, value: str, message: str) -> None:
+    """One place reads and checks every variable: a message naming it, exit 2 (#19)."""
+    done = run("config", env={variable: value})
+    assert done.returncode == 2, done.stdout[-300:] + done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_bad_log_level_is_named() -> None:
     done = run("config", env={"LOG_LEVEL": "LOUD"})
     assert done.returncode == 2
