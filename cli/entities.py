@@ -128,6 +128,26 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_entities_find(args: argparse.Namespace, settings: Settings) -> int:
+    from partnersync import partner
+    from partnersync.find import find
+
+    found = find(connect_redis(settings), partner.load(settings.partners), args.id)
+    if not found:
+        print(
+            f"partnersync: {args.id!r} is no stored entity's id, externalId, delivery id or "
+            "command",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        for f in found:
+            print(to_json({"what": f.what, "entity": f.entity, "detail": f.detail}))
+        return 0
+    render(["WHAT", "ENTITY", "DETAIL"], [(f.what, f.entity, f.detail) for f in found])
+    return 0
+
+
 def add(sub: Any) -> None:
     entities = sub.add_parser("entities", help="the entity store").add_subparsers(
         dest="sub", required=True
@@ -138,6 +158,12 @@ def add(sub: Any) -> None:
     el.add_argument("--status")
     el.add_argument("--json", action="store_true", help="one JSON object per line")
     el.set_defaults(func=cmd_entities_list)
+    ef = entities.add_parser(
+        "find", help="what an id is: partner id, externalId, delivery id or command"
+    )
+    ef.add_argument("id")
+    ef.add_argument("--json", action="store_true", help="one JSON object per line")
+    ef.set_defaults(func=cmd_entities_find)
     es = entities.add_parser("show", help="one entity and its history")
     es.add_argument("key", help="{partner}:{kind}:{id}")
     es.add_argument("--json", action="store_true")
