@@ -362,8 +362,9 @@ def _queue_writes(
             index(write, kind, key, got[0], settings)  # the partner's own lookups
         if applied.record is not None:
             store.write(
-                write, applied.record, applied.transition, changes_maxlen=settings.changes_maxlen
-            )
+                write, applied.record, applied.transition,
+                changes_maxlen=settings.changes_maxlen, history_max=settings.history_max,
+            )  # fmt: skip
             if applied.transition is not None:
                 result.stored.append((applied.record, applied.transition))
             result.applied += 1

@@ -42,8 +42,11 @@ def write(
     transition: Transition | None,
     *,
     changes_maxlen: int,
+    history_max: int = 100,
 ) -> None:
-    """Queue the writes of one reconciled entity on `pipe` (executed as one MULTI/EXEC)."""
+    """Queue the writes of one reconciled entity on `pipe` (executed as one MULTI/EXEC).
+    Its history keeps the `history_max` latest transitions (the change stream is the
+    complete record, for the user's system to keep)."""
     pipe.set(keys.entity(record.key), _encode(record))
     pipe.zadd(keys.ENTITIES, {record.key: _ms(record)})
     if record.externalId:
@@ -55,6 +58,7 @@ def write(
             )
         pipe.hincrby(keys.ENTITY_COUNTS, f"{record.partner}:{record.kind}:{transition.to}", 1)
         pipe.rpush(keys.history(record.key), _encode(transition))
+        pipe.ltrim(keys.history(record.key), -history_max, -1)
         fields: dict[Any, Any] = {
             "key": record.key,
             "partner": record.partner,
