@@ -152,17 +152,20 @@ class Bench:
         env: dict[str, str],
         factory: bool = False,
         extra: tuple[str, ...] = (),
+        wait: bool = True,
     ) -> subprocess.Popen[bytes]:
         """`target` on uvicorn's defaults (httptools and uvloop when installed); `extra`:
-        more uvicorn options (`--http h11 --loop asyncio`)."""
+        more uvicorn options (`--http h11 --loop asyncio`). `wait=False`: started, not
+        yet answering (`up` waits; servers started together start in parallel)."""
         args = ["-m", "uvicorn", target, "--port", str(port), "--log-level", "warning",
                 "--no-access-log", *extra, *(["--factory"] if factory else [])]  # fmt: skip
-        return self._up(self.spawn(args, env), port, target)
+        proc = self.spawn(args, env)
+        return self._up(proc, port, target) if wait else proc
 
-    def serve(self, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def serve(self, port: int, env: dict[str, str], wait: bool = True) -> subprocess.Popen[bytes]:
         """The receiver as deployed: `partnersync serve`."""
         proc = self.spawn(["-m", "partnersync", "serve", "--port", str(port)], env)
-        return self._up(proc, port, "partnersync serve")
+        return self._up(proc, port, "partnersync serve") if wait else proc
 
     def _up(self, proc: subprocess.Popen[bytes], port: int, what: str) -> subprocess.Popen[bytes]:
         deadline = time.monotonic() + 20
@@ -235,9 +238,11 @@ class Bench:
                                       ("bare Starlette", "cli.bench.apps:bare", False),
                                       ("RQ enqueue peer", "cli.bench.apps:peer", True)):  # fmt: skip
             port = free_port()
-            servers[name] = (self.uvicorn(target, port, self.env(), factory=factory), port)
+            servers[name] = (self.uvicorn(target, port, self.env(), factory, wait=False), port)
         port = free_port()
-        servers["receiver"] = (self.serve(port, self.env()), port)
+        servers["receiver"] = (self.serve(port, self.env(), wait=False), port)
+        for name, (proc, port) in servers.items():
+            self._up(proc, port, name)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
         usec = cpu = accepted = 0.0
         for _ in range(1 if self.quick else 2):  # interleaved: all see the same machine
@@ -322,9 +327,11 @@ class Bench:
         """Both on uvicorn's pure-Python parser and asyncio's loop (plain `uvicorn`)."""
         h11 = ("--http", "h11", "--loop", "asyncio")
         bare_port, receiver_port = free_port(), free_port()
-        bare = self.uvicorn("cli.bench.apps:bare", bare_port, self.env(), extra=h11)
+        bare = self.uvicorn("cli.bench.apps:bare", bare_port, self.env(), extra=h11, wait=False)
         receiver = self.uvicorn("receiver.app:app_from_env", receiver_port, self.env(),
-                                factory=True, extra=h11)  # fmt: skip
+                                factory=True, extra=h11, wait=False)  # fmt: skip
+        self._up(bare, bare_port, "bare Starlette on h11")
+        self._up(receiver, receiver_port, "receiver on h11")
         b = self.wrk(f"http://127.0.0.1:{bare_port}{route}", seconds, 32)
         rcv = self.wrk(f"http://127.0.0.1:{receiver_port}{route}", seconds, 32)
         self.stop(bare)
