@@ -76,8 +76,9 @@ def test_pending_with_reasons_then_resolved_by_an_attachment(system: System, tmp
     assert system.r.zscore(keys.ATTENTION, pending.key) is not None
     passport = tmp_path / "passport.pdf"
     passport.write_bytes(b"%PDF-1.4 passport")
+    # `--` ends the options: a ClientKey may begin with '-' (argparse would read an option)
     attached = system.cli(
-        "saxo", "attach", record.entityId, str(passport), "--type", "ProofOfIdentity"
+        "saxo", "attach", "--type", "ProofOfIdentity", "--", record.entityId, str(passport)
     )
     assert attached.returncode == 0, attached.stderr
     state(system, record.entityId, "ClientOnboarded")
