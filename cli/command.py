@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from cli.common import to_json
@@ -89,11 +90,13 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+@dataclass(frozen=True)
 class Settled:
     """The entity a command created, as far as it got."""
 
-    def __init__(self, status: str | None, failed: bool, reason: str | None):
-        self.status, self.failed, self.reason = status, failed, reason
+    status: str | None
+    failed: bool
+    reason: str | None
 
 
 def command_entity(connection: Any, settings: Settings, record: Any) -> tuple[str | None, Any]:

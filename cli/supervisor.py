@@ -93,14 +93,13 @@ class Supervisor:
     def _check_ports(self) -> None:
         """Refuse busy ports before starting anything: a stranger on the receiver's port
         would otherwise get the webhook registration."""
-        wanted = [(self.settings.host, self.settings.port, "receiver", "set PORT")]
+        wanted = [(self.settings.host, self.settings.port, "receiver", "or set PORT")]
         if self.sandbox:
             wanted.append(("127.0.0.1", SANDBOX_PORT, "sandbox", "or use --no-sandbox"))
         for host, port, name, hint in wanted:
             if not port_free(port, host):
                 raise StartError(
-                    f"port {port} on {host} ({name}) is already in use: stop what holds it "
-                    f"({hint.replace('set', 'or set')})"
+                    f"port {port} on {host} ({name}) is already in use: stop what holds it ({hint})"
                 )
 
     def _start(self) -> dict[str, str]:

@@ -133,7 +133,11 @@ def command_key(partner: str, external_id: str) -> str:
 
 
 def load(connection: redis.Redis, external_id: str) -> CommandRecord | None:
-    raw = connection.get(keys.command(external_id))
+    return decode(connection.get(keys.command(external_id)))
+
+
+def decode(raw: bytes | str | None) -> CommandRecord | None:
+    """A journal entry as stored (None: no such command)."""
     return None if raw is None else _record_decoder.decode(raw)
 
 

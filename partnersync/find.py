@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from partnersync import keys, replies
+from partnersync import commands, keys, replies
 from partnersync.partner import Catalog
 
 
@@ -40,26 +40,24 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         if exists:
             found.append(Found("entity", keys.entity_key(partner, kind, ident), "partner id"))
     rest = replies_[len(kinds) :]
-    for partner, key in zip(partners, rest, strict=False):
-        if key is not None:
-            found.append(Found("externalId", replies.text(key), f"{partner} externalId"))
+    by_external = {
+        p: replies.text(k) for p, k in zip(partners, rest, strict=False) if k is not None
+    }
+    found += [Found("externalId", key, f"{p} externalId") for p, key in by_external.items()]
     event_type, entities = rest[len(partners)]
     if event_type is not None:
         named = replies.text(entities or b"").split()
         detail = f"delivery of {replies.text(event_type)}"
         found += [Found("delivery", e, detail) for e in named] or [Found("delivery", None, detail)]
-    if rest[len(partners) + 1] is not None:
-        from partnersync import commands
-
-        record = commands.load(connection, ident)
+    record = commands.decode(rest[len(partners) + 1])
+    if record is not None:
+        command = catalog.commands.get(record.kind)
         entity = None
-        if record is not None:
-            command = catalog.commands.get(record.kind)
-            if command is not None and record.entityId:
-                entity = keys.entity_key(command.partner, command.entity_kind, record.entityId)
-            elif command is not None:
-                key = connection.get(keys.external_id(command.partner, ident))
-                entity = replies.text(key) if key else None
-        state = record.state if record else "?"
-        found.append(Found("command", entity, f"command {record.kind if record else ''} {state}"))
+        if command is not None:  # its entity: by the partner id it got, or by its externalId
+            entity = (
+                keys.entity_key(command.partner, command.entity_kind, record.entityId)
+                if record.entityId
+                else by_external.get(command.partner)
+            )
+        found.append(Found("command", entity, f"command {record.kind} {record.state}"))
     return found
