@@ -29,32 +29,65 @@ def _entity_row(record: Any) -> dict[str, Any]:
 
 
 def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import partner, store
+    from datetime import UTC, datetime
+
+    from partnersync import dlq, partner, store
 
     catalog = partner.load(settings.partners)
     problem = unknown_filter(catalog, args.partner, args.kind)
     if problem:
         print(f"partnersync: {problem}", file=sys.stderr)
         return 2
-    records = store.scan(
-        connect_redis(settings), partner=args.partner, kind=args.kind, status=args.status
-    )
-    if args.json:
+    now = datetime.now(UTC)
+    try:
+        cursor = store.Cursor.parse(args.cursor) if args.cursor else None
+        since, until = (
+            int(dlq.parse_since(t, now).timestamp() * 1000) if t else None
+            for t in (args.since, args.until)
+        )
+    except ValueError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    if args.limit < 1:
+        print("partnersync: --limit must be at least 1", file=sys.stderr)
+        return 2
+    connection = connect_redis(settings)
+    shown = 0
+    while True:  # one page, or with --all every page in turn
+        got = store.page(
+            connection, partner=args.partner, kind=args.kind, status=args.status,
+            since_ms=since, until_ms=until, limit=args.limit, cursor=cursor,
+        )  # fmt: skip
+        shown += len(got.records)
+        _print_page(got.records, json=args.json, header=not shown - len(got.records))
+        if not (args.all and got.next):
+            break
+        cursor = got.next
+    if got.next is not None and not args.all:
+        hint = f"more: --cursor {got.next.encode()}"
+        print(hint, file=sys.stderr if args.json else sys.stdout)
+    if not args.json:
+        total = f" of {got.total}" if got.total is not None else ""
+        print(f"{shown}{total} entities, most recently updated first")
+    return 0
+
+
+def _print_page(records: list[Any], *, json: bool, header: bool) -> None:
+    if json:
         for r in records:
             print(to_json(_entity_row(r)))
-        return 0
+        return
     rows = [
         (
             r.key,
             r.status + ("" if r.knownStatus else " (unknown status)"),
-            r.modifiedOn.isoformat() if r.modifiedOn else None,
+            r.updatedAt.isoformat(timespec="seconds"),
             r.externalId,
         )
         for r in records
     ]
-    render(["KEY", "STATUS", "MODIFIED ON", "EXTERNAL ID"], rows)
-    print(f"{len(records)} entities")
-    return 0
+    if rows or header:
+        render(["KEY", "STATUS", "UPDATED", "EXTERNAL ID"], rows)
 
 
 def unknown_filter(catalog: Any, partner: str | None, kind: str | None) -> str | None:
@@ -91,8 +124,19 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
     connection = connect_redis(settings)
     record = store.load(connection, [args.key])[0]
     if record is None:
-        print(f"partnersync: no entity {args.key!r}", file=sys.stderr)
-        return 1
+        gone = store.tombstone(connection, args.key)
+        if gone is None:
+            print(f"partnersync: no entity {args.key!r}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(to_json({"entity": gone, "evicted": True, "history": []}))
+            return 0
+        print(
+            f"{args.key}: evicted after retention; final status {gone.status} (modifiedOn "
+            f"{gone.modifiedOn}, last updated {gone.updatedAt.isoformat()}). Its history is on "
+            "the change stream."
+        )
+        return 0
     history = store.history(connection, args.key)
     data = _rendered_data(record, settings, raw=args.raw)
     if args.json:
@@ -156,6 +200,11 @@ def add(sub: Any) -> None:
     el.add_argument("--partner")
     el.add_argument("--kind")
     el.add_argument("--status")
+    el.add_argument("--since", help="updated since: 30m, 2h, 7d or an ISO date-time")
+    el.add_argument("--until", help="updated before: 30m, 2h, 7d or an ISO date-time")
+    el.add_argument("--limit", type=int, default=50, help="entities per page (default 50)")
+    el.add_argument("--cursor", help="the page after the one that printed this cursor")
+    el.add_argument("--all", action="store_true", help="every page, one after the other")
     el.add_argument("--json", action="store_true", help="one JSON object per line")
     el.set_defaults(func=cmd_entities_list)
     ef = entities.add_parser(

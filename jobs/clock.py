@@ -4,6 +4,8 @@
   out, entities whose lease a dead worker left behind — and none is live.
 - stale-entities (every PARTNERSYNC_SWEEP_INTERVAL_S): entities stuck in a non-terminal
   state are re-fetched.
+- retention (same interval): final-state entities past PARTNERSYNC_RETENTION_DAYS leave,
+  each leaving a tombstone; reindex moves a first-layout store into the current indexes.
 - each partner's own tasks (its package's `tasks`): e.g. Tradevest's missed-webhook and
   transaction sweeps, Saxo's ENS poll and unsettled-amounts report.
 Each task's last successful run is kept in Redis (`partnersync status` shows it).
@@ -15,7 +17,7 @@ import logging
 import signal
 import time
 
-from partnersync import context, keys, stale, workqueue
+from partnersync import context, keys, retention, stale, workqueue
 from partnersync.config import Settings
 from partnersync.partner import Task
 
@@ -28,6 +30,12 @@ def tasks(ctx: context.Context) -> list[Task]:
     engine: list[Task] = [
         ("kick", 0.0, ctx.workqueue.kick),
         ("stale-entities", s.sweep_interval_s, lambda: stale.stale_entities(ctx)),
+        ("reindex", s.sweep_interval_s, lambda: retention.reindex(ctx.connection)),
+        (
+            "retention",
+            s.sweep_interval_s,
+            lambda: retention.sweep(ctx.connection, ctx.catalog, s.retention_days),
+        ),
     ]
     return engine + [t for p in ctx.catalog.partners.values() for t in p.tasks(ctx)]
 

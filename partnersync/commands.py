@@ -85,6 +85,9 @@ class CommandKind:
     # is its entity (no clock involved).
     scope: tuple[str, ...] = ()
     snapshot: Lookup | None = None
+    # Other ids of the new entity in the create result (Saxo's SignUpId): linked to it for
+    # good, so `entities find` knows them
+    aliases: tuple[str, ...] = ()
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -565,6 +568,9 @@ def _finish(
     if record.state == CommandState.ACCEPTED and record.entityId:
         entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
         pipe.set(keys.external_id(kind.partner, record.externalId), entity_key)
+        for name in kind.aliases:
+            if record.result and record.result.get(name):
+                pipe.set(keys.alias(kind.partner, str(record.result[name])), f"{name}={entity_key}")
         # reconcile right away; webhooks keep it current from then on
         ctx.workqueue.touch_on(pipe, [entity_key])
         counts["accepted"] += 1

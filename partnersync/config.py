@@ -79,6 +79,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retry_schedule_s: tuple[float, ...] = (5, 60, 300, 1800, 3600, 7200, 14400, 28800, 36000)
     changes_maxlen: int = 1_000_000
     history_max: int = 100
+    retention_days: float = 90.0
     http_timeout_s: float = 10.0
     clock_interval_s: float = 1.0
     sweep_interval_s: float = 30.0
@@ -269,6 +270,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "history_max",
         "transitions kept per entity, the oldest trimmed (the change stream has them all)",
     ),
+    (
+        "PARTNERSYNC_RETENTION_DAYS",
+        "retention_days",
+        "days an entity in a final state stays after its last change (then a tombstone is "
+        "left; its externalId link and command outcome stay for good)",
+    ),
     ("PARTNERSYNC_HTTP_TIMEOUT_S", "http_timeout_s", "timeout of one partner API call"),
     ("PARTNERSYNC_CLOCK_INTERVAL_S", "clock_interval_s", "seconds between clock ticks"),
     (
@@ -406,7 +413,7 @@ def load(
 _MINIMUMS: tuple[tuple[str, float], ...] = (
     ("port", 1), ("web_concurrency", 1), ("header_timeout_s", 0.1), ("max_connections", 1),
     ("max_body", 1), ("max_entities", 1), ("inbox_ttl", 1), ("dedupe_ttl", 1),
-    ("max_attempts", 1), ("max_crashes", 1), ("changes_maxlen", 1), ("history_max", 1), ("http_timeout_s", 0.1),
+    ("max_attempts", 1), ("max_crashes", 1), ("changes_maxlen", 1), ("history_max", 1), ("retention_days", 1e-6), ("http_timeout_s", 0.1),
     ("clock_interval_s", 0.01), ("sweep_interval_s", 0.1), ("dlq_retention", 1),
     ("options_ttl_s", 1), ("unsettled_interval_s", 1), ("ens_interval_s", 0.1),
     ("coalesce_ms", 0), ("drain_budget_s", 0.1), ("webhook_tolerance_s", 1),

@@ -1,9 +1,11 @@
-"""What an id is: an entity's partner id, an externalId (Saxo's ExternalReference too), a
-delivery id or a command's externalId, asked of Redis in one round trip (one lookup per
-kind of id; no scan).
+"""What an id is: an entity's partner id (Saxo's ClientKey, TransactionId), an externalId
+(Saxo's ExternalReference), another id a create returned (Saxo's SignUpId), a delivery id
+or a command's externalId, asked of Redis in one round trip (one lookup per kind of id;
+no scan).
 
 The partner id is tried against every kind the partners define: an entity key is
-`{partner}:{kind}:{id}`, so each kind costs one EXISTS.
+`{partner}:{kind}:{id}`, so each kind costs one EXISTS and one tombstone lookup (an entity
+retention evicted is still found, with its final status).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from dataclasses import dataclass
 
 import redis
 
-from partnersync import commands, keys, replies
+from partnersync import commands, keys, replies, store
 from partnersync.partner import Catalog
 
 
 @dataclass(frozen=True)
 class Found:
-    what: str  # entity | externalId | delivery | command
+    what: str  # entity | externalId | alias | delivery | command
     entity: str | None  # the entity key it leads to, where it leads to one
     detail: str = ""
 
@@ -29,35 +31,53 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
     partners = sorted(catalog.partners)
     pipe = connection.pipeline(transaction=False)
     for partner, kind in kinds:
-        pipe.exists(keys.entity(keys.entity_key(partner, kind, ident)))
+        entity = keys.entity_key(partner, kind, ident)
+        pipe.exists(keys.entity(entity))
+        pipe.hget(store.bucket(entity), entity)
     for partner in partners:
         pipe.get(keys.external_id(partner, ident))
+    for partner in partners:
+        pipe.get(keys.alias(partner, ident))
     pipe.hmget(keys.inbox(ident), ["type", "entities"])
     pipe.get(keys.command(ident))
     replies_ = pipe.execute()
     found: list[Found] = []
-    for (partner, kind), exists in zip(kinds, replies_, strict=False):
-        if exists:
-            found.append(Found("entity", keys.entity_key(partner, kind, ident), "partner id"))
-    rest = replies_[len(kinds) :]
+    for n, (partner, kind) in enumerate(kinds):
+        entity = keys.entity_key(partner, kind, ident)
+        if replies_[2 * n]:
+            found.append(Found("entity", entity, catalog.kinds[(partner, kind)].id_name))
+        elif (tomb := replies_[2 * n + 1]) is not None:
+            gone = store.decode_tombstone(entity, tomb)
+            detail = f"evicted after retention: {gone.status} since {gone.updatedAt:%Y-%m-%d}"
+            found.append(Found("entity", entity, detail))
+    rest = replies_[2 * len(kinds) :]
     by_external = {
         p: replies.text(k) for p, k in zip(partners, rest, strict=False) if k is not None
     }
-    found += [Found("externalId", key, f"{p} externalId") for p, key in by_external.items()]
-    event_type, entities = rest[len(partners)]
+    found += [
+        Found("externalId", key, f"{p} {catalog.partners[p].external_id_name}")
+        for p, key in by_external.items()
+    ]
+    rest = rest[len(partners) :]
+    for p, value in zip(partners, rest, strict=False):
+        if value is not None:  # "SignUpId=saxo:signup:…"
+            name, _, entity = replies.text(value).partition("=")
+            found.append(Found("alias", entity, f"{p} {name}"))
+    rest = rest[len(partners) :]
+    event_type, entities = rest[0]
     if event_type is not None:
         named = replies.text(entities or b"").split()
         detail = f"delivery of {replies.text(event_type)}"
         found += [Found("delivery", e, detail) for e in named] or [Found("delivery", None, detail)]
-    record = commands.decode(rest[len(partners) + 1])
+    record = commands.decode(rest[1])
     if record is not None:
         command = catalog.commands.get(record.kind)
-        entity = None
+        led_to: str | None = None
         if command is not None:  # its entity: by the partner id it got, or by its externalId
-            entity = (
+            led_to = (
                 keys.entity_key(command.partner, command.entity_kind, record.entityId)
                 if record.entityId
                 else by_external.get(command.partner)
             )
-        found.append(Found("command", entity, f"command {record.kind} {record.state}"))
+        found.append(Found("command", led_to, f"command {record.kind} {record.state}"))
     return found

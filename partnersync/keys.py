@@ -10,7 +10,8 @@ PREFIX = "ps:"
 WATCH = PREFIX + "watch"  # zset non-terminal entity key -> ms of its last reconcile
 DIRTY = PREFIX + "dirty"  # zset entity key -> ms when it is due for reconciliation
 DRAINERS = PREFIX + "drainers"  # zset drain job id -> ms deadline (live reconcile jobs)
-ENTITIES = PREFIX + "entities"  # zset entity key -> ms of its last update
+ENTITIES = PREFIX + "entities"  # first layout: zset entity key -> ms (moved to INDEX by the clock)
+INDEX = PREFIX + "ix:"  # + partner:kind:status: zset entity id -> ms of its last update
 CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's output)
 SEQ = PREFIX + "seq"  # counter for ids made inside Redis
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
@@ -62,11 +63,26 @@ def entity(entity_key: str) -> str:
 
 
 def history(entity_key: str) -> str:
+    """First layout only: an entity's transitions (now kept in its entity value)."""
     return f"{PREFIX}history:{entity_key}"
+
+
+def index(partner: str, kind: str, status: str) -> str:
+    return f"{INDEX}{partner}:{kind}:{status}"
+
+
+def gone(bucket: int) -> str:
+    """A bucket of tombstones: entity key -> what is left of it after retention."""
+    return f"{PREFIX}gone:{bucket}"
 
 
 def external_id(partner: str, external_id: str) -> str:
     return f"{PREFIX}xid:{partner}:{external_id}"
+
+
+def alias(partner: str, ident: str) -> str:
+    """Another id of an entity (e.g. Saxo's SignUpId) -> "name=entity key", for good."""
+    return f"{PREFIX}alias:{partner}:{ident}"
 
 
 def rq_template(queue: str) -> str:

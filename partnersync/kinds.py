@@ -33,6 +33,7 @@ class Kind:
     attention: frozenset[str] = frozenset()  # statuses that need a human
     # terminal statuses meaning the partner did not do it (`command submit --wait` exits 1)
     failed: frozenset[str] = frozenset({"INVALID", "REJECTED"})
+    id_name: str = "partner id"  # what the partner calls the id (SignUpId, TransactionId)
     decoder: msgspec.json.Decoder | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

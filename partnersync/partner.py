@@ -70,6 +70,7 @@ class Partner:
     index: Indexer | None = None
     tasks: Callable[[Context], list[Task]] = field(default=lambda ctx: [])
     metrics: Metrics | None = None
+    external_id_name: str = "externalId"  # what the partner calls it
 
 
 class Catalog:

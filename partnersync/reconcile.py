@@ -127,9 +127,15 @@ def apply(
     fetched: Any,
     events: list[Event],
     now: datetime,
+    *,
+    evicted: bool = False,
 ) -> Applied:
     """The new stored state of one entity. `fetched` is (entity, raw JSON) from the GET,
-    None when the partner said 404, or FROM_NOTIFICATIONS."""
+    None when the partner said 404, or FROM_NOTIFICATIONS. `evicted`: `stored` is the
+    tombstone retention left (its final status and modifiedOn), which the lifecycle guards
+    as it would the record: a late event re-fetches, and stores again only what is newer."""
+    if evicted and fetched is None:  # gone at the partner too: nothing left to mirror
+        return Applied(None, None, Decision.SAME)
     partner, kind_name, id = keys.split_entity_key(key)
     seen = observe(kind, key, stored, fetched, events)
     observed = seen.observation
@@ -144,6 +150,8 @@ def apply(
     ]
     before = Observation(stored.status, stored.modifiedOn) if stored is not None else None
     decision = kind.lifecycle.decide(before, observed)
+    if evicted and not decision.writes:  # a tombstone keeps no more than this decides on
+        return Applied(None, None, decision)
     validation_error = create_errors[-1].validationError if create_errors else None
 
     if stored is None:
@@ -255,14 +263,16 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     for _, delivery_ids in claimed:
         for d in delivery_ids:
             inbox.read(pipe, d)
-    pipe.mget([keys.entity(k) for k in entity_keys])
+    store.read_queue(pipe, entity_keys)
     pipe.mget([keys.attempts(k) for k in entity_keys])
     pipe.mget([keys.claims(k) for k in entity_keys])
     replies = pipe.execute()
     crashed = workqueue.crashes(replies.pop())
     attempts_raw = [int(a or 0) for a in replies.pop()]
-    records = [store.decode_record(r) for r in replies.pop()]
-    delivered = (inbox.Record.of(r) for r in replies)
+    split = len(replies) - 1 - len(entity_keys)
+    befores = store.read_replies(connection, entity_keys, replies[split:])
+    records = [b.record if b is not None else None for b in befores]
+    delivered = (inbox.Record.of(r) for r in replies[:split])
     catalog = ctx.catalog
     decoded: dict[str, Event] = {}  # a delivery naming several entities is decoded once
     events = []
@@ -305,7 +315,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
             claimed,
             held,
             kinds,
-            records,
+            befores,
             fetched,
             events,
             attempts_raw,
@@ -327,7 +337,7 @@ def _queue_writes(
     claimed: list[tuple[str, list[str]]],
     held: list[bool],
     kinds: list[Kind | None],
-    records: list[EntityRecord | None],
+    befores: list[store.Stored | None],
     fetched: list[Any],
     events: list[list[Event]],
     attempts_raw: list[int],
@@ -349,11 +359,13 @@ def _queue_writes(
             if isinstance(got, BaseException):
                 raise got
             assert kind is not None
-            applied = apply(kind, key, records[i], got, evs, now)
+            before = befores[i]
+            applied = apply(kind, key, before.record if before else None, got, evs, now,
+                            evicted=before is not None and before.evicted)  # fmt: skip
         except Exception as exc:  # classified by the retry policy; nothing is dropped
             _failed(ctx, write, me, key, exc, attempts, evs, now, result)
             continue
-        record = applied.record or records[i]
+        record = applied.record or (before.record if before else None)
         assert record is not None
         status = record.status
         store.watch(write, key, kind.lifecycle.terminal(status), clock)
@@ -362,7 +374,7 @@ def _queue_writes(
             index(write, kind, key, got[0], settings)  # the partner's own lookups
         if applied.record is not None:
             store.write(
-                write, applied.record, applied.transition,
+                write, applied.record, applied.transition, before=before,
                 changes_maxlen=settings.changes_maxlen, history_max=settings.history_max,
             )  # fmt: skip
             if applied.transition is not None:

@@ -1,39 +1,241 @@
-"""The entity store: current state, transition history, externalId index, change stream."""
+"""The entity store: each entity's current state and latest transitions, indexes by
+partner / kind / status ordered by last change, externalId links, the change stream, and
+what is left of an entity once retention evicted it (its tombstone).
+
+Layout (key names in keys.py):
+- `ps:entity:{key}` — one value per entity: a format byte, then the record and its latest
+  transitions as msgpack (deflated when that is smaller). A value beginning with `{` is the
+  first layout (JSON, history in `ps:history:{key}`): read as it is, rewritten in the
+  current one on the entity's next change.
+- `ps:ix:{partner}:{kind}:{status}` — zset of entity ids by ms of their last update. A
+  listing merges the few indexes its filter names (O(page)); retention reads the oldest of
+  final statuses' (O(expired)).
+- `ps:gone:{bucket}` — hash entity key → tombstone (final status, modifiedOn, when) of an
+  evicted entity. Hashing keys into 65,536 buckets keeps each hash small enough for Redis's
+  compact listpack encoding (about 80 bytes per tombstone).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import redis
 
 from partnersync import keys, replies
-from schemas.store import EntityRecord, Transition
+from schemas.store import EntityRecord, Rejection, Transition, ValidationError
 
-_record_decoder = msgspec.json.Decoder(EntityRecord)
-_transition_decoder = msgspec.json.Decoder(Transition)
-_encode = msgspec.json.encode
-
-
-def _ms(record: EntityRecord) -> int:
-    return int(record.updatedAt.timestamp() * 1000)
+# -- the stored form -------------------------------------------------------------------------
+# array_like: a record is a msgpack array, no field names. New fields go at the END only
+# (with a default), so values written before them still decode.
 
 
-def decode_record(raw: bytes | str | None) -> EntityRecord | None:
-    return None if raw is None else _record_decoder.decode(raw)
+class _Step(msgspec.Struct, array_like=True, omit_defaults=True):
+    """A transition without its entity key (the value's key names it)."""
+
+    to: str
+    at: datetime
+    from_: str | None = None
+    modifiedOn: datetime | None = None
+    decision: str = "apply"
+    source: list[str] = []
+
+
+class _Stored(msgspec.Struct, array_like=True, omit_defaults=True):
+    status: str
+    updatedAt: datetime
+    modifiedOn: datetime | None = None
+    createdAt: datetime | None = None
+    externalId: str | None = None
+    knownStatus: bool = True
+    purged: bool = False
+    validationError: ValidationError | None = None
+    rejections: list[Rejection] = []
+    data: bytes = b"null"  # the partner's JSON as it sent it
+    history: list[_Step] = []
+
+
+class _Tombstone(msgspec.Struct, array_like=True):
+    status: str
+    modifiedOn: datetime | None
+    updatedAt: datetime
+
+
+_PACKED, _DEFLATED = b"\x01", b"\x02"  # format byte of the current layout
+_COMPRESS_FROM = 160  # smaller values rarely deflate smaller
+_pack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder(_Stored).decode
+_unpack_tombstone = msgspec.msgpack.Decoder(_Tombstone).decode
+_json_record = msgspec.json.Decoder(EntityRecord).decode
+_json_transition = msgspec.json.Decoder(Transition).decode
+_json = msgspec.json.encode
+BUCKETS = 65_536
+_LUA = Path(__file__).parent / "lua"
+EVICT = (_LUA / "evict.lua").read_text()
+REINDEX = (_LUA / "reindex.lua").read_text()
+
+
+@dataclass
+class Stored:
+    """An entity as reconcile reads it before a change: its record and latest transitions."""
+
+    record: EntityRecord
+    history: list[Transition] = field(default_factory=list)
+    evicted: bool = False  # only its tombstone is left: counted and indexed nowhere
+    legacy: bool = False  # the first layout: its history is in its own list
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _steps(history: Sequence[Transition]) -> list[_Step]:
+    return [_Step(t.to, t.at, t.from_, t.modifiedOn, t.decision, t.source) for t in history]
+
+
+def _transitions(key: str, steps: Sequence[_Step]) -> list[Transition]:
+    return [
+        Transition(
+            key=key,
+            from_=s.from_,
+            to=s.to,
+            modifiedOn=s.modifiedOn,
+            at=s.at,
+            decision=s.decision,
+            source=s.source,
+        )  # fmt: skip
+        for s in steps
+    ]
+
+
+def encode(record: EntityRecord, history: Sequence[Transition]) -> bytes:
+    """The stored value of an entity (the current layout)."""
+    packed = _pack(
+        _Stored(
+            status=record.status,
+            updatedAt=record.updatedAt,
+            modifiedOn=record.modifiedOn,
+            createdAt=record.createdAt,
+            externalId=record.externalId,
+            knownStatus=record.knownStatus,
+            purged=record.purged,
+            validationError=record.validationError,
+            rejections=record.rejections,
+            data=bytes(record.data),
+            history=_steps(history),
+        )  # fmt: skip
+    )
+    if len(packed) >= _COMPRESS_FROM:
+        deflated = zlib.compress(packed, 6, -15)  # raw deflate: no header, no checksum
+        if len(deflated) < len(packed):
+            return _DEFLATED + deflated
+    return _PACKED + packed
+
+
+def decode(key: str, raw: Any) -> Stored | None:
+    """An entity's stored value, in either layout (None when there is none)."""
+    if raw is None:
+        return None
+    if raw[:1] == b"{":
+        return Stored(_json_record(raw), legacy=True)
+    body = zlib.decompress(raw[1:], -15) if raw[:1] == _DEFLATED else raw[1:]
+    s = _unpack(body)
+    partner, kind, id = keys.split_entity_key(key)
+    record = EntityRecord(
+        key=key, partner=partner, kind=kind, id=id, status=s.status, modifiedOn=s.modifiedOn,
+        updatedAt=s.updatedAt, createdAt=s.createdAt, externalId=s.externalId,
+        knownStatus=s.knownStatus, purged=s.purged, validationError=s.validationError,
+        rejections=s.rejections, data=msgspec.Raw(s.data),
+    )  # fmt: skip
+    return Stored(record, _transitions(key, s.history))
+
+
+def bucket(entity_key: str) -> str:
+    return keys.gone(zlib.crc32(entity_key.encode()) % BUCKETS)
+
+
+def decode_tombstone(key: str, raw: Any) -> EntityRecord:
+    """An evicted entity as its tombstone keeps it: final status, modifiedOn, last update."""
+    t = _unpack_tombstone(raw)
+    partner, kind, id = keys.split_entity_key(key)
+    return EntityRecord(
+        key=key, partner=partner, kind=kind, id=id, status=t.status, modifiedOn=t.modifiedOn,
+        updatedAt=t.updatedAt,
+    )  # fmt: skip
+
+
+def _tombstone(key: str, raw: Any) -> Stored:
+    return Stored(decode_tombstone(key, raw), evicted=True)
+
+
+# -- reading ---------------------------------------------------------------------------------
 
 
 def load(connection: redis.Redis, entity_keys: Sequence[str]) -> list[EntityRecord | None]:
+    """The stored records (None where there is none, evicted entities included)."""
     if not entity_keys:
         return []
-    return [decode_record(r) for r in connection.mget([keys.entity(k) for k in entity_keys])]
+    raws = connection.mget([keys.entity(k) for k in entity_keys])
+    return [
+        s.record if (s := decode(k, r)) else None for k, r in zip(entity_keys, raws, strict=True)
+    ]
+
+
+def read_queue(pipe: redis.client.Pipeline, entity_keys: Sequence[str]) -> None:
+    """Queue what `read_replies` turns into each entity's `Stored`: one MGET of the values and
+    one HGET per tombstone bucket."""
+    pipe.mget([keys.entity(k) for k in entity_keys])
+    for k in entity_keys:
+        pipe.hget(bucket(k), k)
+
+
+def read_replies(
+    connection: redis.Redis, entity_keys: Sequence[str], replies_: list[Any]
+) -> list[Stored | None]:
+    """The entities `read_queue` asked for (its replies in order): a stored one, a tombstone,
+    or None. First-layout histories are read now (one more round trip, only for them)."""
+    raws, tombs = replies_[0], replies_[1:]
+    out: list[Stored | None] = []
+    for key, raw, tomb in zip(entity_keys, raws, tombs, strict=True):
+        stored = decode(key, raw)
+        out.append(stored if stored else _tombstone(key, tomb) if tomb is not None else None)
+    legacy = [s for s in out if s is not None and s.legacy]
+    if legacy:
+        pipe = connection.pipeline(transaction=False)
+        for s in legacy:
+            pipe.lrange(keys.history(s.record.key), 0, -1)
+        for s, lists in zip(legacy, pipe.execute(), strict=True):
+            s.history = [_json_transition(t) for t in lists]
+    return out
+
+
+def read(connection: redis.Redis, entity_keys: Sequence[str]) -> list[Stored | None]:
+    pipe = connection.pipeline(transaction=False)
+    read_queue(pipe, entity_keys)
+    return read_replies(connection, entity_keys, pipe.execute())
 
 
 def history(connection: redis.Redis, entity_key: str) -> list[Transition]:
-    return [
-        _transition_decoder.decode(r) for r in connection.lrange(keys.history(entity_key), 0, -1)
-    ]
+    stored = read(connection, [entity_key])[0]
+    return stored.history if stored is not None else []
+
+
+def tombstone(connection: redis.Redis, entity_key: str) -> EntityRecord | None:
+    """What is left of an evicted entity: its final status, modifiedOn and last update."""
+    raw = connection.hget(bucket(entity_key), entity_key)
+    return decode_tombstone(entity_key, raw) if raw is not None else None
+
+
+def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
+    return replies.optional_text(connection.get(keys.external_id(partner, external_id)))
+
+
+# -- writing ---------------------------------------------------------------------------------
 
 
 def write(
@@ -41,24 +243,35 @@ def write(
     record: EntityRecord,
     transition: Transition | None,
     *,
+    before: Stored | None,
     changes_maxlen: int,
     history_max: int = 100,
 ) -> None:
     """Queue the writes of one reconciled entity on `pipe` (executed as one MULTI/EXEC).
-    Its history keeps the `history_max` latest transitions (the change stream is the
-    complete record, for the user's system to keep)."""
-    pipe.set(keys.entity(record.key), _encode(record))
-    pipe.zadd(keys.ENTITIES, {record.key: _ms(record)})
+    `before` is what `read` returned for it. Its history keeps the `history_max` latest
+    transitions (the change stream is the complete record, for the user's system)."""
+    history = list(before.history) if before is not None else []
+    if transition is not None:
+        history.append(transition)
+    pipe.set(keys.entity(record.key), encode(record, history[-history_max:]))
+    ms = _ms(record.updatedAt)
+    pipe.zadd(keys.index(record.partner, record.kind, record.status), {record.id: ms})
+    counted = before is not None and not before.evicted
+    if counted and before is not None and before.record.status != record.status:
+        pipe.zrem(keys.index(record.partner, record.kind, before.record.status), record.id)
+    if before is not None and before.legacy:
+        pipe.delete(keys.history(record.key))  # now in the value
+    if before is not None and before.evicted:
+        pipe.hdel(bucket(record.key), record.key)  # stored again: no longer a tombstone
     if record.externalId:
         pipe.set(keys.external_id(record.partner, record.externalId), record.key)
+    kind_of = f"{record.partner}:{record.kind}"
+    if not counted:
+        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{record.status}", 1)
+    elif before is not None and before.record.status != record.status:
+        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{before.record.status}", -1)
+        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{record.status}", 1)
     if transition is not None:
-        if transition.from_ is not None:
-            pipe.hincrby(
-                keys.ENTITY_COUNTS, f"{record.partner}:{record.kind}:{transition.from_}", -1
-            )
-        pipe.hincrby(keys.ENTITY_COUNTS, f"{record.partner}:{record.kind}:{transition.to}", 1)
-        pipe.rpush(keys.history(record.key), _encode(transition))
-        pipe.ltrim(keys.history(record.key), -history_max, -1)
         fields: dict[Any, Any] = {
             "key": record.key,
             "partner": record.partner,
@@ -84,33 +297,186 @@ def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool, clock_ms
         pipe.zadd(keys.WATCH, {entity_key: clock_ms})
 
 
-def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
-    return replies.optional_text(connection.get(keys.external_id(partner, external_id)))
+# -- listing ---------------------------------------------------------------------------------
 
 
-def scan(
+@dataclass(frozen=True)
+class Cursor:
+    """Where a listing page ended: the last entity's ms of update and its key."""
+
+    ms: int
+    key: str
+
+    def encode(self) -> str:
+        return f"{self.ms}.{self.key}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        ms, sep, key = text.partition(".")
+        if not sep or not ms.isdigit() or key.count(":") < 2:
+            raise ValueError(f"not a cursor from a listing: {text!r}")
+        return cls(int(ms), key)
+
+
+@dataclass
+class Page:
+    records: list[EntityRecord]
+    next: Cursor | None  # None: this was the last page
+    total: int | None  # entities matching the filter (None with a time window)
+
+
+def counts(connection: redis.Redis) -> dict[tuple[str, str, str], int]:
+    """Stored entities per (partner, kind, status): kept on every write, O(1) to read."""
+    out = {}
+    for name, n in connection.hgetall(keys.ENTITY_COUNTS).items():
+        partner, kind, status = replies.text(name).split(":", 2)
+        out[(partner, kind, status)] = int(n)
+    return out
+
+
+def _indexes(
+    connection: redis.Redis, partner: str | None, kind: str | None, status: str | None
+) -> dict[tuple[str, str, str], int]:
+    return {
+        pks: n
+        for pks, n in counts(connection).items()
+        if n > 0
+        and (partner is None or pks[0] == partner)
+        and (kind is None or pks[1] == kind)
+        and (status is None or pks[2] == status)
+    }
+
+
+def page(
     connection: redis.Redis,
     *,
     partner: str | None = None,
     kind: str | None = None,
     status: str | None = None,
-    page: int = 500,
-) -> list[EntityRecord]:
-    """Every stored entity matching the filters, most recently updated last."""
-    out: list[EntityRecord] = []
-    start = 0
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int = 50,
+    cursor: Cursor | None = None,
+) -> Page:
+    """One page of stored entities matching the filters, most recently updated first. Each
+    index the filter names gives at most `limit` + 1 candidates: O(page × indexes), whatever
+    the store holds."""
+    indexes = _indexes(connection, partner, kind, status)
+    high = min(until_ms if until_ms is not None else 2**62, cursor.ms if cursor else 2**62)
+    low = since_ms if since_ms is not None else 0
+    pipe = connection.pipeline(transaction=False)
+    names = list(indexes)
+    for p, k, s in names:
+        pipe.zrange(keys.index(p, k, s), high, low, desc=True, byscore=True,
+                    offset=0, num=limit + 1, withscores=True)  # fmt: skip
+    candidates: list[tuple[int, str]] = []
+    for (p, k, s), got in zip(names, pipe.execute(), strict=True):
+        candidates += _after(connection, (p, k, s), got, high, low, limit, cursor)
+    candidates.sort(reverse=True)
+    shown = candidates[:limit]
+    loaded = load(connection, [key for _, key in shown])
+    records = [r for r in loaded if r is not None]
+    more = len(candidates) > limit
+    total = sum(indexes.values()) if since_ms is None and until_ms is None else None
+    return Page(records, Cursor(*shown[-1]) if more and shown else None, total)
+
+
+def _after(
+    connection: redis.Redis,
+    index: tuple[str, str, str],
+    got: Any,
+    high: int,
+    low: int,
+    limit: int,
+    cursor: Cursor | None,
+) -> list[tuple[int, str]]:
+    """An index's first `limit` + 1 entries after `cursor` (newest first). Entries tied with
+    the cursor's ms that it already showed are skipped; if ties fill the first read, the
+    index is read further (rare: it takes that many updates within one millisecond)."""
+    p, k, s = index
+    out: list[tuple[int, str]] = []
+    offset = 0
     while True:
-        chunk = replies.texts(connection.zrange(keys.ENTITIES, start, start + page - 1))
-        if not chunk:
-            return out
-        start += page
-        for record in load(connection, chunk):
-            if record is None:
-                continue
-            if partner and record.partner != partner:
-                continue
-            if kind and record.kind != kind:
-                continue
-            if status and record.status != status:
-                continue
-            out.append(record)
+        for member, score in got:
+            entry = (int(score), f"{p}:{k}:{replies.text(member)}")
+            if cursor is None or entry < (cursor.ms, cursor.key):
+                out.append(entry)
+        if len(out) > limit or len(got) < limit + 1:
+            return out[: limit + 1]
+        offset += len(got)
+        got = connection.zrange(keys.index(p, k, s), high, low, desc=True, byscore=True,
+                                offset=offset, num=limit + 1, withscores=True)  # fmt: skip
+
+
+def iterate(
+    connection: redis.Redis,
+    *,
+    partner: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    since_ms: int | None = None,
+    batch: int = 500,
+) -> Iterator[EntityRecord]:
+    """Every stored entity matching the filters, newest first, a page at a time."""
+    cursor = None
+    while True:
+        got = page(connection, partner=partner, kind=kind, status=status, since_ms=since_ms,
+                   limit=batch, cursor=cursor)  # fmt: skip
+        yield from got.records
+        if got.next is None:
+            return
+        cursor = got.next
+
+
+# -- retention and the first layout's index --------------------------------------------------
+
+
+def oldest(
+    connection: redis.Redis, partner: str, kind: str, status: str, before_ms: int, n: int
+) -> list[str]:
+    """Up to `n` ids of the index's entities last updated before `before_ms`, oldest first."""
+    got = connection.zrange(keys.index(partner, kind, status), "-inf", f"({before_ms}",
+                            byscore=True, offset=0, num=n)  # fmt: skip
+    return replies.texts(got)
+
+
+def evict(
+    connection: redis.Redis,
+    partner: str,
+    kind: str,
+    status: str,
+    ids: Sequence[str],
+    before_ms: int,
+) -> int:
+    """Remove these entities (final, unchanged since `before_ms`), leaving each a tombstone
+    and its externalId link. An entity a reconcile holds, or changed meanwhile, stays."""
+    if not ids:
+        return 0
+    entity_keys = [keys.entity_key(partner, kind, i) for i in ids]
+    stored = load(connection, entity_keys)
+    script_keys = [keys.ENTITY_COUNTS, keys.index(partner, kind, status), keys.ATTENTION]
+    args: list[Any] = [f"{partner}:{kind}:{status}", before_ms]
+    for id, key, record in zip(ids, entity_keys, stored, strict=True):
+        script_keys += [keys.entity(key), keys.lease(key), bucket(key), keys.history(key)]
+        tomb = b""
+        if record is not None:
+            tomb = _pack(_Tombstone(record.status, record.modifiedOn, record.updatedAt))
+        args += [id, key, tomb]
+    return int(connection.eval(EVICT, len(script_keys), *script_keys, *args))
+
+
+def reindex_first_layout(connection: redis.Redis, n: int = 500) -> int:
+    """Move up to `n` entities of the first layout's one index (`ps:entities`) into the
+    per-status indexes; returns how many were moved (0: none left)."""
+    got: Any = connection.zrange(keys.ENTITIES, 0, n - 1, withscores=True)
+    if not got:
+        return 0
+    script_keys: list[str] = [keys.ENTITIES]
+    args: list[Any] = [keys.INDEX]
+    for member, score in got:
+        key = replies.text(member)
+        partner, kind, id = keys.split_entity_key(key)
+        script_keys.append(keys.entity(key))
+        args += [key, partner, kind, id, int(score)]
+    connection.eval(REINDEX, len(script_keys), *script_keys, *args)
+    return len(got)

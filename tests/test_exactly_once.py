@@ -359,7 +359,7 @@ def _letters(w: Worlds, n: int, *, reason: str = "reconcile", external_id: str =
                 key=key, partner="tradevest", kind="transfer", id=key.rsplit(":", 1)[1],
                 status="PROCESSED", externalId=external_id, updatedAt=now, createdAt=now,
             )  # fmt: skip
-            store.write(pipe, record, None, changes_maxlen=100)
+            store.write(pipe, record, None, before=None, changes_maxlen=100)
             transition = Transition(
                 key=key, from_="RECEIVED", to="PROCESSED", at=now, decision="forward"
             )

@@ -51,3 +51,44 @@ def test_every_kind_of_id_leads_to_its_entity(system: System) -> None:
 
     nothing = system.cli("entities", "find", f"nope-{uuid.uuid4()}")
     assert nothing.returncode == 1 and "is no stored entity's id" in nothing.stderr
+
+
+def test_saxo_ids_and_an_evicted_entity(system: System) -> None:
+    """ClientKey (a signup's id), SignUpId and ClientId (its create's other ids),
+    TransactionId and ExternalReference (a cash transfer's) each find their entity; an entity
+    retention evicted is still found, with its final status."""
+    from tests.test_saxo_cash_transfers import final, funding
+    from tests.test_saxo_cash_transfers import submit as submit_transfer
+    from tests.test_saxo_signups import signup
+    from tests.test_saxo_signups import submit as submit_signup
+
+    created = submit_signup(system, signup(last="Findable"))
+    assert created.result is not None
+    signup_key = keys.entity_key("saxo", "signup", created.entityId)
+    wait_for(lambda: store.load(system.r, [signup_key])[0], what="the signup stored")
+    assert found(system, created.entityId) == [
+        {"what": "entity", "entity": signup_key, "detail": "ClientKey"}
+    ]
+    for name in ("SignUpId", "ClientId"):
+        assert found(system, str(created.result[name])) == [
+            {"what": "alias", "entity": signup_key, "detail": f"saxo {name}"}
+        ]
+
+    reference = submit_transfer(system, funding(), f"k-{uuid.uuid4()}")
+    transaction = final(system, reference).entityId
+    transfer_key = keys.entity_key("saxo", "cash-transfer", transaction)
+    stored = system.wait_status(transfer_key, "Successful", timeout=30)
+    assert {"what": "entity", "entity": transfer_key, "detail": "TransactionId"} in found(
+        system, transaction
+    )
+    assert {"what": "externalId", "entity": transfer_key, "detail": "saxo ExternalReference"} in (
+        found(system, reference)
+    )
+
+    wait_for(lambda: not system.r.exists(keys.lease(transfer_key)), what="its reconcile done")
+    cutoff = int(stored.updatedAt.timestamp() * 1000) + 1
+    assert store.evict(system.r, "saxo", "cash-transfer", "Successful", [transaction], cutoff)
+    (gone,) = found(system, transaction)
+    assert gone["entity"] == transfer_key and gone["detail"].startswith(
+        "evicted after retention: Successful"
+    )

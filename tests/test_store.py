@@ -24,7 +24,8 @@ def test_history_is_capped_oldest_first(r: redis.Redis) -> None:
                               status=status, modifiedOn=at, updatedAt=at)  # fmt: skip
         transition = Transition(key=key, from_=previous, to=status, modifiedOn=at, at=at)
         with r.pipeline() as pipe:
-            store.write(pipe, record, transition, changes_maxlen=1000, history_max=3)
+            store.write(pipe, record, transition, before=store.read(r, [key])[0],
+                        changes_maxlen=1000, history_max=3)  # fmt: skip
             pipe.execute()
         previous = status
     assert [t.to for t in store.history(r, key)] == ["REVIEW", "ACTIVE", "DECEASED"]
@@ -35,3 +36,116 @@ def test_history_cap_is_a_setting() -> None:
     assert load({"PARTNERSYNC_HISTORY_MAX": "7"}, state_fallback=False).history_max == 7
     with pytest.raises(ConfigError, match="PARTNERSYNC_HISTORY_MAX=0"):
         load({"PARTNERSYNC_HISTORY_MAX": "0"}, state_fallback=False)
+
+
+def put(r: redis.Redis, key: str, status: str, at: datetime, **extra: object) -> None:
+    """Store `key` in `status` as reconcile does: read, then write with what was read."""
+    partner, kind, id = keys.split_entity_key(key)
+    before = store.read(r, [key])[0]
+    record = EntityRecord(key=key, partner=partner, kind=kind, id=id, status=status,
+                          modifiedOn=at, updatedAt=at, **extra)  # type: ignore[arg-type]  # fmt: skip
+    previous = before.record.status if before and not before.evicted else None
+    transition = Transition(key=key, from_=previous, to=status, modifiedOn=at, at=at)
+    with r.pipeline() as pipe:
+        store.write(pipe, record, transition, before=before, changes_maxlen=1000)
+        pipe.execute()
+
+
+def walk(r: redis.Redis, limit: int, **filters: object) -> list[str]:
+    seen: list[str] = []
+    cursor = None
+    while True:
+        got = store.page(r, limit=limit, cursor=cursor, **filters)  # type: ignore[arg-type]
+        assert len(got.records) <= limit
+        seen += [rec.key for rec in got.records]
+        if got.next is None:
+            return seen
+        cursor = store.Cursor.parse(got.next.encode())
+
+
+def test_pages_walk_every_match_once_newest_first(r: redis.Redis) -> None:
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    expected: dict[str, tuple[int, str]] = {}
+    statuses = ["PROCESSED", "REJECTED", "PENDING"]
+    for n in range(14):
+        key = f"tradevest:transfer:t-{n:02d}"
+        at = start + timedelta(seconds=n if n < 10 else 10)  # 4 updated in the same ms
+        put(r, key, statuses[n % 3], at)
+        expected[key] = (int(at.timestamp() * 1000), key)
+    put(r, "tradevest:natural-person:np-1", "ACTIVE", start)
+    newest_first = sorted(expected, key=lambda k: expected[k], reverse=True)
+
+    for limit in (1, 3, 4, 50):
+        assert walk(r, limit, kind="transfer") == newest_first
+    assert store.page(r, kind="transfer", limit=2).total == 14
+    assert walk(r, 2, partner="tradevest", status="PROCESSED") == [
+        k for k in newest_first if int(k[-2:]) % 3 == 0
+    ]
+    assert walk(r, 5) == [*newest_first, "tradevest:natural-person:np-1"]
+    window = {"since_ms": expected["tradevest:transfer:t-03"][0],
+              "until_ms": expected["tradevest:transfer:t-06"][0]}  # fmt: skip
+    assert walk(r, 2, kind="transfer", **window) == [
+        f"tradevest:transfer:t-0{n}" for n in (6, 5, 4, 3)
+    ]
+
+    # a change of status moves the entity to its new index and its count with it
+    put(r, "tradevest:transfer:t-02", "PROCESSED", start + timedelta(minutes=5))
+    assert "tradevest:transfer:t-02" not in walk(r, 10, status="PENDING")
+    assert walk(r, 1, status="PROCESSED")[0] == "tradevest:transfer:t-02"
+    counted = store.counts(r)
+    assert counted[("tradevest", "transfer", "PENDING")] == 3
+    assert counted[("tradevest", "transfer", "PROCESSED")] == 6
+
+
+def test_a_cursor_that_no_listing_printed_is_refused() -> None:
+    for text in ("", "abc", "12", "12.nokey", "x.tradevest:transfer:1"):
+        with pytest.raises(ValueError, match="not a cursor"):
+            store.Cursor.parse(text)
+
+
+def test_first_layout_is_read_moved_and_rewritten(r: redis.Redis) -> None:
+    """A store written by the first layout (JSON values, history lists, one zset of every
+    entity) is read as it is, indexed by the clock's reindex, rewritten on a change."""
+    import msgspec
+
+    key = "tradevest:transfer:old-1"
+    at = datetime(2025, 12, 1, tzinfo=UTC)
+    old = EntityRecord(key=key, partner="tradevest", kind="transfer", id="old-1",
+                       status="PENDING", modifiedOn=at, updatedAt=at, externalId="x-old")  # fmt: skip
+    r.set(keys.entity(key), msgspec.json.encode(old))
+    r.rpush(keys.history(key), msgspec.json.encode(Transition(key=key, to="PENDING", at=at)))
+    r.zadd(keys.ENTITIES, {key: int(at.timestamp() * 1000)})
+    r.hincrby(keys.ENTITY_COUNTS, "tradevest:transfer:PENDING", 1)
+
+    assert store.load(r, [key])[0] == old
+    assert [t.to for t in store.history(r, key)] == ["PENDING"]
+    assert store.reindex_first_layout(r) == 1 and not r.exists(keys.ENTITIES)
+    assert walk(r, 10, status="PENDING") == [key]
+
+    put(r, key, "PROCESSED", at + timedelta(days=1), externalId="x-old")
+    assert r.get(keys.entity(key))[:1] in (b"\x01", b"\x02")  # type: ignore[index]
+    assert not r.exists(keys.history(key))
+    assert [t.to for t in store.history(r, key)] == ["PENDING", "PROCESSED"]
+    assert walk(r, 10, status="PENDING") == [] and walk(r, 10) == [key]
+    assert store.counts(r)[("tradevest", "transfer", "PENDING")] == 0
+
+
+def test_stored_value_is_compact(r: redis.Redis) -> None:
+    """The current layout round-trips every field, and is smaller than the first one."""
+    import msgspec
+
+    key = "tradevest:transfer:3f0c2b8e-7a51-4cc0-9d8e-0b7f1a2c3d4e"
+    at = datetime(2026, 2, 1, 12, 30, 0, 123456, tzinfo=UTC)
+    data = {"transferId": key.rsplit(":", 1)[1], "transferStatus": "PROCESSED", "amount": 125.5,
+            "currency": "EUR", "reference": "Invoice 7", "externalId": "x-7",
+            "modifiedOn": "2026-02-01T12:30:00.123456Z"}  # fmt: skip
+    record = EntityRecord(key=key, partner="tradevest", kind="transfer", id=key.rsplit(":", 1)[1],
+                          status="PROCESSED", modifiedOn=at, updatedAt=at, createdAt=at,
+                          externalId="x-7", data=msgspec.Raw(msgspec.json.encode(data)))  # fmt: skip
+    history = [Transition(key=key, from_=None, to="PENDING", at=at, source=["1-0"]),
+               Transition(key=key, from_="PENDING", to="PROCESSED", modifiedOn=at, at=at)]  # fmt: skip
+    value = store.encode(record, history)
+    back = store.decode(key, value)
+    assert back is not None and back.record == record and back.history == history
+    assert len(value) < 0.7 * (len(msgspec.json.encode(record)) + sum(
+        len(msgspec.json.encode(t)) for t in history))  # fmt: skip

@@ -18,6 +18,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
             [sys.executable, "-m", "pytest", "-m", "chaos", "-s", "-q", "tests/test_chaos.py"],
             env=env,
         )
+    if args.scale is not None:
+        from cli.bench import scale
+
+        if args.scale < 1000:
+            print("partnersync: bench --scale needs at least 1000 entities", file=sys.stderr)
+            return 2
+        return scale.main(args.scale, args.json)
     from cli.bench import run
 
     try:
@@ -35,4 +42,11 @@ def add(sub: Any) -> None:
         "--chaos", action="store_true", help="run the chaos suite instead (from a checkout)"
     )
     bench.add_argument("--seconds", type=int, default=180, help="chaos duration")
+    bench.add_argument(
+        "--scale",
+        type=int,
+        metavar="N",
+        help="the entity store at N synthetic entities instead (e.g. 1000000; memory, listing, "
+        "find, retention)",
+    )
     bench.set_defaults(func=cmd_bench)

@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 from cli import process
 from cli.process import child_preexec
 from cli.redisserver import RedisServer, free_port
-from partnersync import config, keys, replies
+from partnersync import config, keys, store
 
 SECRET = "bench-secret"
 
@@ -382,7 +382,7 @@ class Bench:
             started = time.perf_counter()
             worker.work(burst=True, logging_level="WARNING")
             elapsed = time.perf_counter() - started
-            stored = self.r.zcard(keys.ENTITIES)
+            stored = sum(store.counts(self.r).values())
         finally:
             context.install(None)
             ctx.close()
@@ -434,17 +434,18 @@ class Bench:
             ):
                 time.sleep(0.05)
             gets = http.get(stub_url + "/_stub/gets?all=1").json()["by_id"].get(entity, 0)
-            record = msgspec.json.decode(self.r.get(keys.entity(key)) or b"{}")
-            correct = record.get("status") == "PROCESSED"
+            loaded = store.load(self.r, [key])[0]
+            final = loaded.status if loaded else None
+            correct = final == "PROCESSED"
         self.add("coalescing: partner GETs for 100 notifications in 1 s", gets, "GETs", "≤ 2", gets <= 2 and correct,
-                 f"(burst took {burst:.2f} s; final state {record.get('status')})")  # fmt: skip
+                 f"(burst took {burst:.2f} s; final state {final})")  # fmt: skip
 
         # 5. end to end at 500 events/s, distinct entities
-        self.r.delete(keys.ENTITIES)
+        since_ms = int(time.time() * 1000)  # the entities of this phase only
         seconds = 1 if self.smoke else 4 if self.quick else 10
         run = self.paced(url, seconds, 10, rate=500)
         time.sleep(2.0)
-        latencies = self._event_to_store()
+        latencies = self._event_to_store(since_ms)
         lat = sorted(latencies)
         p50 = lat[len(lat) // 2] if lat else float("nan")
         p99 = lat[int(len(lat) * 0.99) - 1] if lat else float("nan")
@@ -469,27 +470,17 @@ class Bench:
         for proc in (clock, pool, receiver):
             self.stop(proc)
 
-    def _event_to_store(self) -> list[float]:
+    def _event_to_store(self, since_ms: int) -> list[float]:
         """ms from each event's receipt to its entity's first stored state."""
         out: list[float] = []
-        entity_keys = replies.texts(self.r.zrange(keys.ENTITIES, 0, -1))
-        for i in range(0, len(entity_keys), 500):
-            chunk = entity_keys[i : i + 500]
-            records = self.r.mget([keys.entity(k) for k in chunk])
-            pipe = self.r.pipeline(transaction=False)
-            for k in chunk:
-                pipe.lindex(keys.history(k), 0)
-            firsts = pipe.execute()
-            for raw, first in zip(records, firsts, strict=True):
-                if raw is None or first is None:
+        found = [r.key for r in store.iterate(self.r, since_ms=since_ms)]
+        for i in range(0, len(found), 500):
+            for stored in store.read(self.r, found[i : i + 500]):
+                if stored is None or not stored.history or not stored.history[0].source:
                     continue
-                transition = msgspec.json.decode(first)
-                source = transition.get("source") or []
-                if not source:
-                    continue
-                received_ms = int(source[0].split("-", 1)[0])
-                stored_ms = _ms(transition["at"])
-                out.append(stored_ms - received_ms)
+                first = stored.history[0]
+                received_ms = int(first.source[0].split("-", 1)[0])
+                out.append(first.at.timestamp() * 1000 - received_ms)
         return out
 
     def run(self) -> list[Row]:
@@ -501,12 +492,6 @@ class Bench:
         self.reconcile(stub_url)
         self.system(stub_url)
         return self.rows
-
-
-def _ms(iso: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(iso).timestamp() * 1000
 
 
 def table(rows: list[Row]) -> None:

@@ -55,4 +55,5 @@ PARTNER = Partner(
     index=_index,
     tasks=_tasks,
     metrics=metrics.collect,
+    external_id_name="ExternalReference",
 )

@@ -68,7 +68,8 @@ async def _no_lookup(client: Any, record: CommandRecord) -> list[str]:
 
 COMMANDS: tuple[CommandKind, ...] = (
     CommandKind("signup", "saxo", "signup", SignUpRequest, "/cm/v1/signups", "ClientKey",
-                _no_lookup, external_id=None, validate=_check_signup),
+                _no_lookup, external_id=None, validate=_check_signup,
+                aliases=("SignUpId", "ClientId")),
     CommandKind("cash-transfer", "saxo", "cash-transfer", PartnerCashTransferRequest,
                 "/atr/v1/partner/cashtransfers", "TransactionId",
                 by_external_reference("/atr/v1/partner/cashtransfers"),

@@ -79,7 +79,9 @@ async def reconcile(
             bookings.append(tx)
     transfers = [
         _transfer.decode(r.data)
-        for r in store.scan(connection, partner="saxo", kind="cash-transfer", status="Successful")
+        for r in store.iterate(
+            connection, partner="saxo", kind="cash-transfer", status="Successful"
+        )
     ]
     transfers = [t for t in transfers if t.ValueDate is None or start <= t.ValueDate.date() <= end]
     now = datetime.now(UTC)
