@@ -10,9 +10,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # Debian packages the tests use, as command:package: faketime (workers on skewed clocks in
-# the race and chaos tests), promtool from prometheus (checks deploy/'s alert rules).
+# the race and chaos tests), promtool from prometheus (checks deploy/'s alert rules),
+# chromium (the console's browser tests, driven by Playwright).
 # Installed when missing and apt-get can (root); otherwise those tests say so.
-SYSTEM_PACKAGES := faketime:faketime promtool:prometheus
+SYSTEM_PACKAGES := faketime:faketime promtool:prometheus chromium:chromium
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from cli import (
     bench,
     command,
+    console,
     dlq,
     entities,
     processes,
@@ -29,7 +30,9 @@ from cli import (
 from partnersync import config
 from partnersync.config import ConfigError
 
-GROUPS = (processes, webhooks, entities, dlq, command, saxo, report, status, bench, config_table)
+GROUPS = (
+    processes, webhooks, entities, dlq, command, saxo, report, status, console, bench, config_table,
+)  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:

@@ -105,17 +105,14 @@ def _rendered_data(record: Any, settings: Settings, *, raw: bool) -> Any:
     """The partner's data as the kind's schema reads it, personal data masked; `raw`
     shows the stored JSON as the partner sent it."""
     from partnersync import partner
-    from schemas.sensitive import redact
+    from partnersync.masking import masked_data, raw_data
 
-    if raw or bytes(record.data) == b"null":
-        return msgspec.json.decode(record.data)
-    kind = partner.load(settings.partners).kinds.get((record.partner, record.kind))
-    if kind is None or kind.decoder is None:
-        return {"(fields)": "not rendered: no schema for this kind; use --raw"}
-    try:
-        return redact(kind.decoder.decode(record.data))
-    except msgspec.DecodeError:
-        return {"(fields)": "not rendered: does not match the schema; use --raw"}
+    if raw:
+        return raw_data(record)
+    shown = masked_data(record, partner.load(settings.partners))
+    if isinstance(shown, dict) and "(fields)" in shown:
+        shown["(fields)"] += "; use --raw"
+    return shown
 
 
 def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,6 +1,6 @@
 """`partnersync run`: everything for local use, under one supervisor.
 
-Start order: Redis → sandbox → receiver → workers → clock → webhook registration.
+Start order: Redis → sandbox → receiver → workers → clock → console → webhook registration.
 Ctrl-C (or SIGTERM) stops them in reverse order, each with a grace period; children die
 with the supervisor even if it is killed (PR_SET_PDEATHSIG), so nothing is orphaned.
 """
@@ -25,6 +25,7 @@ from partnersync import redisurl
 from partnersync.config import RUN_STATE, Settings
 
 SANDBOX_PORT = 8900
+CONSOLE_USERS = Path("var") / "console-users"
 EMBEDDED_REDIS_PORT = 6380
 
 
@@ -37,6 +38,7 @@ class StartError(Exception):
 SHARED = (
     "REDIS_URL", "PARTNERSYNC_PUBLIC_URL", "TRADEVEST_WEBHOOK_SECRETS", "TRADEVEST_BASE_URL", "TRADEVEST_AUTH_URL",
     "SAXO_BASE_URL", "SAXO_TOKEN", "SAXO_CLIENT_KEY", "SAXO_FUNDING_ACCOUNT_KEY",
+    "PARTNERSYNC_CONSOLE_USERS",
 )  # fmt: skip
 
 
@@ -56,6 +58,7 @@ class Supervisor:
     root: Path = field(default_factory=Path.cwd)
     children: list[Child] = field(default_factory=list)
     redis: RedisServer | None = None
+    first_password: str | None = None  # the console's first operator, when run made one
 
     def run(self) -> int:
         stopping = False
@@ -93,7 +96,11 @@ class Supervisor:
     def _check_ports(self) -> None:
         """Refuse busy ports before starting anything: a stranger on the receiver's port
         would otherwise get the webhook registration."""
-        wanted = [(self.settings.host, self.settings.port, "receiver", "or set PORT")]
+        wanted = [
+            (self.settings.host, self.settings.port, "receiver", "or set PORT"),
+            (self.settings.console_host, self.settings.console_port, "console",
+             "or set PARTNERSYNC_CONSOLE_PORT"),
+        ]  # fmt: skip
         if self.sandbox:
             wanted.append(("127.0.0.1", SANDBOX_PORT, "sandbox", "or use --no-sandbox"))
         for host, port, name, hint in wanted:
@@ -127,16 +134,21 @@ class Supervisor:
             self.children.append(
                 Child("sandbox", [*cli, "sandbox", "--port", str(SANDBOX_PORT)], sandbox_url)
             )
+        self._console(env)
         self._write_state(env)
+        console_url = f"http://{self.settings.console_host}:{self.settings.console_port}"
         self.children += [
             Child("receiver", [*cli, "serve"], receiver_url),
             Child("workers", [*cli, "worker", "-n", str(self.workers)]),
             Child("clock", [*cli, "clock"]),
+            Child("console", [*cli, "console"], console_url),
         ]
         for child in self.children:
             child.proc = subprocess.Popen(child.command, env=env, preexec_fn=child_preexec)
             if child.url:
-                path = "/_sandbox/faults" if child.name == "sandbox" else "/healthz"
+                path = {"sandbox": "/_sandbox/faults", "console": "/login"}.get(
+                    child.name, "/healthz"
+                )
                 if not wait_http(child.url + path, child.proc):
                     code = child.proc.poll()
                     raise StartError(
@@ -144,6 +156,19 @@ class Supervisor:
                         + (f" (exited {code}; its error is above)" if code is not None else "")
                     )
         return env
+
+    def _console(self, env: dict[str, str]) -> None:
+        """The console's session key (new each run: sessions end with it), its users file,
+        and a first operator with a fresh password (printed; `console-user` changes it)."""
+        from console import users
+
+        env.setdefault("PARTNERSYNC_CONSOLE_SECRET", secrets.token_urlsafe(32))
+        env.setdefault("PARTNERSYNC_CONSOLE_SECURE_COOKIES", "false")  # http://127.0.0.1
+        path = Path(env.setdefault("PARTNERSYNC_CONSOLE_USERS", str(self.root / CONSOLE_USERS)))
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.first_password = secrets.token_urlsafe(12)
+            users.add(path, "admin", "operator", self.first_password)
 
     @property
     def state_file(self) -> Path:
@@ -179,6 +204,9 @@ class Supervisor:
         for child in self.children:
             where = child.url or f"pid {child.proc.pid if child.proc else '?'}"
             print(f"  {child.name:<9} {where}")
+        if self.first_password:
+            print(f"  console   sign in as admin / {self.first_password} (written to "
+                  f"{CONSOLE_USERS} as an argon2 hash; `partnersync console-user admin` changes it)")  # fmt: skip
         print(f"  settings  {self.state_file} (commands run here use them)")
         print("  try: partnersync entities list   |   partnersync status", flush=True)
 

@@ -85,6 +85,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sweep_interval_s: float = 30.0
     dlq_retention: int = 30 * 24 * 3600
 
+    console_host: str = "127.0.0.1"
+    console_port: int = 8100
+    console_secret: Annotated[str, Sensitive] | None = None
+    console_users: str | None = None
+    console_auth: str = "password"  # password | proxy
+    console_proxy_header: str = "X-Forwarded-User"
+    console_trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    console_secure_cookies: bool = True
+
     def __repr__(self) -> str:  # secrets are never rendered, even by accident
         return f"Settings({redact(self)!r})"
 
@@ -284,6 +293,38 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "seconds between sweeps for missed webhooks, stale entities, transactions",
     ),
     ("PARTNERSYNC_DLQ_RETENTION", "dlq_retention", "seconds a dead-lettered event is kept"),
+    ("PARTNERSYNC_CONSOLE_HOST", "console_host", "address the console binds"),
+    ("PARTNERSYNC_CONSOLE_PORT", "console_port", "port the console binds"),
+    (
+        "PARTNERSYNC_CONSOLE_SECRET",
+        "console_secret",
+        "key that signs console sessions (required by `console`; `run` makes one)",
+    ),
+    (
+        "PARTNERSYNC_CONSOLE_USERS",
+        "console_users",
+        "file of console users, one `name role argon2-hash` per line (`partnersync console-user`)",
+    ),
+    (
+        "PARTNERSYNC_CONSOLE_AUTH",
+        "console_auth",
+        "password (login form) or proxy (an SSO proxy names the user in a header)",
+    ),
+    (
+        "PARTNERSYNC_CONSOLE_PROXY_HEADER",
+        "console_proxy_header",
+        "proxy mode: the header naming the user (their role comes from the users file)",
+    ),
+    (
+        "PARTNERSYNC_CONSOLE_TRUSTED_PROXIES",
+        "console_trusted_proxies",
+        "proxy mode: addresses (CIDRs) whose header is believed; others are refused",
+    ),
+    (
+        "PARTNERSYNC_CONSOLE_SECURE_COOKIES",
+        "console_secure_cookies",
+        "session cookie only over HTTPS (Secure); `run` turns it off for http://127.0.0.1",
+    ),
 )
 
 DEFAULTS = Settings()
@@ -299,6 +340,7 @@ def _convert(name: str, field: str, raw: str) -> object:
             "trusted_proxies",
             "tradevest_extra_event_types",
             "partners",
+            "console_trusted_proxies",
         ):
             return tuple(s.strip() for s in raw.split(",") if s.strip())
         if field == "retry_schedule_s":
@@ -416,7 +458,7 @@ _MINIMUMS: tuple[tuple[str, float], ...] = (
     ("max_attempts", 1), ("max_crashes", 1), ("changes_maxlen", 1), ("history_max", 1), ("retention_days", 1e-6), ("http_timeout_s", 0.1),
     ("clock_interval_s", 0.01), ("sweep_interval_s", 0.1), ("dlq_retention", 1),
     ("options_ttl_s", 1), ("unsettled_interval_s", 1), ("ens_interval_s", 0.1),
-    ("coalesce_ms", 0), ("drain_budget_s", 0.1), ("webhook_tolerance_s", 1),
+    ("coalesce_ms", 0), ("console_port", 1), ("drain_budget_s", 0.1), ("webhook_tolerance_s", 1),
 )  # fmt: skip
 _URLS = (
     "tradevest_base_url",
@@ -449,7 +491,11 @@ def _check_values(settings: Settings) -> None:
             urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname
         ):
             raise ConfigError(f"{_variable(field)}={url!r}: not an http(s):// URL")
-    for field in ("allowed_cidrs", "trusted_proxies"):
+    if settings.console_auth not in ("password", "proxy"):
+        raise ConfigError(
+            f"PARTNERSYNC_CONSOLE_AUTH={settings.console_auth!r}: use password or proxy"
+        )
+    for field in ("allowed_cidrs", "trusted_proxies", "console_trusted_proxies"):
         for cidr in getattr(settings, field):
             if field == "trusted_proxies" and cidr == "*":
                 continue  # uvicorn's "trust every peer" (behind a proxy with changing addresses)

@@ -25,6 +25,7 @@ RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"
 PARTNER_CALLS = PREFIX + "metrics:partner-calls"  # hash "partner:status" -> n
 COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
+AUDIT = PREFIX + "audit"  # stream of console operator actions (who, what, when)
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
 
 

@@ -4,6 +4,7 @@ real processes (receiver, workers, clock, sandbox) talking HTTP on loopback."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -155,8 +156,10 @@ def system(
     env = dict(system_env, **(marker.kwargs if marker else {}))
     workers = Proc("workers", ["worker", "-n", "2"], env).start()
     clock = Proc("clock", ["clock"], env).start()
-    # in-process: what `register-webhooks` does, without a Python start per test
-    asyncio.run(register(settings_for(system_env), receiver_url))
+    # in-process: what `register-webhooks` does, without a Python start per test; in a
+    # thread of its own (Playwright's sync API keeps an event loop running in this one)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, register(settings_for(system_env), receiver_url)).result()
     try:
         system = System(r, receiver_url, sandbox_url, system_env)
         system.workers = workers

@@ -47,3 +47,15 @@ def test_bench_smoke() -> None:
     assert "final state PROCESSED" in coalescing.detail and coalescing.value >= 1
     assert "100/100 stored" in rows["reconciled entities/s per worker ÷ RQ no-op jobs/s"].detail
     assert rows["end to end (webhook → store) p99 at 500 events/s"].value > 0
+
+
+def test_scale_smoke(tmp_path) -> None:
+    """`bench --scale`: every figure is produced on a small store (correctness only)."""
+    from cli.bench.scale import Scale
+
+    rows = {row.name: row for row in Scale(2000, tmp_path, rate=400, retention_s=1).run()}
+    assert len(rows) == 9, sorted(rows)
+    per_entity = rows["Redis bytes per stored final entity at 2000"]
+    assert 200 < per_entity.value < 5000 and "2000 stored" in per_entity.detail
+    kept = rows["bytes kept for good per evicted entity (tombstone + externalId link)"]
+    assert kept.value > 0

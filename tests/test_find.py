@@ -92,3 +92,28 @@ def test_saxo_ids_and_an_evicted_entity(system: System) -> None:
     assert gone["entity"] == transfer_key and gone["detail"].startswith(
         "evicted after retention: Successful"
     )
+
+
+def test_list_pages_with_a_cursor(system: System) -> None:
+    """`entities list` prints a page and the cursor of the next; the cursor leads on; a
+    cursor no listing printed is refused with exit 2."""
+    fx = system.fixtures()
+    for n in range(2):
+        transfer = system.create_transfer(customerProductId=fx["balanceAccountId"], amount=1,
+                                          reference=f"page {n}", externalId=f"p-{uuid.uuid4()}")  # fmt: skip
+        system.wait_status(keys.entity_key("tradevest", "transfer", transfer), "PROCESSED")
+    first = system.cli("entities", "list", "--kind", "transfer", "--limit", "1", "--json")
+    assert first.returncode == 0, first.stderr
+    (row,) = [json.loads(line) for line in first.stdout.splitlines()]
+    hint = first.stderr.strip().splitlines()[-1]
+    assert hint.startswith("more: --cursor ")
+    second = system.cli("entities", "list", "--kind", "transfer", "--limit", "1", "--json",
+                        "--cursor", hint.split(" ", 2)[2])  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    (next_row,) = [json.loads(line) for line in second.stdout.splitlines()]
+    assert next_row["key"] != row["key"] and next_row["updatedAt"] <= row["updatedAt"]
+    everything = system.cli("entities", "list", "--kind", "transfer", "--limit", "1", "--all")
+    assert everything.returncode == 0 and row["key"] in everything.stdout
+    assert next_row["key"] in everything.stdout and "more:" not in everything.stdout
+    bad = system.cli("entities", "list", "--cursor", "junk")
+    assert bad.returncode == 2 and "not a cursor" in bad.stderr

@@ -1,0 +1,334 @@
+"""The console's Starlette app: login, search by any id, entity pages with their timeline
+(live over server-sent events), dead letters (replay, purge), the audit stream.
+
+Every page needs a signed-in user (a session cookie signed with PARTNERSYNC_CONSOLE_SECRET,
+or in proxy mode a header from a trusted address). Every POST carries the session's CSRF
+token. Revealing personal data, replaying and purging are operator actions, each written
+to the audit stream. Pages read the engine's indexes: none scans the entity store.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import redis
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from console import audit, timeline, users
+from partnersync import dlq, find, keys, partner, replay, replies, store
+from partnersync.config import ConfigError, Settings
+from partnersync.masking import masked_data, raw_data
+
+HERE = Path(__file__).parent
+SESSION_HOURS = 8
+
+
+class Console:
+    def __init__(self, settings: Settings, connection: redis.Redis):
+        if not settings.console_secret:
+            raise ConfigError("PARTNERSYNC_CONSOLE_SECRET is not set (it signs the sessions)")
+        self.settings = settings
+        self.connection = connection
+        self.catalog = partner.load(settings.partners)
+        self.users = users.read(settings.console_users)
+        self.proxies = [
+            ipaddress.ip_network(c, strict=False) for c in settings.console_trusted_proxies
+        ]
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        self.templates.env.filters["q"] = lambda key: quote(key, safe=":")
+
+    # -- who is asking ---------------------------------------------------------------------
+
+    def user(self, request: Request) -> users.User | None:
+        if self.settings.console_auth == "proxy":
+            host = request.client.host if request.client else ""
+            try:
+                trusted = any(ipaddress.ip_address(host) in net for net in self.proxies)
+            except ValueError:
+                trusted = False
+            proxied = request.headers.get(self.settings.console_proxy_header, "")
+            if not trusted or proxied not in self.users:
+                return None
+            return users.User(proxied, self.users[proxied][0])
+        name, role = request.session.get("user"), request.session.get("role")
+        if not name or name not in self.users or self.users[name][0] != role:
+            return None  # removed or demoted since signing in: signed out
+        return users.User(str(name), str(role))
+
+    def need(self, request: Request, *, operator: bool = False) -> users.User:
+        user = self.user(request)
+        if user is None:
+            raise HTTPException(401)
+        if operator and not user.operator:
+            raise HTTPException(403, "an operator action: your role is viewer")
+        return user
+
+    def csrf(self, request: Request) -> str:
+        token = request.session.get("csrf")
+        if not token:
+            token = request.session["csrf"] = secrets.token_urlsafe(24)
+        return str(token)
+
+    async def form(self, request: Request) -> dict[str, str]:
+        """The POSTed form, after its CSRF token matched the session's."""
+        form = await request.form()
+        sent = str(form.get("csrf", ""))
+        expected = request.session.get("csrf", "")
+        if not expected or not secrets.compare_digest(sent, str(expected)):
+            raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
+        return {k: str(v) for k, v in form.items()}
+
+    def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        context.update(request=request, me=self.user(request), csrf=self.csrf(request))
+        response = self.templates.TemplateResponse(request, name, context, status_code=status_code)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = "default-src 'self'; frame-ancestors 'none'"
+        return response
+
+    # -- sign in and out -------------------------------------------------------------------
+
+    def login_form(self, request: Request) -> Response:
+        return self.page(request, "login.html", next=request.query_params.get("next", "/"))
+
+    async def login(self, request: Request) -> Response:
+        form = await self.form(request)
+        user = await run_in_threadpool(
+            users.verify, self.users, form.get("name", ""), form.get("password", "")
+        )
+        target = form.get("next", "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"  # never off this site
+        if user is None:
+            return self.page(request, "login.html", 401, next=target,
+                             error="wrong name or password")  # fmt: skip
+        request.session.clear()
+        request.session.update(user=user.name, role=user.role, csrf=secrets.token_urlsafe(24))
+        await run_in_threadpool(audit.record, self.connection, user.name, "login", "console")
+        return RedirectResponse(target, 303)
+
+    async def logout(self, request: Request) -> Response:
+        await self.form(request)
+        request.session.clear()
+        return RedirectResponse("/login", 303)
+
+    # -- pages -----------------------------------------------------------------------------
+
+    def home(self, request: Request) -> Response:
+        self.need(request)
+        c = self.connection
+        pipe = c.pipeline(transaction=False)
+        pipe.zcard(keys.DLQ)
+        pipe.zcard(keys.DIRTY)
+        pipe.zrevrange(keys.ATTENTION, 0, 19, withscores=True)
+        pipe.zrevrange(keys.COMMAND_ATTENTION, 0, 19)
+        pipe.hgetall(keys.CLOCK)
+        pipe.time()
+        dead, due, attention, doubles, clock, (sec, usec) = pipe.execute()
+        now_ms = int(sec) * 1000 + int(usec) // 1000
+        attention_records = store.load(c, [replies.text(k) for k, _ in attention])
+        counts = sorted((k, n) for k, n in store.counts(c).items() if n > 0)
+        tasks = sorted(
+            (replies.text(name), (now_ms - int(ms)) / 1000) for name, ms in clock.items()
+        )
+        return self.page(
+            request, "home.html", dead=dead, due=due, counts=counts, tasks=tasks,
+            attention=[r for r in attention_records if r is not None],
+            doubles=replies.texts(doubles),
+        )  # fmt: skip
+
+    def search(self, request: Request) -> Response:
+        self.need(request)
+        ident = request.query_params.get("q", "").strip()
+        if not ident:
+            return RedirectResponse("/", 303)
+        found = find.find(self.connection, self.catalog, ident)
+        entities = {f.entity for f in found if f.entity}
+        if len(entities) == 1:
+            return RedirectResponse(f"/entity/{quote(entities.pop(), safe=':')}", 303)
+        return self.page(request, "search.html", ident=ident, found=found)
+
+    def entities(self, request: Request) -> Response:
+        self.need(request)
+        q = request.query_params
+        filters = {k: q.get(k) or None for k in ("partner", "kind", "status")}
+        try:
+            cursor = store.Cursor.parse(q["cursor"]) if q.get("cursor") else None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        got = store.page(self.connection, limit=50, cursor=cursor, **filters)  # type: ignore[arg-type]
+        return self.page(request, "entities.html", page=got, filters=filters)
+
+    def entity(self, request: Request) -> Response:
+        self.need(request)
+        key = request.path_params["key"]
+        story = timeline.story(self.connection, key)
+        gone = store.tombstone(self.connection, key) if story.stored is None else None
+        known = key.count(":") >= 2 and tuple(key.split(":", 2)[:2]) in self.catalog.kinds
+        if story.stored is None and gone is None and not story.entries and not known:
+            return self.page(request, "missing.html", 404, key=key)
+        record = story.stored.record if story.stored else None
+        last = self.connection.xrevrange(keys.CHANGES, count=1)
+        return self.page(
+            request, "entity.html", key=key, record=record, gone=gone, story=story,
+            data=json.dumps(masked_data(record, self.catalog), indent=2, default=str)
+            if record else None,
+            after=replies.text(last[0][0]) if last else "0",
+        )  # fmt: skip
+
+    async def reveal(self, request: Request) -> Response:
+        user = self.need(request, operator=True)
+        await self.form(request)
+        key = request.path_params["key"]
+        record = (await run_in_threadpool(store.load, self.connection, [key]))[0]
+        if record is None:
+            raise HTTPException(404, "no such entity")
+        await run_in_threadpool(audit.record, self.connection, user.name, "reveal", key)
+        return self.page(request, "reveal.html", key=key,
+                         data=json.dumps(raw_data(record), indent=2))  # fmt: skip
+
+    def live(self, request: Request) -> Response:
+        """Server-sent events: the entity's transitions as they are stored."""
+        self.need(request)
+        key = request.path_params["key"]
+        after = request.query_params.get("after", "$")
+
+        def events() -> Iterator[str]:
+            last = after
+            until = time.monotonic() + 300  # the browser reconnects (EventSource)
+            yield "retry: 1000\n\n"
+            while time.monotonic() < until:
+                got: Any = self.connection.xread({keys.CHANGES: last}, count=200, block=2000)
+                for _, entries in got or []:
+                    for entry_id, fields in entries:
+                        last = replies.text(entry_id)
+                        if replies.text(fields.get(b"key", b"")) != key:
+                            continue
+                        shown = {replies.text(k): replies.text(v) for k, v in fields.items()}
+                        yield f"id: {last}\ndata: {json.dumps(shown)}\n\n"
+                yield ": alive\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store"})  # fmt: skip
+
+    def dead_letters(self, request: Request) -> Response:
+        self.need(request)
+        chosen, problem = self._filter(request.query_params)
+        letters = [x for x in dlq.all_letters(self.connection) if chosen.matches(x)]
+        letters.sort(key=lambda x: x.at, reverse=True)
+        return self.page(request, "dlq.html", letters=letters, filters=dict(request.query_params),
+                         problem=problem, result=None)  # fmt: skip
+
+    def dead_letter(self, request: Request) -> Response:
+        self.need(request)
+        letter = dlq.get(self.connection, request.path_params["id"])
+        if letter is None:
+            raise HTTPException(404, "no such dead letter (replayed, purged or expired)")
+        return self.page(request, "letter.html", letter=letter)
+
+    async def replay(self, request: Request) -> Response:
+        """Replay one letter (its id in the path) or every letter the filter matches."""
+        user = self.need(request, operator=True)
+        form = await self.form(request)
+        ids = await run_in_threadpool(self._chosen, request, form)
+        summary = await run_in_threadpool(
+            replay.replay, self.connection, self.settings, ids, wait_s=20.0
+        )
+        outcome = summary.as_dict()
+        await run_in_threadpool(audit.record, self.connection, user.name, "replay",
+                                " ".join(ids), json.dumps(outcome))  # fmt: skip
+        return self.page(request, "replayed.html", ids=ids, outcome=outcome)
+
+    async def purge(self, request: Request) -> Response:
+        user = self.need(request, operator=True)
+        form = await self.form(request)
+        ids = await run_in_threadpool(self._chosen, request, form)
+        for dlq_id in ids:
+            await run_in_threadpool(dlq.remove, self.connection, dlq_id)
+        await run_in_threadpool(audit.record, self.connection, user.name, "purge", " ".join(ids))
+        return self.page(request, "replayed.html", ids=ids, outcome={"purged": len(ids)})
+
+    def _chosen(self, request: Request, form: dict[str, str]) -> list[str]:
+        if "id" in request.path_params:
+            return [request.path_params["id"]]
+        chosen, problem = self._filter(form)
+        if problem:
+            raise HTTPException(400, problem)
+        if form.get("confirm") != "yes":
+            raise HTTPException(400, "confirm the action (confirm=yes)")
+        return [x.id for x in dlq.all_letters(self.connection) if chosen.matches(x)]
+
+    def _filter(self, values: Any) -> tuple[dlq.Filter, str | None]:
+        text = ",".join(f"{k}={values[k]}" for k in ("kind", "error", "reason", "since")
+                        if values.get(k))  # fmt: skip
+        try:
+            return dlq.parse_filter(text, datetime.now(UTC)), None
+        except ValueError as exc:
+            return dlq.Filter(), str(exc)
+
+    def audit_page(self, request: Request) -> Response:
+        self.need(request)
+        return self.page(request, "audit.html", entries=audit.latest(self.connection))
+
+    # -- errors ----------------------------------------------------------------------------
+
+    async def error(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 401:
+            if request.method == "GET" and "text/event-stream" not in request.headers.get(
+                "accept", ""
+            ):
+                return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
+            return self.page(request, "error.html", 401, message="sign in first")
+        return self.page(request, "error.html", exc.status_code, message=exc.detail)
+
+
+def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
+    console = Console(settings, connection)
+    routes = [
+        Route("/login", console.login_form, methods=["GET"]),
+        Route("/login", console.login, methods=["POST"]),
+        Route("/logout", console.logout, methods=["POST"]),
+        Route("/", console.home),
+        Route("/search", console.search),
+        Route("/entities", console.entities),
+        Route("/entity/{key:path}/live", console.live),
+        Route("/entity/{key:path}/reveal", console.reveal, methods=["POST"]),
+        Route("/entity/{key:path}", console.entity),
+        Route("/dlq", console.dead_letters),
+        Route("/dlq/replay", console.replay, methods=["POST"]),
+        Route("/dlq/purge", console.purge, methods=["POST"]),
+        Route("/dlq/{id}/replay", console.replay, methods=["POST"]),
+        Route("/dlq/{id}", console.dead_letter),
+        Route("/audit", console.audit_page),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    middleware = [
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.console_secret or "",
+            session_cookie="partnersync_console",
+            max_age=SESSION_HOURS * 3600,
+            same_site="strict",
+            https_only=settings.console_secure_cookies,
+        )
+    ]
+    return Starlette(routes=routes, middleware=middleware,
+                     exception_handlers={HTTPException: console.error})  # fmt: skip

@@ -1,0 +1,74 @@
+"""One entity's whole story, merged in time order: the deliveries that named it (inbox), its
+transitions with their decision, the command that created it (each attempt and its
+outcome), and its dead letters and failed handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from partnersync import commands, dlq, keys, replies, store
+from schemas.commands import CommandRecord
+
+MAX_DELIVERIES = 200  # the newest transitions' sources, at most (one HMGET each)
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: datetime
+    what: str  # delivery | transition | command | dead-letter | handler
+    title: str
+    detail: str = ""
+    ref: str = ""  # a delivery id, an externalId or a dead-letter id
+
+
+@dataclass
+class Story:
+    stored: store.Stored | None
+    command: CommandRecord | None
+    entries: list[Entry]
+
+
+def story(connection: redis.Redis, key: str) -> Story:
+    stored = store.read(connection, [key])[0]
+    history = stored.history if stored else []
+    entries = [
+        Entry(
+            t.at,
+            "transition",
+            f"{t.from_ or '∅'} → {t.to}",
+            f"{t.decision}; modifiedOn {t.modifiedOn.isoformat() if t.modifiedOn else '—'}; "
+            f"{len(t.source)} event(s)",
+        )  # fmt: skip
+        for t in history
+    ]
+    sources = list(dict.fromkeys(d for t in reversed(history) for d in t.source))
+    sources = sources[:MAX_DELIVERIES]
+    pipe = connection.pipeline(transaction=False)
+    for delivery in sources:
+        pipe.hmget(keys.inbox(delivery), ["type", "receivedAt"])
+    pipe.get(keys.command_link(key))
+    got: Any = pipe.execute()
+    link = got.pop()
+    for delivery, (type_, received) in zip(sources, got, strict=True):
+        if received:
+            at = datetime.fromtimestamp(int(received) / 1000, UTC)
+            entries.append(Entry(at, "delivery", replies.text(type_ or b"?"), "", delivery))
+    command = commands.load(connection, replies.text(link)) if link else None
+    if command is not None:
+        entries.append(Entry(command.createdAt, "command", f"{command.kind} submitted",
+                             f"state now {command.state}", command.externalId))  # fmt: skip
+        entries += [
+            Entry(a.at, "command", f"{a.action}: {a.outcome}", "", command.externalId)
+            for a in command.history
+        ]
+    for letter in dlq.all_letters(connection):  # the DLQ is bounded by its retention
+        if letter.entity == key:
+            what = "handler" if letter.reason == "handler" else "dead-letter"
+            entries.append(Entry(letter.at, what, letter.error, f"{letter.attempts} attempt(s)",
+                                 letter.id))  # fmt: skip
+    entries.sort(key=lambda e: e.at)
+    return Story(stored, command, entries)

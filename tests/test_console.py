@@ -1,0 +1,206 @@
+"""The operator console (#18) in a real browser: Playwright driving Debian's chromium against
+`partnersync console`, on the suite's Redis, sandbox, receiver and workers."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cli.redisserver import free_port
+from console import users
+from partnersync import dlq, keys
+from tests.conftest import ROOT, System, wait_for, wait_http
+
+pytestmark = pytest.mark.e2e
+
+OPERATOR, VIEWER = ("olga", "operator-pass-1"), ("vic", "viewer-pass-1")
+
+
+@pytest.fixture(scope="module")
+def console_url(
+    system_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("console") / "users"
+    users.add(path, OPERATOR[0], "operator", OPERATOR[1])
+    users.add(path, VIEWER[0], "viewer", VIEWER[1])
+    port = free_port()
+    env = dict(system_env, PARTNERSYNC_CONSOLE_SECRET="test-" + uuid.uuid4().hex,
+               PARTNERSYNC_CONSOLE_USERS=str(path), PARTNERSYNC_CONSOLE_SECURE_COOKIES="false")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "partnersync", "console", "--port", str(port)], env=env, cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(url + "/login")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is missing (make installs it: apt-get install chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def signed_in(browser: Any, console_url: str, who: tuple[str, str]) -> Any:
+    page = browser.new_context(base_url=console_url).new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations
+    page.goto("/")
+    assert "/login" in page.url  # nothing without login
+    page.fill("input[name=name]", who[0])
+    page.fill("input[name=password]", who[1])
+    page.click("button[type=submit]")
+    page.wait_for_selector("text=Overview")
+    return page
+
+
+def test_nothing_without_login(console_url: str) -> None:
+    with httpx.Client(base_url=console_url) as http:
+        for path in ("/", "/dlq", "/entities", "/audit", "/entity/tradevest:transfer:x"):
+            answer = http.get(path, follow_redirects=True)
+            assert answer.url.path == "/login" and 'name="password"' in answer.text, path
+        refused = http.post("/dlq/purge", data={"confirm": "yes"})
+        assert refused.status_code in (401, 403) and "Done" not in refused.text
+        wrong = http.post("/login", data={"name": OPERATOR[0], "password": "nope"})
+        assert wrong.status_code == 403  # no CSRF token from a login page: refused first
+        page = http.get("/login").text
+        token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        wrong = http.post("/login", data={"csrf": token, "name": OPERATOR[0], "password": "nope"})
+        assert wrong.status_code == 401 and "wrong name or password" in wrong.text
+
+
+def test_find_a_transfer_by_external_id_and_follow_it_live(
+    system: System, console_url: str, browser: Any
+) -> None:
+    page = signed_in(browser, console_url, OPERATOR)
+    external_id = f"console-{uuid.uuid4()}"
+    transfer = system.create_transfer(customerProductId=system.fixtures()["balanceAccountId"],
+                                      amount=2, reference="console", externalId=external_id)  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    system.wait_status(key, "PROCESSED")
+    page.fill("#q", external_id)
+    page.press("#q", "Enter")
+    page.wait_for_url(re.compile(r"/entity/"))
+    assert page.inner_text("h1") == key
+    assert page.inner_text("#status").startswith("PROCESSED")
+    timeline = page.inner_text("#timeline")
+    assert "→ PROCESSED" in timeline and "TRANSFER_NOTIFICATION" in timeline
+
+    # live: a proxy (mirrored from its notifications) changes while its page is open
+    proxy = str(uuid.uuid4())
+    proxy_key = keys.entity_key("tradevest", "proxy", proxy)
+
+    def notify(status: str, minute: int) -> None:
+        body = {"proxyId": proxy, "status": status, "notificationType": "UPDATED",
+                "modifiedOn": f"2026-05-01T10:{minute:02d}:00Z"}  # fmt: skip
+        assert system.deliver("proxy-notification", json.dumps(body).encode()).status_code == 204
+
+    notify("PENDING", 0)
+    system.wait_status(proxy_key, "PENDING")
+    page.goto(f"/entity/{proxy_key}")
+    assert page.inner_text("#status") == "PENDING"
+    from playwright.sync_api import expect
+
+    expect(page.locator("#live")).to_have_class("live")  # no stream error (it would be "live off")
+    notify("ACTIVE", 5)
+    expect(page.locator("#status")).to_have_text("ACTIVE", timeout=20_000)
+    assert "(live)" in page.inner_text("#timeline")
+    page.context.close()
+
+
+def test_dead_letter_replayed_from_the_console(
+    system: System, console_url: str, browser: Any
+) -> None:
+    transfer = system.create_transfer(customerProductId=system.fixtures()["balanceAccountId"],
+                                      amount=1, reference="dlq", externalId=f"d-{uuid.uuid4()}")  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    system.wait_status(key, "PROCESSED")
+    wait_for(lambda: not system.r.exists(keys.lease(key)), what="its reconcile done")
+    system.http.post(system.sandbox + "/_sandbox/faults", json={"http_5xx": 1.0})
+    try:
+        body = {"transferId": transfer, "status": "PROCESSED", "notificationType": "UPDATED",
+                "modifiedOn": "2026-01-02T00:00:00Z"}  # fmt: skip
+        assert system.deliver("transfer-notification", json.dumps(body).encode()).status_code == 204
+        (letter,) = wait_for(
+            lambda: [x for x in dlq.all_letters(system.r) if x.entity == key],
+            timeout=30, what="dead letter",
+        )  # fmt: skip
+    finally:
+        system.http.post(system.sandbox + "/_sandbox/faults", json={})
+
+    viewer = signed_in(browser, console_url, VIEWER)
+    viewer.goto(f"/dlq/{letter.id}")
+    assert key in viewer.inner_text("main") and viewer.query_selector("text=Replay") is None
+    token = viewer.get_attribute("input[name=csrf]", "value")
+    refused = viewer.request.post(f"/dlq/{letter.id}/replay", form={"csrf": token or ""})
+    assert refused.status == 403 and dlq.get(system.r, letter.id) is not None
+    viewer.context.close()
+
+    page = signed_in(browser, console_url, OPERATOR)
+    page.goto(f"/entity/{key}")
+    assert "dead-letter" in page.inner_text("#timeline")
+    page.goto("/dlq?kind=transfer&error=503")
+    row = page.locator("tr", has_text=key)
+    row.locator("button", has_text="Replay").click()
+    page.wait_for_selector("#outcome", timeout=60_000)
+    outcome = page.inner_text("#outcome")
+    assert re.search(r"entities_applied\s+1", outcome), outcome
+    assert dlq.get(system.r, letter.id) is None
+    page.goto("/audit")
+    assert re.search(rf"{OPERATOR[0]}\s+replay\s+{letter.id}", page.inner_text("main"))
+    page.context.close()
+
+
+def test_a_post_without_the_csrf_token_is_refused(
+    system: System, console_url: str, browser: Any
+) -> None:
+    page = signed_in(browser, console_url, OPERATOR)
+    before = system.r.xlen(keys.AUDIT)
+    answer = page.request.post("/dlq/purge", form={"confirm": "yes"})
+    assert answer.status == 403 and "CSRF" in answer.text()
+    answer = page.request.post("/dlq/purge", form={"confirm": "yes", "csrf": "forged"})
+    assert answer.status == 403
+    assert system.r.xlen(keys.AUDIT) == before  # nothing was done, nothing recorded
+    cookies = page.context.cookies()
+    session = next(c for c in cookies if c["name"] == "partnersync_console")
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    page.context.close()
+
+
+def test_screenshots_for_the_readme(system: System, console_url: str, browser: Any) -> None:
+    """Renders the main pages to docs/console/ (the README shows them) — only when asked:
+    CONSOLE_SCREENSHOTS=1."""
+    import os
+
+    if not os.environ.get("CONSOLE_SCREENSHOTS"):
+        pytest.skip("set CONSOLE_SCREENSHOTS=1 to render the README's screenshots")
+    out = ROOT / "docs" / "console"
+    out.mkdir(parents=True, exist_ok=True)
+    page = signed_in(browser, console_url, OPERATOR)
+    page.set_viewport_size({"width": 1200, "height": 800})
+    key = system.r.zrange(keys.index("tradevest", "transfer", "PROCESSED"), -1, -1)
+    shots = {"overview": "/", "entities": "/entities", "dlq": "/dlq", "audit": "/audit"}
+    if key:
+        shots["entity"] = f"/entity/tradevest:transfer:{key[0].decode()}"
+    for name, path in shots.items():
+        page.goto(path)
+        page.screenshot(path=str(Path(out) / f"{name}.png"), full_page=True)
