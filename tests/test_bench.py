@@ -54,7 +54,7 @@ def test_scale_smoke(tmp_path) -> None:
     from cli.bench.scale import Scale
 
     rows = {row.name: row for row in Scale(2000, tmp_path, rate=400, retention_s=1).run()}
-    assert len(rows) == 9, sorted(rows)
+    assert len(rows) == 10, sorted(rows)
     per_entity = rows["Redis bytes per stored final entity at 2000"]
     assert 200 < per_entity.value < 5000 and "2000 stored" in per_entity.detail
     kept = rows["bytes kept for good per evicted entity (tombstone + externalId link)"]

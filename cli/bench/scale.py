@@ -115,7 +115,7 @@ class Scale:
         newest = store.page(r, limit=1).records[0].updatedAt
         window = int((newest - timedelta(hours=1)).timestamp() * 1000)
         picks = random.sample(range(len(ids)), min(200, len(ids)))
-        it = iter(picks * 10)
+        it = itertools.cycle(picks)
         return {
             "filtered": median_ms(lambda: store.page(r, kind="transfer", status="PROCESSED"), 200),
             "unfiltered": median_ms(lambda: store.page(r), 200),
@@ -134,6 +134,60 @@ class Scale:
         if done.returncode != 0:
             raise RuntimeError(f"partnersync {' '.join(args)}: {done.stderr.strip()}")
         return (time.perf_counter() - started) * 1000
+
+    def console_pages(self, ids: list[str], xids: list[str]) -> None:
+        """The console's pages over HTTP at N entities (median of 20 loads each)."""
+        import re
+
+        import httpx
+
+        from cli import process
+        from console import users
+
+        path = self.dir / "console-users"
+        users.add(path, "bench", "viewer", "bench-password")
+        port = free_port()
+        env = {"REDIS_URL": self.server.url, "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING",
+               "PARTNERSYNC_CONSOLE_SECRET": uuid.uuid4().hex, "PARTNERSYNC_CONSOLE_USERS": str(path),
+               "PARTNERSYNC_CONSOLE_SECURE_COOKIES": "false"}  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-m", "partnersync", "console", "--port", str(port)],
+                                env=env)  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=base, timeout=30) as http:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    try:
+                        login = http.get("/login")
+                        break
+                    except httpx.TransportError:
+                        time.sleep(0.2)
+                token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+                assert token is not None
+                http.post("/login", data={"csrf": token.group(1), "name": "bench",
+                                          "password": "bench-password"})  # fmt: skip
+                pages = {
+                    "overview": "/",
+                    "entities (first page)": "/entities",
+                    "entities filtered": "/entities?kind=transfer&status=PROCESSED",
+                    "entity": f"/entity/tradevest:transfer:{ids[len(ids) // 2]}",
+                    "search by externalId": f"/search?q={xids[len(xids) // 3]}",
+                }
+                timings = {}
+                for name, url in pages.items():
+
+                    def load(url: str = url) -> None:
+                        answer = http.get(url, follow_redirects=True)
+                        if answer.status_code != 200 or "Sign in" in answer.text:
+                            raise RuntimeError(f"console {url}: {answer.status_code}")
+
+                    timings[name] = median_ms(load, 20)
+        finally:
+            process.stop(proc, timeout=10)
+        slowest = max(timings.values())
+        self.add(f"console pages at {self.n} (median HTTP load, slowest)", slowest, "ms",
+                 "reported", None,
+                 "(" + ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()) + ")")  # fmt: skip
 
     def run(self) -> list[Row]:
         self.server.start()
@@ -181,6 +235,7 @@ class Scale:
         found = self.cli_ms("entities", "find", ids[len(ids) // 2])
         self.add(f"CLI list / find at {self.n} (wall, Python start included)", max(listed, found),
                  "ms", "interactive", None, f"(list {listed:.0f} ms, find {found:.0f} ms)")  # fmt: skip
+        self.console_pages(ids, xids)
         r.flushall()
 
     def steady(self, r: redis.Redis) -> None:
