@@ -567,7 +567,7 @@ def _finish(
     _release_scope(pipe, ctx, record)
     if record.state == CommandState.ACCEPTED and record.entityId:
         entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
-        pipe.set(keys.external_id(kind.partner, record.externalId), entity_key)
+        store.link(pipe, kind.partner, record.externalId, entity_key)
         for name in kind.aliases:
             if record.result and record.result.get(name):
                 pipe.set(keys.alias(kind.partner, str(record.result[name])), f"{name}={entity_key}")

@@ -35,7 +35,7 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         pipe.exists(keys.entity(entity))
         pipe.hget(store.bucket(entity), entity)
     for partner in partners:
-        pipe.get(keys.external_id(partner, ident))
+        store.queue_by_external_id(pipe, partner, ident)
     for partner in partners:
         pipe.get(keys.alias(partner, ident))
     pipe.hmget(keys.inbox(ident), ["type", "entities"])
@@ -51,14 +51,13 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
             detail = f"evicted after retention: {gone.status} since {gone.updatedAt:%Y-%m-%d}"
             found.append(Found("entity", entity, detail))
     rest = replies_[2 * len(kinds) :]
-    by_external = {
-        p: replies.text(k) for p, k in zip(partners, rest, strict=False) if k is not None
-    }
+    linked = [store.linked(rest[2 * n], rest[2 * n + 1]) for n in range(len(partners))]
+    by_external = {p: k for p, k in zip(partners, linked, strict=True) if k is not None}
     found += [
         Found("externalId", key, f"{p} {catalog.partners[p].external_id_name}")
         for p, key in by_external.items()
     ]
-    rest = rest[len(partners) :]
+    rest = rest[2 * len(partners) :]
     for p, value in zip(partners, rest, strict=False):
         if value is not None:  # "SignUpId=saxo:signup:…"
             name, _, entity = replies.text(value).partition("=")

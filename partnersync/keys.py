@@ -77,7 +77,13 @@ def gone(bucket: int) -> str:
     return f"{PREFIX}gone:{bucket}"
 
 
+def links(bucket: int) -> str:
+    """A bucket of externalId links: "partner:externalId" -> entity key, kept for good."""
+    return f"{PREFIX}links:{bucket}"
+
+
 def external_id(partner: str, external_id: str) -> str:
+    """First layout only: one key per externalId link (read until rewritten as a link)."""
     return f"{PREFIX}xid:{partner}:{external_id}"
 
 

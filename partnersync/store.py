@@ -11,8 +11,11 @@ Layout (key names in keys.py):
   listing merges the few indexes its filter names (O(page)); retention reads the oldest of
   final statuses' (O(expired)).
 - `ps:gone:{bucket}` — hash entity key → tombstone (final status, modifiedOn, when) of an
-  evicted entity. Hashing keys into 65,536 buckets keeps each hash small enough for Redis's
-  compact listpack encoding (about 80 bytes per tombstone).
+  evicted entity; `ps:links:{bucket}` — hash "partner:externalId" → entity key, for good.
+  Hashing into 8,192 buckets keeps the keyspace bounded (no per-entity key outlives its
+  entity) and each hash in Redis's compact listpack encoding up to ~1M entries per kind of
+  bucket (hash-max-listpack-entries 128; raise it for more). A first-layout link
+  (`ps:xid:{partner}:{externalId}`, one key each) is still read.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ _unpack_tombstone = msgspec.msgpack.Decoder(_Tombstone).decode
 _json_record = msgspec.json.Decoder(EntityRecord).decode
 _json_transition = msgspec.json.Decoder(Transition).decode
 _json = msgspec.json.encode
-BUCKETS = 65_536
+BUCKETS = 8_192
 _LUA = Path(__file__).parent / "lua"
 EVICT = (_LUA / "evict.lua").read_text()
 REINDEX = (_LUA / "reindex.lua").read_text()
@@ -156,7 +159,33 @@ def decode(key: str, raw: Any) -> Stored | None:
 
 
 def bucket(entity_key: str) -> str:
+    """The hash holding the entity's tombstone, if it has one."""
     return keys.gone(zlib.crc32(entity_key.encode()) % BUCKETS)
+
+
+def _link_field(partner: str, external_id: str) -> str:
+    return f"{partner}:{external_id}"
+
+
+def link_bucket(partner: str, external_id: str) -> str:
+    """The hash holding the externalId's link to its entity."""
+    return keys.links(zlib.crc32(_link_field(partner, external_id).encode()) % BUCKETS)
+
+
+def link(pipe: redis.client.Pipeline, partner: str, external_id: str, entity_key: str) -> None:
+    """Queue the externalId → entity link (never reusable at the partner: kept for good)."""
+    pipe.hset(link_bucket(partner, external_id), _link_field(partner, external_id), entity_key)
+
+
+def queue_by_external_id(pipe: redis.client.Pipeline, partner: str, external_id: str) -> None:
+    """Queue the two reads `linked` turns into the entity key (this layout, then the first)."""
+    pipe.hget(link_bucket(partner, external_id), _link_field(partner, external_id))
+    pipe.get(keys.external_id(partner, external_id))
+
+
+def linked(current: Any, first_layout: Any) -> str | None:
+    found = current if current is not None else first_layout
+    return replies.optional_text(found)
 
 
 def decode_tombstone(key: str, raw: Any) -> EntityRecord:
@@ -232,7 +261,9 @@ def tombstone(connection: redis.Redis, entity_key: str) -> EntityRecord | None:
 
 
 def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
-    return replies.optional_text(connection.get(keys.external_id(partner, external_id)))
+    pipe = connection.pipeline(transaction=False)
+    queue_by_external_id(pipe, partner, external_id)
+    return linked(*pipe.execute())
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -264,7 +295,7 @@ def write(
     if before is not None and before.evicted:
         pipe.hdel(bucket(record.key), record.key)  # stored again: no longer a tombstone
     if record.externalId:
-        pipe.set(keys.external_id(record.partner, record.externalId), record.key)
+        link(pipe, record.partner, record.externalId, record.key)
     kind_of = f"{record.partner}:{record.kind}"
     if not counted:
         pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{record.status}", 1)

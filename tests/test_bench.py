@@ -53,7 +53,9 @@ def test_scale_smoke(tmp_path) -> None:
     """`bench --scale`: every figure is produced on a small store (correctness only)."""
     from cli.bench.scale import Scale
 
-    rows = {row.name: row for row in Scale(2000, tmp_path, rate=400, retention_s=1).run()}
+    rows = {
+        row.name: row for row in Scale(2000, tmp_path, rate=400, retention_s=1, warmup=500).run()
+    }
     assert len(rows) == 10, sorted(rows)
     per_entity = rows["Redis bytes per stored final entity at 2000"]
     assert 200 < per_entity.value < 5000 and "2000 stored" in per_entity.detail

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from partners.saxo import keys as saxo_keys
-from partnersync import keys, replies, workqueue
+from partnersync import keys, replies, store, workqueue
 from partnersync.context import Context
 from partnersync.errors import PartnerError
 from schemas.dedupe import digest
@@ -52,9 +52,9 @@ def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:
     """The partner cash transfer an AccountFundings activity confirms, if partnersync knows it."""
     reference = activity.get("ExternalExecutionReference")
     if reference:
-        found = ctx.connection.get(keys.external_id("saxo", reference))
-        if found:
-            return replies.text(found)
+        linked = store.by_external_id(ctx.connection, "saxo", reference)
+        if linked:
+            return linked
     position = activity.get("PositionId")
     if position:
         found = ctx.connection.get(saxo_keys.position(str(position)))
