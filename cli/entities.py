@@ -48,22 +48,26 @@ def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
-    if args.limit < 1:
+    if args.limit is not None and args.limit < 1:
         print("partnersync: --limit must be at least 1", file=sys.stderr)
         return 2
+    # --json without --limit/--cursor prints every match (the listing's contract for
+    # scripts), a page at a time; a person at a terminal gets the first page
+    every = args.all or (args.json and args.limit is None and cursor is None)
+    limit = args.limit or (500 if every else 50)
     connection = connect_redis(settings)
     shown = 0
     while True:  # one page, or with --all every page in turn
         got = store.page(
             connection, partner=args.partner, kind=args.kind, status=args.status,
-            since_ms=since, until_ms=until, limit=args.limit, cursor=cursor,
+            since_ms=since, until_ms=until, limit=limit, cursor=cursor,
         )  # fmt: skip
         shown += len(got.records)
         _print_page(got.records, json=args.json, header=not shown - len(got.records))
-        if not (args.all and got.next):
+        if not (every and got.next):
             break
         cursor = got.next
-    if got.next is not None and not args.all:
+    if got.next is not None and not every:
         hint = f"more: --cursor {got.next.encode()}"
         print(hint, file=sys.stderr if args.json else sys.stdout)
     if not args.json:
@@ -199,7 +203,9 @@ def add(sub: Any) -> None:
     el.add_argument("--status")
     el.add_argument("--since", help="updated since: 30m, 2h, 7d or an ISO date-time")
     el.add_argument("--until", help="updated before: 30m, 2h, 7d or an ISO date-time")
-    el.add_argument("--limit", type=int, default=50, help="entities per page (default 50)")
+    el.add_argument(
+        "--limit", type=int, help="entities per page (default 50; --json alone prints them all)"
+    )
     el.add_argument("--cursor", help="the page after the one that printed this cursor")
     el.add_argument("--all", action="store_true", help="every page, one after the other")
     el.add_argument("--json", action="store_true", help="one JSON object per line")

@@ -9,6 +9,7 @@ to the audit stream. Pages read the engine's indexes: none scans the entity stor
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import json
 import secrets
@@ -31,8 +32,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from console import audit, timeline, users
-from partnersync import dlq, find, keys, partner, replay, replies, store
+from console import audit, charts, timeline, users
+from partnersync import commands, dlq, find, health, keys, partner, replay, replies, store
 from partnersync.config import ConfigError, Settings
 from partnersync.masking import masked_data, raw_data
 
@@ -53,6 +54,8 @@ class Console:
         ]
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["q"] = lambda key: quote(key, safe=":")
+        # the system page's recent snapshots (this process's memory): rates and sparklines
+        self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=120)
 
     # -- who is asking ---------------------------------------------------------------------
 
@@ -143,14 +146,18 @@ class Console:
         pipe.time()
         dead, due, attention, doubles, clock, (sec, usec) = pipe.execute()
         now_ms = int(sec) * 1000 + int(usec) // 1000
-        attention_records = store.load(c, [replies.text(k) for k, _ in attention])
+        attention_records = [
+            (r, _pending_reasons(r))
+            for r in store.load(c, [replies.text(k) for k, _ in attention])
+            if r is not None
+        ]
         counts = sorted((k, n) for k, n in store.counts(c).items() if n > 0)
         tasks = sorted(
             (replies.text(name), (now_ms - int(ms)) / 1000) for name, ms in clock.items()
         )
         return self.page(
             request, "home.html", dead=dead, due=due, counts=counts, tasks=tasks,
-            attention=[r for r in attention_records if r is not None],
+            attention=attention_records,
             doubles=replies.texts(doubles),
         )  # fmt: skip
 
@@ -283,6 +290,95 @@ class Console:
         except ValueError as exc:
             return dlq.Filter(), str(exc)
 
+    def system(self, request: Request) -> Response:
+        self.need(request)
+        snap = health.snapshot(self.connection, self.settings)
+        self.samples.append(snap)
+        calls: dict[str, list[int]] = {}
+        for name, n in snap["partnerCalls"].items():
+            who, _, status = name.partition(":")
+            totals = calls.setdefault(who, [0, 0])
+            totals[0] += n
+            totals[1] += 0 if status.startswith("2") else n
+        return self.page(request, "system.html", snap=snap, calls=calls, charts=self._charts())
+
+    def _charts(self) -> dict[str, Any]:
+        """Rates between consecutive snapshots (a refresh every 5 s draws them)."""
+        samples = list(self.samples)
+        intake, errors, due = [], [], []
+        for a, b in zip(samples, samples[1:], strict=False):
+            seconds = max((b["at"] - a["at"]) / 1000, 1e-3)
+            accepted = [
+                sum(n for k, n in x["deliveries"].items() if "accepted:" in k) for x in (a, b)
+            ]
+            intake.append((accepted[1] - accepted[0]) / seconds)
+            delta = {k: n - a["partnerCalls"].get(k, 0) for k, n in b["partnerCalls"].items()}
+            bad = sum(n for k, n in delta.items() if not k.partition(":")[2].startswith("2"))
+            total = sum(delta.values())
+            errors.append(100 * bad / total if total else 0.0)
+            due.append(float(b["due"]))
+        return {
+            "accepted deliveries per second": charts.sparkline(intake, label="deliveries/s"),
+            "partner calls failing, %": charts.sparkline(errors, label="% failing"),
+            "entities due for reconcile": charts.sparkline(due, label="due"),
+        }
+
+    def saxo(self, request: Request) -> Response:
+        from partners.saxo import keys as saxo_keys
+
+        self.need(request)
+        names = (saxo_keys.UNSETTLED, saxo_keys.UNSETTLED_BY_EXCHANGE, saxo_keys.RECONCILIATION)
+        by_currency, by_exchange, reconciliation = (
+            json.loads(raw) if raw else None for raw in self.connection.mget(names)
+        )
+        flows = [
+            (f["valueDate"], float(f["amount"])) for f in (by_currency or {}).get("cashFlows", [])
+        ]
+        return self.page(
+            request, "saxo.html", by_currency=by_currency, by_exchange=by_exchange,
+            reconciliation=reconciliation, chart=charts.bars(flows),
+        )  # fmt: skip
+
+    def commands_page(self, request: Request) -> Response:
+        """Newest first; a state filter looks at `WINDOW` commands per page at most."""
+        self.need(request)
+        state = request.query_params.get("state") or None
+        before = request.query_params.get("before")
+        high = f"({before}" if before and before.isdigit() else "+inf"
+        window = 500
+        got: Any = self.connection.zrevrangebyscore(keys.COMMANDS, high, "-inf", start=0,
+                                                    num=window, withscores=True)  # fmt: skip
+        ids = [replies.text(m) for m, _ in got]
+        raws = self.connection.mget([keys.command(i) for i in ids]) if ids else []
+        shown = []
+        last_ms = None
+        for (_, score), raw in zip(got, raws, strict=True):
+            record = commands.decode(raw)
+            last_ms = int(score)
+            if record is not None and (state is None or str(record.state) == state):
+                shown.append(record)
+                if len(shown) == 50:
+                    break
+        more = last_ms is not None and (len(shown) == 50 or len(got) == window)
+        counts = {
+            replies.text(k): int(v) for k, v in self.connection.hgetall(keys.COMMAND_STATES).items()
+        }
+        return self.page(request, "commands.html", shown=shown, state=state, counts=counts,
+                         next=last_ms if more else None)  # fmt: skip
+
+    def command(self, request: Request) -> Response:
+        self.need(request)
+        record = commands.load(self.connection, request.path_params["xid"])
+        if record is None:
+            raise HTTPException(404, "no such command")
+        kind = self.catalog.commands.get(record.kind)
+        entity = (
+            keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
+            if kind is not None and record.entityId
+            else None
+        )
+        return self.page(request, "command.html", record=record, entity=entity)
+
     def audit_page(self, request: Request) -> Response:
         self.need(request)
         return self.page(request, "audit.html", entries=audit.latest(self.connection))
@@ -298,6 +394,14 @@ class Console:
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
             return self.page(request, "error.html", 401, message="sign in first")
         return self.page(request, "error.html", exc.status_code, message=exc.detail)
+
+
+def _pending_reasons(record: Any) -> str:
+    """A Saxo signup's PendingReasons (field names and reason codes: no personal data)."""
+    if bytes(record.data)[:1] != b"{":
+        return ""
+    reasons = json.loads(bytes(record.data)).get("PendingReasons") or []
+    return "; ".join(f"{r.get('PendingField')}: {', '.join(r.get('Reasons', []))}" for r in reasons)
 
 
 def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
@@ -318,6 +422,10 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/dlq/{id}/replay", console.replay, methods=["POST"]),
         Route("/dlq/{id}", console.dead_letter),
         Route("/audit", console.audit_page),
+        Route("/system", console.system),
+        Route("/saxo", console.saxo),
+        Route("/commands", console.commands_page),
+        Route("/command/{xid:path}", console.command),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [

@@ -186,6 +186,38 @@ def test_a_post_without_the_csrf_token_is_refused(
     page.context.close()
 
 
+def test_commands_system_and_saxo_pages(system: System, console_url: str, browser: Any) -> None:
+    from partners.saxo import keys as saxo_keys
+
+    account = system.fixtures()["balanceAccountId"]
+    submitted = system.cli(
+        "command", "submit", "transfer", "--key", f"k-{uuid.uuid4()}", "--wait", "30", "--json",
+        "--data", json.dumps({"customerProductId": account, "amount": 4, "reference": "pages"}),
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    external_id = json.loads(submitted.stdout)["externalId"]
+    page = signed_in(browser, console_url, VIEWER)
+    page.goto("/commands?state=ACCEPTED")
+    page.click(f"text={external_id}")
+    assert "ACCEPTED" in page.inner_text("dl")
+    assert re.search(r"send\s+20\d", page.inner_text("table"))
+    page.click("a[href^='/entity/tradevest:transfer:']")
+    assert "→ PROCESSED" in page.inner_text("#timeline") or "PENDING" in page.inner_text("#status")
+
+    for _ in range(3):  # three snapshots: two points of each rate, a first line
+        page.goto("/system")
+    assert page.locator("#charts svg.spark").count() == 3
+    assert re.search(r"\d+\s+workers", page.inner_text("main"))
+
+    wait_for(lambda: system.r.get(saxo_keys.UNSETTLED_BY_EXCHANGE), timeout=30,
+             what="the clock's unsettled report")  # fmt: skip
+    page.goto("/saxo")
+    text = page.inner_text("main")
+    assert "By exchange" in text and "By currency" in text and "Not run yet" in text
+    assert page.locator("svg.bars rect").count() >= 1
+    page.context.close()
+
+
 def test_screenshots_for_the_readme(system: System, console_url: str, browser: Any) -> None:
     """Renders the main pages to docs/console/ (the README shows them) — only when asked:
     CONSOLE_SCREENSHOTS=1."""
@@ -193,14 +225,62 @@ def test_screenshots_for_the_readme(system: System, console_url: str, browser: A
 
     if not os.environ.get("CONSOLE_SCREENSHOTS"):
         pytest.skip("set CONSOLE_SCREENSHOTS=1 to render the README's screenshots")
+    account = system.fixtures()["balanceAccountId"]
+    made = [system.create_transfer(customerProductId=account, amount=amount, reference="demo",
+                                   externalId=f"demo-{uuid.uuid4().hex[:8]}")
+            for amount in (12.5, 99_999_999, 3)]  # fmt: skip
+    for transfer in made:
+        wait_for(lambda t=transfer: system.r.exists(keys.entity(keys.entity_key("tradevest", "transfer", t))),
+                 what="stored")  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", made[0])
+    system.wait_status(key, "PROCESSED")
+    system.http.post(system.sandbox + "/_sandbox/faults", json={"http_5xx": 1.0})
+    try:
+        body = {"transferId": made[2], "status": "PROCESSED", "notificationType": "UPDATED",
+                "modifiedOn": "2026-01-02T00:00:00Z"}  # fmt: skip
+        system.deliver("transfer-notification", json.dumps(body).encode())
+        wait_for(lambda: dlq.all_letters(system.r), timeout=30, what="a dead letter")
+    finally:
+        system.http.post(system.sandbox + "/_sandbox/faults", json={})
     out = ROOT / "docs" / "console"
     out.mkdir(parents=True, exist_ok=True)
     page = signed_in(browser, console_url, OPERATOR)
     page.set_viewport_size({"width": 1200, "height": 800})
-    key = system.r.zrange(keys.index("tradevest", "transfer", "PROCESSED"), -1, -1)
-    shots = {"overview": "/", "entities": "/entities", "dlq": "/dlq", "audit": "/audit"}
-    if key:
-        shots["entity"] = f"/entity/tradevest:transfer:{key[0].decode()}"
+    shots = {"overview": "/", "entity": f"/entity/{key}", "dlq": "/dlq", "system": "/system",
+             "saxo": "/saxo"}  # fmt: skip
+    for _ in range(3):
+        page.goto("/system")
     for name, path in shots.items():
         page.goto(path)
         page.screenshot(path=str(Path(out) / f"{name}.png"), full_page=True)
+
+
+def test_proxy_mode_believes_only_trusted_addresses(r: Any, tmp_path: Path) -> None:
+    """Behind an SSO proxy: the user header from a trusted address signs in (with the role
+    of the users file); from anywhere else, or naming no known user, it does not."""
+    import warnings
+
+    from starlette.testclient import TestClient
+
+    from console.app import create_app
+    from partnersync.config import load
+
+    path = tmp_path / "users"
+    users.add(path, "pat", "viewer", "irrelevant-here")
+    settings = load({"PARTNERSYNC_CONSOLE_AUTH": "proxy", "PARTNERSYNC_CONSOLE_SECRET": "s",
+                     "PARTNERSYNC_CONSOLE_USERS": str(path),
+                     "PARTNERSYNC_CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8"}, state_fallback=False)  # fmt: skip
+    app = create_app(settings, r)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette's note about its test client's httpx
+        trusted = TestClient(app, client=("10.1.2.3", 40000), follow_redirects=False)
+        stranger = TestClient(app, client=("192.0.2.7", 40000), follow_redirects=False)
+    seen = trusted.get("/", headers={"X-Forwarded-User": "pat"})
+    assert seen.status_code == 200 and "pat (viewer)" in seen.text
+    assert trusted.get("/").headers["location"].startswith("/login")
+    assert trusted.get("/", headers={"X-Forwarded-User": "mallory"}).status_code == 303
+    assert stranger.get("/", headers={"X-Forwarded-User": "pat"}).status_code == 303
+    refused = trusted.post(
+        "/dlq/purge", headers={"X-Forwarded-User": "pat"}, data={"confirm": "yes"}
+    )
+    assert refused.status_code == 403  # a viewer, and no CSRF token either

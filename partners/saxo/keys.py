@@ -5,6 +5,8 @@ from partnersync.keys import PREFIX
 ENS_CHECKPOINT = PREFIX + "saxo:ens:sequence"  # the last ENS SequenceId taken in
 ENS_LAST_TIME = PREFIX + "saxo:ens:time"  # its ActivityTime (fallback window, lag)
 UNSETTLED = PREFIX + "saxo:unsettled"  # the latest unsettled-amounts report (JSON)
+UNSETTLED_BY_EXCHANGE = PREFIX + "saxo:unsettled:exchange"  # the same, by exchange (JSON)
+RECONCILIATION = PREFIX + "saxo:reconciliation"  # the latest transactions reconciliation (JSON)
 TOKEN = PREFIX + "saxo:token"  # the deployment's OAuth token (one per deployment)
 TOKEN_LOCK = PREFIX + "saxo:token:lock"  # held by the one process refreshing it
 SIGNUP_OPTIONS = PREFIX + "saxo:signup-options"  # the cached signup options (JSON)

@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 import redis
 
+from partners.saxo import keys as saxo_keys
 from partnersync import keys, store
 from schemas.saxo.cash_transfers import TransferResult
 from schemas.saxo.transactions import Transaction
@@ -94,14 +95,17 @@ async def reconcile(
         elif t.TransferRequestedOn is None or now - t.TransferRequestedOn > grace:
             result.missing.append(t.TransactionId)
     result.unexpected = [str(b.BookingId) for b in unmatched]
-    _publish(connection, result)
+    _publish(connection, result, start, end)
     return result
 
 
-def _publish(connection: redis.Redis, result: Result) -> None:
-    """Mismatches on the change stream, next to the entity transitions."""
+def _publish(connection: redis.Redis, result: Result, start: date, end: date) -> None:
+    """Mismatches on the change stream, next to the entity transitions; the whole result
+    kept as the latest (the console shows it)."""
     stamp = datetime.now(UTC).isoformat()
     pipe = connection.pipeline()
+    latest = {"at": stamp, "from": start.isoformat(), "to": end.isoformat(), **result.to_builtins()}
+    pipe.set(saxo_keys.RECONCILIATION, msgspec.json.encode(latest))
     for transaction_id in result.missing:
         pipe.xadd(keys.CHANGES, {"key": keys.entity_key("saxo", "cash-transfer", transaction_id), "partner": "saxo",
                                  "kind": "reconciliation", "to": "BOOKING_MISSING", "at": stamp})  # fmt: skip

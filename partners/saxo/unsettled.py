@@ -179,12 +179,17 @@ def render(report: Report) -> str:
 
 
 async def refresh(ctx: Any) -> int:
-    """The scheduled job: the latest report by currency, kept in Redis for /metrics."""
+    """The scheduled job: the latest report by currency (for /metrics and the console) and by
+    exchange (the console), kept in Redis."""
     from partners.saxo import keys as saxo_keys
 
     client_key = ctx.settings.saxo_client_key
     if not client_key:
         return 0
     report = await build(ctx.clients["saxo"], client_key, "currency")
-    ctx.connection.set(saxo_keys.UNSETTLED, msgspec.json.encode(report.to_builtins()))
+    by_exchange = await build(ctx.clients["saxo"], client_key, "exchange")
+    pipe = ctx.connection.pipeline()
+    pipe.set(saxo_keys.UNSETTLED, msgspec.json.encode(report.to_builtins()))
+    pipe.set(saxo_keys.UNSETTLED_BY_EXCHANGE, msgspec.json.encode(by_exchange.to_builtins()))
+    pipe.execute()
     return len(report.rows)
