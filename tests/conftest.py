@@ -154,13 +154,15 @@ def system(
     httpx.post(sandbox_url + "/_sandbox/faults", json={}).raise_for_status()
     marker = request.node.get_closest_marker("worker_env")
     env = dict(system_env, **(marker.kwargs if marker else {}))
-    workers = Proc("workers", ["worker", "-n", "2"], env).start()
-    clock = Proc("clock", ["clock"], env).start()
     # in-process: what `register-webhooks` does, without a Python start per test; in a
-    # thread of its own (Playwright's sync API keeps an event loop running in this one)
+    # thread of its own (Playwright's sync API keeps an event loop running in this one).
+    # Before the processes start: a failure here leaves none behind.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, register(settings_for(system_env), receiver_url)).result()
+    workers = Proc("workers", ["worker", "-n", "2"], env).start()
+    clock = Proc("clock", ["clock"], env)
     try:
+        clock.start()
         system = System(r, receiver_url, sandbox_url, system_env)
         system.workers = workers
         system.clock = clock
