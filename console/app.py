@@ -13,6 +13,7 @@ import collections
 import ipaddress
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -251,17 +252,51 @@ class Console:
         return self.page(request, "letter.html", letter=letter)
 
     async def replay(self, request: Request) -> Response:
-        """Replay one letter (its id in the path) or every letter the filter matches."""
+        """Replay one letter (its id in the path) or every letter the filter matches, in a
+        thread of this process; the browser follows its progress page."""
         user = self.need(request, operator=True)
         form = await self.form(request)
         ids = await run_in_threadpool(self._chosen, request, form)
-        summary = await run_in_threadpool(
-            replay.replay, self.connection, self.settings, ids, wait_s=20.0
-        )
-        outcome = summary.as_dict()
-        await run_in_threadpool(audit.record, self.connection, user.name, "replay",
-                                " ".join(ids), json.dumps(outcome))  # fmt: skip
-        return self.page(request, "replayed.html", ids=ids, outcome=outcome)
+        job = secrets.token_hex(8)
+        await run_in_threadpool(self._start_replay, job, ids, user.name)
+        return RedirectResponse(f"/dlq/replays/{job}", 303)
+
+    def _start_replay(self, job: str, ids: list[str], user: str) -> None:
+        key = keys.replay_job(job)
+        pipe = self.connection.pipeline()
+        pipe.hset(key, mapping={"user": user, "phase": "starting", "done": 0, "of": len(ids)})
+        pipe.expire(key, 86_400)
+        pipe.execute()
+        audit.record(self.connection, user, "replay", " ".join(ids), f"job {job}")
+        threading.Thread(target=self._replay, args=(job, ids, user), daemon=True).start()
+
+    def _replay(self, job: str, ids: list[str], user: str) -> None:
+        """Interrupted (the console stopped), a replay loses nothing: each letter is still in
+        the DLQ or its entity is due (partnersync/replay.py)."""
+        key = keys.replay_job(job)
+
+        def report(phase: str, done: int, of: int) -> None:
+            self.connection.hset(key, mapping={"phase": phase, "done": done, "of": of})
+
+        try:
+            outcome = replay.replay(
+                self.connection, self.settings, ids, wait_s=120.0, report=report
+            ).as_dict()
+        except Exception as exc:  # shown on its page and audited, never lost silently
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+        self.connection.hset(key, mapping={"phase": "done", "outcome": json.dumps(outcome)})
+        audit.record(self.connection, user, "replayed", f"job {job}", json.dumps(outcome))
+
+    def replay_progress(self, request: Request) -> Response:
+        self.need(request)
+        got = self.connection.hgetall(keys.replay_job(request.path_params["job"]))
+        state = {replies.text(k): replies.text(v) for k, v in got.items()}
+        if not state:
+            raise HTTPException(404, "no such replay (they are kept for a day)")
+        if state["phase"] != "done":
+            return self.page(request, "replaying.html", state=state)
+        return self.page(request, "replayed.html", outcome=json.loads(state["outcome"]),
+                         of=int(state["of"]))  # fmt: skip
 
     async def purge(self, request: Request) -> Response:
         user = self.need(request, operator=True)
@@ -270,7 +305,7 @@ class Console:
         for dlq_id in ids:
             await run_in_threadpool(dlq.remove, self.connection, dlq_id)
         await run_in_threadpool(audit.record, self.connection, user.name, "purge", " ".join(ids))
-        return self.page(request, "replayed.html", ids=ids, outcome={"purged": len(ids)})
+        return self.page(request, "replayed.html", of=len(ids), outcome={"purged": len(ids)})
 
     def _chosen(self, request: Request, form: dict[str, str]) -> list[str]:
         if "id" in request.path_params:
@@ -420,6 +455,7 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/dlq/replay", console.replay, methods=["POST"]),
         Route("/dlq/purge", console.purge, methods=["POST"]),
         Route("/dlq/{id}/replay", console.replay, methods=["POST"]),
+        Route("/dlq/replays/{job}", console.replay_progress),
         Route("/dlq/{id}", console.dead_letter),
         Route("/audit", console.audit_page),
         Route("/system", console.system),

@@ -65,10 +65,9 @@ def story(connection: redis.Redis, key: str) -> Story:
             Entry(a.at, "command", f"{a.action}: {a.outcome}", "", command.externalId)
             for a in command.history
         ]
-    for letter in dlq.all_letters(connection):  # the DLQ is bounded by its retention
-        if letter.entity == key:
-            what = "handler" if letter.reason == "handler" else "dead-letter"
-            entries.append(Entry(letter.at, what, letter.error, f"{letter.attempts} attempt(s)",
-                                 letter.id))  # fmt: skip
+    for letter in dlq.of_entity(connection, key):
+        what = "handler" if letter.reason == "handler" else "dead-letter"
+        entries.append(Entry(letter.at, what, letter.error, f"{letter.attempts} attempt(s)",
+                             letter.id))  # fmt: skip
     entries.sort(key=lambda e: e.at)
     return Story(stored, command, entries)

@@ -46,8 +46,11 @@ _decoder = msgspec.json.Decoder(DeadLetter)
 
 
 def add(pipe: redis.client.Pipeline, letter: DeadLetter, retention: int) -> None:
+    at_ms = int(letter.at.timestamp() * 1000)
     pipe.set(keys.dead_letter(letter.id), msgspec.json.encode(letter), ex=retention)
-    pipe.zadd(keys.DLQ, {letter.id: int(letter.at.timestamp() * 1000)})
+    pipe.zadd(keys.DLQ, {letter.id: at_ms})
+    pipe.zadd(keys.dead_letters_of(letter.entity), {letter.id: at_ms})
+    pipe.expire(keys.dead_letters_of(letter.entity), retention)
 
 
 def dead_letter(
@@ -138,6 +141,17 @@ def parse_filter(text: str, now: datetime) -> Filter:
             raise ValueError(f"bad filter {part!r}: use kind=, error=, since=, reason=")
         values[name] = parse_since(value, now) if name == "since" else value
     return Filter(**values)
+
+
+def of_entity(connection: redis.Redis, entity_key: str) -> list[DeadLetter]:
+    """An entity's live letters, oldest first (replayed or expired ones are pruned)."""
+    index = keys.dead_letters_of(entity_key)
+    letter_ids = replies.texts(connection.zrange(index, 0, -1))
+    raws = connection.mget([keys.dead_letter(i) for i in letter_ids]) if letter_ids else []
+    gone = [i for i, raw in zip(letter_ids, raws, strict=True) if raw is None]
+    if gone:
+        connection.zrem(index, *gone)
+    return [_decoder.decode(raw) for raw in raws if raw is not None]
 
 
 def remove(connection: redis.Redis, dlq_id: str) -> None:

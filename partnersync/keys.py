@@ -115,6 +115,16 @@ def dead_letter(dlq_id: str) -> str:
     return f"{PREFIX}dlq:{dlq_id}"
 
 
+def replay_job(job_id: str) -> str:
+    """A console replay's progress: hash user, phase, done, of, outcome (expires in a day)."""
+    return f"{PREFIX}replay-job:{job_id}"
+
+
+def dead_letters_of(entity_key: str) -> str:
+    """An entity's dead letters: zset dead-letter id -> ms (expires with the letters)."""
+    return f"{PREFIX}dlq-of:{entity_key}"
+
+
 def entity_key(partner: str, kind: str, id: str) -> str:
     return f"{partner}:{kind}:{id}"
 

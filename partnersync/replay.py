@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -132,6 +133,7 @@ def replay(
     *,
     progress: IO[str] | None = None,
     wait_s: float = 120.0,
+    report: Callable[[str, int, int], None] | None = None,
 ) -> Summary:
     """Replay the given letters (all when `ids` is None), then wait for their entities.
     Interrupted (Ctrl-C), it stops where it is and the summary says so: every letter is
@@ -147,6 +149,8 @@ def replay(
             if progress:
                 progress.write(f"\rreplaying letter {n}/{len(wanted)}")
                 progress.flush()
+            if report:  # (phase, done, of)
+                report("replaying", n - 1, len(wanted))
             letter = dlq.get(connection, dlq_id)
             if letter is None:
                 summary.missing += 1
@@ -170,7 +174,7 @@ def replay(
             summary.entities.add(entity)
         if summary.entities:
             wq.kick()
-        _wait(connection, summary, started, wait_s, progress)
+        _wait(connection, summary, started, wait_s, progress, report)
     except KeyboardInterrupt:
         summary.interrupted = True
     if progress:
@@ -184,6 +188,7 @@ def _wait(
     started: int,
     wait_s: float,
     progress: IO[str] | None,
+    report: Callable[[str, int, int], None] | None = None,
 ) -> None:
     waiting = sorted(summary.entities)
     deadline = time.monotonic() + wait_s
@@ -191,6 +196,8 @@ def _wait(
         if progress:
             progress.write(f"\rwaiting for {len(waiting)} of {len(summary.entities)} entities ")
             progress.flush()
+        if report:
+            report("waiting", len(summary.entities) - len(waiting), len(summary.entities))
         time.sleep(0.2)
         pipe = connection.pipeline(transaction=False)
         for entity in waiting:

@@ -161,7 +161,8 @@ def test_dead_letter_replayed_from_the_console(
     page.goto("/dlq?kind=transfer&error=503")
     row = page.locator("tr", has_text=key)
     row.locator("button", has_text="Replay").click()
-    page.wait_for_selector("#outcome", timeout=60_000)
+    page.wait_for_selector("#outcome", timeout=60_000)  # its progress page, refreshed until done
+    assert "/dlq/replays/" in page.url
     outcome = page.inner_text("#outcome")
     assert re.search(r"entities_applied\s+1", outcome), outcome
     assert dlq.get(system.r, letter.id) is None
