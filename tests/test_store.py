@@ -149,3 +149,28 @@ def test_stored_value_is_compact(r: redis.Redis) -> None:
     assert back is not None and back.record == record and back.history == history
     assert len(value) < 0.7 * (len(msgspec.json.encode(record)) + sum(
         len(msgspec.json.encode(t)) for t in history))  # fmt: skip
+
+
+def test_the_transactions_sweep_visits_active_customers_and_rotates_the_rest(
+    r: redis.Redis,
+) -> None:
+    """Tradevest's transactions have no webhook: each sweep lists the customers active
+    within its window, and a slice of the dormant ones that covers them all within half
+    the window (#17: a sweep's work follows live work, not the whole history)."""
+    from partners.tradevest import keys as tradevest_keys
+    from partners.tradevest.sweeper import customers_due
+
+    day = 86_400_000
+    now = 100 * day
+    r.sadd(tradevest_keys.CUSTOMERS, "legacy-1")  # the first layout's set is moved
+    r.zadd(tradevest_keys.ACTIVITY, {f"old-{n:03d}": n for n in range(240)})
+    r.zadd(tradevest_keys.ACTIVITY, {"busy-1": now - 1000, "busy-2": now - day})
+    # a sweep every 12 h with a 2-day window: a rotation takes at most 2 sweeps
+    first = customers_due(r, now, 2, 12 * 3600)
+    assert not r.exists(tradevest_keys.CUSTOMERS)
+    assert {"busy-1", "busy-2"} <= set(first) and len(first) == 2 + 121
+    second = customers_due(r, now, 2, 12 * 3600)
+    dormant = {*(f"old-{n:03d}" for n in range(240)), "legacy-1"}
+    assert (set(first) | set(second)) - {"busy-1", "busy-2"} == dormant
+    third = customers_due(r, now, 2, 12 * 3600)
+    assert set(third) == set(first)  # round again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -30,10 +31,11 @@ def read(event_type: str | None, body: bytes | None) -> Notification | None:
 def index(
     write: redis.client.Pipeline, kind: Kind, key: str, entity: Any, settings: Settings
 ) -> None:
-    """Customers whose transactions the sweeper lists (transactions have no webhook)."""
+    """Customers whose transactions the sweeper lists (transactions have no webhook), with
+    when one of their entities last changed (this worker's clock: a coarse activity window)."""
     if kind.kind == "customer":
         customer: Any = keys.split_entity_key(key)[2]
     else:
         customer = getattr(entity, "customerId", None)
     if customer:
-        write.sadd(tradevest_keys.CUSTOMERS, str(customer))
+        write.zadd(tradevest_keys.ACTIVITY, {str(customer): int(time.time() * 1000)})

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import redis
 
 from partners.tradevest import keys as tradevest_keys
 from partnersync import keys, replies, store, workqueue
@@ -76,10 +77,47 @@ async def missed_notifications(ctx: Context) -> int:
     return recovered
 
 
+def customers_due(
+    connection: redis.Redis, now_ms: int, window_days: int, interval_s: float
+) -> list[str]:
+    """The customers whose transactions this sweep lists: every customer with an entity
+    change within the window (live work), and a slice of the dormant ones, sized so the
+    whole rotation takes at most half the window (an incoming payment to a dormant
+    customer, which no webhook announces, is still found within it)."""
+    if connection.exists(tradevest_keys.CUSTOMERS):  # the first layout's set, moved once
+        members: Any = connection.smembers(tradevest_keys.CUSTOMERS)
+        pipe = connection.pipeline()
+        pipe.zadd(tradevest_keys.ACTIVITY, {m: 0 for m in members}, nx=True)
+        pipe.delete(tradevest_keys.CUSTOMERS)
+        pipe.execute()
+    window_ms = window_days * 86_400_000
+    active = replies.texts(
+        connection.zrangebyscore(tradevest_keys.ACTIVITY, now_ms - window_ms, "+inf")
+    )
+    dormant = connection.zcount(tradevest_keys.ACTIVITY, "-inf", f"({now_ms - window_ms}")
+    if not dormant:
+        return active
+    rotations = max(1, int(window_ms / 2 / 1000 / max(interval_s, 0.001)))
+    size = max(50, -(-dormant // rotations))
+    start = int(connection.get(tradevest_keys.ROTATION) or 0)
+    if start >= dormant:
+        start = 0
+    # ranks 0..dormant-1 are the dormant customers (ordered by last activity, oldest first)
+    piece = replies.texts(
+        connection.zrange(tradevest_keys.ACTIVITY, start, min(start + size, dormant) - 1)
+    )
+    connection.set(tradevest_keys.ROTATION, start + size if start + size < dormant else 0)
+    return list(dict.fromkeys(active + piece))
+
+
 async def transactions(ctx: Context, window_days: int = 2) -> int:
-    """Reconcile transactions of known customers booked in the last `window_days`."""
+    """Reconcile the transactions booked in the last `window_days` of the customers due
+    (`customers_due`): O(active customers + a slice of the dormant) partner calls a sweep."""
     client = ctx.clients["tradevest"]
-    customers = replies.texts(ctx.connection.smembers(tradevest_keys.CUSTOMERS))
+    customers = customers_due(
+        ctx.connection, workqueue.redis_ms(ctx.connection), window_days,
+        ctx.settings.sweep_interval_s,
+    )  # fmt: skip
     start = (datetime.now(UTC) - timedelta(days=window_days)).date().isoformat()
     due: list[str] = []
     for customer in customers:
