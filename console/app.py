@@ -15,13 +15,14 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import redis
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -34,7 +35,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from console import audit, charts, timeline, users
-from partnersync import commands, dlq, find, health, keys, partner, replay, replies, store
+from partnersync import (
+    commands,
+    config,
+    dlq,
+    find,
+    health,
+    keys,
+    partner,
+    redisurl,
+    replay,
+    replies,
+    store,
+)
 from partnersync.config import ConfigError, Settings
 from partnersync.masking import masked_data, raw_data
 
@@ -43,11 +56,12 @@ SESSION_HOURS = 8
 
 
 class Console:
-    def __init__(self, settings: Settings, connection: redis.Redis):
+    def __init__(self, settings: Settings, connection: redis.Redis, streams: aioredis.Redis):
         if not settings.console_secret:
             raise ConfigError("PARTNERSYNC_CONSOLE_SECRET is not set (it signs the sessions)")
         self.settings = settings
         self.connection = connection
+        self.streams = streams  # asyncio client: the live pages' blocking XREADs
         self.catalog = partner.load(settings.partners)
         self.users = users.read(settings.console_users)
         self.proxies = [
@@ -212,18 +226,19 @@ class Console:
         return self.page(request, "reveal.html", key=key,
                          data=json.dumps(raw_data(record), indent=2))  # fmt: skip
 
-    def live(self, request: Request) -> Response:
-        """Server-sent events: the entity's transitions as they are stored."""
+    async def live(self, request: Request) -> Response:
+        """Server-sent events: the entity's transitions as they are stored. On the asyncio
+        client: a page left open waits in the event loop, not in a worker thread."""
         self.need(request)
         key = request.path_params["key"]
         after = request.query_params.get("after", "$")
 
-        def events() -> Iterator[str]:
+        async def events() -> AsyncIterator[str]:
             last = after
             until = time.monotonic() + 300  # the browser reconnects (EventSource)
             yield "retry: 1000\n\n"
             while time.monotonic() < until:
-                got: Any = self.connection.xread({keys.CHANGES: last}, count=200, block=2000)
+                got: Any = await self.streams.xread({keys.CHANGES: last}, count=200, block=2000)
                 for _, entries in got or []:
                     for entry_id, fields in entries:
                         last = replies.text(entry_id)
@@ -440,7 +455,10 @@ def _pending_reasons(record: Any) -> str:
 
 
 def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
-    console = Console(settings, connection)
+    streams = redisurl.connect_async(
+        config.redis_url(settings), socket_connect_timeout=2.0, socket_timeout=10.0
+    )
+    console = Console(settings, connection, streams)
     routes = [
         Route("/login", console.login_form, methods=["GET"]),
         Route("/login", console.login, methods=["POST"]),

@@ -256,7 +256,9 @@ def test_screenshots_for_the_readme(system: System, console_url: str, browser: A
         page.screenshot(path=str(Path(out) / f"{name}.png"), full_page=True)
 
 
-def test_proxy_mode_believes_only_trusted_addresses(r: Any, tmp_path: Path) -> None:
+def test_proxy_mode_believes_only_trusted_addresses(
+    r: Any, redis_server: Any, tmp_path: Path
+) -> None:
     """Behind an SSO proxy: the user header from a trusted address signs in (with the role
     of the users file); from anywhere else, or naming no known user, it does not."""
     import warnings
@@ -268,7 +270,8 @@ def test_proxy_mode_believes_only_trusted_addresses(r: Any, tmp_path: Path) -> N
 
     path = tmp_path / "users"
     users.add(path, "pat", "viewer", "irrelevant-here")
-    settings = load({"PARTNERSYNC_CONSOLE_AUTH": "proxy", "PARTNERSYNC_CONSOLE_SECRET": "s",
+    settings = load({"REDIS_URL": redis_server.url, "PARTNERSYNC_CONSOLE_AUTH": "proxy",
+                     "PARTNERSYNC_CONSOLE_SECRET": "s",
                      "PARTNERSYNC_CONSOLE_USERS": str(path),
                      "PARTNERSYNC_CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8"}, state_fallback=False)  # fmt: skip
     app = create_app(settings, r)
