@@ -59,6 +59,11 @@ class Console:
     def __init__(self, settings: Settings, connection: redis.Redis, streams: aioredis.Redis):
         if not settings.console_secret:
             raise ConfigError("PARTNERSYNC_CONSOLE_SECRET is not set (it signs the sessions)")
+        if not settings.console_users:
+            raise ConfigError(
+                "PARTNERSYNC_CONSOLE_USERS is not set: nobody could sign in "
+                "(`partnersync console-user NAME --role operator --file F` makes one)"
+            )
         self.settings = settings
         self.connection = connection
         self.streams = streams  # asyncio client: the live pages' blocking XREADs

@@ -288,3 +288,21 @@ def test_proxy_mode_believes_only_trusted_addresses(
         "/dlq/purge", headers={"X-Forwarded-User": "pat"}, data={"confirm": "yes"}
     )
     assert refused.status_code == 403  # a viewer, and no CSRF token either
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({}, "PARTNERSYNC_CONSOLE_SECRET is not set"),
+        ({"PARTNERSYNC_CONSOLE_SECRET": "s"}, "PARTNERSYNC_CONSOLE_USERS is not set"),
+        ({"PARTNERSYNC_CONSOLE_SECRET": "s", "PARTNERSYNC_CONSOLE_USERS": "/nonexistent"},
+         "cannot read /nonexistent"),
+    ],
+)  # fmt: skip
+def test_console_refuses_to_start_without_what_it_needs(
+    redis_server: Any, extra: dict[str, str], message: str
+) -> None:
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": redis_server.url, **extra}
+    done = subprocess.run([sys.executable, "-m", "partnersync", "console"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
