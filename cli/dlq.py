@@ -110,8 +110,7 @@ def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
             return 2
         if input(f"Purge {len(ids)} dead letters? [y/N] ").strip().lower() != "y":
             return 1
-    for dlq_id in ids:
-        dlq.remove(connection, dlq_id)
+    dlq.remove(connection, *ids)
     print(f"purged {len(ids)} dead letters")
     return 0
 

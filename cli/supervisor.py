@@ -22,7 +22,7 @@ from cli import process
 from cli.process import child_preexec
 from cli.redisserver import RedisServer, free_port, port_free
 from partnersync import redisurl
-from partnersync.config import RUN_STATE, Settings
+from partnersync.config import RUN_STATE, Settings, write_private
 
 SANDBOX_PORT = 8900
 CONSOLE_USERS = Path("var") / "console-users"
@@ -179,10 +179,7 @@ class Supervisor:
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         lines = ["# written by `partnersync run` while it runs; read by the CLI here"]
         lines += [f"{name}={env[name]}" for name in SHARED if env.get(name)]
-        fd = os.open(self.state_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # an older file may have had looser bits
-        with os.fdopen(fd, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        write_private(self.state_file, "\n".join(lines) + "\n")
 
     def _register(self, env: dict[str, str]) -> None:
         if not self.sandbox:

@@ -322,8 +322,7 @@ class Console:
         user = self.need(request, operator=True)
         form = await self.form(request)
         ids = await run_in_threadpool(self._chosen, request, form)
-        for dlq_id in ids:
-            await run_in_threadpool(dlq.remove, self.connection, dlq_id)
+        await run_in_threadpool(dlq.remove, self.connection, *ids)
         await run_in_threadpool(audit.record, self.connection, user.name, "purge", " ".join(ids))
         return self.page(request, "replayed.html", of=len(ids), outcome={"purged": len(ids)})
 

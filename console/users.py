@@ -5,12 +5,13 @@ A viewer reads; an operator may also reveal personal data, replay and purge dead
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from partnersync.config import write_private
 
 ROLES = ("viewer", "operator")
 _hasher = PasswordHasher()
@@ -71,7 +72,4 @@ def add(path: str | Path, name: str, role: str, password: str) -> None:
     users = read(path) if Path(path).exists() else {}
     users[name] = (role, _hasher.hash(password))
     text = "".join(f"{n} {r} {h}\n" for n, (r, h) in users.items())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
+    write_private(path, text)

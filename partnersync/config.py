@@ -362,6 +362,15 @@ def _convert(name: str, field: str, raw: str) -> object:
 RUN_STATE = Path("var") / "run.env"
 
 
+def write_private(path: Path | str, text: str) -> None:
+    """Write a file only its owner may read (it holds secrets or password hashes); an
+    older file with looser bits is tightened."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def run_state(directory: Path) -> dict[str, str]:
     """What a `partnersync run` in `directory` set up (Redis URL, generated webhook secret,
     sandbox URLs and keys), as NAME=value lines in var/run.env while it runs."""

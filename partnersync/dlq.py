@@ -154,8 +154,10 @@ def of_entity(connection: redis.Redis, entity_key: str) -> list[DeadLetter]:
     return [_decoder.decode(raw) for raw in raws if raw is not None]
 
 
-def remove(connection: redis.Redis, dlq_id: str) -> None:
+def remove(connection: redis.Redis, *dlq_ids: str) -> None:
+    if not dlq_ids:
+        return
     pipe = connection.pipeline()
-    pipe.delete(keys.dead_letter(dlq_id))
-    pipe.zrem(keys.DLQ, dlq_id)
+    pipe.delete(*(keys.dead_letter(i) for i in dlq_ids))
+    pipe.zrem(keys.DLQ, *dlq_ids)
     pipe.execute()

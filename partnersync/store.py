@@ -285,23 +285,23 @@ def write(
     if transition is not None:
         history.append(transition)
     pipe.set(keys.entity(record.key), encode(record, history[-history_max:]))
-    ms = _ms(record.updatedAt)
-    pipe.zadd(keys.index(record.partner, record.kind, record.status), {record.id: ms})
-    counted = before is not None and not before.evicted
-    if counted and before is not None and before.record.status != record.status:
-        pipe.zrem(keys.index(record.partner, record.kind, before.record.status), record.id)
+    # the status it is counted and indexed under now (None: new, or only a tombstone)
+    previous = before.record.status if before is not None and not before.evicted else None
+    pipe.zadd(
+        keys.index(record.partner, record.kind, record.status), {record.id: _ms(record.updatedAt)}
+    )
+    kind_of = f"{record.partner}:{record.kind}"
+    if previous != record.status:
+        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{record.status}", 1)
+        if previous is not None:
+            pipe.zrem(keys.index(record.partner, record.kind, previous), record.id)
+            pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{previous}", -1)
     if before is not None and before.legacy:
         pipe.delete(keys.history(record.key))  # now in the value
     if before is not None and before.evicted:
         pipe.hdel(bucket(record.key), record.key)  # stored again: no longer a tombstone
     if record.externalId:
         link(pipe, record.partner, record.externalId, record.key)
-    kind_of = f"{record.partner}:{record.kind}"
-    if not counted:
-        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{record.status}", 1)
-    elif before is not None and before.record.status != record.status:
-        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{before.record.status}", -1)
-        pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{record.status}", 1)
     if transition is not None:
         fields: dict[Any, Any] = {
             "key": record.key,

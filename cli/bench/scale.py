@@ -144,6 +144,7 @@ class Scale:
         import httpx
 
         from cli import process
+        from cli.supervisor import wait_http
         from console import users
 
         path = self.dir / "console-users"
@@ -156,14 +157,10 @@ class Scale:
                                 env=env)  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
+            if not wait_http(base + "/login", proc, timeout=30):
+                raise RuntimeError("the console did not come up")
             with httpx.Client(base_url=base, timeout=30) as http:
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:
-                    try:
-                        login = http.get("/login")
-                        break
-                    except httpx.TransportError:
-                        time.sleep(0.2)
+                login = http.get("/login")
                 token = re.search(r'name="csrf" value="([^"]+)"', login.text)
                 assert token is not None
                 http.post("/login", data={"csrf": token.group(1), "name": "bench",
