@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from partnersync import commands, dlq, keys, replies, store
+from partnersync import commands, dlq, inbox, keys, replies, store
 from schemas.commands import CommandRecord
 
 MAX_DELIVERIES = 200  # the newest transitions' sources, at most (one HMGET each)
@@ -48,15 +48,14 @@ def story(connection: redis.Redis, key: str) -> Story:
     sources = list(dict.fromkeys(d for t in reversed(history) for d in t.source))
     sources = sources[:MAX_DELIVERIES]
     pipe = connection.pipeline(transaction=False)
-    for delivery in sources:
-        pipe.hmget(keys.inbox(delivery), ["type", "receivedAt"])
+    inbox.queue_read(pipe, sources)
     pipe.get(keys.command_link(key))
     got: Any = pipe.execute()
     link = got.pop()
-    for delivery, (type_, received) in zip(sources, got, strict=True):
-        if received:
-            at = datetime.fromtimestamp(int(received) / 1000, UTC)
-            entries.append(Entry(at, "delivery", replies.text(type_ or b"?"), "", delivery))
+    for delivery, record in zip(sources, inbox.records(sources, got), strict=True):
+        if record.received_ms:
+            at = datetime.fromtimestamp(record.received_ms / 1000, UTC)
+            entries.append(Entry(at, "delivery", record.type or "?", "", delivery))
     command = commands.load(connection, replies.text(link)) if link else None
     if command is not None:
         entries.append(Entry(command.createdAt, "command", f"{command.kind} submitted",

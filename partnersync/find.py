@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import redis
 
-from partnersync import commands, keys, replies, store
+from partnersync import commands, inbox, keys, replies, store
 from partnersync.partner import Catalog
 
 
@@ -38,8 +38,8 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         store.queue_by_external_id(pipe, partner, ident)
     for partner in partners:
         pipe.get(keys.alias(partner, ident))
-    pipe.hmget(keys.inbox(ident), ["type", "entities"])
     pipe.get(keys.command(ident))
+    inbox.queue_read(pipe, [ident])
     replies_ = pipe.execute()
     found: list[Found] = []
     for n, (partner, kind) in enumerate(kinds):
@@ -63,12 +63,12 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
             name, _, entity = replies.text(value).partition("=")
             found.append(Found("alias", entity, f"{p} {name}"))
     rest = rest[len(partners) :]
-    event_type, entities = rest[0]
-    if event_type is not None:
-        named = replies.text(entities or b"").split()
-        detail = f"delivery of {replies.text(event_type)}"
+    delivery = inbox.records([ident], rest[1:])[0]
+    if delivery.type is not None:
+        detail = f"delivery of {delivery.type}"
+        named = delivery.entities
         found += [Found("delivery", e, detail) for e in named] or [Found("delivery", None, detail)]
-    record = commands.decode(rest[1])
+    record = commands.decode(rest[0])
     if record is not None:
         command = catalog.commands.get(record.kind)
         led_to: str | None = None

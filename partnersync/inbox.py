@@ -1,22 +1,33 @@
-"""The inbox record: one raw delivery as it arrived, kept `PARTNERSYNC_INBOX_TTL` seconds.
+"""The inbox: every raw delivery as it arrived, kept `PARTNERSYNC_INBOX_TTL` seconds.
 
-A Redis hash at keys.inbox(delivery id). Written by the intake script (lua/intake.lua,
-with these field names) and by a DLQ replay (`write`); read by reconcile (`read`, then
-`Record.of`).
+Two layouts, both read:
+
+- **Blocks** (written by the intake script, lua/intake.lua): the deliveries of one intake
+  batch share a value, `keys.inbox_block(block)`, a msgpack array
+  `[receivedAt, offset, record, offset, record, ...]` where each record is `encode`'s
+  `[type, entities, body]`. A delivery id `{ms:013d}-{seq}` names its block
+  (`seq // BLOCK`) and its offset in it (`seq % BLOCK`). One value per batch instead of a
+  key per delivery: a new key costs Redis several µs of CPU and ~100 bytes.
+- **One record** (`keys.inbox(delivery id)`, a hash of type, body, receivedAt, entities):
+  deliveries stored before blocks, and a DLQ replay's rewrite of a delivery (`write`). Read
+  first: a replayed delivery's rewrite is newer than its block.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import redis
 
 from partnersync import keys
 
-# the hash's fields: type, body, receivedAt, entities (space-separated entity keys);
-# reconcile reads the first three
-READ = ("type", "body", "receivedAt")
+BLOCK = 1024  # delivery ids per block (lua/intake.lua's BLOCK)
+
+# the one-record hash's fields: type, body, receivedAt, entities (space-separated keys)
+FIELDS = ("type", "body", "receivedAt", "entities")
 
 
 @dataclass(frozen=True)
@@ -26,20 +37,107 @@ class Record:
     received_ms: int | None  # Redis's clock at intake
     entities: tuple[str, ...] = ()  # the entity keys it names
 
-    @classmethod
-    def of(cls, values: list[Any]) -> Record:
-        """From the HMGET of `read`."""
-        type_, body, received = values
-        return cls(type_.decode() if type_ else None, body, int(received) if received else None)
+
+MISSING = Record(None, None, None)
+
+_encoder = msgspec.msgpack.Encoder()
+_block = msgspec.msgpack.Decoder(list[Any])
 
 
-def read(pipe: redis.client.Pipeline, delivery_id: str) -> None:
-    """Queue the HMGET of a delivery's record on `pipe` (its reply: `Record.of`)."""
-    pipe.hmget(keys.inbox(delivery_id), list(READ))
+def encode(event_type: str, entities: Sequence[str], body: bytes) -> bytes:
+    """A delivery's record as the intake script stores it in its block."""
+    return _encoder.encode((event_type, " ".join(entities), body))
+
+
+def block_of(delivery_id: str) -> tuple[int, int] | None:
+    """(block, offset) of a delivery id, None for what is not one."""
+    _, _, seq = delivery_id.rpartition("-")
+    if not seq.isdigit():
+        return None
+    return divmod(int(seq), BLOCK)
+
+
+def queue_read(pipe: redis.client.Pipeline, delivery_ids: Iterable[str]) -> int:
+    """Queue on `pipe` what `records` needs for these ids; returns how many replies."""
+    blocks: dict[int, None] = {}
+    n = 0
+    for delivery_id in delivery_ids:
+        pipe.hmget(keys.inbox(delivery_id), list(FIELDS))
+        n += 1
+        found = block_of(delivery_id)
+        if found is not None and found[0] not in blocks:
+            blocks[found[0]] = None
+    for block in blocks:
+        pipe.get(keys.inbox_block(block))
+    return n + len(blocks)
+
+
+def records(delivery_ids: Sequence[str], replies: Sequence[Any]) -> list[Record]:
+    """The records of `delivery_ids` from the replies `queue_read` queued (MISSING for a
+    delivery no longer held)."""
+    singles = replies[: len(delivery_ids)]
+    decoded: dict[int, dict[int, Record]] = {}
+    wanted = [b for d in delivery_ids if (b := block_of(d)) is not None]
+    for block, value in zip(
+        dict.fromkeys(b for b, _ in wanted), replies[len(delivery_ids) :], strict=True
+    ):
+        decoded[block] = _decode_block(value) if value is not None else {}
+    out = []
+    for delivery_id, single in zip(delivery_ids, singles, strict=True):
+        type_, body, received, entities = single
+        if type_ is not None:
+            out.append(
+                Record(
+                    type_.decode() or None, body, int(received) if received else None,
+                    tuple((entities or b"").decode().split()),
+                )
+            )  # fmt: skip
+            continue
+        found = block_of(delivery_id)
+        out.append(decoded.get(found[0], {}).get(found[1], MISSING) if found else MISSING)
+    return out
+
+
+def read(connection: redis.Redis, delivery_ids: Sequence[str]) -> list[Record]:
+    """The records of these deliveries, in one round trip."""
+    pipe = connection.pipeline(transaction=False)
+    queue_read(pipe, delivery_ids)
+    return records(delivery_ids, pipe.execute())
+
+
+def _decode_block(value: bytes) -> dict[int, Record]:
+    items = _block.decode(value)
+    received = int(items[0])
+    out = {}
+    for i in range(1, len(items) - 1, 2):
+        type_, entities, body = items[i + 1]
+        out[int(items[i])] = Record(type_, bytes(body), received, tuple(entities.split()))
+    return out
+
+
+def scan(connection: redis.Redis) -> Iterator[tuple[str, Record]]:
+    """Every (delivery id, record) the inbox holds, in no order (a scan: for tests, the
+    bench and an operator's check, not for a request path)."""
+    for key in connection.scan_iter(keys.inbox("*"), count=10_000):
+        delivery_id = key.decode().removeprefix(keys.inbox(""))
+        found = read(connection, [delivery_id])[0]
+        if found is not MISSING:
+            yield delivery_id, found
+    for key in connection.scan_iter(keys.inbox_block("*"), count=10_000):
+        block = int(key.decode().removeprefix(keys.inbox_block("")))
+        value = connection.get(key)
+        if isinstance(value, bytes):
+            for offset, record in _decode_block(value).items():
+                yield f"{record.received_ms:013d}-{block * BLOCK + offset}", record
+
+
+def count(connection: redis.Redis) -> int:
+    """Deliveries the inbox holds (a scan, as `scan`)."""
+    return sum(1 for _ in scan(connection))
 
 
 def write(pipe: redis.client.Pipeline, delivery_id: str, record: Record, ttl: int) -> None:
-    """Queue the record's (re)write on `pipe`, expiring after `ttl` seconds."""
+    """Queue the one-record (re)write of a delivery on `pipe`, expiring after `ttl` s."""
     pipe.hset(
         keys.inbox(delivery_id),
         mapping={

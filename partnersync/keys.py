@@ -14,6 +14,7 @@ ENTITIES = PREFIX + "entities"  # first layout: zset entity key -> ms (moved to 
 INDEX = PREFIX + "ix:"  # + partner:kind:status: zset entity id -> ms of its last update
 CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's output)
 SEQ = PREFIX + "seq"  # counter for ids made inside Redis
+INBOX_BLOCKS = PREFIX + "inbox-blocks"  # counter: the last inbox block made (inbox.py)
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
 ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that need a human
 COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
@@ -34,7 +35,13 @@ def dedupe(digest: str) -> str:
 
 
 def inbox(delivery_id: str) -> str:
+    """One delivery's record on its own: the first layout, and a DLQ replay's rewrite."""
     return f"{PREFIX}inbox:{delivery_id}"
+
+
+def inbox_block(block: int | str) -> str:
+    """The records of the deliveries of one inbox block (partnersync/inbox.py)."""
+    return f"{PREFIX}inbox-block:{block}"
 
 
 def events(entity_key: str) -> str:

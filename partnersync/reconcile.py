@@ -260,19 +260,17 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
 
     # One round trip: the archived events, the stored records, the attempt counters.
     pipe = connection.pipeline(transaction=False)
-    for _, delivery_ids in claimed:
-        for d in delivery_ids:
-            inbox.read(pipe, d)
+    delivery_ids = [d for _, ids in claimed for d in ids]
+    split = inbox.queue_read(pipe, delivery_ids)
     store.read_queue(pipe, entity_keys)
     pipe.mget([keys.attempts(k) for k in entity_keys])
     pipe.mget([keys.claims(k) for k in entity_keys])
     replies = pipe.execute()
     crashed = workqueue.crashes(replies.pop())
     attempts_raw = [int(a or 0) for a in replies.pop()]
-    split = len(replies) - 1 - len(entity_keys)
     befores = store.read_replies(connection, entity_keys, replies[split:])
     records = [b.record if b is not None else None for b in befores]
-    delivered = (inbox.Record.of(r) for r in replies[:split])
+    delivered = iter(inbox.records(delivery_ids, replies[:split]))
     catalog = ctx.catalog
     decoded: dict[str, Event] = {}  # a delivery naming several entities is decoded once
     events = []

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from partnersync import failpoints, keys, rqbridge
+from partnersync import failpoints, inbox, keys, rqbridge
 from partnersync.config import Settings
 
 T = TypeVar("T")
@@ -96,9 +96,10 @@ def intake_call(
         *rqbridge.drainer_keys(queue),
         keys.COUNTERS,
         keys.LAST_DELIVERY,
-        keys.inbox(""),
+        keys.INBOX_BLOCKS,
         keys.events(""),
         keys.cool(""),
+        keys.inbox_block(""),
         *(e.dedupe_key for e in events),
     ]
     args: list[Any] = [
@@ -111,7 +112,8 @@ def intake_call(
         len(events),
     ]
     for e in events:
-        args += [e.event_type, e.label or e.event_type, e.body, len(e.entities), *e.entities]
+        record = inbox.encode(e.event_type, e.entities, e.body)
+        args += [e.label or e.event_type, record, len(e.entities), *e.entities]
     return script_keys, args
 
 

@@ -33,7 +33,7 @@ def test_bench_smoke() -> None:
     with Bench(smoke=True) as bench:
         rows = {row.name: row for row in bench.run()}
     assert not bench.dir.exists()  # its temporary directory goes with it (#19)
-    assert len(rows) == 15, sorted(rows)
+    assert len(rows) == 16, sorted(rows)
     assert rows["every accepted request stored"].ok is True
     assert rows["/metrics sums both processes"].ok is True, rows["/metrics sums both processes"]
     for name in (

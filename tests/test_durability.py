@@ -23,7 +23,7 @@ import pytest
 import redis
 
 from cli.redisserver import RedisServer, free_port
-from partnersync import keys
+from partnersync import inbox
 from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
 
 ROUTE = "/webhooks/tradevest/transfer-notification"
@@ -121,7 +121,10 @@ def crash_under_load(
                 t.join()
             server.start()  # same data directory: the AOF is all that survived
         r = redis.Redis.from_url(server.url)
-        return acknowledged, [d for d in acknowledged if not r.exists(keys.inbox(d))]
+        held = inbox.read(r, acknowledged)
+        return acknowledged, [
+            d for d, h in zip(acknowledged, held, strict=True) if h is inbox.MISSING
+        ]
     finally:
         receiver.stop()
         server.stop()

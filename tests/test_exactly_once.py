@@ -25,7 +25,7 @@ import redis
 
 from cli.redisserver import RedisServer, free_port
 from jobs import drain
-from partnersync import commands, config, context, failpoints, keys, store, workqueue
+from partnersync import commands, config, context, failpoints, inbox, keys, store, workqueue
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import CustomerProductData
@@ -453,8 +453,8 @@ def test_a_body_naming_one_customer_thousands_of_times_is_one_event(
     answer = deliver(receiver_url, "labels-update-notification", body)
     assert answer.status_code == 204, answer.text
     assert r.llen(keys.events(f"tradevest:customer:{customer}")) == 1
-    inbox = r.hget(keys.inbox(answer.headers["partnersync-delivery-id"]), "entities")
-    assert inbox == f"tradevest:customer:{customer}".encode()
+    record = inbox.read(r, [answer.headers["partnersync-delivery-id"]])[0]
+    assert record.entities == (f"tradevest:customer:{customer}",)
 
 
 def test_a_body_naming_more_entities_than_the_cap_is_refused_whole(
@@ -464,7 +464,7 @@ def test_a_body_naming_more_entities_than_the_cap_is_refused_whole(
     body = msgspec_json({"updatedCustomers": customers, "notificationType": "UPDATED"})
     answer = deliver(receiver_url, "labels-update-notification", body)
     assert answer.status_code == 400 and answer.json()["error"] == "too_many_entities"
-    assert not list(r.scan_iter(keys.events("*"))) and not list(r.scan_iter(keys.inbox("*")))
+    assert not list(r.scan_iter(keys.events("*"))) and inbox.count(r) == 0
 
 
 def test_attempts_that_crash_are_counted_and_dead_lettered(w: Worlds) -> None:

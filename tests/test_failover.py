@@ -23,7 +23,7 @@ import redis
 
 from cli import process
 from cli.redisserver import RedisServer, find_binary, free_port
-from partnersync import keys, redisurl, store
+from partnersync import inbox, keys, redisurl, store
 from partnersync.config import ConfigError
 from tests.conftest import ROOT, WEBHOOK_SECRET, Proc, base_env, wait_for, wait_http
 
@@ -194,7 +194,8 @@ def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: 
         )
         new = redis.Redis(port=primary)
         assert new.info("replication")["role"] == "master"
-        lost = [d for d in acknowledged if not new.exists(keys.inbox(d))]
+        held = inbox.read(new, acknowledged)
+        lost = [d for d, h in zip(acknowledged, held, strict=True) if h is inbox.MISSING]
         assert lost == [], f"{len(lost)} of {len(acknowledged)} acknowledged deliveries lost"
 
         # processing resumes on the new primary: a transfer created now is reconciled

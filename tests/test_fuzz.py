@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cli.redisserver import RedisServer, free_port
-from partnersync import keys
+from partnersync import inbox, keys
 from tests.conftest import ROOT, base_env, wait_http
 
 SECRET = "fuzz-secret-value-4f1c"
@@ -75,7 +75,7 @@ def signing_receiver(fuzz_redis, tmp_path_factory):
 
 def stored(r: redis.Redis) -> tuple[int, int, int]:
     return (
-        len(list(r.scan_iter(keys.inbox("*")))),
+        inbox.count(r),
         r.llen("rq:queue:partnersync"),
         r.zcard(keys.DIRTY),
     )

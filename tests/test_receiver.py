@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from cli.redisserver import RedisServer, free_port
-from partnersync import keys
+from partnersync import inbox, keys
 from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
 
 ROUTE = "/webhooks/tradevest/transfer-notification"
@@ -27,7 +27,7 @@ def body(
 
 def snapshot(r: redis.Redis) -> tuple[int, int, int, int]:
     return (
-        len(list(r.scan_iter(keys.inbox("*")))),
+        inbox.count(r),
         r.llen("rq:queue:partnersync"),
         r.zcard(keys.DIRTY),
         len(list(r.scan_iter(keys.dedupe("*")))),
@@ -111,8 +111,8 @@ def test_same_notification_three_times_is_accepted_once(receiver_url: str, r: re
         "duplicate",
     ]
     assert len({a.headers["partnersync-delivery-id"] for a in answers}) == 1
-    inbox, _, dirty, _ = snapshot(r)
-    assert inbox == 1 and dirty == 1
+    held, _, dirty, _ = snapshot(r)
+    assert held == 1 and dirty == 1
 
 
 def test_accepted_answer_is_204_naming_the_stored_delivery(
@@ -122,8 +122,8 @@ def test_accepted_answer_is_204_naming_the_stored_delivery(
     response = post(receiver_url + ROUTE, content)
     assert response.status_code == 204 and response.content == b""
     assert response.headers["partnersync-outcome"] == "accepted"
-    stored = r.hgetall(keys.inbox(response.headers["partnersync-delivery-id"]))
-    assert stored[b"body"] == content and stored[b"type"] == b"TRANSFER_NOTIFICATION"
+    stored = inbox.read(r, [response.headers["partnersync-delivery-id"]])[0]
+    assert stored.body == content and stored.type == "TRANSFER_NOTIFICATION"
 
 
 def test_webhook_routes_answer_json_for_wrong_method_and_path(receiver_url: str) -> None:
@@ -137,13 +137,13 @@ def test_webhook_routes_answer_json_for_wrong_method_and_path(receiver_url: str)
 def test_unknown_event_type_is_archived_and_parked(receiver_url: str, r: redis.Redis) -> None:
     response = post(receiver_url + "/webhooks/tradevest/brand-new-notification", b'{"fooId":"1"}')
     assert response.status_code == 204 and response.headers["partnersync-outcome"] == "parked"
-    inbox, _, dirty, _ = snapshot(r)
-    assert inbox == 1 and dirty == 0
+    held, _, dirty, _ = snapshot(r)
+    assert held == 1 and dirty == 0
     # counted under one bounded label; the inbox keeps the type as sent
     assert r.hget(keys.COUNTERS, "parked:OTHER") == b"1"
     assert r.hgetall(keys.LAST_DELIVERY).keys() == {b"OTHER"}
-    stored = r.hget(keys.inbox(response.headers["partnersync-delivery-id"]), "type")
-    assert stored == b"BRAND_NEW_NOTIFICATION"
+    stored = inbox.read(r, [response.headers["partnersync-delivery-id"]])[0]
+    assert stored.type == "BRAND_NEW_NOTIFICATION"
     assert post(receiver_url + "/webhooks/tradevest/Bad..Path", b"{}").status_code == 404
 
 
@@ -171,7 +171,7 @@ def test_redis_down_gives_503_then_recovers(tmp_path) -> None:
         assert again.status_code == 204 and again.headers["partnersync-outcome"] == "accepted"
         # the delivery accepted before the crash survived it (AOF)
         r = redis.Redis.from_url(server.url)
-        assert len(list(r.scan_iter(keys.inbox("*")))) == 2
+        assert inbox.count(r) == 2
     finally:
         proc.stop()
         server.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from partners.saxo import keys as saxo_keys
-from partnersync import keys
+from partnersync import inbox, keys
 from tests.conftest import Proc, System, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker_env(PARTNERSYNC_ENS_INTERVAL_S="0.3")]
@@ -41,11 +41,7 @@ def test_resume_after_restart_without_loss_or_duplicates(system: System) -> None
         )
         assert counter(system, DUPLICATE) <= 1  # at most the checkpoint's own activity, re-read
         assert int(system.r.get(saxo_keys.ENS_CHECKPOINT)) > int(checkpoint)
-        archived = sum(
-            1
-            for k in system.r.scan_iter(keys.inbox("*"))
-            if system.r.hget(k, "type") == b"ENS_POSITIONS"
-        )
+        archived = sum(1 for _, d in inbox.scan(system.r) if d.type == "ENS_POSITIONS")
         assert archived == total
     finally:
         clock.stop()
@@ -99,10 +95,10 @@ def test_account_fundings_land_on_their_cash_transfer(system: System) -> None:
     )
     key = keys.entity_key("saxo", "cash-transfer", done.entityId)
 
-    def funding_events() -> list[bytes]:
+    def funding_events() -> list[str]:
         return [
-            k for k in system.r.scan_iter(keys.inbox("*"))
-            if system.r.hget(k, "type") == b"ENS_ACCOUNT_FUNDINGS" and system.r.hget(k, "entities") == key.encode()
+            i for i, d in inbox.scan(system.r)
+            if d.type == "ENS_ACCOUNT_FUNDINGS" and d.entities == (key,)
         ]  # fmt: skip
 
     assert (

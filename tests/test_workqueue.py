@@ -9,7 +9,7 @@ from rq import Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from partnersync import keys, workqueue
+from partnersync import inbox, keys, workqueue
 
 E1 = "tradevest:transfer:11111111-1111-1111-1111-111111111111"
 E2 = "tradevest:transfer:22222222-2222-2222-2222-222222222222"
@@ -44,8 +44,9 @@ def test_intake_archives_dedupes_and_coalesces(r: redis.Redis) -> None:
     # two distinct events, one entity due: one fetch will serve both
     assert r.zcard(keys.DIRTY) == 1
     assert r.llen(keys.events(E1)) == 2
-    assert r.ttl(keys.inbox(original)) > 0
-    assert r.hget(keys.inbox(original), "type") == b"TRANSFER_NOTIFICATION"
+    block = inbox.block_of(original)
+    assert block is not None and r.ttl(keys.inbox_block(block[0])) > 0
+    assert inbox.read(r, [original])[0].type == "TRANSFER_NOTIFICATION"
 
 
 def test_intake_enqueues_a_real_rq_job_up_to_the_cap(r: redis.Redis) -> None:

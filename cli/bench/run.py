@@ -29,7 +29,7 @@ from rq.serializers import JSONSerializer
 from cli import process
 from cli.process import child_preexec
 from cli.redisserver import RedisServer, free_port
-from partnersync import config, keys, store
+from partnersync import config, inbox, keys, store
 
 SECRET = "bench-secret"
 
@@ -226,6 +226,10 @@ class Bench:
         cpu = self.r.info("cpu")
         return float(scripts), (cpu["used_cpu_user"] + cpu["used_cpu_sys"]) * 1e6
 
+    def script_calls(self) -> int:
+        stats = self.r.info("commandstats")
+        return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+
     def accepted(self) -> int:
         return int(self.r.hget(keys.COUNTERS, "accepted:TRANSFER_NOTIFICATION") or 0)
 
@@ -244,22 +248,26 @@ class Bench:
         for name, (proc, port) in servers.items():
             self._up(proc, port, name)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-        usec = cpu = accepted = 0.0
+        usec = cpu = accepted = calls = 0.0
+        server_cpu = {name: 0.0 for name in servers}  # s of CPU each server process used
         for _ in range(1 if self.quick else 2):  # interleaved: all see the same machine
-            for name, (_, port) in servers.items():
+            for name, (proc, port) in servers.items():
                 (usec0, cpu0), accepted0 = self.redis_usec(), self.accepted()
+                calls0, own0 = self.script_calls(), process_cpu(proc)
                 runs[name].append(self.wrk(f"http://127.0.0.1:{port}{route}", seconds, connections))
+                server_cpu[name] += process_cpu(proc) - own0
                 if name == "receiver":
                     usec1, cpu1 = self.redis_usec()
                     usec, cpu = usec + usec1 - usec0, cpu + cpu1 - cpu0
                     accepted += self.accepted() - accepted0
+                    calls += self.script_calls() - calls0
         best = {name: max(r, key=lambda x: x["rps"]) for name, r in runs.items()}
         rcv = best["receiver"]
         ok_responses = sum(x["requests"] - x["non2xx"] for x in runs["receiver"])
-        inbox = sum(1 for _ in self.r.scan_iter(keys.inbox("*"), count=10_000))
+        held = inbox.count(self.r)
         durable = (
             accepted >= ok_responses
-            and inbox == self.accepted()
+            and held == self.accepted()
             and not any(x["non2xx"] for x in runs["receiver"])
         )
 
@@ -273,7 +281,7 @@ class Bench:
         bare_ratio = ratio(rcv["rps"], best["bare Starlette"]["rps"])
         self.add("receiver req/s ÷ bare Starlette", bare_ratio, "×", "≥ 0.9", bare_ratio >= 0.9,
                  f"({describe('receiver')}; {describe('bare Starlette')}; "
-                 f"{int(accepted)} accepted, {inbox} in the inbox{'' if durable else ' — MISMATCH'})")  # fmt: skip
+                 f"{int(accepted)} accepted, {held} in the inbox{'' if durable else ' — MISMATCH'})")  # fmt: skip
         raw_ratio = ratio(rcv["rps"], best["raw ASGI"]["rps"])
         self.add("receiver req/s ÷ raw ASGI app (the ceiling)", raw_ratio, "×", "report", None,
                  f"({describe('raw ASGI')})")  # fmt: skip
@@ -286,6 +294,19 @@ class Bench:
                  f"(intake scripts per INFO commandstats over the receiver's runs: {usec / 1e6:.2f} s "
                  f"for {int(accepted)} events; the Redis process in all, INFO cpu: "
                  f"{cpu / accepted if accepted else float('nan'):.1f} µs per event)")  # fmt: skip
+
+        def cpu_per_request(name: str) -> float:
+            requests = sum(x["requests"] for x in runs[name])
+            return server_cpu[name] / requests * 1e6 if requests else float("nan")
+
+        own = {name: cpu_per_request(name) for name in servers}
+        self.add("server process CPU per request: receiver ÷ bare Starlette",
+                 ratio(own["receiver"], own["bare Starlette"]), "×", "report", None,
+                 f"(µs of CPU per request: receiver {own['receiver']:.0f}, bare Starlette "
+                 f"{own['bare Starlette']:.0f}, raw ASGI {own['raw ASGI']:.0f}; plus, for the "
+                 f"receiver, Redis {cpu / accepted if accepted else float('nan'):.0f} µs per event "
+                 f"on the same 2 cores as the server and wrk; "
+                 f"{accepted / calls if calls else float('nan'):.1f} events per intake call)")  # fmt: skip
         for name in ("raw ASGI", "bare Starlette", "RQ enqueue peer"):
             self.stop(servers[name][0])
         receiver_proc, receiver_port = servers["receiver"]
@@ -492,6 +513,16 @@ class Bench:
         self.reconcile(stub_url)
         self.system(stub_url)
         return self.rows
+
+
+def process_cpu(proc: subprocess.Popen[bytes]) -> float:
+    """s of CPU (user + system) a process and its live children have used."""
+    try:
+        found = psutil.Process(proc.pid)
+        every = [found, *found.children(recursive=True)]
+        return sum(sum(p.cpu_times()[:2]) for p in every if p.is_running())
+    except psutil.Error:
+        return 0.0
 
 
 def table(rows: list[Row]) -> None:

@@ -2,38 +2,51 @@
 -- KEYS[1..7]  as in drainer.lua
 -- KEYS[8]     ps:counters          hash of plain counters
 -- KEYS[9]     ps:last-delivery     hash event type -> ms of its last accepted delivery
--- KEYS[10]    ps:inbox:            prefix: the inbox record of a delivery (id made here;
---                                  its fields: partnersync/inbox.py)
+-- KEYS[10]    ps:inbox-blocks      counter: the last inbox block made
 -- KEYS[11]    ps:events:           prefix: an entity's list of pending delivery ids
 -- KEYS[12]    ps:cool:             prefix: an entity's cooldown after a reconcile (its
 --                                  value: the cooldown's end, ms; it expires then)
--- KEYS[13..]  one per event: its dedupe key ('' = none)
+-- KEYS[13]    ps:inbox-block:      prefix: one block of the inbox (partnersync/inbox.py)
+-- KEYS[14..]  one per event: its dedupe key ('' = none)
 -- ARGV: dedupe_ttl, inbox_ttl, now_iso, cap, reserve_ms, source, n_events,
---       then per event: event_type, label (its name in the counters and in
---       ps:last-delivery: bounded by the caller), body, n_entities, entity keys...
+--       then per event: label (its name in the counters and in ps:last-delivery: bounded
+--       by the caller), record (inbox.py's msgpack of type, entities, body), n_entities,
+--       entity keys...
 -- `source` prefixes the counters: '' for deliveries, 'recovered-' for sweeper ingestion.
 -- Returns {accepted_1, delivery_id_1, ..., accepted_n, delivery_id_n, drainer}: accepted
 -- is 1, or 0 for a duplicate (with the original delivery's id); drainer is 'notpl' when
 -- the job template must be installed.
+--
+-- The batch's deliveries are archived in one value per block of BLOCK ids, not one key
+-- each: Redis charges a new key several µs (and ~100 B), the dominant cost of intake.
+-- A delivery id is `{ms:013d}-{seq}` with seq = block * BLOCK + its offset in the block.
+local BLOCK = 1024
 local dedupe_ttl, inbox_ttl, now_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), clock_ms()
 local now_iso, cap, reserve_ms = ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local source, n_events = ARGV[6], tonumber(ARGV[7])
--- Redis charges each redis.call a few µs: what can be done once per batch is (one MGET of
--- the dedupe keys, one INCRBY for the delivery ids, one MGET of the cooldowns, one ZADD).
+-- Redis charges each redis.call a few µs: what can be done once per batch is.
 local out = {}
 local wake = false
 local counts, last = {}, {}  -- written once per batch, not per event
 local dedupe_keys = {}
-for ev = 1, n_events do dedupe_keys[ev] = KEYS[12 + ev] ~= '' and KEYS[12 + ev] or KEYS[10] end
-local seen = redis.call('MGET', unpack(dedupe_keys))  -- KEYS[10] (a prefix) stands for none
+for ev = 1, n_events do dedupe_keys[ev] = KEYS[13 + ev] ~= '' and KEYS[13 + ev] or KEYS[13] end
+local seen = redis.call('MGET', unpack(dedupe_keys))  -- KEYS[13] (a prefix) stands for none
 local fresh = {}  -- dedupe key -> delivery id, for a duplicate within this batch
-local last_id = redis.call('INCRBY', KEYS[3], n_events)  -- ids last_id-n+1 .. last_id
+local n_blocks = math.floor((n_events - 1) / BLOCK) + 1
+local last_block = redis.call('INCRBY', KEYS[10], n_blocks)
+if last_block == n_blocks then
+  -- the first blocks ever: start above the first layout's ids (ps:seq), so ids still grow
+  local legacy = tonumber(redis.call('GET', KEYS[3])) or 0
+  last_block = redis.call('INCRBY', KEYS[10], math.floor(legacy / BLOCK) + 1)
+end
+local first_block = last_block - n_blocks + 1
+local blocks = {}  -- block -> its msgpack parts (offset, record, ...)
 local i = 8
 local pushed, scores = {}, {}  -- entities given a delivery: their ZADD score, once
 for ev = 1, n_events do
-  local dedupe_key = KEYS[12 + ev]
-  local event_type, label, body, n = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local first = i + 4
+  local dedupe_key = KEYS[13 + ev]
+  local label, record, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local first = i + 3
   i = first + n
   local original = dedupe_key ~= '' and (fresh[dedupe_key] or seen[ev])
   if original then
@@ -42,19 +55,22 @@ for ev = 1, n_events do
     out[#out + 1] = 0
     out[#out + 1] = original
   else
-    local delivery_id = string.format('%013d-%d', now_ms, last_id - n_events + ev)
+    local block = first_block + math.floor((ev - 1) / BLOCK)
+    local offset = (ev - 1) % BLOCK
+    local delivery_id = string.format('%013d-%d', now_ms, block * BLOCK + offset)
     if dedupe_key ~= '' then
       redis.call('SET', dedupe_key, delivery_id, 'EX', dedupe_ttl)
       fresh[dedupe_key] = delivery_id
     end
-    local entities = {}
-    for k = 1, n do entities[k] = ARGV[first + k - 1] end
-    local inbox = KEYS[10] .. delivery_id
-    redis.call('HSET', inbox, 'body', body, 'type', event_type, 'receivedAt', now_ms,
-               'entities', table.concat(entities, ' '))
-    redis.call('EXPIRE', inbox, inbox_ttl)
-    for k = 1, n do
-      local e = entities[k]
+    local parts = blocks[block]
+    if not parts then
+      parts = {}
+      blocks[block] = parts
+    end
+    parts[#parts + 1] = cmsgpack.pack(offset)
+    parts[#parts + 1] = record
+    for k = first, first + n - 1 do
+      local e = ARGV[k]
       redis.call('RPUSH', KEYS[11] .. e, delivery_id)
       if not scores[e] then
         pushed[#pushed + 1] = e
@@ -68,6 +84,14 @@ for ev = 1, n_events do
     out[#out + 1] = 1
     out[#out + 1] = delivery_id
   end
+end
+-- each block: a msgpack array [receivedAt, offset, record, offset, record, ...]
+for block, parts in pairs(blocks) do
+  local n = #parts + 1
+  local header = n < 16 and string.char(0x90 + n)
+    or string.char(0xdc, math.floor(n / 256), n % 256)  -- n <= 2 * BLOCK + 1
+  redis.call('SET', KEYS[13] .. block, header .. cmsgpack.pack(now_ms) .. table.concat(parts),
+             'EX', inbox_ttl)
 end
 if #pushed > 0 then
   -- reconciled moments ago: wait out the cooldown so a burst costs one more GET, not many
