@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -223,6 +224,39 @@ def test_slow_clients_do_not_starve_genuine_deliveries(server: RedisServer, tmp_
     finally:
         for s in slow:
             s.close()
+        receiver.stop()
+
+
+def test_the_header_deadline_counts_from_the_last_response(
+    server: RedisServer, tmp_path: Path
+) -> None:
+    """A keep-alive connection answered at 2 s has until 6 s (not 4 s) for its next
+    request's headers; then it is closed."""
+    receiver = Receiver(
+        server.url, tmp_path / "deadline.log", PARTNERSYNC_HEADER_TIMEOUT_S="4"
+    ).ready()
+    s = socket.create_connection(("127.0.0.1", receiver.port))
+    try:
+        opened = time.monotonic()
+        time.sleep(2.0)
+        body = transfer()
+        s.sendall(
+            f"POST {ROUTE} HTTP/1.1\r\nHost: x\r\napi-key: {WEBHOOK_SECRET}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        s.settimeout(5)
+        assert s.recv(4096).startswith(b"HTTP/1.1 204")
+        s.sendall(f"POST {ROUTE} HTTP/1.1\r\n".encode())  # the next one, never finished
+        time.sleep(max(0.0, opened + 5.0 - time.monotonic()))
+        s.settimeout(0.2)
+        with pytest.raises(TimeoutError):  # past the first deadline: still open
+            s.recv(1024)
+        s.settimeout(10)
+        assert s.recv(1024) == b""  # closed at the moved one
+        assert time.monotonic() - opened < 9
+    finally:
+        s.close()
         receiver.stop()
 
 
