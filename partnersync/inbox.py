@@ -57,31 +57,29 @@ def block_of(delivery_id: str) -> tuple[int, int] | None:
     return divmod(int(seq), BLOCK)
 
 
-def queue_read(pipe: redis.client.Pipeline, delivery_ids: Iterable[str]) -> int:
+def _blocks(delivery_ids: Iterable[str]) -> list[int]:
+    """The distinct blocks these ids name, in first-seen order (queue_read's GETs)."""
+    return list(dict.fromkeys(b[0] for d in delivery_ids if (b := block_of(d)) is not None))
+
+
+def queue_read(pipe: redis.client.Pipeline, delivery_ids: Sequence[str]) -> int:
     """Queue on `pipe` what `records` needs for these ids; returns how many replies."""
-    blocks: dict[int, None] = {}
-    n = 0
     for delivery_id in delivery_ids:
         pipe.hmget(keys.inbox(delivery_id), list(FIELDS))
-        n += 1
-        found = block_of(delivery_id)
-        if found is not None and found[0] not in blocks:
-            blocks[found[0]] = None
+    blocks = _blocks(delivery_ids)
     for block in blocks:
         pipe.get(keys.inbox_block(block))
-    return n + len(blocks)
+    return len(delivery_ids) + len(blocks)
 
 
 def records(delivery_ids: Sequence[str], replies: Sequence[Any]) -> list[Record]:
     """The records of `delivery_ids` from the replies `queue_read` queued (MISSING for a
     delivery no longer held)."""
     singles = replies[: len(delivery_ids)]
-    decoded: dict[int, dict[int, Record]] = {}
-    wanted = [b for d in delivery_ids if (b := block_of(d)) is not None]
-    for block, value in zip(
-        dict.fromkeys(b for b, _ in wanted), replies[len(delivery_ids) :], strict=True
-    ):
-        decoded[block] = _decode_block(value) if value is not None else {}
+    decoded = {
+        block: _decode_block(value) if value is not None else {}
+        for block, value in zip(_blocks(delivery_ids), replies[len(delivery_ids) :], strict=True)
+    }
     out = []
     for delivery_id, single in zip(delivery_ids, singles, strict=True):
         type_, body, received, entities = single
