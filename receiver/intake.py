@@ -4,7 +4,12 @@ Group commit: the events of requests whose handlers ran in the same event-loop i
 go to Redis in one call of the intake script (atomic per batch); each request is answered
 only after that call returned, so 2xx still means stored. Under load a round trip is
 shared by many requests; alone, a request waits for nobody. The call goes over a lean
-pipelined connection (partnersync.resp): batches do not wait for each other's replies.
+pipelined connection (partnersync.resp).
+
+At most `max_in_flight` batches are in Redis at once; a batch that would exceed it waits for
+the first reply and gathers what arrives meanwhile. Redis pays per call (the socket read and
+reply, the script's per-batch commands), so batches that grow with the load cost it less
+per event; an idle receiver still sends at once.
 """
 
 from __future__ import annotations
@@ -30,7 +35,12 @@ class NotReplicated(RedisError):
 
 class Intake:
     def __init__(
-        self, pipelined: PipelinedConnection, connection: aioredis.Redis, settings: Settings
+        self,
+        pipelined: PipelinedConnection,
+        connection: aioredis.Redis,
+        settings: Settings,
+        *,
+        max_in_flight: int = 1,
     ):
         self.pipelined = pipelined
         self.connection = connection  # redis-py, for the rare template install
@@ -39,6 +49,9 @@ class Intake:
         self._pending: list[workqueue.Event] = []
         self._batch: asyncio.Future[Replies] | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self.max_in_flight = max_in_flight
+        self._in_flight = 0  # batches sent whose reply has not come back
+        self._due = False  # a flush is scheduled for the next loop iteration
 
     async def accept(
         self,
@@ -55,18 +68,23 @@ class Intake:
             event_type, body, entities, keys.dedupe(dedupe) if dedupe else "", label
         )
         batch = self._batch
-        if batch is None:  # the first of this moment: the batch goes out next iteration
-            loop = asyncio.get_running_loop()
+        if batch is None:  # the first of this moment: the batch goes out next iteration,
+            loop = asyncio.get_running_loop()  # or when a reply frees a slot
             batch = self._batch = loop.create_future()
-            loop.call_soon(self._flush)
+            if self._in_flight < self.max_in_flight:
+                self._due = True
+                loop.call_soon(self._flush)
         index = len(self._pending)
         self._pending.append(event)
         return (await batch)[index]
 
     def _flush(self) -> None:
+        self._due = False
         events, batch = self._pending, self._batch
+        if batch is None:  # a freed slot sent it already
+            return
         self._pending, self._batch = [], None
-        assert batch is not None
+        self._in_flight += 1
         task = asyncio.get_running_loop().create_task(self._send(events, batch))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
@@ -85,6 +103,10 @@ class Intake:
         except BaseException as exc:  # Redis unreachable: every request of the batch gets 503
             batch.set_exception(exc)
             return
+        finally:
+            self._in_flight -= 1
+            if self._batch is not None and not self._due:  # it waited for this slot
+                self._flush()
         replicas = s.min_replicas
         if wait:
             reply, replicas = reply
