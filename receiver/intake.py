@@ -81,9 +81,8 @@ class Intake:
     def _flush(self) -> None:
         self._due = False
         events, batch = self._pending, self._batch
-        if batch is None:  # a freed slot sent it already
-            return
         self._pending, self._batch = [], None
+        assert batch is not None  # a freed slot flushes only a batch no flush is due for
         self._in_flight += 1
         task = asyncio.get_running_loop().create_task(self._send(events, batch))
         self._sends.add(task)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -246,6 +247,18 @@ class System:
             content=body,
             headers={"api-key": secret, "Content-Type": "application/json"},
         )
+
+    def submit_transfer(self, amount: int, reference: str) -> str:
+        """A Tradevest transfer from the sandbox's balance account, submitted through the
+        CLI and waited for; its externalId."""
+        body = {"customerProductId": self.fixtures()["balanceAccountId"], "amount": amount,
+                "reference": reference}  # fmt: skip
+        submitted = self.cli(
+            "command", "submit", "transfer", "--key", f"k-{uuid.uuid4()}", "--wait", "30", "--json",
+            "--data", json.dumps(body),
+        )  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        return json.loads(submitted.stdout)["externalId"]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

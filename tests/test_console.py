@@ -190,13 +190,7 @@ def test_a_post_without_the_csrf_token_is_refused(
 def test_commands_system_and_saxo_pages(system: System, console_url: str, browser: Any) -> None:
     from partners.saxo import keys as saxo_keys
 
-    account = system.fixtures()["balanceAccountId"]
-    submitted = system.cli(
-        "command", "submit", "transfer", "--key", f"k-{uuid.uuid4()}", "--wait", "30", "--json",
-        "--data", json.dumps({"customerProductId": account, "amount": 4, "reference": "pages"}),
-    )  # fmt: skip
-    assert submitted.returncode == 0, submitted.stderr
-    external_id = json.loads(submitted.stdout)["externalId"]
+    external_id = system.submit_transfer(4, "pages")
     page = signed_in(browser, console_url, VIEWER)
     page.goto("/commands?state=ACCEPTED")
     page.click(f"text={external_id}")

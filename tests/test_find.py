@@ -21,13 +21,7 @@ def found(system: System, ident: str) -> list[dict[str, str]]:
 
 
 def test_every_kind_of_id_leads_to_its_entity(system: System) -> None:
-    account = system.fixtures()["balanceAccountId"]
-    submitted = system.cli(
-        "command", "submit", "transfer", "--key", f"k-{uuid.uuid4()}", "--wait", "30", "--json",
-        "--data", json.dumps({"customerProductId": account, "amount": 3, "reference": "find"}),
-    )  # fmt: skip
-    assert submitted.returncode == 0, submitted.stderr
-    external_id = json.loads(submitted.stdout)["externalId"]
+    external_id = system.submit_transfer(3, "find")
     record = commands.load(system.r, external_id)
     assert record is not None and record.entityId
     key = keys.entity_key("tradevest", "transfer", record.entityId)
