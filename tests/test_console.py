@@ -257,8 +257,6 @@ def test_proxy_mode_believes_only_trusted_addresses(
     of the users file); from anywhere else, or naming no known user, it does not."""
     import warnings
 
-    from starlette.testclient import TestClient
-
     from console.app import create_app
     from partnersync.config import load
 
@@ -270,7 +268,10 @@ def test_proxy_mode_believes_only_trusted_addresses(
                      "PARTNERSYNC_CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8"}, state_fallback=False)  # fmt: skip
     app = create_app(settings, r)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Starlette's note about its test client's httpx
+        # Starlette (1.10) warns, on importing its test client, that it wants httpx2
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
         trusted = TestClient(app, client=("10.1.2.3", 40000), follow_redirects=False)
         stranger = TestClient(app, client=("192.0.2.7", 40000), follow_redirects=False)
     seen = trusted.get("/", headers={"X-Forwarded-User": "pat"})
