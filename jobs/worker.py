@@ -34,6 +34,24 @@ def _exit_reason(rc: int) -> str:
     return "exited cleanly" if rc == 0 else f"exited with status {rc}"
 
 
+PUBSUB_POLL_S = 1.0
+
+
+class Worker(SimpleWorker):
+    """RQ's SimpleWorker whose command thread (RQ's pubsub: stop/kill requests) notices a
+    stop within PUBSUB_POLL_S. RQ runs it with sleep_time=60 and counts on the UNSUBSCRIBE
+    reply to wake it; when the thread reads that reply before teardown calls stop(), it
+    waits up to 60 s for a subscription that never comes, and redis-py's stop() joins it
+    without a timeout: a SIGTERMed worker hung past the pool's grace and was killed."""
+
+    def subscribe(self) -> None:
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     failpoints.from_environ()  # tests only: PARTNERSYNC_FAILPOINTS=name=stop
     connection = context.connect(settings)
@@ -41,7 +59,7 @@ def run_worker(settings: Settings, *, burst: bool = False, name: str | None = No
     ctx = context.Context(settings, connection, handlers.load(settings.handlers))
     context.install(ctx)
     queue = Queue(settings.queue, connection=connection, serializer=JSONSerializer)
-    worker = SimpleWorker(
+    worker = Worker(
         [queue],
         connection=connection,
         serializer=JSONSerializer,
