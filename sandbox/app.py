@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,11 +25,16 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        # Saxo's specs take seconds to load (6 s on a slow machine): loaded on the first
+        # Saxo request, they blocked the loop and timed out the Tradevest requests beside it
+        loading = asyncio.get_running_loop().run_in_executor(None, sx.contract.load)
         await deliverer.start()
         try:
             yield
         finally:
             await deliverer.stop()
+            with contextlib.suppress(Exception):  # a broken spec says so on first use
+                await loading
 
     async def get_faults(request: Request) -> Response:
         return JSONResponse(faults.show())

@@ -131,6 +131,10 @@ class Contract:
             out[service] = (OpenAPI.from_dict(document), paths)
         return out
 
+    def load(self) -> None:
+        """Loads the specs now (they load on first use otherwise)."""
+        self._services  # noqa: B018
+
     def _api(self, path: str) -> OpenAPI | None:
         found = self._services.get(path.strip("/").split("/", 1)[0])
         return None if found is None else found[0]
