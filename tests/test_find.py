@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 
 
 def found(system: System, ident: str) -> list[dict[str, str]]:
-    done = system.cli("entities", "find", ident, "--json")
+    # `--`: Saxo's keys are base64 and may start with '-' (argparse would read an option)
+    done = system.cli("entities", "find", "--json", "--", ident)
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
