@@ -120,3 +120,36 @@ def test_tables_fit_the_terminal_and_keep_whole_values_when_piped(monkeypatch) -
     render(["KEY", "STATUS", "MODIFIED ON", "EXTERNAL ID"], rows, file=piped)
     body = piped.getvalue().splitlines()[1].split()
     assert body == [key, "PROCESSED", stamp, "-"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "field", "value"),
+    [
+        (
+            ["entities", "find", "-FWuGEj6Sg6p2qoG4tu9kw==", "--json"],
+            "id",
+            "-FWuGEj6Sg6p2qoG4tu9kw==",
+        ),  # noqa: E501
+        (["entities", "find", "--json", "-x"], "id", "-x"),
+        (["entities", "show", "saxo:signup:-Ab|c==", "--raw"], "key", "saxo:signup:-Ab|c=="),
+        (["saxo", "complete", "-Q1w2e3r4t5y6u7i8o9p0A=="], "signup", "-Q1w2e3r4t5y6u7i8o9p0A=="),
+        (["saxo", "pdf", "-K|x==", "-o", "a.pdf", "--type", "Switzerland501"], "signup", "-K|x=="),
+        (["dlq", "show", "-1"], "id", "-1"),
+    ],
+)
+def test_partner_keys_starting_with_a_dash_are_values(
+    argv: list[str], field: str, value: str
+) -> None:
+    """Saxo's keys are base64 and may start with '-': such a key is the command's argument,
+    not an unknown option, without the user having to know to write '--' first."""
+    from cli import parser
+
+    assert getattr(parser().parse_args(argv), field) == value
+
+
+def test_unknown_options_are_still_refused() -> None:
+    done = run("entities", "find", "abc", "--jsno")
+    assert done.returncode == 2
+    assert "unrecognized arguments: --jsno" in done.stderr, done.stderr
+    spaced = run("entities", "list", "--limit")
+    assert spaced.returncode == 2 and "expected one argument" in spaced.stderr

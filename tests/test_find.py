@@ -15,8 +15,8 @@ pytestmark = pytest.mark.e2e
 
 
 def found(system: System, ident: str) -> list[dict[str, str]]:
-    # `--`: Saxo's keys are base64 and may start with '-' (argparse would read an option)
-    done = system.cli("entities", "find", "--json", "--", ident)
+    # Saxo's keys are base64 and may start with '-': taken as the id all the same (cli.Parser)
+    done = system.cli("entities", "find", ident, "--json")
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
