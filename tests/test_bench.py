@@ -33,7 +33,7 @@ def test_bench_smoke() -> None:
     with Bench(smoke=True) as bench:
         rows = {row.name: row for row in bench.run()}
     assert not bench.dir.exists()  # its temporary directory goes with it (#19)
-    assert len(rows) == 16, sorted(rows)
+    assert len(rows) == 17, sorted(rows)
     assert rows["every accepted request stored"].ok is True
     assert rows["/metrics sums both processes"].ok is True, rows["/metrics sums both processes"]
     for name in (
@@ -41,6 +41,7 @@ def test_bench_smoke() -> None:
         "Redis CPU per accepted event",
         "receiver req/s, durability fsync ÷ none",
         "on h11 + asyncio: receiver ÷ bare Starlette",
+        "box CPU per request: receiver ÷ bare Starlette",
     ):
         assert rows[name].value > 0, rows[name]  # fmt: skip
     coalescing = rows["coalescing: partner GETs for 100 notifications in 1 s"]
