@@ -11,6 +11,7 @@ import os
 import re
 import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -346,6 +347,7 @@ class Bench:
                  f"req/s; in lockstep, bursts of 10 at once every 10 ms: p50 {burst['p50']:.2f} ms "
                  f"p99 {burst['p99']:.2f} ms)")  # fmt: skip
         self.stop(receiver_proc)
+        self.fsync_floor(1 if self.smoke else 3 if self.quick else 5)
         self.durability_cost(route, seconds, rcv)
         self.h11(route, seconds)
         self.processes(route, seconds, rcv)
@@ -370,6 +372,31 @@ class Bench:
                  f"{redis_us:.0f} + {wrk['receiver']:.0f} = {receiver:.0f}; bare Starlette "
                  f"{own['bare Starlette']:.0f} + 0 + {wrk['bare Starlette']:.0f} = {bare:.0f}; "
                  f"with all {cores} cores busy, receiver ÷ bare req/s can reach {bound:.2f})")  # fmt: skip
+
+    def fsync_floor(self, seconds: float) -> None:
+        """Redis alone, as the ack latency's baseline: one client, one SET a millisecond, on
+        the bench's Redis (appendfsync always), each reply waited for. An acknowledgement
+        waits at least for its batch's fsync, and one that arrives during another batch's
+        fsync for that one too."""
+        assert self.redis is not None
+        latencies = []
+        command = b"*3\r\n$3\r\nSET\r\n$9\r\nbench:set\r\n$1\r\n1\r\n"
+        with socket.create_connection(("127.0.0.1", self.redis.port), timeout=5) as conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            due = time.perf_counter()
+            for _ in range(int(seconds * 1000)):
+                started = time.perf_counter()
+                conn.sendall(command)
+                if conn.recv(64) != b"+OK\r\n":
+                    raise BenchError("redis did not answer the fsync baseline's SET")
+                latencies.append((time.perf_counter() - started) * 1000)
+                due += 0.001
+                time.sleep(max(0.0, due - time.perf_counter()))
+        latencies.sort()
+        p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+        self.add("Redis alone: fsync'd SET p99, one client at 1,000/s", p99, "ms", "report", None,
+                 f"(p50 {p50:.2f} ms, {len(latencies)} SETs with appendfsync always: the floor under "
+                 f"the ack latency with durability fsync)")  # fmt: skip
 
     def durability_cost(self, route: str, seconds: float, fsync: dict[str, float]) -> None:
         """The same receiver on a Redis that fsyncs every second, acknowledging what is in
