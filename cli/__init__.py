@@ -37,29 +37,28 @@ GROUPS = (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, except that an argument starting with '-' that names none of the command's
-    options is a value: Saxo's keys are base64 and may start with '-' (`entities find
-    -FWu…==`), and argparse would refuse them as unknown options unless `--` came first.
-    A mistyped option still fails, as an unrecognized argument. Subcommands inherit the
-    class (add_subparsers defaults to the parser's own type)."""
+    """argparse, except that an argument starting with a single '-' that names none of the
+    command's short options is a value: Saxo's keys are URL-safe base64 and may start with
+    '-' (`entities find -FWu…==`), and argparse would refuse them as unknown options unless
+    `--` came first. Arguments starting with '--' are argparse's as before, so a mistyped
+    long option still fails (a key starting with '--' still needs `--` before it).
+    Subcommands inherit the class (add_subparsers defaults to the parser's own type)."""
 
     def _parse_optional(self, arg_string: str) -> Any:
         # None means "a positional" in every argparse since 3.2 (the rest of the method's
         # return type changed in 3.12, so only that answer is given here)
-        dashed = len(arg_string) > 1 and arg_string[0] in self.prefix_chars
-        if dashed and arg_string != "--" and not self._names_option(arg_string):
+        if self._is_value(arg_string):
             return None
         return super()._parse_optional(arg_string)
 
-    def _names_option(self, arg: str) -> bool:
+    def _is_value(self, arg: str) -> bool:
+        if len(arg) < 2 or arg[0] not in self.prefix_chars or arg[1] in self.prefix_chars:
+            return False
         options = self._option_string_actions
-        name = arg.split("=", 1)[0]
-        if name in options:
-            return True
-        if arg[1] not in self.prefix_chars:  # '-ofile': a short option with its value attached
-            short = options.get(arg[:2])
-            return short is not None and short.nargs != 0
-        return self.allow_abbrev and any(o.startswith(name) for o in options)  # '--js'
+        if arg in options or arg.split("=", 1)[0] in options:
+            return False
+        short = options.get(arg[:2])  # '-ofile': a short option with its value attached
+        return short is None or short.nargs == 0
 
 
 def parser() -> argparse.ArgumentParser:

@@ -151,5 +151,7 @@ def test_unknown_options_are_still_refused() -> None:
     done = run("entities", "find", "abc", "--jsno")
     assert done.returncode == 2
     assert "unrecognized arguments: --jsno" in done.stderr, done.stderr
+    alone = run("entities", "find", "--jsno")  # a mistyped long option is not taken as the id
+    assert alone.returncode == 2 and "required: id" in alone.stderr, alone.stderr
     spaced = run("entities", "list", "--limit")
     assert spaced.returncode == 2 and "expected one argument" in spaced.stderr
