@@ -55,7 +55,7 @@ class Parser(argparse.ArgumentParser):
         if len(arg) < 2 or arg[0] not in self.prefix_chars or arg[1] in self.prefix_chars:
             return False
         options = self._option_string_actions
-        if arg in options or arg.split("=", 1)[0] in options:
+        if arg.split("=", 1)[0] in options:
             return False
         short = options.get(arg[:2])  # '-ofile': a short option with its value attached
         return short is None or short.nargs == 0

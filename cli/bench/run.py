@@ -31,7 +31,7 @@ from rq.serializers import JSONSerializer
 from cli import process
 from cli.process import child_preexec
 from cli.redisserver import RedisServer, free_port
-from partnersync import config, inbox, keys, store
+from partnersync import config, inbox, keys, resp, store
 
 SECRET = "bench-secret"
 
@@ -318,22 +318,23 @@ class Bench:
                  f"({describe('RQ enqueue peer')}: header secret, json.loads, Queue.enqueue)")  # fmt: skip
         self.add("every accepted request stored", float(durable), "", "yes", durable)
         per_event = usec / accepted if accepted else float("nan")
+        redis_cpu = cpu / accepted if accepted else float("nan")  # the process's, per event
         self.add("Redis CPU per accepted event", per_event, "µs", "≤ 8 µs", per_event <= 8,
                  f"(intake scripts per INFO commandstats over the receiver's runs: {usec / 1e6:.2f} s "
                  f"for {int(accepted)} events; the Redis process in all, INFO cpu: "
-                 f"{cpu / accepted if accepted else float('nan'):.1f} µs per event)")  # fmt: skip
+                 f"{redis_cpu:.1f} µs per event)")  # fmt: skip
 
         def cpu_per_request(name: str) -> float:
             requests = sum(x["requests"] for x in runs[name])
             return server_cpu[name] / requests * 1e6 if requests else float("nan")
 
         own = {name: cpu_per_request(name) for name in servers}
-        self.box_cpu(runs, own, cpu / accepted if accepted else float("nan"))
+        self.box_cpu(runs, own, redis_cpu)
         self.add("server process CPU per request: receiver ÷ bare Starlette",
                  ratio(own["receiver"], own["bare Starlette"]), "×", "report", None,
                  f"(µs of CPU per request: receiver {own['receiver']:.0f}, bare Starlette "
                  f"{own['bare Starlette']:.0f}, raw ASGI {own['raw ASGI']:.0f}; plus, for the "
-                 f"receiver, Redis {cpu / accepted if accepted else float('nan'):.0f} µs per event "
+                 f"receiver, Redis {redis_cpu:.0f} µs per event "
                  f"on the same 2 cores as the server and wrk; "
                  f"{accepted / calls if calls else float('nan'):.1f} events per intake call)")  # fmt: skip
         for name in ("raw ASGI", "bare Starlette", "RQ enqueue peer"):
@@ -380,7 +381,7 @@ class Bench:
         fsync for that one too."""
         assert self.redis is not None
         latencies = []
-        command = b"*3\r\n$3\r\nSET\r\n$9\r\nbench:set\r\n$1\r\n1\r\n"
+        command = resp.pack((b"SET", b"bench:set", b"1"))
         with socket.create_connection(("127.0.0.1", self.redis.port), timeout=5) as conn:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             due = time.perf_counter()
