@@ -6,10 +6,11 @@ only after that call returned, so 2xx still means stored. Under load a round tri
 shared by many requests; alone, a request waits for nobody. The call goes over a lean
 pipelined connection (partnersync.resp).
 
-At most `max_in_flight` batches are in Redis at once; a batch that would exceed it waits for
-the first reply and gathers what arrives meanwhile. Redis pays per call (the socket read and
-reply, the script's per-batch commands), so batches that grow with the load cost it less
-per event; an idle receiver still sends at once.
+A new batch goes out at once while the batches in Redis hold fewer than `eager_below`
+events (light load: waiting for a reply would add most of a round trip — an fsync — to its
+requests' latency). Otherwise, beyond `max_in_flight` batches, it waits for the first reply
+and gathers what arrives meanwhile: Redis pays per call (the socket read and reply, the
+script's per-batch commands), so batches that grow with the load cost it less per event.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Intake:
         settings: Settings,
         *,
         max_in_flight: int = 1,
+        eager_below: int = 4,
     ):
         self.pipelined = pipelined
         self.connection = connection  # redis-py, for the rare template install
@@ -50,7 +52,9 @@ class Intake:
         self._batch: asyncio.Future[Replies] | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self.max_in_flight = max_in_flight
+        self.eager_below = eager_below
         self._in_flight = 0  # batches sent whose reply has not come back
+        self._events_in_flight = 0  # the events those batches hold
         self._due = False  # a flush is scheduled for the next loop iteration
 
     async def accept(
@@ -71,7 +75,7 @@ class Intake:
         if batch is None:  # the first of this moment: the batch goes out next iteration,
             loop = asyncio.get_running_loop()  # or when a reply frees a slot
             batch = self._batch = loop.create_future()
-            if self._in_flight < self.max_in_flight:
+            if self._in_flight < self.max_in_flight or self._events_in_flight < self.eager_below:
                 self._due = True
                 loop.call_soon(self._flush)
         index = len(self._pending)
@@ -84,6 +88,7 @@ class Intake:
         self._pending, self._batch = [], None
         assert batch is not None  # a freed slot flushes only a batch no flush is due for
         self._in_flight += 1
+        self._events_in_flight += len(events)
         task = asyncio.get_running_loop().create_task(self._send(events, batch))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
@@ -104,6 +109,7 @@ class Intake:
             return
         finally:
             self._in_flight -= 1
+            self._events_in_flight -= len(events)
             if self._batch is not None and not self._due:  # it waited for this slot
                 self._flush()
         replicas = s.min_replicas

@@ -1,10 +1,12 @@
-"""The receiver's group commit: while a batch is in Redis, the requests that arrive wait and
-go out together when its reply frees the slot (fewer, larger script calls under load), and
-every one of them is still stored and answered."""
+"""The receiver's group commit: under load, while a batch is in Redis, the requests that
+arrive wait and go out together when its reply frees the slot (fewer, larger script calls);
+under light load a request goes out at once instead of waiting a round trip for a batch
+of one. Every request is still stored and answered."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis
@@ -16,12 +18,19 @@ from partnersync.resp import PipelinedConnection
 from receiver.intake import Intake
 from tests.conftest import base_env, settings_for
 
+Accept = Callable[[int], "asyncio.Task[tuple[bool, str]]"]
 
-def test_events_that_arrive_while_a_batch_is_in_flight_go_out_as_one_batch(
-    redis_server: RedisServer, r: redis.Redis
-) -> None:
-    sent: list[int] = []  # events per script call, in the order they were sent
-    gate = asyncio.Event()  # holds the first call's reply back: a slow round trip
+
+def run(
+    redis_server: RedisServer,
+    r: redis.Redis,
+    scenario: Callable[[Accept, list[int], asyncio.Event], Awaitable[list[tuple[bool, str]]]],
+) -> tuple[list[int], list[tuple[bool, str]]]:
+    """Runs `scenario(accept, sent, gate)` on an Intake whose first script call is held
+    until `gate` is set (a slow round trip); `sent`: events per script call, in the order
+    they were sent."""
+    sent: list[int] = []
+    gate = asyncio.Event()
 
     async def main() -> list[tuple[bool, str]]:
         pipelined = PipelinedConnection(redis_server.url)
@@ -37,7 +46,7 @@ def test_events_that_arrive_while_a_batch_is_in_flight_go_out_as_one_batch(
         pipelined.evalsha = held  # type: ignore[method-assign]
         settings = settings_for(base_env(redis_server.url))
         rqbridge.install_template(r, settings.queue)  # no template install behind the replies
-        intake = Intake(pipelined, connection, settings, max_in_flight=1)
+        intake = Intake(pipelined, connection, settings, max_in_flight=1, eager_below=4)
 
         def accept(n: int) -> asyncio.Task[tuple[bool, str]]:
             body = b'{"n":%d}' % n
@@ -46,23 +55,61 @@ def test_events_that_arrive_while_a_batch_is_in_flight_go_out_as_one_batch(
             ))  # fmt: skip
 
         try:
-            tasks = [accept(0)]
-            while not sent:
-                await asyncio.sleep(0)
-            for n in range(1, 6):  # one a loop iteration: without the limit, 5 more calls
-                tasks.append(accept(n))
-                for _ in range(3):
-                    await asyncio.sleep(0)
-            assert sent == [1] and not any(t.done() for t in tasks)
-            gate.set()
-            return await asyncio.gather(*tasks)
+            return await scenario(accept, sent, gate)
         finally:
             await pipelined.aclose()
             await connection.aclose()
 
-    replies = asyncio.run(main())
-    assert sent == [1, 5]
+    return sent, asyncio.run(main())
+
+
+async def iterations(n: int) -> None:
+    for _ in range(n):
+        await asyncio.sleep(0)
+
+
+def stored(r: redis.Redis, replies: list[tuple[bool, str]], n: int) -> None:
     assert all(accepted for accepted, _ in replies)
     ids = [delivery_id for _, delivery_id in replies]
-    assert len(set(ids)) == 6 and inbox.count(r) == 6
-    assert [rec.body for rec in inbox.read(r, ids)] == [b'{"n":%d}' % n for n in range(6)]
+    assert len(set(ids)) == n and inbox.count(r) == n
+    assert [rec.body for rec in inbox.read(r, ids)] == [b'{"n":%d}' % i for i in range(n)]
+
+
+def test_events_that_arrive_while_a_batch_is_in_flight_go_out_as_one_batch(
+    redis_server: RedisServer, r: redis.Redis
+) -> None:
+    async def scenario(accept: Accept, sent: list[int], gate: asyncio.Event) -> Any:
+        tasks = [accept(n) for n in range(4)]  # one moment's requests: 4 in Redis (load)
+        while not sent:
+            await asyncio.sleep(0)
+        for n in range(4, 9):  # one a loop iteration: without the limit, 5 more calls
+            tasks.append(accept(n))
+            await iterations(3)
+        assert sent == [4] and not any(t.done() for t in tasks)
+        gate.set()
+        return await asyncio.gather(*tasks)
+
+    sent, replies = run(redis_server, r, scenario)
+    assert sent == [4, 5]
+    stored(r, replies, 9)
+
+
+def test_under_light_load_a_request_does_not_wait_for_the_batch_in_flight(
+    redis_server: RedisServer, r: redis.Redis
+) -> None:
+    """One event in Redis: the next goes out at once and is answered while the first is
+    still held (it used to wait for the first reply: a whole extra round trip, an fsync)."""
+
+    async def scenario(accept: Accept, sent: list[int], gate: asyncio.Event) -> Any:
+        first = accept(0)
+        while not sent:
+            await asyncio.sleep(0)
+        second = accept(1)
+        await asyncio.wait_for(asyncio.shield(second), 10)
+        assert sent == [1, 1] and not first.done()
+        gate.set()
+        return [await first, await second]
+
+    sent, replies = run(redis_server, r, scenario)
+    assert sent == [1, 1]
+    stored(r, replies, 2)
