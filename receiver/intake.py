@@ -8,9 +8,10 @@ pipelined connection (partnersync.resp).
 
 A new batch goes out at once while the batches in Redis hold fewer than `eager_below`
 events (light load: waiting for a reply would add most of a round trip — an fsync — to its
-requests' latency). Otherwise, beyond `max_in_flight` batches, it waits for the first reply
-and gathers what arrives meanwhile: Redis pays per call (the socket read and reply, the
-script's per-batch commands), so batches that grow with the load cost it less per event.
+requests' latency; an idle receiver always sends at once). Otherwise it waits for the
+first reply and gathers what arrives meanwhile: Redis pays per call (the socket read and
+reply, the script's per-batch commands), so batches that grow with the load cost it less
+per event.
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ class Intake:
         connection: aioredis.Redis,
         settings: Settings,
         *,
-        max_in_flight: int = 1,
         eager_below: int = 4,
     ):
         self.pipelined = pipelined
@@ -51,10 +51,8 @@ class Intake:
         self._pending: list[workqueue.Event] = []
         self._batch: asyncio.Future[Replies] | None = None
         self._sends: set[asyncio.Task[None]] = set()
-        self.max_in_flight = max_in_flight
-        self.eager_below = eager_below
-        self._in_flight = 0  # batches sent whose reply has not come back
-        self._events_in_flight = 0  # the events those batches hold
+        self.eager_below = max(1, eager_below)  # 1: one batch in Redis at a time
+        self._events_in_flight = 0  # events of the batches whose reply has not come back
         self._due = False  # a flush is scheduled for the next loop iteration
 
     async def accept(
@@ -75,7 +73,7 @@ class Intake:
         if batch is None:  # the first of this moment: the batch goes out next iteration,
             loop = asyncio.get_running_loop()  # or when a reply frees a slot
             batch = self._batch = loop.create_future()
-            if self._in_flight < self.max_in_flight or self._events_in_flight < self.eager_below:
+            if self._events_in_flight < self.eager_below:
                 self._due = True
                 loop.call_soon(self._flush)
         index = len(self._pending)
@@ -87,7 +85,6 @@ class Intake:
         events, batch = self._pending, self._batch
         self._pending, self._batch = [], None
         assert batch is not None  # a freed slot flushes only a batch no flush is due for
-        self._in_flight += 1
         self._events_in_flight += len(events)
         task = asyncio.get_running_loop().create_task(self._send(events, batch))
         self._sends.add(task)
@@ -108,7 +105,6 @@ class Intake:
             batch.set_exception(exc)
             return
         finally:
-            self._in_flight -= 1
             self._events_in_flight -= len(events)
             if self._batch is not None and not self._due:  # it waited for this slot
                 self._flush()

@@ -46,7 +46,7 @@ def run(
         pipelined.evalsha = held  # type: ignore[method-assign]
         settings = settings_for(base_env(redis_server.url))
         rqbridge.install_template(r, settings.queue)  # no template install behind the replies
-        intake = Intake(pipelined, connection, settings, max_in_flight=1, eager_below=4)
+        intake = Intake(pipelined, connection, settings, eager_below=4)
 
         def accept(n: int) -> asyncio.Task[tuple[bool, str]]:
             body = b'{"n":%d}' % n
