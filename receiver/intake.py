@@ -26,7 +26,7 @@ from partnersync import keys, rqbridge, workqueue
 from partnersync.config import Settings
 from partnersync.resp import PipelinedConnection
 
-Replies = list[tuple[bool, str]]
+Waiter = asyncio.Future[tuple[bool, str]]  # one request's (accepted, delivery id)
 
 
 class NotReplicated(RedisError):
@@ -48,8 +48,8 @@ class Intake:
         self.connection = connection  # redis-py, for the rare template install
         self.settings = settings
         self.kick = connection.register_script(workqueue.KICK)
-        self._pending: list[workqueue.Event] = []
-        self._batch: asyncio.Future[Replies] | None = None
+        self._pending: list[workqueue.Event] = []  # the batch forming: its events and
+        self._waiters: list[Waiter] = []  # their requests
         self._sends: set[asyncio.Task[None]] = set()
         self.eager_below = max(1, eager_below)  # 1: one batch in Redis at a time
         self._events_in_flight = 0  # events of the batches whose reply has not come back
@@ -69,28 +69,29 @@ class Intake:
         event = workqueue.Event(
             event_type, body, entities, keys.dedupe(dedupe) if dedupe else "", label
         )
-        batch = self._batch
-        if batch is None:  # the first of this moment: the batch goes out next iteration,
-            loop = asyncio.get_running_loop()  # or when a reply frees a slot
-            batch = self._batch = loop.create_future()
-            if self._events_in_flight < self.eager_below:
-                self._due = True
-                loop.call_soon(self._flush)
-        index = len(self._pending)
+        loop = asyncio.get_running_loop()
+        # one future per request, not one per batch: cancelling a request's task cancels
+        # the future it awaits, which must not take the batch's other requests with it
+        waiter: Waiter = loop.create_future()
+        # the first of this moment: its batch goes out next iteration under light load,
+        # else when a reply frees a slot
+        if not self._pending and self._events_in_flight < self.eager_below:
+            self._due = True
+            loop.call_soon(self._flush)
         self._pending.append(event)
-        return (await batch)[index]
+        self._waiters.append(waiter)
+        return await waiter
 
     def _flush(self) -> None:
         self._due = False
-        events, batch = self._pending, self._batch
-        self._pending, self._batch = [], None
-        assert batch is not None  # a freed slot flushes only a batch no flush is due for
+        events, waiters = self._pending, self._waiters
+        self._pending, self._waiters = [], []
         self._events_in_flight += len(events)
-        task = asyncio.get_running_loop().create_task(self._send(events, batch))
+        task = asyncio.get_running_loop().create_task(self._send(events, waiters))
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
-    async def _send(self, events: list[workqueue.Event], batch: asyncio.Future[Replies]) -> None:
+    async def _send(self, events: list[workqueue.Event], waiters: list[Waiter]) -> None:
         s = self.settings
         script_keys, args = workqueue.intake_call(
             events, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, cap=s.drainers, queue=s.queue
@@ -102,20 +103,22 @@ class Intake:
                 workqueue.INTAKE, *args, keys=script_keys, then=wait
             )
         except BaseException as exc:  # Redis unreachable: every request of the batch gets 503
-            batch.set_exception(exc)
+            _refuse(waiters, exc)
             return
         finally:
             self._events_in_flight -= len(events)
-            if self._batch is not None and not self._due:  # it waited for this slot
+            if self._pending and not self._due:  # it waited for this slot
                 self._flush()
         replicas = s.min_replicas
         if wait:
             reply, replicas = reply
         replies, drainer = workqueue.intake_replies(reply)
         if replicas < s.min_replicas:
-            batch.set_exception(NotReplicated(f"{replicas} of {s.min_replicas} replicas"))
+            _refuse(waiters, NotReplicated(f"{replicas} of {s.min_replicas} replicas"))
         else:
-            batch.set_result(replies)
+            for waiter, answer in zip(waiters, replies, strict=True):
+                if not waiter.done():  # a cancelled request is no longer waiting
+                    waiter.set_result(answer)
         if drainer == b"notpl":
             await self._install_template()
 
@@ -129,3 +132,9 @@ class Intake:
             keys=rqbridge.drainer_keys(s.queue),
             args=[rqbridge.rq_now(workqueue.now_ms()), s.drainers, 60_000, 0],
         )
+
+
+def _refuse(waiters: list[Waiter], exc: BaseException) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(exc)

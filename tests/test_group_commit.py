@@ -113,3 +113,33 @@ def test_under_light_load_a_request_does_not_wait_for_the_batch_in_flight(
     sent, replies = run(redis_server, r, scenario)
     assert sent == [1, 1]
     stored(r, replies, 2)
+
+
+def test_a_cancelled_request_does_not_cancel_the_others_of_its_batch(
+    redis_server: RedisServer, r: redis.Redis
+) -> None:
+    """Two requests share a batch; one request's task is cancelled (its server shutting the
+    handler down) while the batch is in Redis. The other is still answered from the reply,
+    and the batch's sender does not fail setting a result nobody can take any more."""
+    errors: list[dict[str, Any]] = []
+
+    async def scenario(accept: Accept, sent: list[int], gate: asyncio.Event) -> Any:
+        asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
+        gone, kept = accept(0), accept(1)
+        while not sent:
+            await asyncio.sleep(0)
+        assert sent == [2]
+        gone.cancel()
+        await iterations(3)
+        gate.set()
+        reply = await asyncio.wait_for(kept, 10)
+        await iterations(10)  # the sender task ends (and is collected) behind the reply
+        assert gone.cancelled()
+        return [reply]
+
+    sent, replies = run(redis_server, r, scenario)
+    assert sent == [2] and errors == []
+    assert replies[0][0] is True
+    # the cancelled request's event went to Redis with the batch: stored, so the sender's
+    # retry of it is a duplicate, not a second booking
+    assert inbox.count(r) == 2
