@@ -45,6 +45,10 @@ def test_bench_smoke() -> None:
         "Redis alone: fsync'd SET p99, one client at 1,000/s",
     ):
         assert rows[name].value > 0, rows[name]  # fmt: skip
+    redis_detail = rows["Redis CPU per accepted event"].detail
+    # the split: the intake script calls SET for every event's dedupe key
+    assert "in the commands it calls" in redis_detail and "SET " in redis_detail, redis_detail
+    assert "in Lua" in redis_detail, redis_detail
     coalescing = rows["coalescing: partner GETs for 100 notifications in 1 s"]
     assert "final state PROCESSED" in coalescing.detail and coalescing.value >= 1
     assert "100/100 stored" in rows["reconciled entities/s per worker ÷ RQ no-op jobs/s"].detail

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,19 @@ function delay() return math.floor(-math.log(1 - math.random()) * MEAN + 0.5) en
 """
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def script_split(usec: Counter[str], events: float) -> str:
+    """Where a script's µs went, per event: the commands it called (counted again under
+    their own names: the bench's Redis serves only the receiver while it runs), the
+    costliest first, and the rest — the Lua itself and its arguments and replies."""
+    if not events:
+        return "no events"
+    called = Counter({k: v for k, v in usec.items() if k not in ("evalsha", "eval")})
+    inner = sum(called.values())
+    top = ", ".join(f"{k.upper()} {v / events:.1f}" for k, v in called.most_common(4))
+    lua = (usec["evalsha"] + usec["eval"] - inner) / events
+    return f"µs per event in the commands it calls {inner / events:.1f} ({top}), in Lua {lua:.1f}"
 
 
 def parse_wrk(text: str) -> dict[str, float]:
@@ -243,20 +257,18 @@ class Bench:
 
     # -- 1, 2: receiver ----------------------------------------------------------------
 
-    def redis_usec(self) -> tuple[float, float]:
-        """(µs Redis spent in scripts per INFO commandstats — the intake; commands a script
-        calls are counted again under their own names, so they are not added — and µs of
-        CPU the Redis process used in all, INFO cpu: networking and the AOF included)."""
+    def redis_stats(self) -> tuple[Counter[str], Counter[str], float]:
+        """INFO commandstats (µs and calls by command) and the µs of CPU the Redis process
+        used in all (INFO cpu: networking and the AOF included). A script's µs include
+        the commands it calls, which are counted again under their own names."""
         stats = self.r.info("commandstats")
-        scripts = sum(
-            v["usec"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval")
-        )
+        usec: Counter[str] = Counter()
+        calls: Counter[str] = Counter()
+        for k, v in stats.items():
+            usec[k.removeprefix("cmdstat_")] = v["usec"]
+            calls[k.removeprefix("cmdstat_")] = v["calls"]
         cpu = self.r.info("cpu")
-        return float(scripts), (cpu["used_cpu_user"] + cpu["used_cpu_sys"]) * 1e6
-
-    def script_calls(self) -> int:
-        stats = self.r.info("commandstats")
-        return sum(v["calls"] for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+        return usec, calls, (cpu["used_cpu_user"] + cpu["used_cpu_sys"]) * 1e6
 
     def accepted(self) -> int:
         return int(self.r.hget(keys.COUNTERS, "accepted:TRANSFER_NOTIFICATION") or 0)
@@ -276,19 +288,22 @@ class Bench:
         for name, (proc, port) in servers.items():
             self._up(proc, port, name)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
-        usec = cpu = accepted = calls = 0.0
+        usec: Counter[str] = Counter()  # by command, over the receiver's runs
+        calls: Counter[str] = Counter()
+        cpu = accepted = 0.0
         server_cpu = {name: 0.0 for name in servers}  # s of CPU each server process used
         for _ in range(1 if self.quick else 2):  # interleaved: all see the same machine
             for name, (proc, port) in servers.items():
-                (usec0, cpu0), accepted0 = self.redis_usec(), self.accepted()
-                calls0, own0 = self.script_calls(), process_cpu(proc)
+                (usec0, calls0, cpu0), accepted0 = self.redis_stats(), self.accepted()
+                own0 = process_cpu(proc)
                 runs[name].append(self.wrk(f"http://127.0.0.1:{port}{route}", seconds, connections))
                 server_cpu[name] += process_cpu(proc) - own0
                 if name == "receiver":
-                    usec1, cpu1 = self.redis_usec()
-                    usec, cpu = usec + usec1 - usec0, cpu + cpu1 - cpu0
+                    usec1, calls1, cpu1 = self.redis_stats()
+                    usec.update(usec1 - usec0)
+                    calls.update(calls1 - calls0)
+                    cpu += cpu1 - cpu0
                     accepted += self.accepted() - accepted0
-                    calls += self.script_calls() - calls0
         best = {name: max(r, key=lambda x: x["rps"]) for name, r in runs.items()}
         rcv = best["receiver"]
         ok_responses = sum(x["requests"] - x["non2xx"] for x in runs["receiver"])
@@ -317,12 +332,14 @@ class Bench:
         self.add("receiver req/s ÷ RQ enqueue peer", peer_ratio, "×", "≥ 5", peer_ratio >= 5,
                  f"({describe('RQ enqueue peer')}: header secret, json.loads, Queue.enqueue)")  # fmt: skip
         self.add("every accepted request stored", float(durable), "", "yes", durable)
-        per_event = usec / accepted if accepted else float("nan")
+        scripts = usec["evalsha"] + usec["eval"]
+        script_calls = calls["evalsha"] + calls["eval"]
+        per_event = scripts / accepted if accepted else float("nan")
         redis_cpu = cpu / accepted if accepted else float("nan")  # the process's, per event
         self.add("Redis CPU per accepted event", per_event, "µs", "≤ 8 µs", per_event <= 8,
-                 f"(intake scripts per INFO commandstats over the receiver's runs: {usec / 1e6:.2f} s "
-                 f"for {int(accepted)} events; the Redis process in all, INFO cpu: "
-                 f"{redis_cpu:.1f} µs per event)")  # fmt: skip
+                 f"(intake scripts per INFO commandstats over the receiver's runs: {scripts / 1e6:.2f} s "
+                 f"for {int(accepted)} events; {script_split(usec, accepted)}; the Redis process "
+                 f"in all, INFO cpu: {redis_cpu:.1f} µs per event)")  # fmt: skip
 
         def cpu_per_request(name: str) -> float:
             requests = sum(x["requests"] for x in runs[name])
@@ -336,7 +353,7 @@ class Bench:
                  f"{own['bare Starlette']:.0f}, raw ASGI {own['raw ASGI']:.0f}; plus, for the "
                  f"receiver, Redis {redis_cpu:.0f} µs per event "
                  f"on the same 2 cores as the server and wrk; "
-                 f"{accepted / calls if calls else float('nan'):.1f} events per intake call)")  # fmt: skip
+                 f"{accepted / script_calls if script_calls else float('nan'):.1f} events per intake call)")  # fmt: skip
         for name in ("raw ASGI", "bare Starlette", "RQ enqueue peer"):
             self.stop(servers[name][0])
         receiver_proc, receiver_port = servers["receiver"]
