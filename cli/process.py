@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ctypes
-import signal
 import subprocess
 
-_PR_SET_PDEATHSIG = 1
+from partnersync.deathsig import die_with_parent
 
 
 def child_preexec() -> None:
@@ -16,11 +14,7 @@ def child_preexec() -> None:
     import os
 
     os.setpgrp()
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+    die_with_parent()
 
 
 def stop(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:

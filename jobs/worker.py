@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 
 from partnersync import context, failpoints, handlers, redisurl
 from partnersync.config import Settings
+from partnersync.deathsig import die_with_parent
 
 log = logging.getLogger("partnersync.worker")
 
@@ -106,7 +107,9 @@ def run_pool(settings: Settings, n: int, *, grace_s: float = 30.0) -> int:
 
     def spawn(slot: int) -> None:
         env = dict(os.environ, PARTNERSYNC_WORKER_SLOT=str(slot))
-        children[slot] = subprocess.Popen(command, env=env)
+        # not a process group of its own: Ctrl-C on the pool reaches its workers as well
+        # (RQ ignores the pool's SIGTERM that follows within 1 s)
+        children[slot] = subprocess.Popen(command, env=env, preexec_fn=die_with_parent)
         started[slot] = time.monotonic()
 
     def stop(signum: int, frame: object) -> None:

@@ -62,6 +62,17 @@ def base_env(redis_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
+LIBFAKETIME = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))), None)
+
+
+def skewed_clock(env: dict[str, str], skew: str) -> dict[str, str]:
+    """`env` for a process whose wall clock is `skew` ("+120s") off, by libfaketime.
+    Only the wall clock: a monotonic clock has no meaning to skew, and libfaketime 0.9.10
+    faking it too makes every timed lock wait in Python hang (tests/test_skewed_clock.py)."""
+    assert LIBFAKETIME is not None, "faketime is missing (make installs it)"
+    return dict(env, LD_PRELOAD=str(LIBFAKETIME), FAKETIME=skew, FAKETIME_DONT_FAKE_MONOTONIC="1")
+
+
 def settings_for(env: dict[str, str]) -> config.Settings:
     return config.load(env, state_fallback=False)
 

@@ -10,7 +10,6 @@ minutes behind (faketime), one Redis restart. Short in `make test` (CHAOS_SECOND
 
 from __future__ import annotations
 
-import glob
 import os
 import random
 import signal
@@ -29,7 +28,7 @@ from cli.redisserver import RedisServer, free_port
 from partnersync import commands, dlq, keys, store, workqueue
 from schemas.commands import CommandState
 from schemas.tradevest.commands import DigitalOrderData, NaturalPersonData, TransferData
-from tests.conftest import Proc, base_env, settings_for, wait_http
+from tests.conftest import LIBFAKETIME, Proc, base_env, settings_for, skewed_clock, wait_http
 
 pytestmark = pytest.mark.chaos
 
@@ -92,9 +91,8 @@ def test_chaos(tmp_path) -> None:
         Proc("sandbox", ["sandbox", "--port", str(sandbox_port)], env).start(),
         Proc("receiver", ["serve", "--port", str(receiver_port)], env).start(),
     ]
-    libfaketime = next(iter(glob.glob("/usr/lib/*/faketime/libfaketime.so.1")), None)
-    assert libfaketime or not os.environ.get("CI"), "faketime is missing (make installs it)"
-    skews = ["+120s", "-120s"] if libfaketime else ["", ""]
+    assert LIBFAKETIME or not os.environ.get("CI"), "faketime is missing (make installs it)"
+    skews = ["+120s", "-120s"] if LIBFAKETIME else ["", ""]
     http = httpx.Client(timeout=10)
     r = redis.Redis.from_url(server.url)
     killed = Counter()
@@ -106,7 +104,7 @@ def test_chaos(tmp_path) -> None:
             Proc(
                 f"workers{skew}",
                 ["worker", "-n", "1"],
-                dict(env, LD_PRELOAD=libfaketime, FAKETIME=skew) if skew else env,
+                skewed_clock(env, skew) if skew else env,
             ).start()  # fmt: skip
             for skew in skews
         ]

@@ -9,7 +9,6 @@ resumed: whatever A does after that must change nothing.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from partnersync import commands, config, context, failpoints, inbox, keys, stor
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import CustomerProductData
-from tests.conftest import ROOT, Proc, wait_for, wait_http
+from tests.conftest import LIBFAKETIME, ROOT, Proc, skewed_clock, wait_for, wait_http
 
 LEASE_MS = 1500
 CUSTOMER = "5b0f0a52-6a43-4c42-9a8e-0c7f1f3e9a01"  # the sandbox's fixture customer
@@ -288,10 +287,7 @@ def test_concurrent_product_commands_in_one_scope_run_one_at_a_time(w: Worlds) -
 # -- 3. a worker whose clock runs ahead finds its own create -----------------------------
 
 
-FAKETIME = shutil.which("faketime")
-
-
-@pytest.mark.skipif(FAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
+@pytest.mark.skipif(LIBFAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
 def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
     before = w.products("WALLET")
     # the first create acts, its answer is lost (the worker times out after 0.5 s)
@@ -305,12 +301,8 @@ def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
         f"while not commands.load(ctx.connection, {xid!r}).state.final:\n"
         "    drain.step(ctx, 'job-skewed') or time.sleep(0.05)\n"
     )
-    env = dict(os.environ, **w.env, PYTHONPATH=str(ROOT))
-    assert FAKETIME is not None
-    subprocess.run(
-        [FAKETIME, "-f", "+75s", sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
-        timeout=60,
-    )  # fmt: skip
+    env = skewed_clock(dict(os.environ, **w.env, PYTHONPATH=str(ROOT)), "+75s")
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60)
     done = commands.load(w.r, xid)
     assert done.state == CommandState.ACCEPTED
     created = sorted(set(w.products("WALLET")) - set(before))
@@ -320,7 +312,7 @@ def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
 # -- 8. a worker whose clock runs behind works on time -----------------------------------
 
 
-@pytest.mark.skipif(FAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
+@pytest.mark.skipif(LIBFAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
 def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
     """Due times are Redis's: a worker 60 s behind claims an event the moment it is due
     (before, it saw it due 60 s later)."""
@@ -331,11 +323,10 @@ def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
         "ctx = context.current()\n"
         "print(len(ctx.workqueue.claim('job-behind', 10)))\n"
     )
-    env = dict(os.environ, **w.env, PYTHONPATH=str(ROOT))
-    assert FAKETIME is not None
+    env = skewed_clock(dict(os.environ, **w.env, PYTHONPATH=str(ROOT)), "-60s")
     out = subprocess.run(
-        [FAKETIME, "-f", "-60s", sys.executable, "-c", code], env=env, cwd=ROOT, check=True,
-        timeout=60, capture_output=True, text=True,
+        [sys.executable, "-c", code], env=env, cwd=ROOT, check=True, timeout=60,
+        capture_output=True, text=True,
     )  # fmt: skip
     assert out.stdout.strip() == "1"
 

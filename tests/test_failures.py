@@ -102,6 +102,28 @@ def test_pool_restarts_a_killed_worker_and_stops_on_sigterm(r, system_env) -> No
         pool.stop()
 
 
+def test_workers_do_not_outlive_a_killed_pool(r, system_env) -> None:
+    """The pool SIGKILLed (the OOM killer, kill -9, a supervisor out of patience): its
+    workers stop too (warm shutdown), not run on unsupervised beside the pool that replaces
+    it."""
+    pool = Proc("workers", ["worker", "-n", "1"], system_env).start()
+    child = None
+    try:
+        parent = psutil.Process(pool.proc.pid)
+        (child,) = wait_for(lambda: len(c := parent.children()) == 1 and c, what="a worker")
+        pool.proc.send_signal(signal.SIGKILL)
+        pool.proc.wait(timeout=10)
+
+        def gone() -> bool:
+            return not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+        wait_for(gone, timeout=30, what="the orphaned worker to stop")
+    finally:
+        pool.stop()
+        if child is not None and child.is_running():  # failed: leave no orphan behind
+            child.kill()
+
+
 def test_restart_delays_back_off_and_reset_after_a_healthy_run() -> None:
     from jobs.worker import Backoff
 
