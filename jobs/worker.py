@@ -52,6 +52,15 @@ class Worker(SimpleWorker):
             sleep_time=PUBSUB_POLL_S, daemon=True, exception_handler=self._pubsub_exception_handler
         )
 
+    def unsubscribe(self) -> None:
+        """RQ's, but its stop() joins the thread without a timeout: a thread stuck in a
+        wait (under the chaos run's libfaketime a timed wait never returns) held the
+        SIGTERMed worker forever. A daemon thread left behind ends with the process."""
+        if self.pubsub_thread:
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=PUBSUB_POLL_S * 2)
+            self.pubsub.close()
+
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     failpoints.from_environ()  # tests only: PARTNERSYNC_FAILPOINTS=name=stop

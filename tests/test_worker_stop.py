@@ -3,6 +3,7 @@ that takes stop/kill requests)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from rq import Queue, SimpleWorker
@@ -36,3 +37,28 @@ def test_rq_default_command_thread_would_not(r: Any) -> None:
     """The same with RQ's own SimpleWorker (sleep_time=60): still waiting after 5 s. If a
     new RQ fixes this, this test says so, and Worker.subscribe can go."""
     assert not stopped_after_unsubscribe_reply(SimpleWorker, r)
+
+
+def test_teardown_does_not_wait_forever_on_a_stuck_command_thread(r: Any) -> None:
+    """The thread stuck in a wait that never returns (under the chaos run's libfaketime a
+    timed Event.wait never does): RQ's unsubscribe() joins it without a timeout, so the
+    SIGTERMed worker never exited. Worker's gives up on it (a daemon thread) and ends."""
+    queue = Queue("stop-test", connection=r, serializer=JSONSerializer)
+    worker = Worker([queue], connection=r, serializer=JSONSerializer)
+    worker.subscribe()
+    wait_for(lambda: worker.pubsub.subscribed, what="subscribed")
+    stuck, never = threading.Event(), threading.Event()
+
+    def get_message(*args: Any, **kwargs: Any) -> None:
+        stuck.set()
+        never.wait()
+
+    worker.pubsub.get_message = get_message  # type: ignore[method-assign]
+    assert stuck.wait(10), "the command thread did not take its next message"
+    teardown = threading.Thread(target=worker.unsubscribe, daemon=True)
+    teardown.start()
+    teardown.join(30)
+    try:
+        assert not teardown.is_alive(), "unsubscribe() is still joining the stuck thread"
+    finally:
+        never.set()
