@@ -28,7 +28,7 @@ from partnersync import commands, config, context, failpoints, inbox, keys, stor
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import CustomerProductData
-from tests.conftest import LIBFAKETIME, ROOT, Proc, skewed_clock, wait_for, wait_http
+from tests.conftest import ROOT, Proc, needs_faketime, skewed_clock, wait_for, wait_http
 
 LEASE_MS = 1500
 CUSTOMER = "5b0f0a52-6a43-4c42-9a8e-0c7f1f3e9a01"  # the sandbox's fixture customer
@@ -287,7 +287,7 @@ def test_concurrent_product_commands_in_one_scope_run_one_at_a_time(w: Worlds) -
 # -- 3. a worker whose clock runs ahead finds its own create -----------------------------
 
 
-@pytest.mark.skipif(LIBFAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
+@needs_faketime
 def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
     before = w.products("WALLET")
     # the first create acts, its answer is lost (the worker times out after 0.5 s)
@@ -312,7 +312,7 @@ def test_worker_clock_ahead_does_not_create_twice(w: Worlds) -> None:
 # -- 8. a worker whose clock runs behind works on time -----------------------------------
 
 
-@pytest.mark.skipif(LIBFAKETIME is None and not os.environ.get("CI"), reason="needs faketime")
+@needs_faketime
 def test_worker_clock_behind_claims_what_is_due(w: Worlds) -> None:
     """Due times are Redis's: a worker 60 s behind claims an event the moment it is due
     (before, it saw it due 60 s later)."""

@@ -63,6 +63,12 @@ def run(
     return sent, asyncio.run(main())
 
 
+async def first_call(sent: list[int]) -> None:
+    """Until the Intake has made its first script call."""
+    while not sent:
+        await asyncio.sleep(0)
+
+
 async def iterations(n: int) -> None:
     for _ in range(n):
         await asyncio.sleep(0)
@@ -80,8 +86,7 @@ def test_events_that_arrive_while_a_batch_is_in_flight_go_out_as_one_batch(
 ) -> None:
     async def scenario(accept: Accept, sent: list[int], gate: asyncio.Event) -> Any:
         tasks = [accept(n) for n in range(4)]  # one moment's requests: 4 in Redis (load)
-        while not sent:
-            await asyncio.sleep(0)
+        await first_call(sent)
         for n in range(4, 9):  # one a loop iteration: without the limit, 5 more calls
             tasks.append(accept(n))
             await iterations(3)
@@ -102,8 +107,7 @@ def test_under_light_load_a_request_does_not_wait_for_the_batch_in_flight(
 
     async def scenario(accept: Accept, sent: list[int], gate: asyncio.Event) -> Any:
         first = accept(0)
-        while not sent:
-            await asyncio.sleep(0)
+        await first_call(sent)
         second = accept(1)
         await asyncio.wait_for(asyncio.shield(second), 10)
         assert sent == [1, 1] and not first.done()
@@ -126,8 +130,7 @@ def test_a_cancelled_request_does_not_cancel_the_others_of_its_batch(
     async def scenario(accept: Accept, sent: list[int], gate: asyncio.Event) -> Any:
         asyncio.get_running_loop().set_exception_handler(lambda _, context: errors.append(context))
         gone, kept = accept(0), accept(1)
-        while not sent:
-            await asyncio.sleep(0)
+        await first_call(sent)
         assert sent == [2]
         gone.cancel()
         await iterations(3)

@@ -1,21 +1,18 @@
 """The skewed clocks the chaos run gives its workers (libfaketime): the wall clock moves,
 sleeps still sleep. (Timed lock waits do not return under it: tests/conftest.py,
-skewed_clock; test_worker.py, a worker's teardown does not wait on one.)"""
+skewed_clock; test_worker_stop.py: a worker's teardown does not wait on one.)"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.conftest import LIBFAKETIME, skewed_clock
+from tests.conftest import needs_faketime, skewed_clock
 
-pytestmark = pytest.mark.skipif(
-    LIBFAKETIME is None and not os.environ.get("CI"), reason="needs libfaketime"
-)
+pytestmark = needs_faketime
 
 PROBE = """
 import time

@@ -93,16 +93,19 @@ function delay() return math.floor(-math.log(1 - math.random()) * MEAN + 0.5) en
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
+SCRIPTS = ("evalsha", "eval")  # INFO commandstats' names of a script call
+
+
 def script_split(usec: Counter[str], events: float) -> str:
     """Where a script's µs went, per event: the commands it called (counted again under
     their own names: the bench's Redis serves only the receiver while it runs), the
     costliest first, and the rest — the Lua itself and its arguments and replies."""
     if not events:
         return "no events"
-    called = Counter({k: v for k, v in usec.items() if k not in ("evalsha", "eval")})
+    called = Counter({k: v for k, v in usec.items() if k not in SCRIPTS})
     inner = sum(called.values())
     top = ", ".join(f"{k.upper()} {v / events:.1f}" for k, v in called.most_common(4))
-    lua = (usec["evalsha"] + usec["eval"] - inner) / events
+    lua = (sum(usec[k] for k in SCRIPTS) - inner) / events
     return f"µs per event in the commands it calls {inner / events:.1f} ({top}), in Lua {lua:.1f}"
 
 
@@ -332,8 +335,8 @@ class Bench:
         self.add("receiver req/s ÷ RQ enqueue peer", peer_ratio, "×", "≥ 5", peer_ratio >= 5,
                  f"({describe('RQ enqueue peer')}: header secret, json.loads, Queue.enqueue)")  # fmt: skip
         self.add("every accepted request stored", float(durable), "", "yes", durable)
-        scripts = usec["evalsha"] + usec["eval"]
-        script_calls = calls["evalsha"] + calls["eval"]
+        scripts = sum(usec[k] for k in SCRIPTS)
+        script_calls = sum(calls[k] for k in SCRIPTS)
         per_event = scripts / accepted if accepted else float("nan")
         redis_cpu = cpu / accepted if accepted else float("nan")  # the process's, per event
         self.add("Redis CPU per accepted event", per_event, "µs", "≤ 8 µs", per_event <= 8,
