@@ -4,17 +4,25 @@
    (without one) a hash of the command's business fields — the same intent gives the same
    externalId on every retry, on every machine.
 2. A journal record (externalId → command, state, attempts) is written before any request
-   goes out, and the state is set to SENT before each send.
+   goes out, and the state is set to SENT before each send; with PARTNERSYNC_MIN_REPLICAS
+   both are confirmed on that many replicas first (partnersync/replication.py), or nothing
+   is sent.
 3. The command then runs in the work queue under the key `{partner}:command:{externalId}`:
    leased (never two senders at once), retried with backoff, re-run after a worker crash.
 4. A send whose outcome is unknown (timeout, connection error, 5xx, a crash while SENT) is
    followed by a lookup of the externalId at the partner; only when the partner certainly
    has nothing is it sent again. 409 / a duplicate 400 → found and linked. Other 4xx →
    REJECTED with the partner's error, never retried. 429 → resent after Retry-After.
+5. A create the partner does not deduplicate (Saxo's ExternalReference) is looked up
+   before every send, the first included: after a failover the journal may be older than
+   the partner's truth, so no journal state proves "never sent".
+6. A create whose answer did not come is aborted at the socket (RST) before its lease
+   expires: nothing of it can reach the partner after a successor's lookup.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -35,6 +43,7 @@ from partnersync import (
     keys,
     metrics,
     partner,
+    replication,
     replies,
     retry,
     store,
@@ -52,6 +61,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("partnersync.commands")
 
 COMMAND = "command"  # the kind segment of a command's work-queue key
+REPLICAS_WAIT_S = 5.0  # a send stopped for want of replicas is tried again this much later
 EXTERNAL_ID_MAX = 50  # the shortest a partner allows (Saxo's ExternalReference)
 _record_decoder = msgspec.json.Decoder(CommandRecord)
 _item = msgspec.json.Decoder(dict[str, Any])
@@ -61,6 +71,11 @@ _encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
 
 class CommandError(ValueError):
     """The command cannot be submitted; the message says why and what to do."""
+
+
+class NotConfirmed(CommandError):
+    """The journal record is on the primary but not yet on PARTNERSYNC_MIN_REPLICAS
+    replicas: nothing is sent until it is; submitting the same intent again is safe."""
 
 
 # Every id at the partner that this command may have created, oldest first ([] = none).
@@ -78,6 +93,10 @@ class CommandKind:
     lookup: Lookup
     requestor: bool = False  # the partner requires a Requestor-ID header
     external_id: str | None = "externalId"  # the field carrying the derived id, if any
+    # The partner refuses a second create with the same external_id (Tradevest: 409). When
+    # it does not (Saxo's ExternalReference "may, but is not required to, be unique"), the
+    # command looks up before every send: only the partner can say it was never sent.
+    dedupes: bool = True
     validate: Callable[[Any, Settings, redis.Redis], None] | None = None  # before sending
     # Creates without an externalId: the fields whose values make a scope (e.g. customer +
     # productCode). One such create per scope at a time; before its first send the scope
@@ -187,6 +206,10 @@ def submit(
                 f"(externalId {external_id}); use a new key for a new intent"
             )
         _refuse_if_spent(connection, kind, external_id, existing.entityId)
+        if existing.state == CommandState.PENDING_SEND and existing.attempts == 0:
+            # an earlier submit may have stopped short of the replicas: finish it
+            _confirm(connection, settings, external_id)
+            wq.touch([command_key(kind.partner, external_id)])
         return existing, False
     _refuse_if_spent(connection, kind, external_id, None)
 
@@ -203,8 +226,22 @@ def submit(
         connection.hincrby(keys.COMMAND_STATES, CommandState.PENDING_SEND, 1)
     if not created:  # a concurrent submit of the same intent won: link to it
         return load(connection, external_id), False  # type: ignore[return-value]
+    # queued only once the journal would survive a failover (else a re-submit finds nothing
+    # and the first send is never known)
+    _confirm(connection, settings, external_id)
     wq.touch([command_key(kind.partner, external_id)])
     return record, True
+
+
+def _confirm(connection: redis.Redis, settings: Settings, external_id: str) -> None:
+    try:
+        replication.confirm(connection, settings.min_replicas, settings.replica_timeout_ms)
+    except replication.NotReplicated as exc:
+        raise NotConfirmed(
+            f"command {external_id} is journaled on the primary but not on "
+            f"PARTNERSYNC_MIN_REPLICAS={settings.min_replicas} replicas ({exc}): nothing was "
+            "sent; submit it again with the same intent (--key) once the replicas are back"
+        ) from None
 
 
 def _refuse_if_spent(
@@ -246,6 +283,14 @@ class Lease:
     clock_ms: int  # Redis's clock when the batch started
     deadline: float  # time.monotonic() after which no request may leave
     deadline_ms: int  # the same moment on Redis's clock
+    expires: float  # time.monotonic() by which the lease could expire: every request ends before
+
+    def abort_in(self) -> float:
+        """Seconds left for a create to be answered before it is aborted at the socket:
+        a margin before the lease could expire, so no byte of it is left in flight for the
+        successor's lookup to miss."""
+        margin = min(1.0, (self.expires - self.deadline) / 10)
+        return max(0.0, self.expires - margin - time.monotonic())
 
 
 def _note(record: CommandRecord, action: str, outcome: str) -> None:
@@ -346,7 +391,8 @@ async def _before_send(
         return Outcome(record, done=True)
     if kind.scope and not _take(ctx.connection, _scope_key(kind, record), record.externalId):
         return Outcome(record, done=False, retry_after=1.0, waiting=True)  # another create runs
-    if record.state in (CommandState.SENT, CommandState.UNKNOWN):
+    unproven = not kind.dedupes and kind.external_id is not None
+    if unproven or record.state in (CommandState.SENT, CommandState.UNKNOWN):
         deadline_ms = record.sendDeadlineMs or 0
         if record.state == CommandState.SENT and deadline_ms > lease.clock_ms:
             # its sender may still send until then: look up only once it could not
@@ -363,7 +409,9 @@ async def _before_send(
 async def _send(
     ctx: Context, kind: CommandKind, client: Any, record: CommandRecord, lease: Lease
 ) -> httpx.Response | Outcome:
-    """SENT, made durable under the lease, then the POST; an Outcome when no answer came."""
+    """SENT, made durable under the lease (and on the replicas), then the POST; an Outcome
+    when no answer came."""
+    before = (record.state, record.attempts, record.sentAt, record.sendDeadlineMs)
     record.state = CommandState.SENT
     record.attempts += 1
     record.sentAt = datetime.now(UTC)
@@ -374,19 +422,34 @@ async def _send(
     encoded = msgspec.json.encode(record)
     if not ctx.workqueue.fenced_set(key, lease.me, keys.command(record.externalId), encoded):
         raise LeaseLost(record.externalId)
+    s = ctx.settings
+    try:
+        replication.confirm(ctx.connection, s.min_replicas, s.replica_timeout_ms)
+    except replication.NotReplicated as exc:
+        # SENT might not survive a failover: not sent, the journal goes back to what it was
+        record.state, record.attempts, record.sentAt, record.sendDeadlineMs = before
+        record.history[-1].outcome = f"not sent: journal not on the replicas ({exc})"
+        return Outcome(record, done=False, retry_after=REPLICAS_WAIT_S, waiting=True)
     failpoints.hit("commands.before_send")
     path = kind.path.format(**record.pathParams)
     token = transport.send_deadline.set(lease.deadline)
     try:
         if time.monotonic() >= lease.deadline:  # also where no custom transport runs (proxies)
             raise transport.DeadlinePassed("send deadline passed before the request")
-        response: httpx.Response = await client.request(
-            "POST",
-            path,
-            content=bytes(record.body),
-            headers={"Content-Type": "application/json"},
-            requestor_id=record.requestorId if kind.requestor else None,
-        )
+        # Answered, or aborted at the socket (RST: transport.py) before the lease could
+        # expire, whatever httpx's per-phase timeouts would allow.
+        async with asyncio.timeout(lease.abort_in()):
+            response: httpx.Response = await client.request(
+                "POST",
+                path,
+                content=bytes(record.body),
+                headers={"Content-Type": "application/json"},
+                requestor_id=record.requestorId if kind.requestor else None,
+            )
+    except TimeoutError:
+        record.state = CommandState.UNKNOWN
+        _note(record, "send", "no answer before the lease's end: aborted")
+        return Outcome(record, done=False)
     except transport.DeadlinePassed:
         # Nothing left (e.g. it waited too long for a pooled connection). The lease still
         # holds (the deadline comes first; the write below is fenced): say so and claim it
@@ -447,7 +510,10 @@ async def run_batch(
     if deadline is None:
         deadline = time.monotonic() + s.lease_ms / 1000 - s.http_timeout_s
     clock = workqueue.redis_ms(connection)
-    lease = Lease(me, clock, deadline, clock + int((deadline - time.monotonic()) * 1000))
+    lease = Lease(
+        me, clock, deadline, clock + int((deadline - time.monotonic()) * 1000),
+        expires=deadline + s.http_timeout_s,
+    )  # fmt: skip
     ids = [keys.split_entity_key(k)[2] for k in claimed]
     raws = connection.mget([keys.command(i) for i in ids])
     attempts_raw = [int(a or 0) for a in connection.mget([keys.attempts(k) for k in claimed])]
@@ -478,6 +544,13 @@ async def run_batch(
         ),
     )
     ctx.calls.clear()  # flushed with the batch
+    if s.min_replicas and counts["accepted"] + counts["rejected"]:
+        try:
+            replication.confirm(connection, s.min_replicas, s.replica_timeout_ms)
+        except replication.NotReplicated as exc:
+            # the SENT before it is on the replicas: after a failover the command is looked
+            # up, never sent again; said, so a caller's --wait is read with care
+            log.warning("command outcome not yet on the replicas", extra={"error": str(exc)})
     return counts
 
 

@@ -214,13 +214,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     (
         "PARTNERSYNC_MIN_REPLICAS",
         "min_replicas",
-        "replicas that must hold a delivery before it is answered 2xx (WAIT); fewer in "
-        "time: 503, and the sender's redelivery is deduplicated",
+        "replicas that must hold a delivery before it is answered 2xx, and a command's "
+        "journal before its partner call (WAIT); fewer in time: 503 / not sent yet",
     ),
     (
         "PARTNERSYNC_REPLICA_TIMEOUT_MS",
         "replica_timeout_ms",
-        "ms the receiver waits for PARTNERSYNC_MIN_REPLICAS replicas",
+        "ms the receiver (and a command's journal write) waits for PARTNERSYNC_MIN_REPLICAS replicas",
     ),
     ("PARTNERSYNC_HANDLERS", "handlers", "user handlers, `package.module:attribute`"),
     (

@@ -28,6 +28,9 @@ COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
 AUDIT = PREFIX + "audit"  # stream of console operator actions (who, what, when)
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
+REPLICATION_MARK = (
+    PREFIX + "replication-mark"
+)  # string, 60 s TTL: the write WAIT counts (replication.py)
 
 
 def dedupe(digest: str) -> str:

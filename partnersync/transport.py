@@ -9,10 +9,12 @@ worker's CPU. The streams here keep their socket and ask poll() directly.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import select
 import socket
 import ssl
+import struct
 import time
 import typing
 import urllib.request
@@ -43,6 +45,18 @@ class DeadlinePassed(Exception):
     """The lease this request was sent under could have expired: it was not sent."""
 
 
+_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, drops what is unsent
+
+
+def abort(sock: socket.socket | None) -> None:
+    """Make the coming close() an abort: the kernel discards the bytes it has not yet
+    delivered and forgets the connection, instead of retransmitting them for minutes
+    (FIN-WAIT-1) into a partition that may heal after a successor's lookup."""
+    if sock is not None and sock.fileno() >= 0:
+        with contextlib.suppress(OSError):  # already gone
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+
+
 class _Stream(httpcore.AsyncNetworkStream):
     def __init__(self, stream: httpcore.AsyncNetworkStream):
         self._stream = stream
@@ -58,6 +72,10 @@ class _Stream(httpcore.AsyncNetworkStream):
         await self._stream.write(buffer, timeout)
 
     async def aclose(self) -> None:
+        # Closed while a create runs over it: its answer did not come (timeout, cancel,
+        # error) or the partner closes after answering; either way nothing may linger.
+        if send_deadline.get() is not None:
+            abort(self._socket)
         await self._stream.aclose()
 
     async def start_tls(

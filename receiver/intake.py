@@ -20,19 +20,13 @@ import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from partnersync import keys, rqbridge, workqueue
 from partnersync.config import Settings
+from partnersync.replication import NotReplicated  # not acknowledged; the redelivery is a duplicate
 from partnersync.resp import PipelinedConnection
 
 Waiter = asyncio.Future[tuple[bool, str]]  # one request's (accepted, delivery id)
-
-
-class NotReplicated(RedisError):
-    """The batch is stored on the primary but fewer than PARTNERSYNC_MIN_REPLICAS replicas
-    confirmed it in time: a failover now could lose it, so it is not acknowledged (the
-    sender's redelivery is a duplicate of what the primary holds)."""
 
 
 class Intake:

@@ -18,10 +18,11 @@ from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
 from partnersync import keys
+from partnersync.replication import NotReplicated
 from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
 from receiver.body import BodyTooLarge, ClientGone, read_body
 from receiver.durability import Durability
-from receiver.intake import Intake, NotReplicated
+from receiver.intake import Intake
 from receiver.problems import problem_body
 from schemas.dedupe import digest
 from schemas.tradevest.events import EVENT_TYPES, PARTNER

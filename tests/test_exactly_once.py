@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import redis
 
@@ -46,6 +47,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     sandbox = Proc("sandbox", ["sandbox", "--port", str(port)], env).start()
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_sandbox/faults")
+    # Saxo's first answer waits for its specs to load (seconds): not inside a 1.5 s lease
+    httpx.get(
+        url + "/saxo/openapi/atr/v1/partner/cashtransfers",
+        headers={"Authorization": "Bearer sandbox"},
+        timeout=60,
+    ).raise_for_status()
     env = {
         "REDIS_URL": server.url,
         "TRADEVEST_BASE_URL": url + "/tradevest",
@@ -237,6 +244,79 @@ def test_paused_sender_does_not_send_after_its_lease(w: Worlds) -> None:
     assert ("send", "not sent: lease deadline passed") not in [
         (x.action, x.outcome) for x in done.history
     ]  # A wrote nothing after losing its lease
+
+
+# -- 9. after a failover the journal may be older than the partner's truth (#34) ---------
+
+
+def cash_transfer(amount: str = "12.34") -> PartnerCashTransferRequest:
+    return PartnerCashTransferRequest(
+        FromAccountKey="FUND-EUR-key==", ToAccountKey="CLIENT1-EUR-key==",
+        Amount=Decimal(amount), Currency="EUR",
+    )  # fmt: skip
+
+
+def saxo_bookings(w: Worlds, external_reference: str) -> list[dict[str, Any]]:
+    return w.http.get(
+        w.sandbox + "/saxo/openapi/atr/v1/partner/cashtransfers",
+        params={"ExternalReference": external_reference},
+        headers={"Authorization": "Bearer sandbox"},
+    ).json()["Data"]
+
+
+def test_a_fresh_journal_is_no_proof_of_never_sent(w: Worlds) -> None:
+    """The send happened on a primary that died before replicating the journal; the
+    caller submits again on the promoted replica, which has no record of it. Saxo books
+    an ExternalReference twice, so the first send of a fresh journal looks up first."""
+    key, data = f"lost-{uuid.uuid4()}", cash_transfer()
+    xid = commands.derive_external_id("saxo", "cash-transfer", key, data)
+    body = {**msgspec.to_builtins(data), "Amount": float(data.Amount), "ExternalReference": xid}
+    first = w.http.post(
+        w.sandbox + "/saxo/openapi/atr/v1/partner/cashtransfers",
+        json=body, headers={"Authorization": "Bearer sandbox"},
+    )  # fmt: skip
+    assert first.status_code == 201, first.text
+    record, created = commands.submit(
+        w.r, w.wq(), "cash-transfer", data, intent_key=key, settings=w.settings
+    )
+    assert created and record.externalId == xid and record.attempts == 0
+    w.run_until(w.context(), "job-B", lambda: commands.load(w.r, xid).state.final)
+    done = commands.load(w.r, xid)
+    assert done.state == CommandState.ACCEPTED
+    assert done.entityId == first.json()["TransactionId"]
+    assert len(saxo_bookings(w, xid)) == 1
+    assert done.attempts == 0  # found, never sent
+
+
+def test_no_send_while_the_journal_is_not_on_the_replicas(w: Worlds) -> None:
+    """PARTNERSYNC_MIN_REPLICAS=1 and no replica: submit says the command is not
+    confirmed and queues nothing; a worker does not send until SENT is on a replica."""
+    strict = config.load(
+        dict(w.env, PARTNERSYNC_MIN_REPLICAS="1", PARTNERSYNC_REPLICA_TIMEOUT_MS="50"),
+        state_fallback=False,
+    )
+    key, data = f"unreplicated-{uuid.uuid4()}", cash_transfer("7")
+    with pytest.raises(commands.NotConfirmed, match="not on PARTNERSYNC_MIN_REPLICAS=1"):
+        commands.submit(w.r, w.wq(), "cash-transfer", data, intent_key=key, settings=strict)
+    xid = commands.derive_external_id("saxo", "cash-transfer", key, data)
+    assert w.r.zscore(keys.DIRTY, commands.command_key("saxo", xid)) is None  # not queued
+    # submitted again once the replicas would confirm: queued now
+    _, created = commands.submit(
+        w.r, w.wq(), "cash-transfer", data, intent_key=key, settings=w.settings
+    )
+    assert not created
+    assert w.r.zscore(keys.DIRTY, commands.command_key("saxo", xid)) is not None
+    # a worker that still cannot get SENT confirmed does not send
+    ctx = context.Context(strict, redis.Redis.from_url(w.env["REDIS_URL"]))
+    w.contexts.append(ctx)
+    drain.step(ctx, "job-strict")
+    held = commands.load(w.r, xid)
+    assert held.state == CommandState.PENDING_SEND and held.attempts == 0
+    assert held.history[-1].outcome.startswith("not sent: journal not on the replicas")
+    assert saxo_bookings(w, xid) == []
+    w.r.zadd(keys.DIRTY, {commands.command_key("saxo", xid): 0})  # due now, not in 5 s
+    w.run_until(w.context(), "job-B", lambda: commands.load(w.r, xid).state.final)
+    assert len(saxo_bookings(w, xid)) == 1
 
 
 # -- 2. two creates without an externalId never share an entity --------------------------

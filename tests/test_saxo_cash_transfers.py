@@ -95,7 +95,9 @@ def test_funding_check_ignore_is_refused_before_sending(system: System) -> None:
 
 @pytest.mark.worker_env(PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_SCHEDULE_S="0.1")
 def test_rate_limit_is_respected(system: System) -> None:
-    system.http.post(system.sandbox + "/_sandbox/faults", json={"rate_limit": 1.0})
+    # the create itself is limited (the lookup before it is not): twice in a row
+    post = {"fault": "rate_limit", "method": "POST", "path": "/atr/v1/partner/cashtransfers"}
+    system.http.post(system.sandbox + "/_sandbox/faults", json={"script": [post, post]})
     try:
         xid = submit(system, funding("1"), f"k-{uuid.uuid4()}")
         limited = wait_for(

@@ -86,3 +86,43 @@ def test_connection_refused_is_httpx_error(no_proxies) -> None:
 
     with pytest.raises(httpx.ConnectError):
         asyncio.run(main())
+
+
+def _silent_server() -> tuple[socket.socket, int]:
+    """A server that takes a request and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    return listener, listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_a_create_without_an_answer_is_aborted_at_the_socket(no_proxies, create: bool) -> None:
+    """A create whose answer does not come is closed with RST (SO_LINGER 0): the kernel
+    drops what it has not delivered instead of retransmitting it into a partition that
+    may heal after a successor looked up (#34). Other requests close politely (FIN)."""
+    listener, port = _silent_server()
+
+    async def request() -> None:
+        http = transport.transport(LIMITS)
+        async with httpx.AsyncClient(transport=http, timeout=0.3) as client:
+            token = transport.send_deadline.set(1e12 if create else None)
+            try:
+                with pytest.raises(httpx.ReadTimeout):
+                    await client.post(f"http://127.0.0.1:{port}/create", content=b"{}")
+            finally:
+                transport.send_deadline.reset(token)
+
+    try:
+        asyncio.run(request())
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(5)
+            assert b"POST /create" in conn.recv(65536)
+            if create:
+                with pytest.raises(ConnectionResetError):
+                    conn.recv(1)
+            else:
+                assert conn.recv(1) == b""  # an orderly FIN
+    finally:
+        listener.close()

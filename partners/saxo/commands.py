@@ -73,5 +73,7 @@ COMMANDS: tuple[CommandKind, ...] = (
     CommandKind("cash-transfer", "saxo", "cash-transfer", PartnerCashTransferRequest,
                 "/atr/v1/partner/cashtransfers", "TransactionId",
                 by_external_reference("/atr/v1/partner/cashtransfers"),
-                external_id="ExternalReference", validate=_check_cash_transfer),
+                # "ExternalReference may, but is not required to, be unique"
+                # (saxo-partner-cash-transfers): Saxo books a resend again
+                external_id="ExternalReference", dedupes=False, validate=_check_cash_transfer),
 )  # fmt: skip
