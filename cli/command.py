@@ -13,6 +13,8 @@ from cli.table import render
 from partnersync import replies
 from partnersync.config import Settings
 
+EX_TEMPFAIL = 75  # sysexits.h: not done now, the same command later may succeed
+
 
 def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
     from partnersync import commands, partner, workqueue
@@ -52,6 +54,9 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
             requestor_id=args.requestor,
             settings=settings,
         )
+    except commands.NotConfirmed as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL
     except commands.CommandError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2

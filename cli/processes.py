@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
 
 from partnersync import config
@@ -49,6 +51,10 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    keep_alive = os.environ.get("SANDBOX_KEEP_ALIVE_S", "5")  # uvicorn's default
+    if not keep_alive.isdigit():
+        print(f"partnersync: SANDBOX_KEEP_ALIVE_S={keep_alive!r}: whole seconds", file=sys.stderr)
+        return 2
     uvicorn.run(
         "sandbox.app:app_from_env",
         factory=True,
@@ -56,6 +62,7 @@ def cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=int(keep_alive),
     )
     return 0
 
