@@ -23,8 +23,8 @@ import pytest
 import redis
 
 from cli.redisserver import RedisServer, free_port
-from partnersync import inbox
-from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
+from partnersync import inbox, replication
+from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_for, wait_http
 
 ROUTE = "/webhooks/tradevest/transfer-notification"
 HEADERS = {"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"}
@@ -37,7 +37,9 @@ SHIM = r"""
 #include <unistd.h>
 static void slow(void) {
     const char *us = getenv("SLOW_FSYNC_US");
+    const char *gate = getenv("FSYNC_GATE");  /* a disk that holds fsync while it exists */
     if (us) usleep((useconds_t)atoi(us));
+    while (gate && access(gate, F_OK) == 0) usleep(1000);
 }
 int fsync(int fd) {
     static int (*real)(int);
@@ -128,3 +130,44 @@ def crash_under_load(
     finally:
         receiver.stop()
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("replica_fsync", "acknowledged_while_held"), [("always", 0), ("everysec", 1)]
+)
+def test_a_replica_acknowledges_a_write_once_its_disk_has_it(
+    tmp_path: Path, replica_fsync: str, acknowledged_while_held: int
+) -> None:
+    """#34, primary and replica crashing together (a power cut): what is a write that WAIT
+    confirmed on a replica worth? Redis 7.0 has no WAITAOF. With `appendfsync always` on the
+    replica too, its acknowledgement follows its fsync: while its disk holds the fsync, WAIT
+    counts it not. With `everysec` (fsync in the background) it acknowledges memory."""
+    shim = slow_fsync_shim(tmp_path)
+    gate = tmp_path / "disk-held"
+    primary = RedisServer(tmp_path / "primary", free_port())
+    replica = RedisServer(
+        tmp_path / "replica", free_port(), appendfsync=replica_fsync,
+        env=dict(os.environ, LD_PRELOAD=str(shim), FSYNC_GATE=str(gate)),
+    )  # fmt: skip
+    primary.start(extra=["--repl-diskless-sync-delay", "0"])  # the replica syncs at once
+    try:
+        replica.start(extra=["--replicaof", "127.0.0.1", str(primary.port)])
+        r = redis.Redis(port=primary.port)
+        wait_for(
+            lambda: r.info("replication").get("slave0", {}).get("state") == "online",
+            what="the replica in sync",
+        )
+        assert replication.confirm(r, 1, 5000) == 1
+        gate.touch()
+        # the write and WAIT in one send: the replica gets the write and the request for
+        # its acknowledgement together, and answers after its fsync or before it
+        pipe = r.pipeline(transaction=False)
+        pipe.set("k", "v")
+        pipe.execute_command("WAIT", 1, 500)
+        assert pipe.execute()[1] == acknowledged_while_held
+        gate.unlink()
+        assert r.execute_command("WAIT", 1, 5000) == 1
+    finally:
+        gate.unlink(missing_ok=True)
+        replica.kill()  # its SIGTERM shutdown takes 10 s here: nothing to keep
+        primary.stop()
