@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -273,6 +273,8 @@ class Outcome:
     waiting: bool = (
         False  # nothing attempted (scope busy, predecessor's deadline): no attempt spent
     )
+    audit_in: float | None = None  # done, but audited once more this many seconds later
+    finished: bool = False  # done before this step (its links and counts are written)
 
 
 @dataclass(frozen=True)
@@ -380,7 +382,7 @@ async def execute(ctx: Context, record: CommandRecord, lease: Lease) -> Outcome:
     response = await _send(ctx, kind, client, record, lease)
     if isinstance(response, Outcome):
         return response
-    return await _answer(ctx, kind, client, record, response)
+    return await _answer(ctx, kind, client, record, response, lease)
 
 
 async def _before_send(
@@ -388,7 +390,14 @@ async def _before_send(
 ) -> Outcome | None:
     """An outcome reached without sending (final, waiting, found by lookup), else None."""
     if record.state.final:
-        return Outcome(record, done=True)
+        if record.auditDueMs is not None:  # the second look after an accepted resend
+            if record.auditDueMs > lease.clock_ms:
+                wait_s = (record.auditDueMs - lease.clock_ms) / 1000
+                return Outcome(record, done=True, finished=True, audit_in=wait_s)
+            record.auditDueMs = None
+            _audit(record, await kind.lookup(client, record))
+            _note(record, "audit", f"{len(record.doubleBooking) or 1} booking(s)")
+        return Outcome(record, done=True, finished=True)
     if kind.scope and not _take(ctx.connection, _scope_key(kind, record), record.externalId):
         return Outcome(record, done=False, retry_after=1.0, waiting=True)  # another create runs
     unproven = not kind.dedupes and kind.external_id is not None
@@ -467,7 +476,12 @@ async def _send(
 
 
 async def _answer(
-    ctx: Context, kind: CommandKind, client: Any, record: CommandRecord, response: httpx.Response
+    ctx: Context,
+    kind: CommandKind,
+    client: Any,
+    record: CommandRecord,
+    response: httpx.Response,
+    lease: Lease,
 ) -> Outcome:
     """What the partner's answer to the POST makes of the command."""
     status = response.status_code
@@ -475,10 +489,17 @@ async def _answer(
     if status < 300:
         record.result = _item.decode(response.content)
         entity_id = str(record.result[kind.result_field])
+        _link(ctx.connection, kind, record, [entity_id])
+        outcome = _accept(record, entity_id)
         if record.attempts > 1:  # a resend: did an earlier send book it too?
             _audit(record, await kind.lookup(client, record))
-        _link(ctx.connection, kind, record, [entity_id])
-        return _accept(record, entity_id)
+            if not kind.dedupes:
+                # an earlier attempt's request may arrive after this lookup (a worker paused
+                # between its deadline check and the socket): look once more, later
+                s = ctx.settings
+                outcome.audit_in = s.lease_ms / 1000 + s.http_timeout_s
+                record.auditDueMs = lease.clock_ms + int(outcome.audit_in * 1000)
+        return outcome
     rejection = client.rejection(response)
     if _is_duplicate(status, rejection):
         accepted = await _lookup(ctx, kind, client, record)
@@ -530,7 +551,8 @@ async def run_batch(
         except (Retryable, NotFound, PartnerError, LeaseLost) as exc:
             return exc
 
-    before = [r.state if r is not None else None for r in records]
+    # as loaded: execute() changes the records in place
+    before = [(r.state, bool(r.doubleBooking)) if r is not None else (None, False) for r in records]
     results = await asyncio.gather(
         *(one(r, c) for r, c in zip(records, crashed, strict=True)), return_exceptions=True
     )
@@ -562,13 +584,13 @@ def _queue_writes(
     records: list[CommandRecord | None],
     results: list[Any],
     attempts_raw: list[int],
-    before: list[CommandState | None],
+    before: Sequence[tuple[CommandState | None, bool]],
     held: list[bool],
 ) -> dict[str, int]:
     s = ctx.settings
     counts = {"accepted": 0, "rejected": 0, "retried": 0, "dead": 0, "double_booked": 0}
     now = datetime.now(UTC)
-    for key, record, result, att, old, mine in zip(
+    for key, record, result, att, (old, doubled), mine in zip(
         claimed, records, results, attempts_raw, before, held, strict=True
     ):
         if not mine or isinstance(result, LeaseLost):
@@ -582,13 +604,18 @@ def _queue_writes(
             continue
         if isinstance(result, Outcome):
             pipe.set(keys.command(result.record.externalId), msgspec.json.encode(result.record))
-            if result.record.doubleBooking and not record.doubleBooking:
+            if result.record.doubleBooking and not doubled:
                 pipe.zadd(keys.COMMAND_ATTENTION, {record.externalId: workqueue.now_ms()})
                 pipe.hincrby(keys.COUNTERS, "double-booking", 1)
                 counts["double_booked"] += 1
             if result.done:
-                _finish(pipe, ctx, result.record, counts)
-                ctx.workqueue.complete(pipe, key, me, 0, "ok")
+                if not result.finished:
+                    _finish(pipe, ctx, result.record, counts)
+                if result.audit_in is not None:  # accepted; one more look at the partner later
+                    delay_ms = int(result.audit_in * 1000)
+                    ctx.workqueue.complete(pipe, key, me, 0, "poll", delay_ms)
+                else:
+                    ctx.workqueue.complete(pipe, key, me, 0, "ok")
                 continue
             if result.waiting:  # nothing was attempted: no attempt spent
                 ctx.workqueue.complete(

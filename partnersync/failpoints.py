@@ -9,6 +9,7 @@ long GC pause or a VM freeze would, and the test resumes it with SIGCONT.
 Points in the code (grep `failpoints.hit`):
 - `reconcile.before_write`   — a reconcile batch fetched, about to store its results
 - `commands.before_send`     — a command journaled SENT, its request not yet sent
+- `transport.before_write`   — a create's bytes passed the send-deadline check, not yet written
 - `commands.after_lookup`    — a create without an externalId looked up, not yet resent
 - `replay.claimed`           — `dlq replay` took a letter, has not acted on it yet
 """

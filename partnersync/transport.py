@@ -22,6 +22,8 @@ import urllib.request
 import httpcore
 import httpx
 
+from partnersync import failpoints
+
 
 def is_readable(sock: socket.socket | None) -> bool:
     """Would recv() return at once (data, or the b'' of a closed connection)?"""
@@ -67,8 +69,10 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         deadline = send_deadline.get()
-        if deadline is not None and time.monotonic() >= deadline:
-            raise DeadlinePassed(f"send deadline passed {time.monotonic() - deadline:.3f} s ago")
+        if deadline is not None:
+            if time.monotonic() >= deadline:
+                raise DeadlinePassed(f"send deadline passed {time.monotonic() - deadline:.3f} s ago")
+            failpoints.hit("transport.before_write")
         await self._stream.write(buffer, timeout)
 
     async def aclose(self) -> None:

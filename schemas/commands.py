@@ -57,4 +57,7 @@ class CommandRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     snapshot: list[str] | None = None
     # The audit after a resend found more than one entity for this command: all their ids.
     doubleBooking: list[str] = []
+    # A resend was accepted: the partner's list is read once more then (Redis's clock, ms),
+    # for an earlier attempt's request that arrived after this one's lookup.
+    auditDueMs: int | None = None
     history: list[Attempt] = []

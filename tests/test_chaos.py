@@ -6,6 +6,12 @@ duplicate deliveries, 20% reordered, 10% partner 5xx, 5% partner timeouts (after
 than the lease every 4 s then resumed, the two workers on clocks 2 minutes ahead and 2
 minutes behind (faketime), one Redis restart. Short in `make test` (CHAOS_SECONDS, default
 20); `make chaos` runs it longer.
+
+`make chaos` runs it a second time on Redis's own failover (#34): a primary, two replicas
+and three Sentinels, PARTNERSYNC_MIN_REPLICAS=1, the primary SIGKILLed mid-run with
+commands in flight (Saxo cash transfers among them: Saxo books a resent ExternalReference
+again), the old primary brought back as a replica. A probe delivers all along and the
+longest time without a 2xx answer is printed.
 """
 
 from __future__ import annotations
@@ -25,10 +31,21 @@ import pytest
 import redis
 
 from cli.redisserver import RedisServer, free_port
-from partnersync import commands, dlq, keys, store, workqueue
+from partnersync import commands, dlq, keys, redisurl, store, workqueue
 from schemas.commands import CommandState
+from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import DigitalOrderData, NaturalPersonData, TransferData
-from tests.conftest import LIBFAKETIME, Proc, base_env, settings_for, skewed_clock, wait_http
+from tests.cluster import Cluster
+from tests.conftest import (
+    LIBFAKETIME,
+    WEBHOOK_SECRET,
+    Proc,
+    base_env,
+    settings_for,
+    skewed_clock,
+    wait_for,
+    wait_http,
+)
 
 pytestmark = pytest.mark.chaos
 
@@ -46,9 +63,15 @@ NP = "0b6f7c1e-2a4d-4f7e-9c3b-5d8e1f2a3b01"
 
 
 def intents(rng: random.Random, n: int):
-    """A mix of commands: transfers (some invalid), natural persons, digital orders."""
+    """A mix of commands: transfers (some invalid), natural persons, digital orders, Saxo
+    cash transfers."""
     fx_balance = uuid.UUID("8f14e45f-ceea-4e7a-8a3b-1d6b7f0c2d11")
     wallet = uuid.UUID("8f14e45f-ceea-4e7a-8a3b-1d6b7f0c2d13")
+    if rng.random() < 0.2:
+        return "cash-transfer", PartnerCashTransferRequest(
+            FromAccountKey="FUND-EUR-key==", ToAccountKey="CLIENT1-EUR-key==",
+            Amount=Decimal(rng.randrange(1, 100)), Currency="EUR",
+        ), None  # fmt: skip
     roll = rng.random()
     if roll < 0.6:
         product = fx_balance if rng.random() < 0.9 else uuid.uuid4()  # 10% become INVALID
@@ -68,19 +91,91 @@ def intents(rng: random.Random, n: int):
     ), NP  # fmt: skip
 
 
-def test_chaos(tmp_path) -> None:
+class Restart:
+    """One Redis, stopped and started again mid-run (AOF on)."""
+
+    def __init__(self, directory) -> None:
+        self.server = RedisServer(directory / "redis", free_port())
+        self.server.start()
+        self.url, self.env = self.server.url, {}
+
+    def event(self) -> None:
+        self.server.stop()
+        time.sleep(1.0)
+        self.server.start()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+class Failover:
+    """A primary, two replicas, three Sentinels; the primary SIGKILLed mid-run."""
+
+    def __init__(self, directory) -> None:
+        self.cluster = Cluster(directory / "cluster", replicas=2)
+        wait_for(self.cluster.replicated, what="replicas in sync")
+        self.url = self.cluster.url
+        self.env = {"PARTNERSYNC_MIN_REPLICAS": "1", "PARTNERSYNC_REPLICA_TIMEOUT_MS": "500"}
+
+    def event(self) -> None:
+        c = self.cluster
+        old = c.primary.port
+        c.primary.kill()
+        new = wait_for(
+            lambda: (p := c.agreed_primary()) not in (None, old) and p,
+            timeout=60,
+            what="the Sentinels to promote a replica",
+        )
+        # back as the new primary's replica, as an orchestrator restarts it
+        c.primary.start(extra=["--replicaof", "127.0.0.1", str(new)])
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+class Probe:
+    """Delivers a made-up event type all along (parked: archived, nothing to reconcile)
+    and keeps when each 2xx came: the longest time without one is the failover's gap."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url + "/webhooks/tradevest/chaos-probe-notification"
+        self.acks: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        headers = {"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"}
+        with httpx.Client(timeout=5.0) as client:
+            while not self.stop.wait(0.02):
+                body = f'{{"probe":"{uuid.uuid4()}"}}'.encode()
+                try:
+                    if client.post(self.url, content=body, headers=headers).status_code < 300:
+                        self.acks.append(time.monotonic())
+                except httpx.HTTPError:
+                    pass
+
+    def longest_gap(self) -> float:
+        return max((b - a for a, b in zip(self.acks, self.acks[1:], strict=False)), default=0.0)
+
+
+@pytest.mark.parametrize(
+    "redis_mode", ["restart", pytest.param("failover", marks=pytest.mark.long)]
+)
+def test_chaos(tmp_path, redis_mode: str) -> None:
     rng = random.Random(int(os.environ.get("CHAOS_SEED", "7")))
-    server = RedisServer(tmp_path / "redis", free_port())
-    server.start()
+    redis_setup = Restart(tmp_path) if redis_mode == "restart" else Failover(tmp_path)
     sandbox_port, receiver_port = free_port(), free_port()
     sandbox_url, receiver_url = (
         f"http://127.0.0.1:{sandbox_port}",
         f"http://127.0.0.1:{receiver_port}",
     )
     env = base_env(
-        server.url,
+        redis_setup.url,
         TRADEVEST_BASE_URL=sandbox_url + "/tradevest",
         SAXO_BASE_URL=sandbox_url + "/saxo/openapi",
+        SAXO_TOKEN="sandbox",
+        SAXO_FUNDING_ACCOUNT_KEY="FUND-EUR-key==",
+        **redis_setup.env,
         PARTNERSYNC_MAX_ATTEMPTS="30",
         PARTNERSYNC_RETRY_SCHEDULE_S="0.2,0.5,1,2",
         PARTNERSYNC_SWEEP_INTERVAL_S="1",
@@ -94,7 +189,8 @@ def test_chaos(tmp_path) -> None:
     assert LIBFAKETIME or not os.environ.get("CI"), "faketime is missing (make installs it)"
     skews = ["+120s", "-120s"] if LIBFAKETIME else ["", ""]
     http = httpx.Client(timeout=10)
-    r = redis.Redis.from_url(server.url)
+    r = redisurl.connect(redis_setup.url, socket_timeout=10)
+    probe = Probe(receiver_url)
     killed = Counter()
     stop = threading.Event()
     try:
@@ -115,6 +211,7 @@ def test_chaos(tmp_path) -> None:
         subprocess.run([sys.executable, "-m", "partnersync", "register-webhooks", "--url", receiver_url],
                        env=env, check=True, capture_output=True)  # fmt: skip
         assert http.post(sandbox_url + "/_sandbox/faults", json=FAULTS).status_code == 200
+        probe.thread.start()
 
         def workers() -> list[psutil.Process]:
             return [c for p in pools for c in psutil.Process(p.proc.pid).children()]
@@ -155,16 +252,14 @@ def test_chaos(tmp_path) -> None:
             try:
                 unfinished = r.hmget(keys.COMMAND_STATES, ["PENDING_SEND", "SENT", "UNKNOWN"])
                 in_flight = sum(int(n or 0) for n in unfinished)
-            except redis.ConnectionError:
+            except redis.RedisError:
                 in_flight = 0
             if in_flight > MAX_IN_FLIGHT:
                 time.sleep(0.2)
                 held_back += 0.2
                 continue
             if not restarted and time.monotonic() - started > SECONDS / 2:
-                server.stop()  # one Redis restart (AOF on): everything must reconnect
-                time.sleep(1.0)
-                server.start()
+                redis_setup.event()  # everything must reconnect, to the new primary too
                 restarted = True
             kind, data, requestor = intents(rng, n)
             try:
@@ -177,8 +272,10 @@ def test_chaos(tmp_path) -> None:
                     requestor_id=requestor,
                     settings=settings,
                 )
-            except redis.ConnectionError:
-                time.sleep(0.2)  # Redis restarting: the same intent is submitted again
+            except (redis.RedisError, commands.NotConfirmed):
+                # Redis restarting, failing over, or short of replicas: the same intent is
+                # submitted again
+                time.sleep(0.2)
                 continue
             submitted[record.externalId] = kind
             n += 1
@@ -191,7 +288,7 @@ def test_chaos(tmp_path) -> None:
             ours = {e["externalId"]: e for e in truth["entities"] if e["externalId"] in submitted}
             missing, wrong = 0, []
             for entity in ours.values():
-                record = store.load(r, [f"tradevest:{entity['kind']}:{entity['id']}"])[0]
+                record = store.load(r, [f"{entity['partner']}:{entity['kind']}:{entity['id']}"])[0]
                 if record is None:
                     missing += 1
                 elif record.status != entity["status"] or not _final(entity["status"]):
@@ -204,7 +301,9 @@ def test_chaos(tmp_path) -> None:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             missing, found, wrong = settled()
-            pending_commands = [x for x in submitted if not commands.load(r, x).state.final]
+            pending_commands = [
+                x for x in submitted if (c := commands.load(r, x)) is None or not c.state.final
+            ]
             # every accepted event applied too, not only the entities right: an event still
             # queued (e.g. waiting out a retry) is not yet accounted for
             queued = sum(r.llen(k) for k in r.scan_iter(keys.events("*")))
@@ -220,7 +319,11 @@ def test_chaos(tmp_path) -> None:
         ]
         counters = {k.decode(): int(v) for k, v in r.hgetall(keys.COUNTERS).items()}
         # deliveries the receiver answered 2xx, by outcome (sweeper ingestion counts apart)
-        accepted = sum(v for k, v in counters.items() if k.startswith(("accepted:", "parked:")))
+        accepted = sum(
+            v
+            for k, v in counters.items()
+            if k.startswith(("accepted:", "parked:")) and k != "parked:OTHER"  # not the probe's
+        )
         duplicates = sum(v for k, v in counters.items() if k.startswith("duplicate:"))
         recovered = sum(v for k, v in counters.items() if k.startswith("recovered-accepted:"))
         pending_events = sum(r.llen(k) for k in r.scan_iter(keys.events("*")))
@@ -232,22 +335,24 @@ def test_chaos(tmp_path) -> None:
         # deduplicated), and every accepted event was applied (its entity's event list is
         # empty) or dead-lettered with its reason.
         unaccounted = pending_events + max(0, delivered - accepted - duplicates)
-        states = Counter(commands.load(r, x).state for x in submitted)
+        journals = {x: commands.load(r, x) for x in submitted}
+        lost = [x for x, c in journals.items() if c is None]  # a journal the failover took
+        states = Counter(c.state for c in journals.values() if c is not None)
         print(
             f"\nCHAOS seconds={SECONDS:.0f} commands={len(submitted)} held_back_s={held_back:.0f} entities={found} "
             f"deliveries={delivered} accepted={accepted} deduplicated={duplicates} recovered_by_sweeper={recovered} "
             f"dead_lettered={dead_events} "
             f"faults={dict(injected)} workers_killed={killed['workers']} workers_paused={killed['paused']} "
-            f"skews={skews} redis_restarts={int(restarted)} "
+            f"skews={skews} redis={redis_mode} events={int(restarted)} "
+            f"longest_without_2xx_s={probe.longest_gap():.2f} lost_journals={len(lost)} "
             f"missing={missing} wrong={len(wrong)} doubled={len(doubled)} unaccounted={unaccounted} "
             f"commands_by_state={ {str(k): v for k, v in states.items()} }"
         )
-        for xid in submitted:
-            stuck = commands.load(r, xid)
-            if not stuck.state.final:  # the story of any command that did not finish
+        for xid, stuck in journals.items():
+            if stuck is not None and not stuck.state.final:  # the story of an unfinished one
                 print(f"STUCK {xid} {stuck.kind} {stuck.state} attempts={stuck.attempts} "
                       f"history={[(a.action, a.outcome) for a in stuck.history]} "
-                      f"dirty={r.zscore(keys.DIRTY, commands.command_key('tradevest', xid))} "
+                      f"dirty={r.zscore(keys.DIRTY, commands.command_key(stuck.partner, xid))} "
                       f"letters={[(x.reason, x.error) for x in letters if xid in x.entity]}")  # fmt: skip
         assert restarted and killed["workers"] > 0
         contract = http.get(sandbox_url + "/_sandbox/contract").json()
@@ -255,14 +360,24 @@ def test_chaos(tmp_path) -> None:
         assert missing == 0, f"{missing} entities missing from the store"
         assert not wrong, wrong[:10]
         assert not doubled, doubled[:10]
+        assert not lost, lost[:10]
         assert unaccounted == 0
         assert all(s in (CommandState.ACCEPTED, CommandState.REJECTED) for s in states.elements())
     finally:
         stop.set()
+        probe.stop.set()
         for proc in reversed(procs):
             proc.stop()
-        server.stop()
+        redis_setup.stop()
 
 
 def _final(status: str) -> bool:
-    return status in {"PROCESSED", "REJECTED", "INVALID", "ACTIVE", "SETTLED"}
+    return status in {
+        "PROCESSED",
+        "REJECTED",
+        "INVALID",
+        "ACTIVE",
+        "SETTLED",
+        "Successful",
+        "Failed",
+    }

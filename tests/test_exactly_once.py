@@ -319,6 +319,46 @@ def test_no_send_while_the_journal_is_not_on_the_replicas(w: Worlds) -> None:
     assert len(saxo_bookings(w, xid)) == 1
 
 
+def test_a_create_written_after_its_lease_is_flagged_as_a_double_booking(w: Worlds) -> None:
+    """The residual window (#34): A passes the last deadline check in the transport and
+    is paused before the bytes reach the socket, past its lease; B looks up, finds nothing
+    and books. A's late request then books again at Saxo, which does not deduplicate
+    ExternalReference. Nothing can stop that; it must not be silent."""
+    record, _ = commands.submit(
+        w.r, w.wq(), "cash-transfer", cash_transfer("3"), intent_key=f"late-{uuid.uuid4()}",
+        settings=w.settings,
+    )  # fmt: skip
+    xid, key = record.externalId, commands.command_key("saxo", record.externalId)
+    pause = Pause()
+    writes = iter([None, pause])  # the POST's headers go out, its body is held
+
+    def second_write() -> None:
+        if threading.current_thread().name == "worker-A":
+            action = next(writes, None)
+            if action is not None:
+                action()
+
+    failpoints.arm("transport.before_write", second_write)
+    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
+    assert pause.reached.wait(10)  # A's last write passed its deadline check, not yet made
+    w.lease_expired(key)
+    ctx_b = w.context()
+    w.run_until(ctx_b, "job-B", lambda: commands.load(w.r, xid).state.final)
+    pause.resume()  # A's body reaches Saxo after B's lookup and booking
+    joined(a)
+    w.run_until(ctx_b, "job-B", lambda: commands.load(w.r, xid).auditDueMs is None)
+    booked = sorted(b["TransactionId"] for b in saxo_bookings(w, xid))
+    done = commands.load(w.r, xid)
+    assert len(booked) == 2, (
+        booked,
+        [(x.action, x.outcome) for x in done.history],
+        w.r.hgetall(keys.COUNTERS),
+    )  # the window is real: A's bytes left after B's lookup
+    assert sorted(done.doubleBooking) == booked  # ...and flagged, not silent
+    assert w.r.zscore(keys.COMMAND_ATTENTION, xid) is not None
+    assert int(w.r.hget(keys.COUNTERS, "double-booking")) == 1
+
+
 # -- 2. two creates without an externalId never share an entity --------------------------
 
 
