@@ -50,10 +50,11 @@ class DeadlinePassed(Exception):
 _RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST, drops what is unsent
 
 
-def abort(sock: socket.socket | None) -> None:
-    """Make the coming close() an abort: the kernel discards the bytes it has not yet
-    delivered and forgets the connection, instead of retransmitting them for minutes
-    (FIN-WAIT-1) into a partition that may heal after a successor's lookup."""
+def abort_on_close(sock: socket.socket | None) -> None:
+    """Make every close() of this socket an abort (RST): the kernel discards the bytes it
+    has not yet delivered and forgets the connection, instead of retransmitting them for
+    minutes (FIN-WAIT-1) into a partition that may heal after a successor's lookup. Also
+    when the process dies: the kernel's close of its descriptors aborts too."""
     if sock is not None and sock.fileno() >= 0:
         with contextlib.suppress(OSError):  # already gone
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
@@ -69,17 +70,14 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         deadline = send_deadline.get()
-        if deadline is not None:
+        if deadline is not None:  # a create: whatever ends this connection, aborts it
             if time.monotonic() >= deadline:
                 raise DeadlinePassed(f"send deadline passed {time.monotonic() - deadline:.3f} s ago")
+            abort_on_close(self._socket)
             failpoints.hit("transport.before_write")
         await self._stream.write(buffer, timeout)
 
     async def aclose(self) -> None:
-        # Closed while a create runs over it: its answer did not come (timeout, cancel,
-        # error) or the partner closes after answering; either way nothing may linger.
-        if send_deadline.get() is not None:
-            abort(self._socket)
         await self._stream.aclose()
 
     async def start_tls(

@@ -134,22 +134,39 @@ class Failover:
 
 
 class Probe:
-    """Delivers a made-up event type all along (parked: archived, nothing to reconcile)
-    and keeps when each 2xx came: the longest time without one is the failover's gap."""
+    """A receiver of its own (quiet: LOG_LEVEL=ERROR) on the same Redis, delivered a
+    made-up event type all along (parked: archived, nothing to reconcile, counted apart as
+    OTHER); keeps when each 2xx came: the longest time without one is the failover's gap."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url + "/webhooks/tradevest/chaos-probe-notification"
+    def __init__(self, env: dict[str, str]) -> None:
+        port = free_port()
+        self.server = Proc(
+            "probe receiver", ["serve", "--port", str(port)], dict(env, LOG_LEVEL="ERROR")
+        )
+        self.base = f"http://127.0.0.1:{port}"
         self.acks: list[float] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
+    def start(self) -> None:
+        self.server.start()
+        wait_http(self.base + "/healthz")
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join(10)
+        self.server.stop()
+
     def run(self) -> None:
+        url = self.base + "/webhooks/tradevest/chaos-probe-notification"
         headers = {"api-key": WEBHOOK_SECRET, "Content-Type": "application/json"}
         with httpx.Client(timeout=5.0) as client:
-            while not self.stop.wait(0.02):
+            while not self.stop.wait(0.05):
                 body = f'{{"probe":"{uuid.uuid4()}"}}'.encode()
                 try:
-                    if client.post(self.url, content=body, headers=headers).status_code < 300:
+                    if client.post(url, content=body, headers=headers).status_code < 300:
                         self.acks.append(time.monotonic())
                 except httpx.HTTPError:
                     pass
@@ -190,7 +207,7 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
     skews = ["+120s", "-120s"] if LIBFAKETIME else ["", ""]
     http = httpx.Client(timeout=10)
     r = redisurl.connect(redis_setup.url, socket_timeout=10)
-    probe = Probe(receiver_url)
+    probe = Probe(env) if redis_mode == "failover" else None
     killed = Counter()
     stop = threading.Event()
     try:
@@ -211,7 +228,8 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
         subprocess.run([sys.executable, "-m", "partnersync", "register-webhooks", "--url", receiver_url],
                        env=env, check=True, capture_output=True)  # fmt: skip
         assert http.post(sandbox_url + "/_sandbox/faults", json=FAULTS).status_code == 200
-        probe.thread.start()
+        if probe is not None:
+            probe.start()
 
         def workers() -> list[psutil.Process]:
             return [c for p in pools for c in psutil.Process(p.proc.pid).children()]
@@ -243,7 +261,7 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
         settings = settings_for(env)
         wq = workqueue.WorkQueue(r, queue="partnersync", drainers=4, lease_ms=3000)
         submitted: dict[str, str] = {}  # externalId -> command kind
-        started, n, restarted = time.monotonic(), 0, False
+        started, n, restarted, in_flight_at_event = time.monotonic(), 0, False, 0
         held_back = 0.0  # seconds the submitter waited for the backlog to shrink
         while time.monotonic() - started < SECONDS:
             # Backpressure, as a real upstream has: this run proves correctness under faults,
@@ -259,6 +277,7 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
                 held_back += 0.2
                 continue
             if not restarted and time.monotonic() - started > SECONDS / 2:
+                in_flight_at_event = in_flight  # commands unfinished when Redis goes
                 redis_setup.event()  # everything must reconnect, to the new primary too
                 restarted = True
             kind, data, requestor = intents(rng, n)
@@ -344,7 +363,8 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
             f"dead_lettered={dead_events} "
             f"faults={dict(injected)} workers_killed={killed['workers']} workers_paused={killed['paused']} "
             f"skews={skews} redis={redis_mode} events={int(restarted)} "
-            f"longest_without_2xx_s={probe.longest_gap():.2f} lost_journals={len(lost)} "
+            f"commands_in_flight_at_event={in_flight_at_event} "
+            f"longest_without_2xx_s={probe.longest_gap() if probe else None} lost_journals={len(lost)} "
             f"missing={missing} wrong={len(wrong)} doubled={len(doubled)} unaccounted={unaccounted} "
             f"commands_by_state={ {str(k): v for k, v in states.items()} }"
         )
@@ -365,7 +385,8 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
         assert all(s in (CommandState.ACCEPTED, CommandState.REJECTED) for s in states.elements())
     finally:
         stop.set()
-        probe.stop.set()
+        if probe is not None:
+            probe.close()
         for proc in reversed(procs):
             proc.stop()
         redis_setup.stop()

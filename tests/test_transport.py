@@ -4,13 +4,17 @@ work over real HTTP, and environment proxies still win."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 
 import httpcore
 import httpx
 import pytest
 
 from partnersync import transport
+from tests.conftest import ROOT
 
 LIMITS = httpx.Limits(max_connections=4, max_keepalive_connections=4)
 PROXY_VARIABLES = (
@@ -125,4 +129,42 @@ def test_a_create_without_an_answer_is_aborted_at_the_socket(no_proxies, create:
             else:
                 assert conn.recv(1) == b""  # an orderly FIN
     finally:
+        listener.close()
+
+
+KILLED_MID_CREATE = """
+import asyncio, sys, httpx
+from partnersync import transport
+
+async def main():
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    async with httpx.AsyncClient(transport=transport.transport(limits), timeout=60) as client:
+        transport.send_deadline.set(1e12)
+        await client.post(sys.argv[1], content=b"{}")
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_killed_mid_create_leaves_nothing_to_deliver(no_proxies) -> None:
+    """A worker SIGKILLed while its create waits for the answer: the kernel closes its
+    socket, and since the create's first write that close is an abort (RST), not a FIN
+    behind bytes a partition may still hold."""
+    listener, port = _silent_server()
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_CREATE, f"http://127.0.0.1:{port}/create"],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    try:
+        listener.settimeout(30)
+        conn, _ = listener.accept()
+        with conn:
+            conn.settimeout(30)
+            assert b"POST /create" in conn.recv(65536)
+            child.kill()
+            child.wait(10)
+            with pytest.raises(ConnectionResetError):
+                conn.recv(1)
+    finally:
+        child.kill()
         listener.close()
