@@ -25,17 +25,34 @@ log = logging.getLogger("partnersync.client")
 ErrorReader = Callable[[httpx.Response], PartnerRejection]
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds before a retry: the longest `X-RateLimit-<dimension>-Reset` (Saxo), else
-    Retry-After (seconds; an HTTP date is not used by either partner)."""
-    resets = []
+def _rate_limits(response: httpx.Response) -> dict[str, dict[str, float]]:
+    """`X-RateLimit-<dimension>-<Limit|Remaining|Reset>` by dimension (Saxo's rate-limiting
+    page: one set per dimension, e.g. AppDay, Session, SessionOrders; Reset in seconds)."""
+    found: dict[str, dict[str, float]] = {}
     for name, value in response.headers.items():
         lowered = name.lower()
-        if lowered.startswith("x-ratelimit-") and lowered.endswith("-reset"):
+        if not lowered.startswith("x-ratelimit-"):
+            continue
+        dimension, _, field = lowered.removeprefix("x-ratelimit-").rpartition("-")
+        if dimension and field in ("limit", "remaining", "reset"):
             with contextlib.suppress(ValueError):
-                resets.append(float(value))
+                found.setdefault(dimension, {})[field] = float(value)
+    return found
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds before a retry: the reset of the exhausted rate-limit dimension (Remaining 0;
+    the longest if several are), else Retry-After (seconds; an HTTP date is not used by
+    either partner). A dimension with budget left does not hold the retry back: a Session
+    bucket empty for 17 s must not wait for AppDay's reset hours away. Without a Remaining
+    to tell which is spent, the soonest reset [inferred]."""
+    limits = _rate_limits(response)
+    resets = {d: v["reset"] for d, v in limits.items() if "reset" in v}
+    spent = [resets[d] for d, v in limits.items() if d in resets and v.get("remaining", 1) <= 0]
+    if spent:
+        return max(spent)
     if resets:
-        return max(resets)
+        return min(resets.values())
     with contextlib.suppress(KeyError, ValueError):
         return float(response.headers["retry-after"])
     return None

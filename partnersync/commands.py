@@ -188,8 +188,15 @@ def submit(
         raise CommandError(
             f"{kind_name}: {kind.partner} requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
         )
-    external_id = derive_external_id(kind.partner, kind.name, intent_key, data)
     fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
+    given = fields.get(kind.external_id) if kind.external_id else None
+    if given is not None and intent_key is not None:
+        raise CommandError(
+            f"{kind_name}: the body's {kind.external_id} is the idempotency key; "
+            "give it or --key, not both"
+        )
+    # the caller's own id is the idempotency key as given; else one derived from the intent
+    external_id = given or derive_external_id(kind.partner, kind.name, intent_key, data)
     path_params = {f: str(fields.pop(f)) for f in kind.path_fields}
     if kind.validate is not None:
         kind.validate(data, settings, connection)
@@ -200,10 +207,11 @@ def submit(
     existing = load(connection, external_id)
     if existing is not None:
         same = canonical(_exact.decode(existing.body)) == canonical(fields)
-        if not same or existing.pathParams != path_params:
+        if not same or existing.pathParams != path_params or existing.kind != kind.name:
+            used = f"{kind.external_id} {given!r}" if given else f"intent key {intent_key!r}"
             raise CommandError(
-                f"intent key {intent_key!r} was already used for a different {kind_name} "
-                f"(externalId {external_id}); use a new key for a new intent"
+                f"{used} was already used for a different {existing.kind} "
+                f"(externalId {external_id}); use a new one for a new intent"
             )
         _refuse_if_spent(connection, kind, external_id, existing.entityId)
         if existing.state == CommandState.PENDING_SEND and existing.attempts == 0:

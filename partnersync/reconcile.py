@@ -150,6 +150,16 @@ def apply(
     ]
     before = Observation(stored.status, stored.modifiedOn) if stored is not None else None
     decision = kind.lifecycle.decide(before, observed)
+    if (
+        decision is Decision.SAME
+        and stored is not None
+        and observed.modifiedOn is None
+        and not seen.purged
+        and bytes(seen.data) != bytes(stored.data)
+    ):
+        # no modification time to compare (Saxo's statuses): changed data at the same status
+        # is news (a Pending signup's new PendingReasons)
+        decision = Decision.REFRESH
     if evicted and not decision.writes:  # a tombstone keeps no more than this decides on
         return Applied(None, None, decision)
     validation_error = create_errors[-1].validationError if create_errors else None

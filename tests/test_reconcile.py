@@ -123,3 +123,43 @@ def test_every_get_kind_has_a_lifecycle_and_a_struct(kind) -> None:
     spec = KINDS[kind]
     assert spec.lifecycle.ordered and spec.lifecycle.initial in spec.lifecycle.states
     assert spec.decoder is not None and "{id}" in spec.path
+
+
+# cm.yaml's SignUpStatusResponse example reasons; Saxo's statuses carry no modification time
+CM_PENDING = {"ClientKey": "d2-PzdC5wIPy1284wD-rRA==", "OnboardingState": "Pending",
+              "PendingReasons": [{"PendingField": "Proof of identity",
+                                  "Reasons": ["Expired", "Missing Date of Birth"]}]}  # fmt: skip
+
+
+def signup_observed(body: dict) -> tuple[object, msgspec.Raw]:
+    kind = KINDS[("saxo", "signup")]
+    raw = msgspec.json.encode(body)
+    return msgspec.json.decode(raw, type=kind.struct), msgspec.Raw(raw)
+
+
+def test_a_pending_signups_new_reasons_are_stored() -> None:
+    """Same status, new PendingReasons: stored (#35: it was SAME, nothing written)."""
+    kind = KINDS[("saxo", "signup")]
+    key = "saxo:signup:" + CM_PENDING["ClientKey"]
+    first = apply(kind, key, None, signup_observed(CM_PENDING), [], T0).record
+    fewer = {
+        **CM_PENDING,
+        "PendingReasons": [{"PendingField": "Proof of identity", "Reasons": ["Expired"]}],
+    }
+    applied = apply(kind, key, first, signup_observed(fewer), [], NOW)
+    assert applied.record is not None and applied.transition is None
+    assert json.loads(bytes(applied.record.data))["PendingReasons"][0]["Reasons"] == ["Expired"]
+    assert (
+        apply(kind, key, applied.record, signup_observed(fewer), [], NOW).record is None
+    )  # nothing new
+
+
+def test_a_pending_signup_goes_back_to_in_progress() -> None:
+    """Pending asks the broker to act; then Saxo processes the application again."""
+    kind = KINDS[("saxo", "signup")]
+    key = "saxo:signup:" + CM_PENDING["ClientKey"]
+    pending = apply(kind, key, None, signup_observed(CM_PENDING), [], T0).record
+    progress = {"ClientKey": CM_PENDING["ClientKey"], "OnboardingState": "InProgress"}
+    applied = apply(kind, key, pending, signup_observed(progress), [], NOW)
+    assert applied.record.status == "InProgress"
+    assert (applied.transition.from_, applied.transition.to) == ("Pending", "InProgress")

@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from partnersync import commands, config, keys, store, workqueue
+from schemas import strict
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from tests.conftest import System, settings_for, wait_for
@@ -31,7 +32,7 @@ def funding(amount: str = "10", comment: str | None = None, **extra) -> PartnerC
     )
 
 
-def submit(system: System, data: PartnerCashTransferRequest, key: str) -> str:
+def submit(system: System, data: PartnerCashTransferRequest, key: str | None) -> str:
     wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
     record, _ = commands.submit(
         system.r, wq, "cash-transfer", data, intent_key=key, settings=settings_for(system.env)
@@ -166,3 +167,34 @@ def test_same_cash_transfer_submitted_concurrently_is_sent_once(system: System) 
 
 def test_settings_default_token_provider() -> None:
     assert config.load({}, state_fallback=False).saxo_token == "sandbox"
+
+
+def test_a_misspelled_field_is_refused_by_name_not_dropped() -> None:
+    """atr.yaml's PartnerCashTransferRequest has additionalProperties: false; a caller's
+    "Commnet" must not vanish and the transfer be booked without its comment (#35)."""
+    raw = b'{"FromAccountKey":"a","ToAccountKey":"b","Amount":1,"Currency":"EUR","Commnet":"x"}'
+    with pytest.raises(strict.InputError, match='unknown field "Commnet".*did you mean "Comment"'):
+        strict.decode(raw, PartnerCashTransferRequest)
+
+
+def test_a_callers_external_reference_is_the_idempotency_key_as_given(system: System) -> None:
+    """ExternalReference is "your identifier for the transaction request"
+    (saxo-partner-cash-transfers): sent as given, the command found by it (#35)."""
+    mine = f"payout-{uuid.uuid4().hex[:20]}"
+    xid = submit(system, funding("4", ExternalReference=mine), None)
+    assert xid == mine
+    record = final(system, xid)
+    assert record.state == CommandState.ACCEPTED
+    booked = system.http.get(
+        system.sandbox + "/saxo/openapi/atr/v1/partner/cashtransfers",
+        params={"ExternalReference": mine}, headers={"Authorization": "Bearer sandbox"},
+    ).json()["Data"]  # fmt: skip
+    assert [b["TransactionId"] for b in booked] == [record.entityId]
+    found = system.cli("entities", "find", mine, "--json")
+    assert found.returncode == 0 and record.entityId in found.stdout, found.stdout + found.stderr
+    # the same id again: the same command, nothing sent; with another amount: refused
+    assert submit(system, funding("4", ExternalReference=mine), None) == mine
+    with pytest.raises(commands.CommandError, match="already used"):
+        submit(system, funding("5", ExternalReference=mine), None)
+    with pytest.raises(commands.CommandError, match="not both"):
+        submit(system, funding("4", ExternalReference=mine), "a-key")

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
@@ -695,8 +696,14 @@ class Saxo:
                 response: Response = saxo_error(
                     429, "TooManyRequests", "Request rate limit exceeded"
                 )
+                # every dimension's headers, as Saxo sends them (developer.saxo
+                # rate-limiting): the Session bucket spent, AppDay with budget left whose
+                # reset (the day's end) is hours away
                 response.headers.update(
                     {
+                        "X-RateLimit-AppDay-Limit": "10000000",
+                        "X-RateLimit-AppDay-Remaining": "9999000",
+                        "X-RateLimit-AppDay-Reset": str(86_400 - int(time.time()) % 86_400),
                         "X-RateLimit-Session-Limit": "120",
                         "X-RateLimit-Session-Remaining": "0",
                         "X-RateLimit-Session-Reset": "1",

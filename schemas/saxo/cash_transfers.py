@@ -14,8 +14,11 @@ AccountKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 MAX_EXTERNAL_REFERENCE = 50
 
 
-class PartnerCashTransferRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """POST /atr/v1/partner/cashtransfers (additionalProperties: false)."""
+class PartnerCashTransferRequest(
+    msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True
+):
+    """POST /atr/v1/partner/cashtransfers (additionalProperties: false: a field Saxo does
+    not know is refused by name, never dropped)."""
 
     FromAccountKey: AccountKey
     ToAccountKey: AccountKey
@@ -24,6 +27,12 @@ class PartnerCashTransferRequest(msgspec.Struct, kw_only=True, omit_defaults=Tru
     FundingCheck: Literal["Enforce", "Ignore"] = "Enforce"
     Comment: Annotated[str, msgspec.Meta(max_length=250)] | None = None
     ValueDate: datetime | None = None
+    # "your identifier for the transaction request", at most 50 characters
+    # (saxo-partner-cash-transfers): when given, the command's idempotency key as given;
+    # else partnersync derives one
+    ExternalReference: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_EXTERNAL_REFERENCE)] | None
+    ) = None
 
     def __post_init__(self) -> None:
         if not self.Amount.is_finite() or self.Amount <= 0:

@@ -381,14 +381,16 @@ class AttachmentsRequest(Request, kw_only=True):  # SignupDocuments
     Documents: list[Attachment]
 
 
-# Waiting → InProgress → Pending | Approved → ClientOnboarded; Rejected. A Pending
-# application goes back to InProgress once the missing information arrives.
+# Waiting → InProgress → Pending | Approved | Rejected; Approved → ClientOnboarded
+# (saxo-client-signups, "Onboarding status"). Pending: "the introducing broker should take
+# some action to correct the problem"; once it has, the application is processed again,
+# InProgress [inferred: the seed names no state after Pending].
 SIGNUP_LIFECYCLE = Lifecycle(
     "Waiting",
     {
         "Waiting": ("InProgress", "Pending", "Approved", "Rejected"),
         "InProgress": ("Pending", "Approved", "Rejected"),
-        "Pending": ("Approved", "Rejected"),
+        "Pending": ("InProgress", "Approved", "Rejected"),
         "Approved": ("ClientOnboarded",),
     },
 )
