@@ -72,7 +72,9 @@ class _Stream(httpcore.AsyncNetworkStream):
         deadline = send_deadline.get()
         if deadline is not None:  # a create: whatever ends this connection, aborts it
             if time.monotonic() >= deadline:
-                raise DeadlinePassed(f"send deadline passed {time.monotonic() - deadline:.3f} s ago")
+                raise DeadlinePassed(
+                    f"send deadline passed {time.monotonic() - deadline:.3f} s ago"
+                )
             abort_on_close(self._socket)
             failpoints.hit("transport.before_write")
         await self._stream.write(buffer, timeout)
