@@ -67,8 +67,7 @@ def cmd_saxo(args: argparse.Namespace, settings: Settings) -> int:
             signups.attach(connection, settings, signup_id, AttachmentsRequest(Documents=documents))
             print(f"attached {len(documents)} document(s) to signup {signup_id}")
         elif args.sub == "complete":
-            signups.complete(connection, settings, signup_id)
-            print(f"signup {signup_id}: application complete")
+            return _complete(connection, settings, signup_id, args)
         elif args.sub == "verify":
             print(signups.verify(connection, settings, client_key, args.redirect_url))
         elif args.sub == "pdf":
@@ -80,6 +79,32 @@ def cmd_saxo(args: argparse.Namespace, settings: Settings) -> int:
     except (ValueError, OSError) as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
+
+
+def _complete(connection: Any, settings: Settings, signup_id: str, args: argparse.Namespace) -> int:
+    """The complete-application's answer as Saxo gives it: Failed exits 1 with its
+    ErrorMessage; the accounts (with AwaitAccountCreation) are printed."""
+    import msgspec
+
+    from partners.saxo import signups
+
+    try:
+        result = signups.complete(
+            connection, settings, signup_id, await_accounts=args.await_account_creation
+        )
+    except signups.ApplicationFailed as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(to_json(msgspec.to_builtins(result)))
+        return 0
+    status = result.ApplicationStatus or "accepted (Saxo gave no status; follow entities show)"
+    print(f"signup {signup_id}: application {status}")
+    for account in result.AccountDetails:
+        print(
+            f"  account {account.AccountType or '?'} {account.CurrencyIsoCode or '?'} {account.Iban or ''}"
+        )
+    return 0
 
 
 def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
@@ -163,6 +188,11 @@ def add(sub: Any) -> None:
     sa.add_argument("--title")
     sc = saxo.add_parser("complete", help="all documents are in: process the application now")
     sc.add_argument("signup")
+    sc.add_argument(
+        "--await-account-creation", action="store_true",
+        help="Saxo waits for the accounts and returns them (AwaitAccountCreation)",
+    )  # fmt: skip
+    sc.add_argument("--json", action="store_true")
     sv = saxo.add_parser(
         "verify", help="start external identity verification; prints the IdentificationUrl"
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import uuid
 
+import msgspec
 import pytest
 
 from partnersync import commands, keys, store, workqueue
 from schemas import strict
 from schemas.commands import CommandState
-from schemas.saxo.signups import SignUpRequest
+from schemas.saxo.signups import CompleteApplicationResponse, SignUpRequest
 from tests.conftest import ROOT, System, settings_for, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -142,3 +143,37 @@ def test_verification_and_onboarding_pdf(system: System, tmp_path) -> None:
     made = system.cli("saxo", "pdf", record.externalId, "--type", "Switzerland501", "-o", str(pdf))
     assert made.returncode == 0, made.stderr
     assert pdf.read_bytes().startswith(b"%PDF-")
+
+
+def test_a_failed_complete_application_is_a_failure(system: System) -> None:
+    """cm.yaml: ApplicationStatus Failed with an ErrorMessage ("reach out to Saxo Bank"):
+    exit 1 with Saxo's message, not "application complete" (#35)."""
+    record = submit(system, signup(last="CompleteFails"))
+    done = system.cli("saxo", "complete", record.externalId)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Client data could not be verified" in done.stderr
+
+
+def test_complete_application_awaiting_the_accounts_shows_them(system: System) -> None:
+    record = submit(system, signup())
+    done = system.cli("saxo", "complete", record.externalId, "--await-account-creation", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["ApplicationStatus"] == "Ok"
+    assert answer["AccountDetails"][0]["Iban"] == "DK43754335838392"
+    state(system, record.entityId, "ClientOnboarded")
+
+
+def test_complete_application_reads_the_documents_examples() -> None:
+    """cm.yaml's CompleteApplicationResponse example, and its Failed form."""
+    import yaml
+
+    spec = yaml.safe_load((ROOT / "sandbox/saxo/specs/cm.yaml").read_text())
+    example = spec["components"]["schemas"]["CompleteApplicationResponse"]["example"]
+    ok = msgspec.json.decode(msgspec.json.encode(example), type=CompleteApplicationResponse)
+    assert ok.ApplicationStatus == "Ok" and ok.AccountDetails[0].CurrencyIsoCode == "USD"
+    failed = msgspec.json.decode(
+        b'{"ApplicationStatus":"Failed","ErrorMessage":"stringValue"}',
+        type=CompleteApplicationResponse,
+    )
+    assert (failed.ApplicationStatus, failed.ErrorMessage) == ("Failed", "stringValue")

@@ -18,10 +18,11 @@ from partners.saxo import auth as saxo_auth
 from partners.saxo import keys as saxo_keys
 from partners.saxo.client import raise_for
 from partnersync.config import Settings
-from schemas.saxo.signups import AttachmentsRequest, SignUpOptionList
+from schemas.saxo.signups import AttachmentsRequest, CompleteApplicationResponse, SignUpOptionList
 
 OPTIONS_KEY = saxo_keys.SIGNUP_OPTIONS
 _options = msgspec.json.Decoder(SignUpOptionList)
+_completed = msgspec.json.Decoder(CompleteApplicationResponse)
 
 
 class SignupError(ValueError):
@@ -89,10 +90,31 @@ def attach(
     raise_for(response)
 
 
-def complete(connection: redis.Redis, settings: Settings, signup_id: str) -> None:
+class ApplicationFailed(SignupError):
+    """Saxo answered the complete-application with ApplicationStatus Failed."""
+
+
+def complete(
+    connection: redis.Redis, settings: Settings, signup_id: str, *, await_accounts: bool = False
+) -> CompleteApplicationResponse:
+    """Complete the application now; with `await_accounts`, Saxo waits for the account
+    creation and returns the accounts (AwaitAccountCreation, cm.yaml). An answer without a
+    body (the documented 204) says nothing of the outcome: ApplicationStatus stays None."""
+    params = {"AwaitAccountCreation": "true"} if await_accounts else None
     with _client(settings, connection) as http:
-        response = http.put(f"/cm/v1/signups/completeapplication/{quote(signup_id, safe='')}")
+        response = http.put(
+            f"/cm/v1/signups/completeapplication/{quote(signup_id, safe='')}", params=params
+        )
     raise_for(response)
+    result = (
+        _completed.decode(response.content) if response.content else CompleteApplicationResponse()
+    )
+    if result.ApplicationStatus == "Failed":
+        raise ApplicationFailed(
+            f"Saxo could not complete signup {signup_id}: {result.ErrorMessage or 'no reason given'}"
+            " (cm.yaml: reach out to Saxo Bank for further details)"
+        )
+    return result
 
 
 def verify(connection: redis.Redis, settings: Settings, client_key: str, redirect_url: str) -> str:

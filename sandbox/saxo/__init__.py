@@ -5,7 +5,8 @@ Signups (scripted by the client's LastName, for tests): "…Pending…" stops in
 reasons until a ProofOfIdentity attachment arrives; "…Manual…" shows OnboardingSubState
 ManualHandling; "…Reject…" ends Rejected; otherwise Waiting → InProgress → Approved →
 ClientOnboarded. FirstName "Known" with LastName "Client" / "Lead" is a ClientMatch /
-PreClientMatch. Processing starts at completeapplication, or after a while without it.
+PreClientMatch. Processing starts at completeapplication, or after a while without it;
+"…CompleteFails…" makes completeapplication answer ApplicationStatus Failed.
 
 Cash transfers are accepted Pending and settle asynchronously to Successful, or to Failed
 when the Comment contains "FAIL" (a test trigger). The platform does not dedupe on
@@ -542,10 +543,25 @@ class Saxo:
         return Response(status_code=201)
 
     async def complete(self, request: Request, body: Any) -> Response:
+        """204 as documented; a body (200, contract.RESPONSE_ERRATA) when there is something
+        to say: Failed for a LastName with "CompleteFails", the accounts when awaited."""
         signup = self._by_signup_id(request.path_params["SignUpId"])
         if signup is None:
             return saxo_error(404, "SignupNotFound", "Signup not found")
+        if "CompleteFails" in signup["LastName"]:
+            failed = {
+                "ApplicationStatus": "Failed",
+                "ErrorMessage": "Client data could not be verified",
+            }
+            return JSONResponse(failed)
         signup["completed"].set()
+        if request.query_params.get("AwaitAccountCreation") == "true":
+            account = {
+                "AccountType": "Normal",
+                "CurrencyIsoCode": "EUR",
+                "Iban": "DK43754335838392",
+            }
+            return JSONResponse({"AccountDetails": [account], "ApplicationStatus": "Ok"})
         return Response(status_code=204)
 
     async def verify(self, request: Request, body: Any) -> Response:

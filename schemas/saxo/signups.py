@@ -381,6 +381,22 @@ class AttachmentsRequest(Request, kw_only=True):  # SignupDocuments
     Documents: list[Attachment]
 
 
+class CompleteAccountDetails(msgspec.Struct, kw_only=True):  # CompleteApplication.AccountDetails
+    AccountType: str | None = None
+    CurrencyIsoCode: str | None = None
+    Iban: Private | None = None
+
+
+class CompleteApplicationResponse(msgspec.Struct, kw_only=True):
+    """PUT /cm/v1/signups/completeapplication/{SignUpId}: ApplicationStatus Ok | InProgress
+    | Failed ("Failed to complete application. Please reach out to Saxo Bank"), with
+    ErrorMessage when Failed and AccountDetails when Ok (cm.yaml)."""
+
+    ApplicationStatus: str | None = None  # kept open: a value Saxo adds later is shown as is
+    ErrorMessage: str | None = None
+    AccountDetails: list[CompleteAccountDetails] = []
+
+
 # Waiting → InProgress → Pending | Approved | Rejected; Approved → ClientOnboarded
 # (saxo-client-signups, "Onboarding status"). Pending: "the introducing broker should take
 # some action to correct the problem"; once it has, the application is processed again,
