@@ -9,6 +9,7 @@ a retry must wait for.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -18,6 +19,7 @@ from typing import Any
 import httpx
 
 from partnersync.errors import NotFound, PartnerError, Retryable
+from partnersync.ratelimit import Limiter
 from schemas.commands import PartnerRejection
 
 log = logging.getLogger("partnersync.client")
@@ -40,19 +42,27 @@ def _rate_limits(response: httpx.Response) -> dict[str, dict[str, float]]:
     return found
 
 
+def spent(response: httpx.Response) -> list[tuple[str, float]]:
+    """(dimension, seconds to its reset) of every dimension a 429 says is spent."""
+    return [
+        (dimension, v["reset"])
+        for dimension, v in _rate_limits(response).items()
+        if "reset" in v and v.get("remaining", 1) <= 0
+    ]
+
+
 def retry_after(response: httpx.Response) -> float | None:
     """Seconds before a retry: the reset of the exhausted rate-limit dimension (Remaining 0;
     the longest if several are), else Retry-After (seconds; an HTTP date is not used by
     either partner). A dimension with budget left does not hold the retry back: a Session
     bucket empty for 17 s must not wait for AppDay's reset hours away. Without a Remaining
     to tell which is spent, the soonest reset [inferred]."""
-    limits = _rate_limits(response)
-    resets = {d: v["reset"] for d, v in limits.items() if "reset" in v}
-    spent = [resets[d] for d, v in limits.items() if d in resets and v.get("remaining", 1) <= 0]
-    if spent:
-        return max(spent)
+    exhausted = [reset for _, reset in spent(response)]
+    if exhausted:
+        return max(exhausted)
+    resets = [v["reset"] for v in _rate_limits(response).values() if "reset" in v]
     if resets:
-        return min(resets.values())
+        return min(resets)
     with contextlib.suppress(KeyError, ValueError):
         return float(response.headers["retry-after"])
     return None
@@ -91,9 +101,12 @@ class PartnerClient:
 
     partner: str = ""
 
-    def __init__(self, base_url: str, http: httpx.AsyncClient):
+    def __init__(
+        self, base_url: str, http: httpx.AsyncClient, limiter: Limiter | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = http
+        self.limiter = limiter  # the partner's documented request budget, shared (Redis)
 
     # -- what a partner's client says ------------------------------------------------------
 
@@ -122,22 +135,34 @@ class PartnerClient:
         *,
         requestor_id: str | None = None,
         headers: dict[str, str] | None = None,
+        paced: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """One call; a 401 refreshes the token once; transport errors are Retryable."""
+        """One call within the partner's budget (`paced`: the caller took its slot already);
+        a 401 refreshes the token once; transport errors are Retryable."""
         url = self.base_url + path
         response: httpx.Response | None = None
         for attempt in (0, 1):
+            if not paced or attempt:
+                await self.pace(method, path)
             h = {**(headers or {}), **self.headers(requestor_id)}
             h["Authorization"] = f"Bearer {await self.token(refresh=attempt == 1)}"
             try:
                 response = await self.http.request(method, url, headers=h, **kwargs)
             except httpx.TransportError as exc:
                 raise Retryable(f"{method} {path}: {type(exc).__name__}") from exc
+            if response.status_code == 429 and self.limiter is not None:
+                for dimension, reset in spent(response):  # every process backs off
+                    await asyncio.to_thread(self.limiter.spent, method, path, dimension, reset)
             if response.status_code != 401:
                 break
         assert response is not None
         return response
+
+    async def pace(self, method: str, path: str) -> None:
+        """Take one request of the partner's budget, waiting for it (ratelimit.py)."""
+        if self.limiter is not None:
+            await self.limiter.acquire(method, path)
 
     def over(self, http: httpx.AsyncClient) -> PartnerClient:
         """This client sending over another connection pool, its authentication shared (one

@@ -52,7 +52,7 @@ from partnersync import (
 )
 from partnersync.client import retry_after as client_retry_after
 from partnersync.config import Settings
-from partnersync.errors import Crashed, NotFound, PartnerError, Retryable
+from partnersync.errors import Crashed, NotFound, PartnerError, RateLimited, Retryable
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
 
 if TYPE_CHECKING:
@@ -428,6 +428,9 @@ async def _send(
 ) -> httpx.Response | Outcome:
     """SENT, made durable under the lease (and on the replicas), then the POST; an Outcome
     when no answer came."""
+    # the partner's budget first (RateLimited: nothing journaled as sent, no attempt spent)
+    path = kind.path.format(**record.pathParams)
+    await client.pace("POST", path)
     before = (record.state, record.attempts, record.sentAt, record.sendDeadlineMs)
     record.state = CommandState.SENT
     record.attempts += 1
@@ -448,7 +451,6 @@ async def _send(
         record.history[-1].outcome = f"not sent: journal not on the replicas ({exc})"
         return Outcome(record, done=False, retry_after=REPLICAS_WAIT_S, waiting=True)
     failpoints.hit("commands.before_send")
-    path = kind.path.format(**record.pathParams)
     token = transport.send_deadline.set(lease.deadline)
     try:
         if time.monotonic() >= lease.deadline:  # also where no custom transport runs (proxies)
@@ -462,6 +464,7 @@ async def _send(
                 content=bytes(record.body),
                 headers={"Content-Type": "application/json"},
                 requestor_id=record.requestorId if kind.requestor else None,
+                paced=True,
             )
     except TimeoutError:
         record.state = CommandState.UNKNOWN
@@ -632,6 +635,10 @@ def _queue_writes(
                 continue
             retry_after = result.retry_after
             error: BaseException = Retryable(f"command {record.externalId}: {result.record.state}")
+        elif isinstance(result, RateLimited):  # nothing sent: due when the budget allows
+            delay_ms = int((result.retry_after or 1) * 1000)
+            ctx.workqueue.complete(pipe, key, me, 0, "poll", delay_ms)
+            continue
         else:
             retry_after = getattr(result, "retry_after", None)
             error = result  # lookup failed: the state stays as it was

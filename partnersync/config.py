@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
@@ -47,6 +48,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     saxo_app_url: str | None = None
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
+    # Saxo's documented limits (developer.saxo rate-limiting), shared by every process
+    saxo_rate_limits: str = "Session=120/60,AppDay=10000000/86400"
     options_ttl_s: int = 3600
     unsettled_interval_s: float = 3600.0
     ens_interval_s: float = 5.0
@@ -168,6 +171,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "AccountKey of the white-label funding account (FundingCheck=Ignore only towards it)",
     ),
     ("SAXO_CLIENT_KEY", "saxo_client_key", "ClientKey of the white-label / IB owner"),
+    (
+        "SAXO_RATE_LIMITS",
+        "saxo_rate_limits",
+        "Saxo's request budgets, Dimension=requests/seconds (Session per service group), "
+        "shared by every process; a higher agreement with Saxo raises them",
+    ),
     ("PARTNERSYNC_OPTIONS_TTL_S", "options_ttl_s", "seconds the Saxo signup options are cached"),
     (
         "PARTNERSYNC_UNSETTLED_INTERVAL_S",
@@ -500,6 +509,12 @@ def _check_values(settings: Settings) -> None:
             urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname
         ):
             raise ConfigError(f"{_variable(field)}={url!r}: not an http(s):// URL")
+    budget = r"\w+=[1-9]\d*/[1-9]\d*(\.\d+)?"
+    if not re.fullmatch(f"{budget}(,{budget})*", settings.saxo_rate_limits):
+        raise ConfigError(
+            f"SAXO_RATE_LIMITS={settings.saxo_rate_limits!r}: use Dimension=requests/seconds,… "
+            "(e.g. Session=120/60,AppDay=10000000/86400)"
+        )
     if settings.console_auth not in ("password", "proxy"):
         raise ConfigError(
             f"PARTNERSYNC_CONSOLE_AUTH={settings.console_auth!r}: use password or proxy"

@@ -11,6 +11,11 @@ class Retryable(Exception):
         self.retry_after = retry_after
 
 
+class RateLimited(Retryable):
+    """Nothing was sent: the partner's request budget has no slot before `retry_after`.
+    Waiting for it spends no attempt."""
+
+
 class Permanent(Exception):
     """4xx validation, undecodable payloads: another try gives the same answer."""
 

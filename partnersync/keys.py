@@ -25,6 +25,9 @@ JOB_OUTCOMES = PREFIX + "metrics:reconciles"  # hash outcome -> n
 RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"
 PARTNER_CALLS = PREFIX + "metrics:partner-calls"  # hash "partner:status" -> n
 COMMAND_STATES = PREFIX + "metrics:command-states"  # hash state -> n
+RATE_LIMITS = (
+    PREFIX + "metrics:rate-limits"
+)  # hash "partner:waited" / "partner:spent:dimension" -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
 AUDIT = PREFIX + "audit"  # stream of console operator actions (who, what, when)
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
@@ -49,6 +52,11 @@ def inbox_block(block: int | str) -> str:
 
 def events(entity_key: str) -> str:
     return f"{PREFIX}events:{entity_key}"
+
+
+def rate(partner: str, dimension: str, scope: str) -> str:
+    """A partner's request bucket (partnersync/ratelimit.py): its next slot, ms."""
+    return f"{PREFIX}rate:{partner}:{dimension}:{scope}"
 
 
 def lease(entity_key: str) -> str:

@@ -82,8 +82,9 @@ class RedisCollector(Collector):
         pipe.hgetall(keys.CLOCK)
         pipe.hgetall(keys.COMMAND_STATES)
         pipe.hgetall(keys.ENTITY_COUNTS)
+        pipe.hgetall(keys.RATE_LIMITS)
         (counters, queued, started, failed, due, dirty, drainers, dead, attention, outcomes,
-         latency, calls, clock, command_states, entity_counts) = pipe.execute()  # fmt: skip
+         latency, calls, clock, command_states, entity_counts, rates) = pipe.execute()  # fmt: skip
 
         deliveries = CounterMetricFamily(
             "partnersync_deliveries", "Events taken in, by event type, source and outcome",
@@ -166,5 +167,28 @@ class RedisCollector(Collector):
                 entities.add_metric([partner, kind, status], value)
         yield entities
 
+        yield from _rate_limits(_decode(rates))
+
         for partner_metrics in self.partners:
             yield from partner_metrics(self.connection, now)
+
+
+def _rate_limits(counts: dict[str, float]) -> Iterator[Metric]:
+    """The shared partner budgets' use (partnersync/ratelimit.py): requests that waited for
+    a slot, and 429s that named a spent dimension (every process then backs off)."""
+    waited = CounterMetricFamily(
+        "partnersync_rate_limit_waits", "Partner requests that waited for the shared budget",
+        labels=["partner"],
+    )  # fmt: skip
+    spent = CounterMetricFamily(
+        "partnersync_rate_limit_spent", "429s from a partner naming a spent dimension",
+        labels=["partner", "dimension"],
+    )  # fmt: skip
+    for name, value in counts.items():
+        partner, _, what = name.partition(":")
+        if what == "waited":
+            waited.add_metric([partner], value)
+        elif what.startswith("spent:"):
+            spent.add_metric([partner, what.removeprefix("spent:")], value)
+    yield waited
+    yield spent

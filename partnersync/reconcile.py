@@ -18,7 +18,7 @@ import msgspec
 import redis
 
 from partnersync import dlq, inbox, keys, metrics, retry, store, workqueue
-from partnersync.errors import Crashed, NotFound, Permanent, Retryable
+from partnersync.errors import Crashed, NotFound, Permanent, RateLimited, Retryable
 from partnersync.kinds import Kind
 from partnersync.partner import Note, NoteReader
 from schemas.lifecycle import Decision, Observation
@@ -423,6 +423,11 @@ def _failed(
 ) -> None:
     """Retried with backoff (the retry policy), or dead-lettered with its events."""
     settings = ctx.settings
+    if isinstance(exc, RateLimited):  # nothing was sent: due again when the budget allows
+        delay_ms = int((exc.retry_after or 1) * 1000)
+        ctx.workqueue.complete(write, key, me, 0, "poll", delay_ms)
+        result.retried += 1
+        return
     delay = retry.delay_ms(
         settings,
         attempts,

@@ -17,11 +17,13 @@ from sandbox.faults import FaultError, Faults
 from sandbox.webhooks import Deliverer
 
 
-def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
+def create_app(
+    *, step_s: float = 0.2, seed: int | None = None, session_limit: tuple[int, float] = (120, 60.0)
+) -> Starlette:
     faults = Faults(seed)
     deliverer = Deliverer(faults)
     tv = tradevest.Tradevest(faults, deliverer, step_s=step_s)
-    sx = saxo.Saxo(faults, step_s=step_s)
+    sx = saxo.Saxo(faults, step_s=step_s, session_limit=session_limit)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -54,6 +56,7 @@ def create_app(*, step_s: float = 0.2, seed: int | None = None) -> Starlette:
                 "createRequests": counts,
                 "saxoCreateRequests": dict(sx.create_requests),
                 "saxoSignupRequests": sx.signup_requests,
+                "saxoSessionRefused": sx.session_refused,  # 429s for a spent Session budget
                 "webhooks": {"sent": deliverer.sent, "undelivered": len(deliverer.undelivered)},
             }
         )
@@ -131,4 +134,10 @@ def app_from_env() -> Starlette:
     """uvicorn factory: SANDBOX_STEP_MS sets the pause between asynchronous status steps."""
     step_ms = int(os.environ.get("SANDBOX_STEP_MS", "200"))
     seed = os.environ.get("SANDBOX_SEED")
-    return create_app(step_s=step_ms / 1000, seed=int(seed) if seed else None)
+    # Saxo's Session limit as requests/seconds (default the documented 120 a minute)
+    requests, _, seconds = os.environ.get("SANDBOX_SAXO_SESSION_LIMIT", "120/60").partition("/")
+    return create_app(
+        step_s=step_ms / 1000,
+        seed=int(seed) if seed else None,
+        session_limit=(int(requests), float(seconds)),
+    )

@@ -25,6 +25,8 @@ from partnersync import config, store
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "test-webhook-secret"
+SUITE_SAXO_LIMITS = "Session=100000/60,AppDay=10000000/86400"
+SUITE_SANDBOX_LIMIT = "100000/60"
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +59,10 @@ def base_env(redis_url: str, **extra: str) -> dict[str, str]:
         PARTNERSYNC_LEASE_MS="6000",
         # the kill-heavy tests SIGKILL a worker every 2-3 s: crashes are expected there
         PARTNERSYNC_MAX_CRASHES="100",
+        # Saxo's documented 120 a minute would pace the suite's hundreds of Saxo calls for
+        # minutes: both sides get a larger budget (tests/test_rate_limit.py uses a small one)
+        SAXO_RATE_LIMITS=SUITE_SAXO_LIMITS,
+        SANDBOX_SAXO_SESSION_LIMIT=SUITE_SANDBOX_LIMIT,
     )
     env.update(extra)
     return env
@@ -121,7 +127,10 @@ def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05, what: str
 @pytest.fixture(scope="session")
 def sandbox_url() -> Iterator[str]:
     port = free_port()
-    env = dict(os.environ, SANDBOX_STEP_MS="50", PYTHONPATH=str(ROOT))
+    env = dict(
+        os.environ, SANDBOX_STEP_MS="50", SANDBOX_SAXO_SESSION_LIMIT=SUITE_SANDBOX_LIMIT,
+        PYTHONPATH=str(ROOT),
+    )  # fmt: skip
     proc = Proc("sandbox", ["sandbox", "--port", str(port)], env).start()
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_sandbox/faults")

@@ -29,7 +29,16 @@ from partnersync import commands, config, context, failpoints, inbox, keys, stor
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import CustomerProductData
-from tests.conftest import ROOT, Proc, needs_faketime, skewed_clock, wait_for, wait_http
+from tests.conftest import (
+    ROOT,
+    SUITE_SANDBOX_LIMIT,
+    SUITE_SAXO_LIMITS,
+    Proc,
+    needs_faketime,
+    skewed_clock,
+    wait_for,
+    wait_http,
+)
 
 LEASE_MS = 1500
 CUSTOMER = "5b0f0a52-6a43-4c42-9a8e-0c7f1f3e9a01"  # the sandbox's fixture customer
@@ -43,7 +52,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     server = RedisServer(tmp_path_factory.mktemp("redis-races"), free_port())
     server.start()
     port = free_port()
-    env = dict(os.environ, SANDBOX_STEP_MS="60000", PYTHONPATH=str(ROOT))
+    env = dict(os.environ, SANDBOX_STEP_MS="60000", PYTHONPATH=str(ROOT),
+               SANDBOX_SAXO_SESSION_LIMIT=SUITE_SANDBOX_LIMIT)  # fmt: skip
     sandbox = Proc("sandbox", ["sandbox", "--port", str(port)], env).start()
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/_sandbox/faults")
@@ -64,6 +74,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         "PARTNERSYNC_COALESCE_MS": "0",
         "PARTNERSYNC_RETRY_SCHEDULE_S": "0",
         "PARTNERSYNC_MAX_ATTEMPTS": "20",
+        "SAXO_RATE_LIMITS": SUITE_SAXO_LIMITS,
     }
     try:
         yield {"redis": server, "sandbox": url, "env": env}

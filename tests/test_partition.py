@@ -30,7 +30,7 @@ import redis
 from partnersync import commands, workqueue
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
-from tests.conftest import ROOT, Proc, base_env, settings_for, wait_for
+from tests.conftest import ROOT, SUITE_SANDBOX_LIMIT, Proc, base_env, settings_for, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (os.geteuid() == 0 and shutil.which("ip") and shutil.which("ss")),
@@ -128,8 +128,9 @@ def test_a_worker_cut_off_mid_create_books_it_once(hosts: Hosts, tmp_path: Path)
     # a partner's edge may keep an idle connection open for minutes; uvicorn's 5 s would
     # close it during the cut, and A's late bytes would be refused by the closed socket
     sandbox_env = dict(
-        os.environ, SANDBOX_STEP_MS="50", SANDBOX_KEEP_ALIVE_S="300", PYTHONPATH=str(ROOT)
-    )
+        os.environ, SANDBOX_STEP_MS="50", SANDBOX_KEEP_ALIVE_S="300", PYTHONPATH=str(ROOT),
+        SANDBOX_SAXO_SESSION_LIMIT=SUITE_SANDBOX_LIMIT,
+    )  # fmt: skip
     sandbox = Proc(
         "sandbox", ["sandbox", "--host", "0.0.0.0", "--port", str(SANDBOX_PORT)], sandbox_env,
         prefix=in_ns(hosts.core),

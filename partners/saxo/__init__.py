@@ -14,17 +14,19 @@ import redis
 
 from partners.saxo import auth, commands, ens, kinds, metrics, unsettled
 from partners.saxo import keys as saxo_keys
-from partners.saxo.client import SaxoClient
+from partners.saxo.client import SaxoClient, limits
 from partnersync.config import Settings
 from partnersync.kinds import Kind
 from partnersync.partner import Partner, Task
+from partnersync.ratelimit import Limiter
 
 if TYPE_CHECKING:
     from partnersync.context import Context
 
 
 def _client(settings: Settings, http: httpx.AsyncClient, connection: redis.Redis) -> SaxoClient:
-    return SaxoClient(settings, http, auth.provider(settings, connection))
+    limiter = Limiter(connection, SaxoClient.partner, limits(settings.saxo_rate_limits))
+    return SaxoClient(settings, http, auth.provider(settings, connection), limiter)
 
 
 def _index(

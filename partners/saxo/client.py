@@ -17,6 +17,8 @@ from partners.saxo.auth import StaticToken, TokenProvider
 from partnersync import client
 from partnersync.client import PartnerClient
 from partnersync.config import Settings
+from partnersync.ratelimit import Limit, Limiter
+from partnersync.ratelimit import whole as ratelimit_whole
 from schemas.commands import PartnerRejection
 from schemas.saxo.errors import ErrorEnvelope
 
@@ -47,13 +49,37 @@ def raise_for(response: httpx.Response) -> None:
     client.raise_for(response, rejection, PARTNER)
 
 
+def service_group(method: str, path: str) -> str:
+    """The service group a request counts against (the path's first segment: cm, atr, ens,
+    hist): Saxo's Session limit is "per session per service group"."""
+    return path.lstrip("/").split("/", 1)[0]
+
+
+def limits(spec: str) -> tuple[Limit, ...]:
+    """SAXO_RATE_LIMITS, `Dimension=requests/seconds,…` (config checks the form). Saxo's
+    documented ones (developer.saxo rate-limiting): Session 120 a minute per session and
+    service group, AppDay 10,000,000 a day per application. (SessionOrders, 1 order a
+    second, counts orders, which partnersync does not place.)"""
+    found = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        dimension, _, rate = part.partition("=")
+        requests, _, seconds = rate.partition("/")
+        scope = service_group if dimension == "Session" else ratelimit_whole
+        found.append(Limit(dimension, int(requests), float(seconds), scope))
+    return tuple(found)
+
+
 class SaxoClient(PartnerClient):
     partner = PARTNER
 
     def __init__(
-        self, settings: Settings, http: httpx.AsyncClient, tokens: TokenProvider | None = None
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        tokens: TokenProvider | None = None,
+        limiter: Limiter | None = None,
     ):
-        super().__init__(settings.saxo_base_url, http)
+        super().__init__(settings.saxo_base_url, http, limiter)
         self.settings = settings
         self.tokens = tokens or StaticToken(settings)
 

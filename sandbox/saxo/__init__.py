@@ -20,6 +20,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -281,8 +282,20 @@ def _cash_transfer_model(body: dict[str, Any]) -> tuple[dict[str, list[str]], De
 
 
 class Saxo:
-    def __init__(self, faults: Faults, *, step_s: float = 0.2, contract: Contract | None = None):
+    def __init__(
+        self,
+        faults: Faults,
+        *,
+        step_s: float = 0.2,
+        contract: Contract | None = None,
+        session_limit: tuple[int, float] = (120, 60.0),
+    ):
         self.faults = faults
+        # Saxo's Session limit (developer.saxo rate-limiting): requests per seconds, per
+        # session (token) and service group; beyond it, 429 with the dimension's headers
+        self.session_limit = session_limit
+        self.sessions: dict[tuple[str, str], float] = {}  # (token, group) -> next slot (GCRA)
+        self.session_refused = 0
         self.contract = contract or Contract()
         self.auth = SaxoAuth()
         self.step_s = step_s
@@ -303,6 +316,32 @@ class Saxo:
         self.unbooked: set[str] = set()  # planted: Successful transfers without their booking
         self.extra_bookings: list[dict[str, Any]] = []  # planted: bookings without a transfer
         self.signup_requests = 0
+
+    def _over_budget(self, request: Request) -> Response | None:
+        """A 429 once the session's service group has spent its budget (GCRA), else None."""
+        requests, per_s = self.session_limit
+        interval = per_s / requests
+        group = request.url.path.removeprefix(MOUNT).lstrip("/").split("/", 1)[0]
+        key = (request.headers.get("authorization", ""), group)
+        now = time.monotonic()
+        tat = max(self.sessions.get(key, now), now)
+        allowed_at = tat + interval - per_s
+        if allowed_at > now:
+            self.session_refused += 1
+            response = saxo_error(429, "TooManyRequests", "Request rate limit exceeded")
+            response.headers.update(
+                {
+                    "X-RateLimit-AppDay-Limit": "10000000",
+                    "X-RateLimit-AppDay-Remaining": "9999000",
+                    "X-RateLimit-AppDay-Reset": str(86_400 - int(time.time()) % 86_400),
+                    "X-RateLimit-Session-Limit": str(requests),
+                    "X-RateLimit-Session-Remaining": "0",
+                    "X-RateLimit-Session-Reset": str(max(1, math.ceil(allowed_at - now))),
+                }  # fmt: skip
+            )
+            return response
+        self.sessions[key] = tat + interval
+        return None
 
     # -- ENS activities ----------------------------------------------------------------------
 
@@ -707,6 +746,9 @@ class Saxo:
             if not self.auth.valid(request.headers.get("authorization")):
                 return Response(status_code=401)  # Saxo: 401 with an empty body
             await self.faults.delay()
+            over = self._over_budget(request)
+            if over is not None:
+                return over
             if self.faults.roll("rate_limit", request.method, request.url.path):
                 self.rate_limited += 1
                 response: Response = saxo_error(
