@@ -65,13 +65,20 @@ def test_sentinel_url_is_parsed_and_refused_when_malformed() -> None:
 
 
 def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: str) -> None:
+    """Also #34: a Saxo cash transfer submitted while the replica is cut off (its journal
+    would reach the primary only) is not sent; submitted again on the promoted replica,
+    which knows nothing of it, it is booked once, not twice."""
     env = base_env(
         cluster.url,
         TRADEVEST_BASE_URL=sandbox_url + "/tradevest",
         SAXO_BASE_URL=sandbox_url + "/saxo/openapi",
+        SAXO_TOKEN="sandbox",
+        SAXO_FUNDING_ACCOUNT_KEY="FUND-EUR-key==",
         PARTNERSYNC_MIN_REPLICAS=os.environ.get("TEST_MIN_REPLICAS", "1"),  # 0: see it lose
         PARTNERSYNC_REPLICA_TIMEOUT_MS="200",
     )
+    replicated = env["PARTNERSYNC_MIN_REPLICAS"] != "0"
+    key = f"failover-{uuid.uuid4()}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     receiver = Proc("receiver", ["serve", "--port", str(port)], env).start()
@@ -110,6 +117,14 @@ def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: 
         redis.Redis(port=cluster.primary.port).client_kill_filter(_type="replica")
         answered = sum(statuses.values())
         wait_for(lambda: sum(statuses.values()) >= answered + 8, what="answers, replica behind")
+        first = submit_cash_transfer(env, key)
+        xid = redis.Redis(port=cluster.primary.port).zrange(keys.COMMANDS, 0, -1)[0].decode()
+        if replicated:
+            assert first.returncode == 75, (first.stdout, first.stderr)  # EX_TEMPFAIL
+            assert "not on PARTNERSYNC_MIN_REPLICAS=1 replicas" in first.stderr, first.stderr
+            # a worker has every chance to send it now (it would in milliseconds): none may
+            with pytest.raises(AssertionError):
+                wait_for(lambda: saxo_bookings(sandbox_url, xid), timeout=2, what="a booking")
         killed_t = time.monotonic()
         cluster.primary.kill()  # SIGKILL mid-load
         cluster.replica.proc.send_signal(signal.SIGCONT)
@@ -124,6 +139,23 @@ def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: 
         # acknowledgements, which need one replica, resume
         cluster.primary.start(extra=["--replicaof", "127.0.0.1", str(cluster.replica.port)])
         wait_for(lambda: len(acknowledged) >= killed_at + 60, timeout=60, what="2xx again")
+        new = redis.Redis(port=cluster.replica.port)
+        if replicated:
+            assert new.get(keys.command(xid)) is None  # the journal went with the old primary
+        # the caller submits it again (refused while the old primary resyncs: no replica)
+        again = wait_for(
+            lambda: (p := submit_cash_transfer(env, key)).returncode == 0 and p,
+            timeout=60,
+            what="submit",
+        )
+        assert json.loads(again.stdout)["externalId"] == xid
+        done = wait_for(
+            lambda: (c := commands.load(new, xid)) is not None and c.state.final and c,
+            timeout=60,
+            what="the command final on the new primary",
+        )
+        assert done.state == CommandState.ACCEPTED
+        assert len(saxo_bookings(sandbox_url, xid)) == 1  # before #34: two
     finally:
         stop.set()
         for t in senders:
@@ -200,74 +232,18 @@ def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: 
         receiver.stop()
 
 
+def submit_cash_transfer(env: dict[str, str], key: str) -> subprocess.CompletedProcess[str]:
+    data = '{"FromAccountKey":"FUND-EUR-key==","ToAccountKey":"CLIENT1-EUR-key==","Amount":10,"Currency":"EUR"}'
+    return subprocess.run(
+        [sys.executable, "-m", "partnersync", "command", "submit", "cash-transfer",
+         "--key", key, "--data", data, "--json"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+
+
 def saxo_bookings(sandbox_url: str, external_reference: str) -> list[dict[str, object]]:
     return httpx.get(
         sandbox_url + "/saxo/openapi/atr/v1/partner/cashtransfers",
         params={"ExternalReference": external_reference},
         headers={"Authorization": "Bearer sandbox"},
     ).json()["Data"]
-
-
-def test_a_command_in_flight_across_a_failover_is_booked_once(
-    cluster: Cluster, sandbox_url: str
-) -> None:
-    """#34: the replica is cut off, a Saxo cash transfer is submitted (its journal reaches
-    the primary only), the primary dies. The promoted replica knows nothing of it, so the
-    caller submits it again with the same key: Saxo must hold one booking, not two."""
-    env = base_env(
-        cluster.url,
-        TRADEVEST_BASE_URL=sandbox_url + "/tradevest",
-        SAXO_BASE_URL=sandbox_url + "/saxo/openapi",
-        SAXO_TOKEN="sandbox",
-        SAXO_FUNDING_ACCOUNT_KEY="FUND-EUR-key==",
-        PARTNERSYNC_MIN_REPLICAS="1",
-        PARTNERSYNC_REPLICA_TIMEOUT_MS="200",
-        PARTNERSYNC_RETRY_SCHEDULE_S="0.5",
-    )
-    workers = Proc("workers", ["worker", "-n", "1"], env).start()
-    clock = Proc("clock", ["clock"], env).start()
-    key = f"failover-{uuid.uuid4()}"
-    data = '{"FromAccountKey":"FUND-EUR-key==","ToAccountKey":"CLIENT1-EUR-key==","Amount":10,"Currency":"EUR"}'
-
-    def submit() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "partnersync", "command", "submit", "cash-transfer",
-             "--key", key, "--data", data, "--json"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-
-    try:
-        assert cluster.replica.proc is not None
-        cluster.replica.proc.send_signal(signal.SIGSTOP)
-        primary = redis.Redis(port=cluster.primary.port)
-        primary.client_kill_filter(_type="replica")
-        first = submit()
-        assert first.returncode == 75, (first.stdout, first.stderr)  # EX_TEMPFAIL
-        assert "not on PARTNERSYNC_MIN_REPLICAS=1 replicas" in first.stderr, first.stderr
-        xid = primary.zrange(keys.COMMANDS, 0, -1)[0].decode()
-        # a worker has every chance to send it now (it would within milliseconds): none may
-        with pytest.raises(AssertionError):
-            wait_for(lambda: saxo_bookings(sandbox_url, xid), timeout=3, what="a booking")
-        cluster.primary.kill()
-        cluster.replica.proc.send_signal(signal.SIGCONT)
-        wait_for(
-            lambda: all(s.primary_port() == cluster.replica.port for s in cluster.sentinels),
-            timeout=60,
-            what="sentinels to promote the replica",
-        )
-        cluster.primary.start(extra=["--replicaof", "127.0.0.1", str(cluster.replica.port)])
-        new = redis.Redis(port=cluster.replica.port)
-        assert new.get(keys.command(xid)) is None  # the journal went with the old primary
-        # the caller submits again (refused while the old primary resyncs: no replica yet)
-        again = wait_for(lambda: (p := submit()).returncode == 0 and p, timeout=60, what="submit")
-        assert json.loads(again.stdout)["externalId"] == xid
-        done = wait_for(
-            lambda: (c := commands.load(new, xid)) is not None and c.state.final and c,
-            timeout=60,
-            what="the command final on the new primary",
-        )
-        assert done.state == CommandState.ACCEPTED
-        assert len(saxo_bookings(sandbox_url, xid)) == 1
-    finally:
-        clock.stop()
-        workers.stop()

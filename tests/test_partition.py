@@ -107,8 +107,8 @@ def env_for(host: str, **extra: str) -> dict[str, str]:
         SAXO_BASE_URL=f"http://{host}:{SANDBOX_PORT}/saxo/openapi",
         SAXO_TOKEN="sandbox",
         SAXO_FUNDING_ACCOUNT_KEY="FUND-EUR-key==",
-        PARTNERSYNC_HTTP_TIMEOUT_S="2",
-        PARTNERSYNC_LEASE_MS="6000",
+        PARTNERSYNC_HTTP_TIMEOUT_S="1",
+        PARTNERSYNC_LEASE_MS="4000",
         PARTNERSYNC_RETRY_SCHEDULE_S="0.5",
         **extra,
     )
