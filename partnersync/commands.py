@@ -107,6 +107,10 @@ class CommandKind:
     # Other ids of the new entity in the create result (Saxo's SignUpId): linked to it for
     # good, so `entities find` knows them
     aliases: tuple[str, ...] = ()
+    # The partner's refusals of a create it already has, naming no id of it (Saxo's
+    # PreClientMatch / ClientMatch): answered to a resend, an earlier send arrived and its
+    # entity is unknown; the command stops there and asks for a human, never sending again
+    resent_codes: tuple[str, ...] = ()
 
     @property
     def path_fields(self) -> tuple[str, ...]:
@@ -283,6 +287,7 @@ class Outcome:
     )
     audit_in: float | None = None  # done, but audited once more this many seconds later
     finished: bool = False  # done before this step (its links and counts are written)
+    orphaned: bool = False  # an earlier send created an entity nobody can name: a human's
 
 
 @dataclass(frozen=True)
@@ -512,6 +517,17 @@ async def _answer(
                 record.auditDueMs = lease.clock_ms + int(outcome.audit_in * 1000)
         return outcome
     rejection = client.rejection(response)
+    if rejection.errorCode in kind.resent_codes and record.attempts > 1:
+        record.state = CommandState.REJECTED
+        record.rejection = rejection
+        _note(
+            record, "resend",
+            f"{rejection.errorCode}: an earlier send reached {kind.partner}; its "
+            f"{kind.result_field} is unknown ({kind.partner} offers no lookup by an id of ours): "
+            f"ask {kind.partner}, nothing is sent again",
+        )  # fmt: skip
+        log.error("create orphaned", extra={"externalId": record.externalId, "kind": kind.name})
+        return Outcome(record, done=True, orphaned=True)
     if _is_duplicate(status, rejection):
         accepted = await _lookup(ctx, kind, client, record)
         if accepted is not None:
@@ -615,6 +631,9 @@ def _queue_writes(
             continue
         if isinstance(result, Outcome):
             pipe.set(keys.command(result.record.externalId), msgspec.json.encode(result.record))
+            if result.orphaned:
+                pipe.zadd(keys.COMMAND_ATTENTION, {record.externalId: workqueue.now_ms()})
+                pipe.hincrby(keys.COUNTERS, "orphaned-create", 1)
             if result.record.doubleBooking and not doubled:
                 pipe.zadd(keys.COMMAND_ATTENTION, {record.externalId: workqueue.now_ms()})
                 pipe.hincrby(keys.COUNTERS, "double-booking", 1)

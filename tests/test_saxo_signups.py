@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 EXAMPLE = ROOT / "examples" / "saxo-signup.json"  # the README's signup: complete, spec-valid
 
 
-def signup(first: str = "Ada", last: str = "Hansen", **personal: object) -> SignUpRequest:
+def signup(first: str | None = None, last: str = "Hansen", **personal: object) -> SignUpRequest:
+    """The README's signup for a new applicant (Saxo refuses a second signup of one)."""
+    first = first or f"Ada{uuid.uuid4().hex[:8]}"
     body = json.loads(EXAMPLE.read_text())
     body["PersonalInformation"].update(FirstName=first, LastName=last, **personal)
     return strict.convert(body, SignUpRequest)
@@ -177,3 +179,25 @@ def test_complete_application_reads_the_documents_examples() -> None:
         type=CompleteApplicationResponse,
     )
     assert (failed.ApplicationStatus, failed.ErrorMessage) == ("Failed", "stringValue")
+
+
+def test_a_signup_whose_answer_was_lost_is_never_filed_twice(system: System) -> None:
+    """#35: the first POST /cm/v1/signups acts, its answer is lost. Saxo offers no lookup by
+    an id of ours, so the signup is sent again, and Saxo's applicant check answers
+    PreClientMatch: one signup at Saxo, and the command asks for a human (the first one's
+    ClientKey is unknown) instead of ending as an ordinary rejection."""
+    ledger = system.sandbox + "/_sandbox/ledger"
+    before = [e for e in system.http.get(ledger).json()["entities"] if e["kind"] == "signup"]
+    lost = {"fault": "timeout", "method": "POST", "path": "/cm/v1/signups"}
+    system.http.post(
+        system.sandbox + "/_sandbox/faults", json={"timeout_ms": 4000, "script": [lost]}
+    )
+    record = submit(system, signup())
+    after = [e for e in system.http.get(ledger).json()["entities"] if e["kind"] == "signup"]
+    assert len(after) == len(before) + 1  # one signup, not two
+    assert record.state == CommandState.REJECTED and record.attempts == 2
+    # PreClientMatch, or ClientMatch once the first signup was onboarded meanwhile
+    assert record.rejection is not None
+    assert record.rejection.errorCode in ("PreClientMatch", "ClientMatch")
+    assert "offers no lookup" in record.history[-1].outcome
+    assert system.r.zscore(keys.COMMAND_ATTENTION, record.externalId) is not None

@@ -61,15 +61,16 @@ def _check_signup(data: SignUpRequest, settings: Settings, connection: redis.Red
 
 
 async def _no_lookup(client: Any, record: CommandRecord) -> list[str]:
-    """Saxo has no way to find a signup by an id of ours: after a lost answer the signup is
-    sent again, and Saxo answers PreClientMatch if the first one got through."""
+    """Saxo has no way to find a signup by an id of ours (cm.yaml has no signup list): after
+    a lost answer the signup is sent again, and Saxo answers PreClientMatch if the first got
+    through ("we check if the lead or client already exists", saxo-client-signups)."""
     return []
 
 
 COMMANDS: tuple[CommandKind, ...] = (
     CommandKind("signup", "saxo", "signup", SignUpRequest, "/cm/v1/signups", "ClientKey",
                 _no_lookup, external_id=None, validate=_check_signup,
-                aliases=("SignUpId", "ClientId")),
+                aliases=("SignUpId", "ClientId"), resent_codes=("PreClientMatch", "ClientMatch")),
     CommandKind("cash-transfer", "saxo", "cash-transfer", PartnerCashTransferRequest,
                 "/atr/v1/partner/cashtransfers", "TransactionId",
                 by_external_reference("/atr/v1/partner/cashtransfers"),

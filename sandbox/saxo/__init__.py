@@ -310,6 +310,7 @@ class Saxo:
         self.tasks: set[asyncio.Task[None]] = set()
         self.rate_limited = 0
         self.signups: dict[str, dict[str, Any]] = {}  # ClientKey -> signup
+        self.applicants: dict[tuple[str, str, str], str] = {}  # name, birth date -> ClientKey
         self.activities: list[dict[str, Any]] = []  # ENS, ascending SequenceId
         self.ens_horizon = 0  # SequenceIds up to this one have left the ENS cache
         self.booked_from = 0  # transfers before this index are not listed (test reset)
@@ -531,6 +532,15 @@ class Saxo:
                 return saxo_error(400, "ClientMatch", "User is already a client!")
             if personal.get("LastName") == "Lead":
                 return saxo_error(400, "PreClientMatch", "User is already a pre-client!")
+        # "we check if the lead or client already exists in our system, in which case we will
+        # return a ClientMatch or a PreClientMatch error" (saxo-client-signups): a second
+        # signup of one applicant, a resend included, creates nothing
+        applicant = (personal["FirstName"], personal["LastName"], personal["DateOfBirth"])
+        known = self.signups.get(self.applicants.get(applicant, ""))
+        if known is not None:
+            if known["OnboardingState"] == "ClientOnboarded":
+                return saxo_error(400, "ClientMatch", "User is already a client!")
+            return saxo_error(400, "PreClientMatch", "User is already a pre-client!")
         client_id = str(2147279000 + len(self.signups))
         # Saxo's keys are base64 with "|" and "-" for "/" and "+" (e.g. 7m4I|vtYLUnEGg77o9uQhw==)
         client_key = base64.b64encode(uuid.uuid4().bytes).decode()[:22] + "=="
@@ -542,6 +552,7 @@ class Saxo:
             "received": body,  # as Saxo got it: tests check nothing was lost on the way
         }  # fmt: skip
         self.signups[client_key] = signup
+        self.applicants[applicant] = client_key
         self.spawn(self._progress_signup(signup))
         return JSONResponse(
             {k: signup[k] for k in ("ClientId", "ClientKey", "SignUpId")}, status_code=201
