@@ -151,3 +151,49 @@ def test_partner_404_is_a_message_not_a_traceback(system: System) -> None:
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert "404" in done.stderr and "/saxo/openapi/wrong/hist/v1/transactions" in done.stderr
+
+
+def test_the_documents_shapes_match() -> None:
+    """#35: atr.yaml's own TransferResult example (ValueDate .NET's empty date, accounts by
+    AccountKey) and a Cash Transfer booking shaped as the seed's sample (account by numeric
+    AccountId): the empty date keeps the transfer in its window (by TransferRequestedOn) and
+    does not rule out a booking; the account is matched by the AccountKeys filter the
+    booking was listed under, never by comparing an AccountId with an AccountKey."""
+    import asyncio
+
+    import yaml
+
+    from partners.saxo import transactions
+    from schemas.saxo.cash_transfers import TransferResult
+
+    spec = yaml.safe_load((ROOT / "sandbox/saxo/specs/atr.yaml").read_text())
+    example = spec["components"]["schemas"]["TransferResult"]["example"]
+    transfer = msgspec.convert(example, TransferResult)
+    assert transfer.value_date is None
+    assert transactions._day(transfer) == date(2022, 10, 30)
+    booking = tx(TransactionType="CashTransfer", BookingId="3432656727", AccountId="12121515615",
+                 Currency="EUR", BookedAmount=10000, ValueDate="2022-10-31",
+                 Bookings=[{"BookingId": "3432656727"}])  # fmt: skip
+    assert transactions._matches(transfer, booking)
+
+    class Listing:  # the client's pages(), answering by the AccountKeys filter
+        async def pages(self, path: str, **params: str):
+            assert path == "/hist/v1/transactions" and params["TransactionType"] == "CashTransfer"
+            for row in [booking] if params["AccountKeys"] == example["ToAccount"] else []:
+                yield msgspec.to_builtins(row)
+
+    keys_ = {example["FromAccount"], example["ToAccount"]}
+    found = asyncio.run(
+        transactions._bookings_by_account(
+            Listing(), "ck", keys_, date(2022, 10, 1), date(2022, 11, 1)
+        )
+    )
+    assert [b.BookingId for b in found[example["ToAccount"]]] == ["3432656727"]
+    assert found[example["FromAccount"]] == []
+
+
+def test_the_seeds_intraday_flag_is_read() -> None:
+    """The seed's sample says IsIntraDay; Saxo's typings IsIntradayData: either one spares an
+    intraday row without identifiers from being judged (#35)."""
+    assert tx(TransactionType="Trade", IsIntraDay=True, Trades=[{}]).problems() == []
+    assert tx(TransactionType="Trade", Trades=[{}]).problems() != []

@@ -37,22 +37,40 @@ class Result:
                 "unexpected": self.unexpected, "invalid": self.invalid, "byType": self.by_type}  # fmt: skip
 
 
-def _account_id(account_key: str | None) -> str | None:
-    # The sandbox's AccountIds are its AccountKeys without the "-key==" suffix [inferred
-    # relation: real Saxo keys and ids are related through the account list].
-    return account_key.split("-key")[0] if account_key else None
-
-
 def _matches(t: TransferResult, booking: Transaction) -> bool:
+    """Amount, currency and (when the transfer has one) value date; the account is the one
+    the booking was listed under (`_bookings_by_account`)."""
     if t.Amount is None or booking.BookedAmount is None or t.Currency != booking.Currency:
         return False
     if abs(booking.BookedAmount) != abs(Decimal(t.Amount)):
         return False
-    if booking.AccountId not in {_account_id(t.FromAccount), _account_id(t.ToAccount)}:
-        return False
-    return (
-        t.ValueDate is None or booking.ValueDate is None or booking.ValueDate == t.ValueDate.date()
-    )
+    value_date = t.value_date
+    return value_date is None or booking.ValueDate is None or booking.ValueDate == value_date
+
+
+def _day(t: TransferResult) -> date | None:
+    """The day a transfer belongs to a window by: its value date, else when it was asked."""
+    if t.value_date is not None:
+        return t.value_date
+    return t.TransferRequestedOn.date() if t.TransferRequestedOn is not None else None
+
+
+async def _bookings_by_account(
+    client: Any, client_key: str, account_keys: set[str], start: date, end: date
+) -> dict[str, list[Transaction]]:
+    """The Cash Transfer bookings of each account, listed with the documented AccountKeys
+    filter of /hist/v1/transactions: a booking names its account by AccountId (numeric), a
+    transfer by AccountKey, and nothing documented maps one onto the other."""
+    found: dict[str, list[Transaction]] = {}
+    for key in sorted(account_keys):
+        found[key] = [
+            msgspec.convert(raw, Transaction)
+            async for raw in client.pages(
+                "/hist/v1/transactions", ClientKey=client_key, AccountKeys=key,
+                TransactionType="CashTransfer", FromDate=start.isoformat(), ToDate=end.isoformat(),
+            )
+        ]  # fmt: skip
+    return found
 
 
 async def reconcile(
@@ -84,17 +102,23 @@ async def reconcile(
             connection, partner="saxo", kind="cash-transfer", status="Successful"
         )
     ]
-    transfers = [t for t in transfers if t.ValueDate is None or start <= t.ValueDate.date() <= end]
+    transfers = [t for t in transfers if (day := _day(t)) is None or start <= day <= end]
+    accounts = {k for t in transfers for k in (t.FromAccount, t.ToAccount) if k}
+    by_account = await _bookings_by_account(client, client_key, accounts, start, end)
     now = datetime.now(UTC)
-    unmatched = list(bookings)
+    used: set[str] = set()
     for t in transfers:
-        found = next((b for b in unmatched if _matches(t, b)), None)
+        candidates = [
+            b for k in (t.FromAccount, t.ToAccount) if k for b in by_account.get(k, [])
+            if str(b.BookingId) not in used
+        ]  # fmt: skip
+        found = next((b for b in candidates if _matches(t, b)), None)
         if found is not None:
-            unmatched.remove(found)
+            used.add(str(found.BookingId))
             result.matched.append((t.TransactionId, str(found.BookingId)))
         elif t.TransferRequestedOn is None or now - t.TransferRequestedOn > grace:
             result.missing.append(t.TransactionId)
-    result.unexpected = [str(b.BookingId) for b in unmatched]
+    result.unexpected = [str(b.BookingId) for b in bookings if str(b.BookingId) not in used]
     _publish(connection, result, start, end)
     return result
 

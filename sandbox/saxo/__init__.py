@@ -45,6 +45,15 @@ FUNDING_ACCOUNT = "FUND-EUR-key=="  # the WLC's funding account (SAXO_FUNDING_AC
 CLIENT_ACCOUNT = "CLIENT1-EUR-key=="
 CLIENT_KEY = "CLIENT1-key=="
 USD_ACCOUNT = "CLIENT1-USD-key=="
+# An account is named by its AccountKey in the trading services and by its numeric AccountId
+# in the history ones (saxo-transactions: "AccountId": "12121515615"); nothing documented
+# maps one onto the other
+ACCOUNT_IDS = {
+    FUNDING_ACCOUNT: "12121515600",
+    CLIENT_ACCOUNT: "12121515615",
+    USD_ACCOUNT: "12121515616",
+}
+NO_DATE = "0001-01-01T00:00:00Z"  # .NET's empty date: atr.yaml's TransferResult example
 
 
 def saxo_error(
@@ -155,10 +164,11 @@ UNSETTLED_INSTRUMENTS: dict[tuple[str, str], list[dict[str, Any]]] = {
 def _cash_row(
     booking_id: str, account: str, currency: str, amount: float, value_date: str
 ) -> dict[str, Any]:
-    """A Cash Transfer transaction: identified by BookingId, exactly one booking, no trades."""
+    """A Cash Transfer transaction: identified by BookingId, exactly one booking, no trades;
+    its account by AccountId only, as the seed shows."""
     return {
-        "TransactionType": "CashTransfer", "BookingId": booking_id, "AccountId": account.split("-key")[0],
-        "AccountKey": account, "Currency": currency, "BookedAmount": amount, "Date": value_date,
+        "TransactionType": "CashTransfer", "BookingId": booking_id, "AccountId": ACCOUNT_IDS.get(account, account),
+        "Currency": currency, "BookedAmount": amount, "Date": value_date,
         "ValueDate": value_date, "Event": "Deposit" if amount > 0 else "Withdrawal",
         "Bookings": [{"BookingId": booking_id, "AmountType": "Cash Transfer", "AmountTypeId": "7",
                       "BookedAmount": amount, "Date": value_date, "ValueDate": value_date}],
@@ -167,22 +177,22 @@ def _cash_row(
 
 # One of each other type, shaped as the seed describes (saxo-transactions.txt).
 STATIC_TRANSACTIONS: list[dict[str, Any]] = [
-    {"TransactionType": "Trade", "TradeId": "564455434", "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+    {"TransactionType": "Trade", "TradeId": "564455434", "AccountId": "12121515615", "Currency": "EUR",
      "Date": "2022-02-14", "ValueDate": "2022-02-16", "Event": "Buy", "BookedAmount": -20.78,
      "Trades": [{"TradeId": "564455434", "TradedQuantity": 10.0, "Price": 2.078, "TradeType": "Bought", "OpenClose": "To Open"}],
      "Bookings": [{"BookingId": "3432656727", "AmountType": "Share Amount", "AmountTypeId": "1", "BookedAmount": -20.78},
                   {"BookingId": "3432656728", "AmountType": "Commission", "AmountTypeId": "2", "BookedAmount": -0.34}]},
-    {"TransactionType": "CorporateAction", "CorporateActionId": "CA-889", "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+    {"TransactionType": "CorporateAction", "CorporateActionId": "CA-889", "AccountId": "12121515615", "Currency": "EUR",
      "Date": "2022-03-01", "ValueDate": "2022-03-01", "Event": "Cash Dividend", "BookedAmount": 4.10,
      "Trades": [],
      "Bookings": [{"BookingId": "5001", "AmountType": "Cash Dividend", "AmountTypeId": "21", "BookedAmount": 5.0},
                   {"BookingId": "5002", "AmountType": "Withholding Tax", "AmountTypeId": "22", "BookedAmount": -0.90},
                   {"BookingId": "5003", "AmountType": "Withholding Tax", "AmountTypeId": "22", "BookedAmount": 0.0,
                    "CorrectionReason": "Tax rate corrected"}]},
-    {"TransactionType": "CashAmount", "BookingId": "7001", "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+    {"TransactionType": "CashAmount", "BookingId": "7001", "AccountId": "12121515615", "Currency": "EUR",
      "Date": "2022-03-31", "ValueDate": "2022-03-31", "Event": "Account Interest", "BookedAmount": -0.39,
      "Bookings": [{"BookingId": "7001", "AmountType": "Account Interest", "AmountTypeId": "42", "BookedAmount": -0.39}]},
-    {"TransactionType": "Trade", "IsIntradayData": True, "AccountId": "CLIENT1-EUR", "Currency": "EUR",
+    {"TransactionType": "Trade", "IsIntradayData": True, "AccountId": "12121515615", "Currency": "EUR",
      "Date": "2022-04-01", "Event": "Buy", "Trades": [{"TradedQuantity": 5.0, "TradeType": "Bought"}]},
 ]  # fmt: skip
 
@@ -352,7 +362,7 @@ class Saxo:
         sequence = len(self.activities) + 1
         self.activities.append({
             "SequenceId": str(sequence), "ActivityType": activity_type, "ActivityTime": now_iso(),
-            "ClientKey": client_key, "AccountKey": account_key, "AccountId": account_key and account_key.split("-")[0],
+            "ClientKey": client_key, "AccountKey": account_key, "AccountId": account_key and ACCOUNT_IDS.get(account_key, account_key),
             **fields,
         })  # fmt: skip
 
@@ -418,7 +428,9 @@ class Saxo:
                     client_side,
                     t["Currency"],
                     sign * t["Amount"],
-                    t["ValueDate"][:10],
+                    (t["ValueDate"] if t["ValueDate"] != NO_DATE else t["TransferRequestedOn"])[
+                        :10
+                    ],
                 )
             )
         return rows + self.extra_bookings
@@ -427,6 +439,12 @@ class Saxo:
         q = request.query_params
         wanted = q.get("TransactionType", "All")
         rows = self._cash_transfer_rows() + STATIC_TRANSACTIONS
+        keys = [
+            k for v in q.getlist("AccountKeys") + q.getlist("AccountKeys[]") for k in v.split(",")
+        ]
+        if keys:  # the documented AccountKeys filter
+            ids = {ACCOUNT_IDS.get(k) for k in keys}
+            rows = [r for r in rows if r["AccountId"] in ids]
         if wanted != "All":
             rows = [r for r in rows if r["TransactionType"] == wanted]
         if "FromDate" in q:
@@ -862,7 +880,7 @@ class Saxo:
             "FromAccount": body["FromAccountKey"], "ToAccount": body["ToAccountKey"],
             "FromAccountPositionId": str(int(transaction_id) - 2), "ToAccountPositionId": str(int(transaction_id) - 1),
             "FundingCheck": body.get("FundingCheck", "Enforce"), "TransferRequestedOn": now_iso(),
-            "TransferStatus": "Pending", "ValueDate": value_date or now_iso(),
+            "TransferStatus": "Pending", "ValueDate": value_date or NO_DATE,
         }  # fmt: skip
         self.transfers[transaction_id] = transfer
         self.spawn(self._settle(transfer, amount))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
@@ -61,6 +61,14 @@ class TransferResult(msgspec.Struct, kw_only=True, omit_defaults=True):
     FundingCheck: str | None = None
     TransferRequestedOn: datetime | None = None
     ValueDate: datetime | None = None
+
+    @property
+    def value_date(self) -> date | None:
+        """ValueDate, None where Saxo sends .NET's empty date ("0001-01-01T00:00:00Z", the
+        value in atr.yaml's own TransferResult example)."""
+        if self.ValueDate is None or self.ValueDate.year == 1:
+            return None
+        return self.ValueDate.date()
 
     @property
     def modifiedOn(self) -> datetime | None:

@@ -49,7 +49,8 @@ class Transaction(msgspec.Struct, kw_only=True, omit_defaults=True):
     TradeId: str | None = None
     CorporateActionId: str | None = None
     BookingId: str | None = None
-    IsIntradayData: bool = False
+    IsIntradayData: bool = False  # the field's name in Saxo's typings
+    IsIntraDay: bool = False  # its name in the seed's sample (saxo-transactions): either counts
     Bookings: list[Booking] = []
     Trades: list[Trade] = []
 
@@ -61,7 +62,7 @@ class Transaction(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     def problems(self) -> list[str]:
         """Where the transaction breaks its type's rule ([] when it keeps it)."""
-        if self.IsIntradayData and self.identifier is None:
+        if (self.IsIntradayData or self.IsIntraDay) and self.identifier is None:
             return []  # intraday: identifiers arrive once booked
         kind, trades, bookings = self.TransactionType, len(self.Trades), len(self.Bookings)
         out = []
