@@ -124,7 +124,7 @@ def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: 
             assert "not on PARTNERSYNC_MIN_REPLICAS=1 replicas" in first.stderr, first.stderr
             # a worker has every chance to send it now (it would in milliseconds): none may
             with pytest.raises(AssertionError):
-                wait_for(lambda: saxo_bookings(sandbox_url, xid), timeout=2, what="a booking")
+                wait_for(lambda: saxo_bookings(sandbox_url, xid), timeout=1, what="a booking")
         killed_t = time.monotonic()
         cluster.primary.kill()  # SIGKILL mid-load
         cluster.replica.proc.send_signal(signal.SIGCONT)

@@ -191,7 +191,7 @@ def test_a_worker_cut_off_mid_create_books_it_once(hosts: Hosts, tmp_path: Path)
         assert done.state == CommandState.ACCEPTED
         hosts.cut_a(False)  # the partition heals: A's request must not arrive now
         with pytest.raises(AssertionError):
-            wait_for(lambda: len(bookings()) > 1, timeout=3, what="a second booking")
+            wait_for(lambda: len(bookings()) > 1, timeout=1.5, what="a second booking")
         assert [b["TransactionId"] for b in bookings()] == [done.entityId]
     finally:
         for p in reversed(processes):
