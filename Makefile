@@ -36,9 +36,10 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The chaos suite alone, longer (CHAOS_SECONDS, default 180 here; 20 inside `make test`).
+# The long runs: the chaos suite, longer (CHAOS_SECONDS, default 180 here; 20 inside
+# `make test`), its failover run, and the benchmark's smoke runs (marker `long`).
 chaos: $(STAMP)
-	CHAOS_SECONDS=$${CHAOS_SECONDS:-180} $(BIN)/python -m pytest -m chaos -s $(PYTEST_ARGS)
+	CHAOS_SECONDS=$${CHAOS_SECONDS:-180} $(BIN)/python -m pytest -m "chaos or long" -s $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

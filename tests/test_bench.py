@@ -25,6 +25,7 @@ Requests/sec:   1000.50
 
 
 @pytest.mark.e2e
+@pytest.mark.long  # 36 s: in `make chaos`, keeping `make test` under 10 minutes
 def test_bench_smoke() -> None:
     try:
         ensure_wrk()
@@ -55,6 +56,7 @@ def test_bench_smoke() -> None:
     assert rows["end to end (webhook → store) p99 at 500 events/s"].value > 0
 
 
+@pytest.mark.long  # in `make chaos`, keeping `make test` under 10 minutes
 def test_scale_smoke(tmp_path) -> None:
     """`bench --scale`: every figure is produced on a small store (correctness only)."""
     from cli.bench.scale import Scale
