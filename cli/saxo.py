@@ -174,6 +174,45 @@ def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_saxo_login(args: argparse.Namespace, settings: Settings) -> int:
+    """The first authorization of SAXO_AUTH=code (partners/saxo/login.py): the operator signs
+    in once in a browser; the token is stored for the deployment, never printed."""
+    import time
+    import webbrowser
+
+    from partners.saxo import auth as saxo_auth
+    from partners.saxo import login as saxo_login
+
+    if settings.saxo_auth != "code":
+        print(
+            f"SAXO_AUTH={settings.saxo_auth}: `saxo login` is for SAXO_AUTH=code "
+            "(the Authorization Code grant)",
+            file=sys.stderr,
+        )
+        return 2
+    store = saxo_auth.SaxoToken(connect_redis(settings), settings)
+    try:
+        sign_in = saxo_login.Login(settings)
+    except OSError as exc:
+        print(f"SAXO_REDIRECT_URL={settings.saxo_redirect_url}: cannot listen ({exc})", file=sys.stderr)
+        return 2
+    print("Sign in to Saxo in a browser at:", flush=True)
+    print(sign_in.url, flush=True)
+    if not args.no_browser:
+        webbrowser.open(sign_in.url)
+    try:
+        token = sign_in.wait(args.timeout)
+    except saxo_login.LoginError as exc:
+        print(f"saxo login: {exc}", file=sys.stderr)
+        return 1
+    store.store(token)
+    refresh = (
+        f"{token.refresh_expires_at - time.time():.0f} s" if token.refresh_expires_at else "unknown"
+    )
+    print(f"signed in: token stored for this deployment (refresh token expires in {refresh})")
+    return 0
+
+
 def add(sub: Any) -> None:
     saxo = sub.add_parser("saxo", help="Saxo signups and cash transfers").add_subparsers(
         dest="sub", required=True
@@ -216,3 +255,11 @@ def add(sub: Any) -> None:
     )
     st.add_argument("--refresh-token", help="the refresh token of a new one-time authorization")
     st.set_defaults(func=cmd_saxo_auth)
+    sg = saxo.add_parser(
+        "login", help="SAXO_AUTH=code: sign in once in a browser (Authorization Code with PKCE)"
+    )
+    sg.add_argument("--no-browser", action="store_true", help="only print the URL to open")
+    sg.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the sign-in (300)"
+    )
+    sg.set_defaults(func=cmd_saxo_login)

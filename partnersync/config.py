@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     saxo_private_key_file: str | None = None
     saxo_user_id: str | None = None
     saxo_app_url: str | None = None
+    saxo_authorize_url: str | None = None
+    saxo_redirect_url: str = "http://127.0.0.1/"
     saxo_funding_account_key: str | None = None
     saxo_client_key: str | None = None
     # Saxo's documented limits (developer.saxo rate-limiting), shared by every process
@@ -165,6 +167,17 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("SAXO_PRIVATE_KEY_FILE", "saxo_private_key_file", "certificate: its PEM private key"),
     ("SAXO_USER_ID", "saxo_user_id", "certificate: the UserId the token is for (sub)"),
     ("SAXO_APP_URL", "saxo_app_url", "certificate: the application's AppUrl (spurl)"),
+    (
+        "SAXO_AUTHORIZE_URL",
+        "saxo_authorize_url",
+        "code: Saxo's authorize endpoint for `saxo login` (default: beside SAXO_TOKEN_URL)",
+    ),
+    (
+        "SAXO_REDIRECT_URL",
+        "saxo_redirect_url",
+        "code: the app's registered localhost redirect URL; `saxo login` listens on its host "
+        "at a free port unless it names one",
+    ),
     (
         "SAXO_FUNDING_ACCOUNT_KEY",
         "saxo_funding_account_key",
@@ -425,7 +438,7 @@ def load(
         "code": ("saxo_app_key", "saxo_app_secret"),
         "certificate": (
             "saxo_app_key", "saxo_app_secret", "saxo_certificate_file",
-            "saxo_private_key_file", "saxo_user_id",
+            "saxo_private_key_file", "saxo_user_id", "saxo_app_url",
         ),
     }  # fmt: skip
     if settings.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -483,6 +496,7 @@ _URLS = (
     "tradevest_auth_url",
     "saxo_base_url",
     "saxo_token_url",
+    "saxo_redirect_url",
     "public_url",
 )
 

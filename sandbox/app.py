@@ -122,6 +122,7 @@ def create_app(
         Route("/_sandbox/contract", contract, methods=["GET"]),
         Route("/_sandbox/saxo/auth", saxo_auth, methods=["POST"]),
         Route("/saxo/token", sx.auth.token, methods=["POST"]),
+        Route("/saxo/authorize", sx.auth.authorize, methods=["GET"]),
         Route("/_sandbox/saxo/signups/{ClientKey:path}", saxo_signup, methods=["GET"]),
         Route("/_sandbox/tradevest/status", force_status, methods=["POST"]),
         Route("/_sandbox/saxo/ens", sx.ens_control, methods=["POST"]),

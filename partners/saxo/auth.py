@@ -23,7 +23,6 @@ a stale token. Tokens are never logged.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import logging
 import time
@@ -161,7 +160,7 @@ class Grant(Protocol):
     def obtain(self, current: Token | None) -> Token: ...
 
 
-def _exchange(settings: Settings, form: dict[str, str], what: str) -> Token:
+def exchange(settings: Settings, form: dict[str, str], what: str) -> Token:
     form = {
         **form,
         "client_id": settings.saxo_app_key or "",
@@ -179,8 +178,8 @@ def _exchange(settings: Settings, form: dict[str, str], what: str) -> Token:
         except ValueError:
             error = ""
         hint = (
-            " — the refresh token is revoked or expired: authorize again and set it with "
-            "`partnersync saxo auth --refresh-token`"
+            " — the refresh token is revoked or expired: authorize again with "
+            "`partnersync saxo login`"
             if what == "refresh_token"
             else ""
         )
@@ -210,10 +209,10 @@ class CodeGrant:
         refresh = (current.refresh_token if current else None) or self.settings.saxo_refresh_token
         if not refresh:
             raise SaxoAuthError(
-                "SAXO_AUTH=code has no refresh token: authorize once and set "
-                "SAXO_REFRESH_TOKEN (or `partnersync saxo auth --refresh-token`)"
+                "SAXO_AUTH=code has no refresh token: authorize once with "
+                "`partnersync saxo login` (or set SAXO_REFRESH_TOKEN)"
             )
-        return _exchange(
+        return exchange(
             self.settings,
             {"grant_type": "refresh_token", "refresh_token": refresh},
             "refresh_token",
@@ -221,12 +220,14 @@ class CodeGrant:
 
 
 def thumbprint(certificate_pem: bytes) -> str:
-    """x5t: base64url of the certificate's SHA-1 (DER) thumbprint."""
+    """x5t: the certificate's SHA-1 (DER) thumbprint in hex, as Saxo's CBA page shows it
+    (sample `935093f1690900…`, 40 digits) and its C#, Node and PHP samples send it (the
+    certificate manager's thumbprint), not RFC 7515's base64url."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     der = x509.load_pem_x509_certificate(certificate_pem).public_bytes(Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    return hashlib.sha1(der).hexdigest()
 
 
 class CertificateGrant:
@@ -253,7 +254,7 @@ class CertificateGrant:
             and (current.refresh_expires_at or 0) > time.time() + 5
         ):
             try:
-                return _exchange(
+                return exchange(
                     self.settings,
                     {"grant_type": "refresh_token", "refresh_token": current.refresh_token},
                     "refresh_token",
@@ -264,7 +265,7 @@ class CertificateGrant:
             assertion = self.assertion()
         except (OSError, ValueError) as exc:
             raise SaxoAuthError(f"SAXO_CERTIFICATE_FILE / SAXO_PRIVATE_KEY_FILE: {exc}") from None
-        return _exchange(
+        return exchange(
             self.settings, {"grant_type": PERSONAL_JWT, "assertion": assertion}, "personal-jwt"
         )
 

@@ -3,9 +3,16 @@ short-lived tokens so tests exercise refresh, expiry and revocation.
 
 - `grant_type=refresh_token`: a live refresh token buys a new access token and a new refresh
   token (Saxo rotates them; the old one is spent).
-- `grant_type=urn:saxobank:oauth:grant-type:personal-jwt`: certificate-based authentication;
-  the assertion is an RS256 JWT whose `x5t` names a registered certificate and whose `iss`
-  is the AppKey.
+- `grant_type=urn:saxobank:oauth:grant-type:personal-jwt`: certificate-based authentication
+  as Saxo's CBA page and samples describe it: an RS256 JWT whose `x5t` is the hex SHA-1
+  thumbprint of a registered certificate (either case: the page's sample is lower case, the
+  C# sample's Thumbprint upper case), `iss` the AppKey, `sub` a UserId, `aud` this token
+  URL, `spurl` the app's AppUrl, and an `exp` not yet passed.
+- `GET /saxo/authorize` and `grant_type=authorization_code`: the code flow with PKCE
+  (oauth-authorization-code-grant-pkce): a localhost redirect URL (any port, as a PKCE app
+  registers it without one), `code_challenge_method=S256`; the sandbox signs the user in at
+  once and redirects with a code (single use, 5 minutes [inferred]) that is exchanged only
+  with the same redirect_uri and the verifier of its challenge.
 - Control (`POST /_sandbox/saxo/auth`): `{"access_ttl_s", "refresh_ttl_s"}` set lifetimes;
   `{"authorize": true}` returns a fresh refresh token (the operator's one-time login);
   `{"revoke": true}` revokes every refresh token; `{"certificate": PEM}` registers one.
@@ -17,26 +24,39 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 
 STATIC_TOKEN = "sandbox"
 APP_KEY = "sandbox-app"
 APP_SECRET = "sandbox-secret"
+APP_URL = "https://sandbox-app.example/"  # the sandbox app's AppUrl (spurl)
 PERSONAL_JWT = "urn:saxobank:oauth:grant-type:personal-jwt"
+CODE_TTL_S = 300.0
+HEX_THUMBPRINT = re.compile(r"[0-9A-Fa-f]{40}")
 
 
 def _x5t(certificate: x509.Certificate) -> str:
-    der = certificate.public_bytes(Encoding.DER)
-    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
+    return hashlib.sha1(certificate.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def _local(redirect_uri: str) -> bool:
+    parts = urlsplit(redirect_uri)
+    return parts.scheme in ("http", "https") and parts.hostname in ("127.0.0.1", "localhost")
 
 
 class SaxoAuth:
@@ -45,7 +65,8 @@ class SaxoAuth:
         self.refresh_ttl_s = refresh_ttl_s
         self.access: dict[str, float] = {}  # token -> expiry (epoch s)
         self.refresh: dict[str, float] = {}
-        self.certificates: dict[str, Any] = {}  # x5t -> public key
+        self.certificates: dict[str, Any] = {}  # hex thumbprint (lower case) -> public key
+        self.codes: dict[str, tuple[float, str, str]] = {}  # code -> (expiry, redirect, challenge)
         self.counts = {"issued": 0, "refused": 0, "expiredCalls": 0}
 
     def valid(self, authorization: str | None) -> bool:
@@ -86,19 +107,62 @@ class SaxoAuth:
                 return self._refuse("invalid_grant", "refresh token revoked, spent or expired")
             return JSONResponse(self._issue())
         if grant == PERSONAL_JWT:
-            assertion = str(form.get("assertion", ""))
-            try:
-                header = jwt.get_unverified_header(assertion)
-                key = self.certificates[header.get("x5t", "")]
-                claims = jwt.decode(
-                    assertion, key, algorithms=["RS256"], options={"verify_aud": False}
-                )
-            except (jwt.PyJWTError, KeyError):
-                return self._refuse("invalid_grant", "assertion not signed by a known certificate")
-            if claims.get("iss") != APP_KEY or not claims.get("sub"):
-                return self._refuse("invalid_grant", "iss must be the AppKey, sub the UserId")
-            return JSONResponse(self._issue())
+            return self._personal_jwt(str(form.get("assertion", "")), str(request.url))
+        if grant == "authorization_code":
+            return self._authorization_code(form)
         return self._refuse("unsupported_grant_type", f"grant_type {grant!r}")
+
+    def _personal_jwt(self, assertion: str, token_url: str) -> Response:
+        try:
+            x5t = str(jwt.get_unverified_header(assertion).get("x5t", ""))
+        except jwt.PyJWTError:
+            return self._refuse("invalid_request", "the assertion is not a JWT")
+        if not HEX_THUMBPRINT.fullmatch(x5t):
+            return self._refuse("invalid_grant", "x5t must be the certificate's hex thumbprint")
+        key = self.certificates.get(x5t.lower())
+        if key is None:
+            return self._refuse("invalid_grant", "x5t names no registered certificate")
+        try:
+            claims = jwt.decode(
+                assertion, key, algorithms=["RS256"], audience=token_url,
+                options={"require": ["exp", "aud", "iss", "sub"]},
+            )  # fmt: skip
+        except jwt.PyJWTError as exc:
+            return self._refuse("invalid_grant", f"assertion refused: {exc}")
+        if claims.get("iss") != APP_KEY or not claims.get("sub"):
+            return self._refuse("invalid_grant", "iss must be the AppKey, sub the UserId")
+        if claims.get("spurl") != APP_URL:
+            return self._refuse("invalid_grant", "spurl must be the application's AppUrl")
+        return JSONResponse(self._issue())
+
+    def _authorization_code(self, form: dict[str, str]) -> Response:
+        expiry, redirect, challenge = self.codes.pop(form.get("code", ""), (0.0, "", ""))
+        if expiry < time.time():
+            return self._refuse("invalid_grant", "code unknown, spent or expired")
+        if form.get("redirect_uri") != redirect:
+            return self._refuse("invalid_grant", "redirect_uri differs from the authorize request")
+        if challenge and _challenge(form.get("code_verifier", "")) != challenge:
+            return self._refuse("invalid_grant", "code_verifier does not match the challenge")
+        return JSONResponse(self._issue())
+
+    async def authorize(self, request: Request) -> Response:
+        query = request.query_params
+        redirect = query.get("redirect_uri", "")
+        if query.get("client_id") != APP_KEY or not _local(redirect):
+            # never redirected: an unknown app or redirect URL is an error page at Saxo too
+            return PlainTextResponse("unknown client_id or redirect_uri", status_code=400)
+        answer: dict[str, str] = {"state": query.get("state", "")}
+        challenge = query.get("code_challenge", "")
+        if query.get("response_type") != "code":
+            answer["error"] = "unsupported_response_type"
+        elif challenge and query.get("code_challenge_method") != "S256":
+            answer["error"] = "invalid_request"
+            answer["error_description"] = "code_challenge_method must be S256"
+        else:
+            code = secrets.token_urlsafe(24)
+            self.codes[code] = (time.time() + CODE_TTL_S, redirect, challenge)
+            answer["code"] = code
+        return RedirectResponse(redirect + "?" + urlencode(answer), status_code=302)
 
     def control(self, body: dict[str, Any]) -> dict[str, Any]:
         if "access_ttl_s" in body:
