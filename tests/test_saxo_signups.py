@@ -117,6 +117,33 @@ def test_invalid_option_is_refused_before_sending(system: System) -> None:
     assert "CountryOfBirth" in json.loads(options.stdout)
 
 
+def test_options_are_read_from_every_page_and_checked_by_path(system: System) -> None:
+    """The options list is paged (`__next`, SignUpOptionListResult); an option applies to its
+    field's place in SignUpRequest, not to every field of that name: the account's
+    CurrencyCode is an option, an income amount's CurrencyCode is any currency."""
+    ledger = system.sandbox + "/_sandbox/ledger"
+    before = system.http.get(ledger).json()["saxoSignupRequests"]
+    body = signup()
+    wrong_account = msgspec.structs.replace(
+        body, AccountInformation=msgspec.structs.replace(body.AccountInformation, CurrencyCode="SEK")
+    )
+    wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
+    with pytest.raises(commands.CommandError) as refused:
+        commands.submit(
+            system.r, wq, "signup", wrong_account, intent_key=f"k-{uuid.uuid4()}",
+            settings=settings_for(system.env),
+        )  # fmt: skip
+    assert "AccountInformation.CurrencyCode: 'SEK'" in str(refused.value)  # on page 2
+    assert system.http.get(ledger).json()["saxoSignupRequests"] == before
+    options = json.loads(system.cli("saxo", "options", "--json").stdout)
+    assert {"CountryOfBirth", "CurrencyCode"} <= set(options)
+    raw = json.loads(EXAMPLE.read_text())
+    raw["PersonalInformation"]["FirstName"] = f"Ada{uuid.uuid4().hex[:8]}"
+    raw["GlobalFinancialInformation"]["AnnualIncomeAfterTax"]["CurrencyCode"] = "SEK"
+    record = submit(system, strict.convert(raw, SignUpRequest))
+    assert record.state == CommandState.ACCEPTED, record.rejection
+
+
 def test_manual_handling_is_shown_and_rejection_is_final(system: System) -> None:
     manual = submit(system, signup(last="ManualCase"))
     system.cli("saxo", "complete", manual.externalId)

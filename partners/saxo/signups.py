@@ -18,7 +18,12 @@ from partners.saxo import auth as saxo_auth
 from partners.saxo import keys as saxo_keys
 from partners.saxo.client import raise_for
 from partnersync.config import Settings
-from schemas.saxo.signups import AttachmentsRequest, CompleteApplicationResponse, SignUpOptionList
+from schemas.saxo.signups import (
+    AttachmentsRequest,
+    CompleteApplicationResponse,
+    SignUpOption,
+    SignUpOptionList,
+)
 
 OPTIONS_KEY = saxo_keys.SIGNUP_OPTIONS
 _options = msgspec.json.Decoder(SignUpOptionList)
@@ -38,39 +43,66 @@ def _client(settings: Settings, connection: redis.Redis) -> httpx.Client:
     )
 
 
+# Where in SignUpRequest each option applies [inferred]: cm.yaml's options name a property
+# (PropertyName) but not its place; several SignUpRequest fields share a name with different
+# meanings (the account's CurrencyCode is an option, an income amount's is any currency; a
+# phone's CountryCode is a dialling country). A field path, list items as `[]`.
+OPTION_FIELDS: dict[str, str] = {
+    "PersonalInformation.ResidentialAddress.CountryOfResidenceCode": "CountryOfResidenceCode",
+    "PersonalInformation.CorrespondenceAddress.CountryOfResidenceCode": "CountryOfResidenceCode",
+    "PersonalInformation.CountryOfBirth": "CountryOfBirth",
+    "PersonalInformation.NationalityCode": "NationalityCode",
+    "PersonalInformation.Gender": "Gender",
+    "PersonalInformation.ServiceLanguageCode": "ServiceLanguageCode",
+    "ProfileInformation.AnnualIncomeInformation.SecondarySourcesOfIncome[]": (
+        "SecondarySourcesOfIncome"
+    ),
+    "AccountInformation.CurrencyCode": "CurrencyCode",
+}
+
+
 def options(
     connection: redis.Redis, settings: Settings, *, refresh: bool = False
 ) -> dict[str, list[str]]:
-    """PropertyName → allowed keys, from GET /cm/v2/signups/options, cached in Redis."""
+    """PropertyName → allowed keys, from GET /cm/v2/signups/options (every page, following
+    `__next` as SignUpOptionListResult documents), cached in Redis."""
     cached = None if refresh else connection.get(OPTIONS_KEY)
     if cached is None:
+        found: list[SignUpOption] = []
+        path: str | None = "/cm/v2/signups/options"
         with _client(settings, connection) as http:
-            response = http.get("/cm/v2/signups/options")
-        if response.status_code >= 400:
-            raise SignupError(f"GET /cm/v2/signups/options answered {response.status_code}")
-        cached = response.content
+            while path:
+                response = http.get(path)
+                if response.status_code >= 400:
+                    raise SignupError(f"GET {path} answered {response.status_code}")
+                page = _options.decode(response.content)
+                found += page.Data
+                # an absolute or /openapi-rooted link: the path after /openapi
+                path = page.next_.split("/openapi", 1)[-1] if page.next_ else None
+        cached = msgspec.json.encode(SignUpOptionList(Data=found))
         connection.set(OPTIONS_KEY, cached, ex=settings.options_ttl_s)
     return {o.PropertyName: [p.Key for p in o.ValuePairs] for o in _options.decode(cached).Data}
 
 
-def _walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
+def _walk(value: Any, path: str = "", shape: str = "") -> list[tuple[str, str, Any]]:
+    """(path, its shape with list items as `[]`, value) of every leaf."""
+    out: list[tuple[str, str, Any]] = []
     if isinstance(value, dict):
         for k, v in value.items():
-            out += _walk(v, f"{path}.{k}" if path else k)
+            out += _walk(v, f"{path}.{k}" if path else k, f"{shape}.{k}" if shape else k)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out += _walk(v, f"{path}[{i}]")
+            out += _walk(v, f"{path}[{i}]", f"{shape}[]")
     else:
-        out.append((path, value))
+        out.append((path, shape, value))
     return out
 
 
 def option_errors(signup: dict[str, Any], allowed: dict[str, list[str]]) -> list[str]:
     """One message per option-valued field whose value is not an allowed option."""
     errors = []
-    for path, value in _walk(signup):
-        name = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    for path, shape, value in _walk(signup):
+        name = OPTION_FIELDS.get(shape)
         if name in allowed and value is not None and str(value) not in allowed[name]:
             errors.append(
                 f"{path}: {value!r} is not an option; allowed: {', '.join(allowed[name])}"

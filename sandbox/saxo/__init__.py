@@ -227,6 +227,20 @@ SIGNUP_OPTIONS: list[dict[str, Any]] = [
     )
 ]
 _OPTION_KEYS = {o["PropertyName"]: {p["Key"] for p in o["ValuePairs"]} for o in SIGNUP_OPTIONS}
+# Where in SignUpRequest each option applies [inferred]: cm.yaml names the options but not
+# their fields; these are the SignUpRequest fields of that name whose meaning is the
+# option's (an income amount's CurrencyCode is any currency, the account's is an option).
+_OPTION_FIELDS = {
+    "PersonalInformation.ResidentialAddress.CountryOfResidenceCode": "CountryOfResidenceCode",
+    "PersonalInformation.CorrespondenceAddress.CountryOfResidenceCode": "CountryOfResidenceCode",
+    "PersonalInformation.CountryOfBirth": "CountryOfBirth",
+    "PersonalInformation.NationalityCode": "NationalityCode",
+    "PersonalInformation.Gender": "Gender",
+    "PersonalInformation.ServiceLanguageCode": "ServiceLanguageCode",
+    "ProfileInformation.AnnualIncomeInformation.SecondarySourcesOfIncome": "SecondarySourcesOfIncome",
+    "AccountInformation.CurrencyCode": "CurrencyCode",
+}
+OPTIONS_PAGE = 4  # the options list comes in pages (SignUpOptionListResult has __next)
 MINIMAL_PDF = (
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n"
     b"3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 200 200]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
@@ -521,9 +535,18 @@ class Saxo:
     # -- signups ---------------------------------------------------------------------------
 
     async def signup_options(self, request: Request) -> Response:
-        return JSONResponse(
-            {"Data": SIGNUP_OPTIONS, "__count": len(SIGNUP_OPTIONS), "MaxRows": 1000}
-        )
+        given = request.query_params.get("$skip", "0")
+        if not given.isdigit():
+            return saxo_error(400, "InvalidModelState", "$skip must be a number")
+        skip = int(given)
+        body: dict[str, Any] = {
+            "Data": SIGNUP_OPTIONS[skip : skip + OPTIONS_PAGE],
+            "__count": len(SIGNUP_OPTIONS),
+            "MaxRows": 1000,
+        }
+        if skip + OPTIONS_PAGE < len(SIGNUP_OPTIONS):
+            body["__next"] = f"/openapi/cm/v2/signups/options?$skip={skip + OPTIONS_PAGE}"
+        return JSONResponse(body)
 
     async def create_signup(self, request: Request, body: Any) -> Response:
         if not isinstance(body, dict):
@@ -540,7 +563,7 @@ class Saxo:
             if not isinstance(personal.get(field), str) or not personal.get(field):
                 model[f"PersonalInformation.{field}"] = ["Required"]
         for path, value in _walk(body):
-            allowed = _OPTION_KEYS.get(path.rsplit(".", 1)[-1])
+            allowed = _OPTION_KEYS.get(_OPTION_FIELDS.get(path, ""))
             if allowed is not None and isinstance(value, str) and value not in allowed:
                 model[path] = [f"'{value}' is not a valid option"]
         if model:

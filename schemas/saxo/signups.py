@@ -355,6 +355,7 @@ class SignUpOption(msgspec.Struct, kw_only=True):  # Models.SignUpOption
 
 class SignUpOptionList(msgspec.Struct, kw_only=True):  # Models.SignUpOptionListResult
     Data: list[SignUpOption] = []
+    next_: str | None = msgspec.field(default=None, name="__next")
 
 
 SIGNUP_DOCUMENT_TYPES = frozenset(
