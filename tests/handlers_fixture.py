@@ -21,3 +21,11 @@ def processed(transition, record) -> None:
     if record.externalId and record.externalId.startswith("fail-handler"):
         raise RuntimeError("handler bug (planted by the test)")
     _redis().rpush(CALLS, f"{record.key}:{transition.from_}>{transition.to}")
+
+
+ACTIVITY_CALLS = "test:handler-calls:saxo-activity"
+
+
+@handlers.on("saxo", "activity")
+def saxo_activity(transition, record) -> None:
+    _redis().rpush(ACTIVITY_CALLS, f"{record.key}:{transition.to}")

@@ -1,5 +1,6 @@
 """Saxo ENS activities become events: resumed from the SequenceId checkpoint after a
-restart, without loss or double intake; an expired checkpoint falls back to a time window."""
+restart, without loss or double intake; an expired checkpoint falls back to a time window;
+every activity is stored, logged and handed to handlers, a margin call flagged."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tests.conftest import Proc, System, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.worker_env(PARTNERSYNC_ENS_INTERVAL_S="0.3")]
 
-ACCEPTED = "ens-parked:ENS_POSITIONS"  # archived; nothing to reconcile
+ACCEPTED = "ens-accepted:ENS_POSITIONS"  # each activity is an entity of its own
 DUPLICATE = "ens-duplicate:ENS_POSITIONS"
 
 
@@ -105,3 +106,33 @@ def test_account_fundings_land_on_their_cash_transfer(system: System) -> None:
         len(wait_for(lambda: len(funding_events()) == 2 and funding_events(), what="both fundings"))
         == 2
     )
+
+
+def test_every_activity_is_stored_handled_and_margin_calls_flagged(system: System) -> None:
+    """Orders, Positions, CorporateActions, MarginCalls and an AccountFundings no command of
+    partnersync made are each mirrored as `saxo:activity:{SequenceId}` (status: the
+    ActivityType), reach the change stream and the handlers; a margin call needs a human."""
+    from tests.handlers_fixture import ACTIVITY_CALLS
+
+    made = {}
+    for activity_type in ("Orders", "CorporateActions", "MarginCalls", "AccountFundings"):
+        body = ens(system, generate=1, type=activity_type)
+        made[activity_type] = str(body["activities"])  # its SequenceId: the newest
+    for activity_type, sequence in made.items():
+        key = keys.entity_key("saxo", "activity", sequence)
+        assert system.wait_status(key, activity_type, timeout=20)
+    margin = keys.entity_key("saxo", "activity", made["MarginCalls"])
+    assert system.r.zscore(keys.ATTENTION, margin) is not None
+    calls = wait_for(
+        lambda: (
+            c := {x.decode() for x in system.r.lrange(ACTIVITY_CALLS, 0, -1)}
+        ) >= {f"{keys.entity_key('saxo', 'activity', s)}:{t}" for t, s in made.items()} and c,
+        what="a handler call per activity",
+    )
+    assert calls
+    changes = [
+        f[b"key"].decode() for _, f in system.r.xrange(keys.CHANGES, count=100_000)
+        if f.get(b"key", b"").startswith(b"saxo:activity:")
+    ]  # fmt: skip
+    assert margin in changes
+    assert counter(system, "ens-parked:ENS_MARGIN_CALLS") == 0

@@ -19,6 +19,7 @@ from partnersync.config import Settings
 from partnersync.kinds import Kind
 from partnersync.partner import Partner, Task
 from partnersync.ratelimit import Limiter
+from schemas.saxo import activities
 
 if TYPE_CHECKING:
     from partnersync.context import Context
@@ -54,6 +55,7 @@ PARTNER = Partner(
     client=_client,
     kinds=kinds.KINDS,
     commands=commands.COMMANDS,
+    notes=activities.read,
     index=_index,
     tasks=_tasks,
     metrics=metrics.collect,

@@ -5,9 +5,11 @@ IncludeSubAccounts) and resumes from the last SequenceId it processed (kept in R
 Each activity is archived, deduplicated by SequenceId and enqueued like a delivery, so DLQ,
 replay and handlers work the same. AccountFundings name the partner cash transfer they
 confirm (by ExternalReference or position id): it is reconciled at once instead of waiting
-for its next status poll. When the checkpoint has left Saxo's cache ("Sequence id
-unavailable") the poller falls back to a FromDateTime window from the last activity it
-saw, says so in the log and a counter, and never silently skips.
+for its next status poll. Every other activity (Orders, Positions, CorporateActions,
+MarginCalls, a funding partnersync did not make) is an entity of its own,
+`saxo:activity:{SequenceId}` (schemas/saxo/activities.py), logged as it comes in. When the
+checkpoint has left Saxo's cache the poller falls back to a FromDateTime window from the
+last activity it saw, says so in the log and a counter, and never silently skips.
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ def event_type(activity_type: str) -> str:
     """AccountFundings → ENS_ACCOUNT_FUNDINGS (the intake's event-type names)."""
     snake = "".join(f"_{c}" if c.isupper() else c for c in activity_type).lstrip("_").upper()
     return f"ENS_{snake}"
+
+
+def _sequence_unavailable(exc: PartnerError) -> bool:
+    """A 400 to a SequenceId request because the id has left the ENS cache. By ErrorCode,
+    not by text: SequenceIdUnavailable where Saxo names it (ens.yaml, on the subscription
+    it shares the cache with), else InvalidArguments, the only code ens.yaml lists for a
+    GET's arguments [inferred]. A wrong guess costs one window read again, which dedupe
+    absorbs; a request that is really wrong fails again on the window and is raised."""
+    code = getattr(exc.body, "errorCode", None)
+    return exc.status == 400 and code in ("SequenceIdUnavailable", "InvalidArguments")
 
 
 def _iso(when: datetime) -> str:
@@ -83,7 +95,7 @@ async def poll(ctx: Context) -> int:
                 ctx, {**base, "FromDateTime": _iso(datetime.now(UTC) - FIRST_WINDOW)}
             )
     except PartnerError as exc:
-        if "SequenceIdUnavailable" not in str(exc) and "Sequence id unavailable" not in str(exc):
+        if not (checkpoint and _sequence_unavailable(exc)):
             raise
         last = ctx.connection.get(LAST_TIME)
         since = (
@@ -102,18 +114,24 @@ async def poll(ctx: Context) -> int:
         items = await _fetch(ctx, {**base, "FromDateTime": _iso(since)})
     new = 0
     for item in items:
-        entity = (
-            cash_transfer_of(ctx, item) if item.get("ActivityType") == "AccountFundings" else None
-        )
+        activity_type, sequence = str(item.get("ActivityType")), str(item.get("SequenceId"))
+        entity = cash_transfer_of(ctx, item) if activity_type == "AccountFundings" else None
         event = workqueue.Event(
-            event_type(str(item.get("ActivityType"))),
+            event_type(activity_type),
             msgspec.json.encode(item),
-            [entity] if entity else [],
-            keys.dedupe(digest("ens", str(item.get("SequenceId")))),
+            [entity or keys.entity_key("saxo", "activity", sequence)],
+            keys.dedupe(digest("ens", sequence)),
         )
-        new += ctx.workqueue.intake(
+        taken = ctx.workqueue.intake(
             event, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, source="ens-"
         )
+        if taken and entity is None:
+            log.info(
+                "saxo activity",
+                extra={"activityType": activity_type, "sequenceId": sequence,
+                       "accountId": item.get("AccountId")},
+            )  # fmt: skip
+        new += taken
     if items:
         # after the intake: a crash in between re-reads, and dedupe absorbs it
         last_item = items[-1]

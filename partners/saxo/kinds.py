@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from partnersync.kinds import Kind
+from schemas.saxo.activities import ACTIVITY_LIFECYCLE
 from schemas.saxo.cash_transfers import CASH_TRANSFER_LIFECYCLE, TransferResult
 from schemas.saxo.signups import SIGNUP_LIFECYCLE, SignUpStatusResponse
 
@@ -31,4 +32,8 @@ KINDS: tuple[Kind, ...] = (
          "/atr/v1/partner/cashtransfers/{id}", status_field="TransferStatus",
          purgeable=frozenset(), poll=_fast_then_slower, attention=frozenset({"Failed"}),
          failed=frozenset({"Failed"}), id_name="TransactionId"),
+    # ENS activities (schemas/saxo/activities.py): mirrored from the activity itself (Saxo
+    # serves no GET for one); a margin call needs a human
+    Kind("saxo", "activity", ACTIVITY_LIFECYCLE, purgeable=frozenset(),
+         attention=frozenset({"MarginCalls"}), failed=frozenset(), id_name="SequenceId"),
 )  # fmt: skip

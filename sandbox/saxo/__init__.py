@@ -402,9 +402,9 @@ class Saxo:
                 start = int(q["SequenceId"])
             except ValueError:
                 return saxo_error(400, "InvalidArguments", "SequenceId is not valid")
-            if start <= self.ens_horizon:  # the spec's wording; its ErrorCode list has no
-                # dedicated code, so InvalidArguments [inferred]
-                return saxo_error(400, "InvalidArguments", "Sequence id unavailable")
+            if start <= self.ens_horizon:  # the GET's ErrorCode list has no dedicated code,
+                # so InvalidArguments [inferred], worded as ens.yaml's SequenceIdUnavailable
+                return saxo_error(400, "InvalidArguments", "SequenceId Unavailable")
             items = [a for a in items if int(a["SequenceId"]) >= start]  # from the SequenceId on
         elif "FromDateTime" in q:
             items = [a for a in items if a["ActivityTime"] >= q["FromDateTime"]]
