@@ -379,12 +379,16 @@ class Console:
 
     def saxo(self, request: Request) -> Response:
         from partners.saxo import keys as saxo_keys
+        from partners.saxo import unsettled
 
         self.need(request)
         names = (saxo_keys.UNSETTLED, saxo_keys.UNSETTLED_BY_EXCHANGE, saxo_keys.RECONCILIATION)
         by_currency, by_exchange, reconciliation = (
             json.loads(raw) if raw else None for raw in self.connection.mget(names)
         )
+        for report in (by_currency, by_exchange):  # the stored rows keep Saxo's ids
+            for row in (report or {}).get("rows", []):
+                row["label"] = unsettled.label(row.get("level", "currency"), row)
         flows = [
             (f["valueDate"], float(f["amount"])) for f in (by_currency or {}).get("cashFlows", [])
         ]

@@ -209,6 +209,7 @@ def test_commands_system_and_saxo_pages(system: System, console_url: str, browse
     page.goto("/saxo")
     text = page.inner_text("main")
     assert "By exchange" in text and "By currency" in text and "Not run yet" in text
+    assert "not exchange related (in DKK)" in text  # the table's words for NoExchange
     assert page.locator("svg.bars rect").count() >= 1
     page.context.close()
 

@@ -31,27 +31,36 @@ def test_report_reproduces_the_seed(system_env, by) -> None:
     data = json.loads(out.stdout)
     assert data["currency"] == "DKK" and data["total"] == "-3.18174235"
     assert data["inconsistencies"] == []
-    rows = {(r["group"], r["currency"], r["valueDate"]): r["amount"] for r in data["rows"]}
+    # JSON keeps Saxo's identifiers (ExchangeId NoExchange, AmountTypeId, Uic), not the words
+    assert "not exchange related" not in out.stdout and all("group" not in r for r in data["rows"])
+
+    def amount(**ids: str | int) -> str:
+        found = [r for r in data["rows"] if all(r.get(k) == v for k, v in ids.items())]
+        assert len(found) == 1, (ids, data["rows"])
+        return found[0]["amount"]
+
     if by == "currency":
-        assert rows == {
-            ("DKK", "DKK", "2022-05-31"): "-0.28",
-            ("EUR", "EUR", "2022-06-01"): "-0.39",
-        }
+        assert len(data["rows"]) == 2
+        assert amount(Currency="DKK", valueDate="2022-05-31") == "-0.28"
+        assert amount(Currency="EUR", valueDate="2022-06-01") == "-0.39"
     if by == "exchange":
-        assert rows[("NYSE (in DKK)", "DKK", "2022-05-31")] == "-0.28"
-        assert rows[("not exchange related (in DKK)", "DKK", "2022-06-01")] == "-2.90174235"
-        assert rows[("not exchange related: EUR", "EUR", "2022-06-01")] == "-0.39"
+        assert amount(level="exchange", ExchangeId="NYSE", valueDate="2022-05-31") == "-0.28"
+        assert (
+            amount(level="exchange", ExchangeId="NoExchange", valueDate="2022-06-01")
+            == "-2.90174235"
+        )
+        assert amount(level="currency", ExchangeId="NoExchange", Currency="EUR") == "-0.39"
     if by == "amount-type":
-        assert rows[("NYSE: Unrealized CFD Finance (Financing)", "DKK", "2022-05-31")] == "-0.28"
-        assert (
-            rows[("not exchange related: Unr. Interest (Financing)", "EUR", "2022-06-01")]
-            == "-0.39"
-        )
+        nyse = amount(ExchangeId="NYSE", AmountType="Unrealized CFD Finance", Currency="DKK")
+        assert nyse == "-0.28"
+        interest = amount(ExchangeId="NoExchange", AmountType="Unr. Interest", Currency="EUR")
+        assert interest == "-0.39"
+        assert all(r["AmountTypeId"] and r["AmountTypeSource"] for r in data["rows"])
     if by == "instrument":
-        assert (
-            rows[("NYSE: Unrealized CFD Finance: US500.I (CfdOnIndex)", "DKK", "2022-05-31")]
-            == "-0.28"
-        )
+        us500 = [r for r in data["rows"] if r.get("InstrumentSymbol") == "US500.I"]
+        assert [(r["ExchangeId"], r["AssetType"], r["amount"]) for r in us500] == [
+            ("NYSE", "CfdOnIndex", "-0.28")
+        ] and isinstance(us500[0]["Uic"], int)
 
 
 @pytest.mark.e2e

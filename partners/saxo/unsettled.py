@@ -33,10 +33,29 @@ _instruments = msgspec.json.Decoder(InstrumentBreakdownList)
 
 @dataclass
 class Row:
-    group: str  # the currency, exchange, amount type or instrument
+    level: str  # what the row breaks down: currency, exchange, amount-type, instrument
+    ids: dict[str, Any]  # Saxo's identifiers, by Saxo's names (ExchangeId, AmountTypeId, Uic…)
     currency: str
     value_date: date | None
     amount: Decimal
+
+
+def label(level: str, ids: dict[str, Any]) -> str:
+    """The words for a table row (JSON keeps the identifiers)."""
+    exchange = exchange_label(str(ids.get("ExchangeId", "")))
+    if level == "currency" and "ExchangeId" not in ids:
+        return str(ids["Currency"])
+    if level == "exchange":
+        return f"{exchange} (in {ids['Currency']})"
+    if level == "currency":
+        return f"{exchange}: {ids['Currency']}"
+    amount_type = f"{exchange}: {ids['AmountType']}"
+    if level == "amount-type":
+        return f"{amount_type} ({ids.get('AmountTypeSource') or '-'})"
+    if "Uic" not in ids and "InstrumentSymbol" not in ids:
+        return f"{amount_type}: no instrument"
+    name = ids.get("InstrumentSymbol") or ids.get("Uic")
+    return f"{amount_type}: {name} ({ids.get('AssetType') or '-'})"
 
 
 @dataclass
@@ -61,7 +80,8 @@ class Report:
             ],
             "rows": [
                 {
-                    "group": r.group,
+                    "level": r.level,
+                    **r.ids,
                     "currency": r.currency,
                     "valueDate": r.value_date.isoformat() if r.value_date else None,
                     "amount": str(r.amount),
@@ -76,8 +96,10 @@ def exchange_label(exchange_id: str) -> str:
     return "not exchange related" if exchange_id == NO_EXCHANGE else exchange_id
 
 
-def _flows(group: str, currency: str, flows: Iterable[CashFlow]) -> list[Row]:
-    return [Row(group, currency, f.ValueDate, f.Amount) for f in flows]
+def _flows(
+    level: str, ids: dict[str, Any], currency: str, flows: Iterable[CashFlow]
+) -> list[Row]:
+    return [Row(level, ids, currency, f.ValueDate, f.Amount) for f in flows]
 
 
 def _check(where: str, total: Decimal, flows: list[CashFlow], problems: list[str]) -> None:
@@ -99,7 +121,7 @@ async def build(client: Any, client_key: str, by: str) -> Report:
         _check(f"total ({root.Currency})", root.Total, root.CashFlows, problems)
         for c in root.Currencies:
             _check(c.Currency, c.Total, c.CashFlows, problems)
-            report.rows += _flows(c.Currency, c.Currency, c.CashFlows)
+            report.rows += _flows("currency", {"Currency": c.Currency}, c.Currency, c.CashFlows)
         report.inconsistencies = problems
         return report
 
@@ -114,11 +136,16 @@ async def build(client: Any, client_key: str, by: str) -> Report:
     for e in exchanges.Exchanges:
         label = exchange_label(e.ExchangeId)
         _check(f"{label} ({e.Currency})", e.Total, e.CashFlows, problems)
+        exchange = {"ExchangeId": e.ExchangeId}
         if by == "exchange":
-            report.rows += _flows(f"{label} (in {e.Currency})", e.Currency, e.CashFlows)
+            report.rows += _flows(
+                "exchange", {**exchange, "Currency": e.Currency}, e.Currency, e.CashFlows
+            )
             for c in e.Currencies:
                 _check(f"{label} {c.Currency}", c.Total, c.CashFlows, problems)
-                report.rows += _flows(f"{label}: {c.Currency}", c.Currency, c.CashFlows)
+                report.rows += _flows(
+                    "currency", {**exchange, "Currency": c.Currency}, c.Currency, c.CashFlows
+                )
             continue
         detail = _exchange.decode(
             await client.get(
@@ -134,26 +161,23 @@ async def build(client: Any, client_key: str, by: str) -> Report:
                 )
             for a in c.AmountTypes:
                 _check(f"{label} {c.Currency} {a.AmountType}", a.Total, a.CashFlows, problems)
+                typed_ids = {**exchange, "Currency": c.Currency, "AmountTypeId": a.AmountTypeId,
+                             "AmountType": a.AmountType, "AmountTypeSource": a.AmountTypeSource}  # fmt: skip
                 if by == "amount-type":
-                    report.rows += _flows(
-                        f"{label}: {a.AmountType} ({a.AmountTypeSource or '-'})",
-                        c.Currency,
-                        a.CashFlows,
-                    )
+                    report.rows += _flows("amount-type", typed_ids, c.Currency, a.CashFlows)
                     continue
                 listed = _instruments.decode(
                     await client.get("/hist/v1/unsettledamounts/instruments", ClientKey=client_key,
                                      AmountTypeId=a.AmountTypeId, Currency=c.Currency)
                 )  # fmt: skip
                 if not listed.Data:
-                    report.rows += _flows(
-                        f"{label}: {a.AmountType}: no instrument", c.Currency, a.CashFlows
-                    )
+                    report.rows += _flows("instrument", typed_ids, c.Currency, a.CashFlows)
                 for i in listed.Data:
                     _check(f"{i.InstrumentSymbol or i.Uic}", i.Total, i.CashFlows, problems)
-                    name = f"{i.InstrumentSymbol or i.Uic} ({i.AssetType or '-'})"
+                    instrument = {"Uic": i.Uic, "AssetType": i.AssetType,
+                                  "InstrumentSymbol": i.InstrumentSymbol}  # fmt: skip
                     report.rows += _flows(
-                        f"{label}: {a.AmountType}: {name}", c.Currency, i.CashFlows
+                        "instrument", {**typed_ids, **instrument}, c.Currency, i.CashFlows
                     )
     report.inconsistencies = problems
     return report
@@ -170,7 +194,8 @@ def render(report: Report) -> str:
     lines.append(f"{'by ' + report.by:<46} {'currency':<8} {'value date':<10} {'amount':>16}")
     for row in report.rows:
         when = row.value_date.isoformat() if row.value_date else "-"
-        lines.append(f"{row.group[:46]:<46} {row.currency:<8} {when:<10} {row.amount:>16}")
+        words = label(row.level, row.ids)[:46]
+        lines.append(f"{words:<46} {row.currency:<8} {when:<10} {row.amount:>16}")
     if report.inconsistencies:
         lines.append("")
         lines.append("INCONSISTENT RESPONSE (totals do not equal their parts):")
