@@ -138,9 +138,13 @@ def complete(
             f"/cm/v1/signups/completeapplication/{quote(signup_id, safe='')}", params=params
         )
     raise_for(response)
-    result = (
-        _completed.decode(response.content) if response.content else CompleteApplicationResponse()
-    )
+    return completion(response.content, signup_id)
+
+
+def completion(content: bytes, signup_id: str = "") -> CompleteApplicationResponse:
+    """cm.yaml's CompleteApplicationResponse: Failed (with its ErrorMessage) raises; no body
+    says nothing of the outcome (ApplicationStatus None)."""
+    result = _completed.decode(content) if content else CompleteApplicationResponse()
     if result.ApplicationStatus == "Failed":
         raise ApplicationFailed(
             f"Saxo could not complete signup {signup_id}: {result.ErrorMessage or 'no reason given'}"
@@ -156,7 +160,15 @@ def verify(connection: redis.Redis, settings: Settings, client_key: str, redirec
             json={"RedirectUrl": redirect_url},
         )
     raise_for(response)
-    return str(response.json()["IdentificationUrl"])
+    return identification_url(response.content)
+
+
+class _Verification(msgspec.Struct):  # cm.yaml InitiateVerificationResponse
+    IdentificationUrl: str
+
+
+def identification_url(content: bytes) -> str:
+    return msgspec.json.decode(content, type=_Verification).IdentificationUrl
 
 
 def onboarding_pdf(

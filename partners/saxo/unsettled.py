@@ -49,6 +49,8 @@ def label(level: str, ids: dict[str, Any]) -> str:
         return f"{exchange} (in {ids['Currency']})"
     if level == "currency":
         return f"{exchange}: {ids['Currency']}"
+    if "AmountType" not in ids:
+        return f"{exchange}: {ids['Currency']}: no amount types given"
     amount_type = f"{exchange}: {ids['AmountType']}"
     if level == "amount-type":
         return f"{amount_type} ({ids.get('AmountTypeSource') or '-'})"
@@ -159,6 +161,9 @@ async def build(client: Any, client_key: str, by: str) -> Report:
                 problems.append(
                     f"{label} {c.Currency}: Total {c.Total} but its amount types add up to {typed}"
                 )
+            if not c.AmountTypes:  # hist.yaml's own example has none: the flows still show
+                report.rows += _flows(by, {**exchange, "Currency": c.Currency}, c.Currency,
+                                      c.CashFlows)  # fmt: skip
             for a in c.AmountTypes:
                 _check(f"{label} {c.Currency} {a.AmountType}", a.Total, a.CashFlows, problems)
                 typed_ids = {**exchange, "Currency": c.Currency, "AmountTypeId": a.AmountTypeId,
