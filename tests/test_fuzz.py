@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +28,11 @@ WHSEC = "whsec_" + base64.b64encode(b"fuzz-signing-key-0123456789abcdef").decode
 ROUTES = ["transfer-notification", "customer-notification", "labels-update-notification",
           "re-token-prices", "identification-verification-notification", "brand-new-type"]  # fmt: skip
 FIGURES: Counter[str] = Counter()
+
+
+def examples(full: int) -> int:
+    """Half of `full` in `make test` (the suite's 10 minutes); FUZZ_SCALE=1 runs them all."""
+    return max(10, int(full * float(os.environ.get("FUZZ_SCALE", "0.5"))))
 
 
 class Receiver:
@@ -133,7 +139,7 @@ def record(response: httpx.Response) -> None:
 
 
 @settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(route=st.sampled_from(ROUTES), body=bodies, content_type=content_types,
        secret=st.sampled_from([None, "", "wrong", SECRET[:-1], SECRET + "x", SECRET.upper()]))  # fmt: skip
@@ -154,7 +160,7 @@ def test_unauthenticated_requests_store_nothing(
 
 
 @settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(route=st.sampled_from(ROUTES[:3]), body=bodies, content_type=content_types)
 def test_authenticated_malformed_bodies_are_4xx_and_store_nothing(
@@ -183,7 +189,7 @@ BAD_BYTES = [0x00, 0x01, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xC3, 0xED, 0xF5, 0xFF, 0
 
 
 @settings(
-    max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     edits=st.lists(
@@ -216,7 +222,7 @@ path_segments = st.text(
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
     segment=path_segments,
@@ -268,7 +274,7 @@ forgeries = st.sampled_from(
 
 
 @settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(kind=forgeries, msg_id=st.text(alphabet="abcdefghij0123456789_", min_size=1, max_size=20))
 def test_forged_and_replayed_signatures_are_refused(
