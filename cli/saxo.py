@@ -194,7 +194,10 @@ def cmd_saxo_login(args: argparse.Namespace, settings: Settings) -> int:
     try:
         sign_in = saxo_login.Login(settings)
     except OSError as exc:
-        print(f"SAXO_REDIRECT_URL={settings.saxo_redirect_url}: cannot listen ({exc})", file=sys.stderr)
+        print(
+            f"SAXO_REDIRECT_URL={settings.saxo_redirect_url}: cannot listen ({exc})",
+            file=sys.stderr,
+        )
         return 2
     print("Sign in to Saxo in a browser at:", flush=True)
     print(sign_in.url, flush=True)

@@ -139,7 +139,9 @@ def record(response: httpx.Response) -> None:
 
 
 @settings(
-    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(250),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(route=st.sampled_from(ROUTES), body=bodies, content_type=content_types,
        secret=st.sampled_from([None, "", "wrong", SECRET[:-1], SECRET + "x", SECRET.upper()]))  # fmt: skip
@@ -160,7 +162,9 @@ def test_unauthenticated_requests_store_nothing(
 
 
 @settings(
-    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(250),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(route=st.sampled_from(ROUTES[:3]), body=bodies, content_type=content_types)
 def test_authenticated_malformed_bodies_are_4xx_and_store_nothing(
@@ -189,7 +193,9 @@ BAD_BYTES = [0x00, 0x01, 0x1F, 0x7F, 0x80, 0xBF, 0xC0, 0xC3, 0xED, 0xF5, 0xFF, 0
 
 
 @settings(
-    max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(250),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     edits=st.lists(
@@ -222,7 +228,9 @@ path_segments = st.text(
 
 
 @settings(
-    max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     segment=path_segments,
@@ -274,7 +282,9 @@ forgeries = st.sampled_from(
 
 
 @settings(
-    max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(120),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(kind=forgeries, msg_id=st.text(alphabet="abcdefghij0123456789_", min_size=1, max_size=20))
 def test_forged_and_replayed_signatures_are_refused(

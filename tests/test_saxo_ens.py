@@ -125,8 +125,10 @@ def test_every_activity_is_stored_handled_and_margin_calls_flagged(system: Syste
     assert system.r.zscore(keys.ATTENTION, margin) is not None
     calls = wait_for(
         lambda: (
-            c := {x.decode() for x in system.r.lrange(ACTIVITY_CALLS, 0, -1)}
-        ) >= {f"{keys.entity_key('saxo', 'activity', s)}:{t}" for t, s in made.items()} and c,
+            (c := {x.decode() for x in system.r.lrange(ACTIVITY_CALLS, 0, -1)})
+            >= {f"{keys.entity_key('saxo', 'activity', s)}:{t}" for t, s in made.items()}
+            and c
+        ),
         what="a handler call per activity",
     )
     assert calls

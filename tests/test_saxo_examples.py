@@ -73,7 +73,9 @@ def examples(name: str, method: str, path: str) -> Iterator[tuple[str, Any]]:
             found = []
             if "example" in content:
                 found.append(content["example"])
-            found += [_resolve(document, e)["value"] for e in (content.get("examples") or {}).values()]
+            found += [
+                _resolve(document, e)["value"] for e in (content.get("examples") or {}).values()
+            ]
             schema = _resolve(document, content.get("schema", {}))
             if not found and isinstance(schema, dict) and "example" in schema:
                 found.append(schema["example"])
@@ -141,7 +143,10 @@ def test_signup_create_and_status_examples() -> None:
     from partners.saxo.kinds import KINDS
     from schemas.saxo.signups import SignUpResponse
 
-    create, status = ("cm", "post", "/cm/v1/signups"), ("cm", "get", "/cm/v1/signups/status/{ClientKey}")
+    create, status = (
+        ("cm", "post", "/cm/v1/signups"),
+        ("cm", "get", "/cm/v1/signups/status/{ClientKey}"),
+    )
     reads(create, status)
     created = example(*create, "201")
     answer = msgspec.convert(created, SignUpResponse)
@@ -258,7 +263,11 @@ def test_ens_example_and_base_fields() -> None:
     base = spec("ens")["components"]["schemas"]["ActivityResponse"]["properties"]
     fields = {f.encode_name for f in msgspec.structs.fields(activities.Activity)}
     assert fields == set(base)
-    item = {"ActivityType": "MarginCalls", "SequenceId": "7", "ActivityTime": "2024-01-02T03:04:05Z"}
+    item = {
+        "ActivityType": "MarginCalls",
+        "SequenceId": "7",
+        "ActivityTime": "2024-01-02T03:04:05Z",
+    }
     read = activities.read("ENS_MARGIN_CALLS", msgspec.json.encode(item))
     assert read is not None and read.status == "MarginCalls" and read.modifiedOn is not None
 
@@ -298,7 +307,9 @@ def test_the_transactions_seeds_sample_is_one_valid_trade() -> None:
     root, bookings, trades = _seed_fragments((SEEDS / "saxo-transactions.txt").read_text())
     sample = msgspec.convert(dict(root, Bookings=bookings, Trades=trades), Transaction)
     assert (sample.TransactionType, sample.TradeId, sample.AccountId) == (
-        "Trade", "564455434", "12121515615"
+        "Trade",
+        "564455434",
+        "12121515615",
     )
     assert sample.problems() == []
     assert msgspec.convert(dict(root, Bookings=bookings), Transaction).problems() != []

@@ -125,7 +125,8 @@ def test_options_are_read_from_every_page_and_checked_by_path(system: System) ->
     before = system.http.get(ledger).json()["saxoSignupRequests"]
     body = signup()
     wrong_account = msgspec.structs.replace(
-        body, AccountInformation=msgspec.structs.replace(body.AccountInformation, CurrencyCode="SEK")
+        body,
+        AccountInformation=msgspec.structs.replace(body.AccountInformation, CurrencyCode="SEK"),
     )
     wq = workqueue.WorkQueue(system.r, queue="partnersync", drainers=4, lease_ms=3000)
     with pytest.raises(commands.CommandError) as refused:

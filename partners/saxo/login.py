@@ -139,4 +139,3 @@ class Login:
             return exchange(self.settings, form, "authorization_code")
         except SaxoAuthError as exc:
             raise LoginError(str(exc)) from None
-

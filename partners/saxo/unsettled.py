@@ -98,9 +98,7 @@ def exchange_label(exchange_id: str) -> str:
     return "not exchange related" if exchange_id == NO_EXCHANGE else exchange_id
 
 
-def _flows(
-    level: str, ids: dict[str, Any], currency: str, flows: Iterable[CashFlow]
-) -> list[Row]:
+def _flows(level: str, ids: dict[str, Any], currency: str, flows: Iterable[CashFlow]) -> list[Row]:
     return [Row(level, ids, currency, f.ValueDate, f.Amount) for f in flows]
 
 
