@@ -11,14 +11,13 @@ from partnersync.config import Settings
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     print("| variable | default | meaning |\n|---|---|---|")
-    for name, field, meaning in config.VARIABLES:
-        default = getattr(config.DEFAULTS, field)
+    for env, default in config.variables(settings):
         if isinstance(default, tuple):
             default = ",".join(
                 str(int(d) if isinstance(d, float) and d.is_integer() else d) for d in default
             )
         shown = f"`{default}`" if default not in (None, "") else "(unset)"
-        print(f"| `{name}` | {shown} | {meaning} |")
+        print(f"| `{env.name}` | {shown} | {env.doc} |")
     return 0
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from cli.common import connect_redis, to_json
 from cli.saxo import saxo_tokens
+from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
 
 
@@ -18,7 +19,7 @@ def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:
     from partners.saxo import unsettled
     from partners.saxo.client import SaxoClient
 
-    client_key = args.client_key or settings.saxo_client_key
+    client_key = args.client_key or SaxoSettings.of(settings).client_key
     if not client_key:
         print("partnersync: --client-key is required (or set SAXO_CLIENT_KEY)", file=sys.stderr)
         return 2
@@ -42,7 +43,7 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
     from partners.saxo import transactions
     from partners.saxo.client import SaxoClient
 
-    client_key = args.client_key or settings.saxo_client_key
+    client_key = args.client_key or SaxoSettings.of(settings).client_key
     if not client_key:
         print("partnersync: --client-key is required (or set SAXO_CLIENT_KEY)", file=sys.stderr)
         return 2

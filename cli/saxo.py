@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from cli.common import connect_redis, to_json
+from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
 
 if TYPE_CHECKING:
@@ -141,7 +142,7 @@ def _cash_transfers(args: argparse.Namespace, settings: Settings) -> int:
 def saxo_tokens(settings: Settings) -> StaticToken | SharedToken:
     from partners.saxo import auth as saxo_auth
 
-    static = settings.saxo_auth == "static"
+    static = SaxoSettings.of(settings).auth == "static"
     return saxo_auth.provider(settings, None if static else connect_redis(settings))
 
 
@@ -152,7 +153,7 @@ def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
 
     from partners.saxo import auth as saxo_auth
 
-    if settings.saxo_auth == "static":
+    if SaxoSettings.of(settings).auth == "static":
         print("SAXO_AUTH=static: the token is SAXO_TOKEN; nothing is kept in Redis")
         return 0
     store = saxo_auth.SaxoToken(connect_redis(settings), settings)
@@ -164,11 +165,13 @@ def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
     token = store.load()
     now = time.time()
     if token is None:
-        print(f"SAXO_AUTH={settings.saxo_auth}: no token yet (the first call obtains one)")
+        print(
+            f"SAXO_AUTH={SaxoSettings.of(settings).auth}: no token yet (the first call obtains one)"
+        )
         return 0
     refresh = f"{token.refresh_expires_at - now:.0f} s" if token.refresh_expires_at else "unknown"
     print(
-        f"SAXO_AUTH={settings.saxo_auth}: access token expires in {token.expires_at - now:.0f} s; "
+        f"SAXO_AUTH={SaxoSettings.of(settings).auth}: access token expires in {token.expires_at - now:.0f} s; "
         f"refresh token: {'present' if token.refresh_token else 'none'}, expires in {refresh}"
     )
     return 0
@@ -183,9 +186,9 @@ def cmd_saxo_login(args: argparse.Namespace, settings: Settings) -> int:
     from partners.saxo import auth as saxo_auth
     from partners.saxo import login as saxo_login
 
-    if settings.saxo_auth != "code":
+    if SaxoSettings.of(settings).auth != "code":
         print(
-            f"SAXO_AUTH={settings.saxo_auth}: `saxo login` is for SAXO_AUTH=code "
+            f"SAXO_AUTH={SaxoSettings.of(settings).auth}: `saxo login` is for SAXO_AUTH=code "
             "(the Authorization Code grant)",
             file=sys.stderr,
         )
@@ -195,7 +198,7 @@ def cmd_saxo_login(args: argparse.Namespace, settings: Settings) -> int:
         sign_in = saxo_login.Login(settings)
     except OSError as exc:
         print(
-            f"SAXO_REDIRECT_URL={settings.saxo_redirect_url}: cannot listen ({exc})",
+            f"SAXO_REDIRECT_URL={SaxoSettings.of(settings).redirect_url}: cannot listen ({exc})",
             file=sys.stderr,
         )
         return 2

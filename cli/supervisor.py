@@ -21,6 +21,7 @@ import httpx
 from cli import process
 from cli.process import child_preexec
 from cli.redisserver import RedisServer, free_port, port_free
+from partners.tradevest.settings import TradevestSettings
 from partnersync import redisurl
 from partnersync.config import RUN_STATE, Settings, write_private
 
@@ -117,7 +118,7 @@ class Supervisor:
             env["REDIS_URL"] = self.redis.url
         else:
             env["REDIS_URL"] = self.settings.redis_url
-        if not self.settings.tradevest_webhook_secrets:
+        if not TradevestSettings.of(self.settings).webhook_secrets:
             # A fresh secret for this run: the receiver accepts it, registration sends it.
             env["TRADEVEST_WEBHOOK_SECRETS"] = "dev-" + secrets.token_urlsafe(18)
         cli = [sys.executable, "-m", "partnersync"]

@@ -7,6 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
+from partners.tradevest.settings import TradevestSettings
 from partnersync.config import Settings
 
 
@@ -28,7 +29,10 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
     except (PartnerError, Retryable) as exc:
-        print(f"partnersync: Tradevest at {settings.tradevest_base_url}: {exc}", file=sys.stderr)
+        print(
+            f"partnersync: Tradevest at {TradevestSettings.of(settings).base_url}: {exc}",
+            file=sys.stderr,
+        )
         return 1
     drift = [d for d in report if d.problem != "ok"]
     for d in report:

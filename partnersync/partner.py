@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import redis
 
-from partnersync.config import ConfigError, Settings
+from partnersync.config import ConfigError, PartnerSettings, Settings
 from partnersync.kinds import Kind
 
 if TYPE_CHECKING:
@@ -71,6 +71,7 @@ class Partner:
     tasks: Callable[[Context], list[Task]] = field(default=lambda ctx: [])
     metrics: Metrics | None = None
     external_id_name: str = "externalId"  # what the partner calls it
+    settings: type[PartnerSettings] | None = None  # its own variables (partnersync/config.py)
 
 
 class Catalog:

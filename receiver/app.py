@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from partners.tradevest.settings import TradevestSettings
 from partnersync import redisurl
 from partnersync.config import Settings, redis_url
 from partnersync.metrics import RedisCollector
@@ -58,11 +59,10 @@ def connect(settings: Settings) -> aioredis.Redis:
 
 
 def authenticator(settings: Settings) -> HeaderAuth | StandardWebhooksAuth:
-    if settings.tradevest_webhook_auth == "standard-webhooks":
-        return StandardWebhooksAuth(
-            settings.tradevest_webhook_secrets, settings.webhook_tolerance_s
-        )
-    return HeaderAuth(settings.tradevest_webhook_header, settings.tradevest_webhook_secrets)
+    tradevest = TradevestSettings.of(settings)
+    if tradevest.webhook_auth == "standard-webhooks":
+        return StandardWebhooksAuth(tradevest.webhook_secrets, settings.webhook_tolerance_s)
+    return HeaderAuth(tradevest.webhook_header, tradevest.webhook_secrets)
 
 
 class Receiver:
@@ -96,7 +96,7 @@ def create_app(
     `metrics_dir`: prometheus_client's multiprocess directory when several receiver
     processes serve one port: /metrics then sums their counters, whichever answers."""
     durability = durability or Durability(settings.durability)
-    if not settings.tradevest_webhook_secrets:
+    if not TradevestSettings.of(settings).webhook_secrets:
         log.warning("TRADEVEST_WEBHOOK_SECRETS is empty: every delivery will be refused (401)")
     registry = CollectorRegistry(auto_describe=True)
     # what /metrics renders: this process's registry, or every process's files

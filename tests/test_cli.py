@@ -42,15 +42,21 @@ def test_data_file_problems_are_messages(data: str, reason: str) -> None:
     ("variable", "value", "message"),
     [
         ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY=0: must be at least 1"),
-        ("PORT", "70000", "not a TCP port"),
-        ("PORT", "abc", "PORT='abc' is not a valid int"),
+        ("PORT", "70000", "PORT=70000: must be at most 65535"),
+        ("PORT", "abc", "PORT='abc' is not a whole number"),
         ("TRADEVEST_BASE_URL", "notaurl", "TRADEVEST_BASE_URL='notaurl': not an http(s):// URL"),
         ("REDIS_URL", "foo://x", "REDIS_URL: scheme 'foo'"),
         ("REDIS_URL", "redis+sentinel://h:1", "REDIS_URL: expected redis+sentinel://"),
         ("PARTNERSYNC_HTTP_TIMEOUT_S", "-1", "PARTNERSYNC_HTTP_TIMEOUT_S=-1.0: must be at least"),
         ("PARTNERSYNC_ALLOWED_CIDRS", "10.0.0.300/8", "'10.0.0.300/8' is not an IP address"),
-        ("PARTNERSYNC_MIN_REPLICAS", "-1", "PARTNERSYNC_MIN_REPLICAS must be 0 or more"),
-        ("PARTNERSYNC_DURABILITY", "maybe", "use fsync or none"),
+        ("PARTNERSYNC_MIN_REPLICAS", "-1", "PARTNERSYNC_MIN_REPLICAS=-1: must be at least 0"),
+        ("PARTNERSYNC_DURABILITY", "maybe", "use fsync, none"),
+        # every boolean is one (was: anything not true-like read as false, #39)
+        ("PARTNERSYNC_CONSOLE_SECURE_COOKIES", "perhaps", "'perhaps' is not true or false"),
+        # a partner's own variables, read by the same code (partners/saxo/settings.py)
+        ("SAXO_AUTH", "magic", "SAXO_AUTH='magic': use static, code, certificate"),
+        ("SAXO_RATE_LIMITS", "Session=fast", "SAXO_RATE_LIMITS='Session=fast'"),
+        ("TRADEVEST_WEBHOOK_AUTH", "hmac", "use header, standard-webhooks"),
     ],
 )
 def test_settings_are_checked_at_start(variable: str, value: str, message: str) -> None:
@@ -78,10 +84,11 @@ def test_listing_piped_to_head_is_not_an_error() -> None:
 
 
 def test_ens_interval_is_read() -> None:
+    from partners.saxo.settings import SaxoSettings
     from partnersync import config
 
     settings = config.load({"PARTNERSYNC_ENS_INTERVAL_S": "2.5"}, state_fallback=False)
-    assert settings.ens_interval_s == 2.5
+    assert SaxoSettings.of(settings).ens_interval_s == 2.5
 
 
 def test_a_kind_that_does_not_exist_names_the_known_ones() -> None:

@@ -48,6 +48,7 @@ CALLER = """
 import asyncio, sys
 import httpx, redis
 from partners.saxo import client
+from partners.saxo.settings import SaxoSettings
 from partnersync import config
 from partnersync.ratelimit import Limiter
 
@@ -56,7 +57,7 @@ settings = config.load(state_fallback=False)
 async def main():
     connection = redis.Redis.from_url(settings.redis_url)
     paced = sys.argv[1] == "paced"
-    limiter = Limiter(connection, "saxo", client.limits(settings.saxo_rate_limits)) if paced else None
+    limiter = Limiter(connection, "saxo", client.limits(SaxoSettings.of(settings).rate_limits)) if paced else None
     async with httpx.AsyncClient(timeout=30) as http:
         saxo = client.SaxoClient(settings, http, limiter=limiter)
         answers = [(await saxo.request("GET", "/atr/v1/partner/cashtransfers")).status_code

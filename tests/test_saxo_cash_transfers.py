@@ -166,7 +166,9 @@ def test_same_cash_transfer_submitted_concurrently_is_sent_once(system: System) 
 
 
 def test_settings_default_token_provider() -> None:
-    assert config.load({}, state_fallback=False).saxo_token == "sandbox"
+    from partners.saxo.settings import SaxoSettings
+
+    assert SaxoSettings.of(config.load({}, state_fallback=False)).token == "sandbox"
 
 
 def test_a_misspelled_field_is_refused_by_name_not_dropped() -> None:

@@ -15,6 +15,7 @@ import redis
 from partners.saxo import auth, commands, ens, kinds, metrics, unsettled
 from partners.saxo import keys as saxo_keys
 from partners.saxo.client import SaxoClient, limits
+from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
 from partnersync.kinds import Kind
 from partnersync.partner import Partner, Task
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 
 def _client(settings: Settings, http: httpx.AsyncClient, connection: redis.Redis) -> SaxoClient:
-    limiter = Limiter(connection, SaxoClient.partner, limits(settings.saxo_rate_limits))
+    limiter = Limiter(connection, SaxoClient.partner, limits(SaxoSettings.of(settings).rate_limits))
     return SaxoClient(settings, http, auth.provider(settings, connection), limiter)
 
 
@@ -42,7 +43,7 @@ def _index(
 
 
 def _tasks(ctx: Context) -> list[Task]:
-    s = ctx.settings
+    s = SaxoSettings.of(ctx.settings)
     return [
         ("ens", s.ens_interval_s, lambda: ctx.run(ens.poll(ctx))),
         ("unsettled-report", s.unsettled_interval_s, lambda: ctx.run(unsettled.refresh(ctx))),
@@ -51,7 +52,7 @@ def _tasks(ctx: Context) -> list[Task]:
 
 PARTNER = Partner(
     name="saxo",
-    base_url=lambda settings: settings.saxo_base_url,
+    base_url=lambda settings: SaxoSettings.of(settings).base_url,
     client=_client,
     kinds=kinds.KINDS,
     commands=commands.COMMANDS,
@@ -60,4 +61,5 @@ PARTNER = Partner(
     tasks=_tasks,
     metrics=metrics.collect,
     external_id_name="ExternalReference",
+    settings=SaxoSettings,
 )

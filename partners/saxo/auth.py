@@ -35,6 +35,7 @@ import msgspec
 import redis
 
 from partners.saxo import keys as saxo_keys
+from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
 from partnersync.errors import PartnerError, Retryable
 
@@ -66,12 +67,13 @@ class StaticToken:
         from partnersync import config
 
         # a rotated token may have been put into the environment of this process
-        return config.load().saxo_token or await self.token()
+        return SaxoSettings.of(config.load()).token or await self.token()
 
     def token_sync(self) -> str:
-        if not self.settings.saxo_token:
+        token = SaxoSettings.of(self.settings).token
+        if not token:
             raise PartnerError(401, "SAXO_TOKEN is not set")
-        return self.settings.saxo_token
+        return token
 
 
 class Token(msgspec.Struct, kw_only=True):
@@ -161,13 +163,10 @@ class Grant(Protocol):
 
 
 def exchange(settings: Settings, form: dict[str, str], what: str) -> Token:
-    form = {
-        **form,
-        "client_id": settings.saxo_app_key or "",
-        "client_secret": settings.saxo_app_secret or "",
-    }
+    saxo = SaxoSettings.of(settings)
+    form = {**form, "client_id": saxo.app_key or "", "client_secret": saxo.app_secret or ""}
     try:
-        response = httpx.post(settings.saxo_token_url, data=form, timeout=settings.http_timeout_s)
+        response = httpx.post(saxo.token_url, data=form, timeout=settings.http_timeout_s)
     except httpx.HTTPError as exc:
         raise SaxoAuthError(
             f"Saxo token endpoint unreachable ({what}): {type(exc).__name__}"
@@ -206,7 +205,8 @@ class CodeGrant:
         self.settings = settings
 
     def obtain(self, current: Token | None) -> Token:
-        refresh = (current.refresh_token if current else None) or self.settings.saxo_refresh_token
+        given = SaxoSettings.of(self.settings).refresh_token
+        refresh = (current.refresh_token if current else None) or given
         if not refresh:
             raise SaxoAuthError(
                 "SAXO_AUTH=code has no refresh token: authorize once with "
@@ -237,13 +237,13 @@ class CertificateGrant:
     def assertion(self) -> str:
         import jwt
 
-        s = self.settings
-        certificate = Path(s.saxo_certificate_file or "").read_bytes()
-        key = Path(s.saxo_private_key_file or "").read_bytes()
+        s = SaxoSettings.of(self.settings)
+        certificate = Path(s.certificate_file or "").read_bytes()
+        key = Path(s.private_key_file or "").read_bytes()
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": s.saxo_app_key, "sub": s.saxo_user_id, "aud": s.saxo_token_url,
-            "exp": now + 60, "iat": now, "spurl": s.saxo_app_url or "",
+            "iss": s.app_key, "sub": s.user_id, "aud": s.token_url,
+            "exp": now + 60, "iat": now, "spurl": s.app_url or "",
         }  # fmt: skip
         return jwt.encode(claims, key, algorithm="RS256", headers={"x5t": thumbprint(certificate)})
 
@@ -297,11 +297,15 @@ class SharedToken:
 
 def provider(settings: Settings, connection: redis.Redis | None) -> StaticToken | SharedToken:
     """The token provider SAXO_AUTH names (static needs no Redis)."""
-    if settings.saxo_auth == "static":
+    if SaxoSettings.of(settings).auth == "static":
         return StaticToken(settings)
     if connection is None:
-        raise SaxoAuthError(f"SAXO_AUTH={settings.saxo_auth} keeps its token in Redis: REDIS_URL")
+        raise SaxoAuthError(
+            f"SAXO_AUTH={SaxoSettings.of(settings).auth} keeps its token in Redis: REDIS_URL"
+        )
     grant: Grant = (
-        CodeGrant(settings) if settings.saxo_auth == "code" else CertificateGrant(settings)
+        CodeGrant(settings)
+        if SaxoSettings.of(settings).auth == "code"
+        else CertificateGrant(settings)
     )
     return SharedToken(SaxoToken(connection, settings), grant)

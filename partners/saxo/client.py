@@ -14,6 +14,7 @@ import httpx
 import msgspec
 
 from partners.saxo.auth import StaticToken, TokenProvider
+from partners.saxo.settings import SaxoSettings
 from partnersync import client
 from partnersync.client import PartnerClient
 from partnersync.config import Settings
@@ -79,7 +80,7 @@ class SaxoClient(PartnerClient):
         tokens: TokenProvider | None = None,
         limiter: Limiter | None = None,
     ):
-        super().__init__(settings.saxo_base_url, http, limiter)
+        super().__init__(SaxoSettings.of(settings).base_url, http, limiter)
         self.settings = settings
         self.tokens = tokens or StaticToken(settings)
 

@@ -11,6 +11,7 @@ import msgspec
 import redis
 
 from partners.saxo import signups
+from partners.saxo.settings import SaxoSettings
 from partnersync.commands import CommandError, CommandKind, Lookup
 from partnersync.config import Settings
 from schemas.commands import CommandRecord
@@ -34,7 +35,7 @@ def by_external_reference(path: str) -> Lookup:
 def _check_cash_transfer(
     data: PartnerCashTransferRequest, settings: Settings, connection: redis.Redis
 ) -> None:
-    funding = settings.saxo_funding_account_key
+    funding = SaxoSettings.of(settings).funding_account_key
     if data.FundingCheck == "Ignore":
         if not funding:
             raise CommandError(

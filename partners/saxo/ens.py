@@ -21,6 +21,7 @@ from typing import Any
 import msgspec
 
 from partners.saxo import keys as saxo_keys
+from partners.saxo.settings import SaxoSettings
 from partnersync import keys, replies, store, workqueue
 from partnersync.context import Context
 from partnersync.errors import PartnerError
@@ -78,10 +79,11 @@ def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:
 async def poll(ctx: Context) -> int:
     """One poll; returns how many activities were new."""
     s = ctx.settings
-    if not s.saxo_client_key:
+    client_key = SaxoSettings.of(s).client_key
+    if not client_key:
         return 0
     base = {
-        "ClientKey": s.saxo_client_key,
+        "ClientKey": client_key,
         "IncludeSubAccounts": "true",
         "Activities": ACTIVITIES,
         "$top": 1000,

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import msgspec
 
 from partners.saxo.auth import SaxoAuthError, Token, exchange
+from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
 
 
@@ -40,9 +41,10 @@ class Callback(msgspec.Struct):
 def authorize_url(settings: Settings) -> str:
     """SAXO_AUTHORIZE_URL, or the token URL's sibling: Saxo serves `/authorize` beside
     `/token` (sim.logonvalidation.net, live.logonvalidation.net)."""
-    if settings.saxo_authorize_url:
-        return settings.saxo_authorize_url
-    return settings.saxo_token_url.rstrip("/").rsplit("/", 1)[0] + "/authorize"
+    saxo = SaxoSettings.of(settings)
+    if saxo.authorize_url:
+        return saxo.authorize_url
+    return saxo.token_url.rstrip("/").rsplit("/", 1)[0] + "/authorize"
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -94,7 +96,8 @@ class Login:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        registered = urlsplit(settings.saxo_redirect_url)
+        saxo = SaxoSettings.of(settings)
+        registered = urlsplit(saxo.redirect_url)
         host = registered.hostname or "127.0.0.1"
         self.listener = _Listener((host, registered.port or 0), secrets.token_urlsafe(24))
         port = self.listener.server_address[1]
@@ -105,7 +108,7 @@ class Login:
         self.verifier, challenge = pkce_pair()
         query = {
             "response_type": "code",
-            "client_id": settings.saxo_app_key or "",
+            "client_id": saxo.app_key or "",
             "redirect_uri": self.redirect_uri,
             "state": self.listener.state,
             "code_challenge": challenge,

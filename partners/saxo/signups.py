@@ -17,6 +17,7 @@ import redis
 from partners.saxo import auth as saxo_auth
 from partners.saxo import keys as saxo_keys
 from partners.saxo.client import raise_for
+from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
 from schemas.saxo.signups import (
     AttachmentsRequest,
@@ -37,7 +38,7 @@ class SignupError(ValueError):
 def _client(settings: Settings, connection: redis.Redis) -> httpx.Client:
     tokens = saxo_auth.provider(settings, connection)
     return httpx.Client(
-        base_url=settings.saxo_base_url.rstrip("/"),
+        base_url=SaxoSettings.of(settings).base_url.rstrip("/"),
         headers={"Authorization": f"Bearer {tokens.token_sync()}"},
         timeout=settings.http_timeout_s,
     )
@@ -80,7 +81,7 @@ def options(
                 # an absolute or /openapi-rooted link: the path after /openapi
                 path = page.next_.split("/openapi", 1)[-1] if page.next_ else None
         cached = msgspec.json.encode(SignUpOptionList(Data=found))
-        connection.set(OPTIONS_KEY, cached, ex=settings.options_ttl_s)
+        connection.set(OPTIONS_KEY, cached, ex=SaxoSettings.of(settings).options_ttl_s)
     return {o.PropertyName: [p.Key for p in o.ValuePairs] for o in _options.decode(cached).Data}
 
 

@@ -210,8 +210,9 @@ async def refresh(ctx: Any) -> int:
     """The scheduled job: the latest report by currency (for /metrics and the console) and by
     exchange (the console), kept in Redis."""
     from partners.saxo import keys as saxo_keys
+    from partners.saxo.settings import SaxoSettings
 
-    client_key = ctx.settings.saxo_client_key
+    client_key = SaxoSettings.of(ctx.settings).client_key
     if not client_key:
         return 0
     report = await build(ctx.clients["saxo"], client_key, "currency")

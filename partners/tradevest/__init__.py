@@ -13,6 +13,7 @@ import redis
 
 from partners.tradevest import commands, kinds, notes, sweeper
 from partners.tradevest.client import TradevestClient
+from partners.tradevest.settings import TradevestSettings
 from partnersync.config import Settings
 from partnersync.partner import Partner, Task
 
@@ -36,11 +37,12 @@ def _tasks(ctx: Context) -> list[Task]:
 
 PARTNER = Partner(
     name="tradevest",
-    base_url=lambda settings: settings.tradevest_base_url,
+    base_url=lambda settings: TradevestSettings.of(settings).base_url,
     client=_client,
     kinds=kinds.KINDS,
     commands=commands.COMMANDS,
     notes=notes.read,
     index=notes.index,
     tasks=_tasks,
+    settings=TradevestSettings,
 )

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import msgspec
 
+from partners.tradevest.settings import TradevestSettings
 from partnersync.client import PartnerClient
 from partnersync.config import Settings
 from partnersync.errors import Retryable
@@ -59,7 +60,7 @@ class TradevestClient(PartnerClient):
     partner = PARTNER
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient):
-        super().__init__(settings.tradevest_base_url, http)
+        super().__init__(TradevestSettings.of(settings).base_url, http)
         self.settings = settings
         self._token: str | None = None
         self._expires = 0.0
@@ -73,16 +74,16 @@ class TradevestClient(PartnerClient):
             return self._token
 
     async def _fetch_token(self) -> None:
-        s = self.settings
+        t = TradevestSettings.of(self.settings)
         form = {
             "grant_type": "client_credentials",
-            "client_id": s.tradevest_client_id,
-            "client_secret": s.tradevest_client_secret,
+            "client_id": t.client_id,
+            "client_secret": t.client_secret,
         }
-        if s.tradevest_scope:
-            form["scope"] = s.tradevest_scope
+        if t.scope:
+            form["scope"] = t.scope
         try:
-            response = await self.http.post(s.tradevest_auth_url, data=form)
+            response = await self.http.post(t.token_url, data=form)
         except httpx.TransportError as exc:
             raise Retryable(f"token request failed: {type(exc).__name__}") from exc
         if response.status_code != 200:

@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 import httpx
 
 from partners.tradevest.client import TradevestClient
+from partners.tradevest.settings import TradevestSettings
 from partnersync.config import Settings
 from schemas.tradevest.events import BY_NAME, to_register
 
@@ -34,7 +35,8 @@ def check_base(base: str, settings: Settings) -> None:
     url = urlparse(base)
     if url.scheme == "https":
         return
-    partner = urlparse(settings.tradevest_base_url).hostname
+    tradevest = TradevestSettings.of(settings)
+    partner = urlparse(tradevest.base_url).hostname
     if url.scheme == "http" and partner in _LOOPBACK:
         return
     raise RegistrationError(f"--url {base!r}: Tradevest requires an https:// URL")
@@ -42,19 +44,20 @@ def check_base(base: str, settings: Settings) -> None:
 
 async def register(settings: Settings, base: str, *, check: bool = False) -> list[Drift]:
     check_base(base, settings)
-    unknown = [n for n in settings.tradevest_extra_event_types if n not in BY_NAME]
+    tradevest = TradevestSettings.of(settings)
+    unknown = [n for n in tradevest.extra_event_types if n not in BY_NAME]
     if unknown:
         raise RegistrationError(
             f"TRADEVEST_EXTRA_EVENT_TYPES: unknown event type(s) {', '.join(unknown)}"
         )
-    if not settings.tradevest_webhook_secrets:
+    if not tradevest.webhook_secrets:
         raise RegistrationError("TRADEVEST_WEBHOOK_SECRETS is empty: nothing to register")
-    header = {settings.tradevest_webhook_header: settings.tradevest_webhook_secrets[0]}
+    header = {tradevest.webhook_header: tradevest.webhook_secrets[0]}
     async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
         client = TradevestClient(settings, http)
         current = {w.get("eventType"): w for w in await client.list_webhooks()}
         report: list[Drift] = []
-        for event in to_register(settings.tradevest_extra_event_types):
+        for event in to_register(tradevest.extra_event_types):
             want = route_url(base, event.path)
             have = current.get(event.name)
             if have is None:
