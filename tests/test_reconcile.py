@@ -19,7 +19,7 @@ from schemas.store import EntityRecord
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
-KINDS = partner.load(config.DEFAULTS.partners).kinds
+KINDS = partner.load(config.Settings().partners).kinds
 GET_KINDS = sorted(k for k, kind in KINDS.items() if kind.fetched)
 
 
