@@ -154,6 +154,12 @@ def of_entity(connection: redis.Redis, entity_key: str) -> list[DeadLetter]:
     return [_decoder.decode(raw) for raw in raws if raw is not None]
 
 
+def take(pipe: redis.client.Pipeline, dlq_id: str) -> None:
+    """Queue on `pipe` the letter's removal (a replay's requeue, in its MULTI)."""
+    pipe.delete(keys.dead_letter(dlq_id))
+    pipe.zrem(keys.DLQ, dlq_id)
+
+
 def remove(connection: redis.Redis, *dlq_ids: str) -> None:
     if not dlq_ids:
         return

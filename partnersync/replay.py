@@ -4,10 +4,10 @@ the entity moved on, changes nothing wrongly: reconciliation re-fetches and only
 forward.
 
 Each letter is taken by one replayer atomically:
-- a reconcile or command letter leaves the DLQ in the same MULTI/EXEC that puts its
-  events back and marks its entity due (WATCH on the letter: a second replayer's EXEC
-  fails and it reports the letter as taken). An interruption at any point loses nothing:
-  a letter is either still in the DLQ or its entity is due.
+- a reconcile or command letter goes back through the work queue (`WorkQueue.requeue`):
+  it leaves the DLQ in the same MULTI/EXEC that puts its events back and marks its entity
+  due, so an interruption at any point loses nothing: a letter is either still in the DLQ
+  or its entity is due.
 - a handler letter is locked (SET NX, expiring) while its handler runs, and removed only
   after the handler succeeded; a failure or an interruption releases it.
 """
@@ -23,8 +23,9 @@ from typing import IO
 
 import redis
 
-from partnersync import dlq, failpoints, handlers, inbox, keys, store, workqueue
+from partnersync import dlq, failpoints, handlers, keys, store, workqueue
 from partnersync.config import Settings
+from partnersync.workqueue import Taken
 
 HANDLER_LOCK_S = 300  # a replayer killed mid-handler leaves its lock this long
 
@@ -67,36 +68,6 @@ class Summary:
             self.missing or self.taken or self.handlers_failed or self.failed_again
             or self.still_pending or self.interrupted
         )  # fmt: skip
-
-
-def requeue(connection: redis.Redis, settings: Settings, dlq_id: str) -> str | None:
-    """Atomically take letter `dlq_id` out of the DLQ and put its events back: returns the
-    entity made due, None if the letter is gone; raises Taken if another replayer won."""
-    with connection.pipeline(transaction=True) as pipe:
-        pipe.watch(keys.dead_letter(dlq_id))
-        letter = dlq.get(pipe, dlq_id)
-        if letter is None:
-            return None
-        clock = workqueue.redis_ms(pipe)
-        failpoints.hit("replay.claimed")
-        pipe.multi()
-        for event in letter.events:
-            record = inbox.Record(event.type, (event.body or "").encode(), clock, (letter.entity,))
-            inbox.write(pipe, event.deliveryId, record, settings.inbox_ttl)
-            pipe.rpush(keys.events(letter.entity), event.deliveryId)
-        pipe.delete(keys.attempts(letter.entity))
-        pipe.zadd(keys.DIRTY, {letter.entity: clock}, lt=True)
-        pipe.delete(keys.dead_letter(dlq_id))
-        pipe.zrem(keys.DLQ, dlq_id)
-        try:
-            pipe.execute()
-        except redis.WatchError:
-            raise Taken(dlq_id) from None
-    return letter.entity
-
-
-class Taken(Exception):
-    """Another replayer took this letter first."""
 
 
 def _run_handler(
@@ -163,7 +134,7 @@ def replay(
                     else:
                         summary.handlers_failed += 1
                     continue
-                entity = requeue(connection, settings, dlq_id)
+                entity = wq.requeue(dlq_id, settings.inbox_ttl)
             except Taken:
                 summary.taken += 1
                 continue
@@ -174,7 +145,7 @@ def replay(
             summary.entities.add(entity)
         if summary.entities:
             wq.kick()
-        _wait(connection, summary, started, wait_s, progress, report)
+        _wait(connection, wq, summary, started, wait_s, progress, report)
     except KeyboardInterrupt:
         summary.interrupted = True
     if progress:
@@ -184,6 +155,7 @@ def replay(
 
 def _wait(
     connection: redis.Redis,
+    wq: workqueue.WorkQueue,
     summary: Summary,
     started: int,
     wait_s: float,
@@ -199,10 +171,7 @@ def _wait(
         if report:
             report("waiting", len(summary.entities) - len(waiting), len(summary.entities))
         time.sleep(0.2)
-        pipe = connection.pipeline(transaction=False)
-        for entity in waiting:
-            pipe.zscore(keys.DIRTY, entity)
-        waiting = [e for e, score in zip(waiting, pipe.execute(), strict=True) if score is not None]
+        waiting = wq.due_among(waiting)
     failed = {
         letter.entity
         for letter in dlq.all_letters(connection)

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from partnersync import failpoints, inbox, keys, rqbridge
+from partnersync import dlq, failpoints, inbox, keys, rqbridge
 from partnersync.config import Settings
 
 T = TypeVar("T")
@@ -71,8 +71,9 @@ def redis_ms(connection: redis.Redis) -> int:
 
 
 @dataclass(frozen=True)
-class Event:
-    """One event for the intake script."""
+class Delivery:
+    """One partner event to take in (a webhook, a recovered notification, an activity):
+    what the intake script archives, deduplicates and makes due."""
 
     event_type: str
     body: bytes
@@ -82,7 +83,7 @@ class Event:
 
 
 def intake_call(
-    events: Sequence[Event],
+    events: Sequence[Delivery],
     *,
     dedupe_ttl: int,
     inbox_ttl: int,
@@ -126,8 +127,15 @@ def intake_replies(reply: list[Any]) -> tuple[list[tuple[bool, str]], Any]:
     return pairs, reply[-1]
 
 
+class Taken(Exception):
+    """Another replayer took this dead letter first."""
+
+
 class WorkQueue:
-    """The synchronous side (jobs, clock, CLI) of the dirty set and its drain jobs."""
+    """The synchronous side (jobs, clock, CLI) of the dirty set and its drain jobs.
+
+    The one writer of its keys (an entity's event list, attempts, lease, the dirty set, the
+    drainer slots): intake, claim, complete, kick, touch and a replay's requeue."""
 
     def __init__(
         self,
@@ -157,6 +165,39 @@ class WorkQueue:
             keys=[keys.lease(entity), key], args=[me, value], client=pipe or self.connection
         )
 
+    def requeue(self, dlq_id: str, inbox_ttl: int) -> str | None:
+        """Atomically take dead letter `dlq_id` out of the DLQ and put its events back on
+        its entity, due now: the entity, or None if the letter is gone; raises Taken if
+        another replayer won (WATCH on the letter: the second EXEC fails)."""
+        with self.connection.pipeline(transaction=True) as pipe:
+            pipe.watch(keys.dead_letter(dlq_id))
+            letter = dlq.get(pipe, dlq_id)
+            if letter is None:
+                return None
+            clock = redis_ms(pipe)
+            failpoints.hit("replay.claimed")
+            pipe.multi()
+            for event in letter.events:
+                body = (event.body or "").encode()
+                record = inbox.Record(event.type, body, clock, (letter.entity,))
+                inbox.write(pipe, event.deliveryId, record, inbox_ttl)
+                pipe.rpush(keys.events(letter.entity), event.deliveryId)
+            pipe.delete(keys.attempts(letter.entity))
+            pipe.zadd(keys.DIRTY, {letter.entity: clock}, lt=True)
+            dlq.take(pipe, dlq_id)
+            try:
+                pipe.execute()
+            except redis.WatchError:
+                raise Taken(dlq_id) from None
+        return letter.entity
+
+    def due_among(self, entities: Sequence[str]) -> list[str]:
+        """Those of `entities` still due (in the dirty set)."""
+        pipe = self.connection.pipeline(transaction=False)
+        for entity in entities:
+            pipe.zscore(keys.DIRTY, entity)
+        return [e for e, score in zip(entities, pipe.execute(), strict=True) if score is not None]
+
     @classmethod
     def from_settings(cls, connection: redis.Redis, settings: Settings) -> WorkQueue:
         return cls(
@@ -175,7 +216,7 @@ class WorkQueue:
         return True
 
     def intake(
-        self, event: Event, *, dedupe_ttl: int, inbox_ttl: int, source: str = "recovered-"
+        self, event: Delivery, *, dedupe_ttl: int, inbox_ttl: int, source: str = "recovered-"
     ) -> bool:
         """The receiver's intake, for events that arrive by polling (sweepers, pollers);
         `source` prefixes their counters."""

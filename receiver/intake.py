@@ -42,7 +42,7 @@ class Intake:
         self.connection = connection  # redis-py, for the rare template install
         self.settings = settings
         self.kick = connection.register_script(workqueue.KICK)
-        self._pending: list[workqueue.Event] = []  # the batch forming: its events and
+        self._pending: list[workqueue.Delivery] = []  # the batch forming: its events and
         self._waiters: list[Waiter] = []  # their requests
         self._sends: set[asyncio.Task[None]] = set()
         self.eager_below = max(1, eager_below)  # 1: one batch in Redis at a time
@@ -60,7 +60,7 @@ class Intake:
     ) -> tuple[bool, str]:
         """Returns (accepted, delivery id); accepted is False for a duplicate. `label`
         names the event in the counters (default: its type)."""
-        event = workqueue.Event(
+        event = workqueue.Delivery(
             event_type, body, entities, keys.dedupe(dedupe) if dedupe else "", label
         )
         loop = asyncio.get_running_loop()
@@ -85,7 +85,7 @@ class Intake:
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
-    async def _send(self, events: list[workqueue.Event], waiters: list[Waiter]) -> None:
+    async def _send(self, events: list[workqueue.Delivery], waiters: list[Waiter]) -> None:
         s = self.settings
         script_keys, args = workqueue.intake_call(
             events, dedupe_ttl=s.dedupe_ttl, inbox_ttl=s.inbox_ttl, cap=s.drainers, queue=s.queue

@@ -8,7 +8,7 @@ import redis
 from partnersync import inbox, keys, workqueue
 
 
-def accept(r: redis.Redis, events: list[workqueue.Event]) -> list[tuple[bool, str]]:
+def accept(r: redis.Redis, events: list[workqueue.Delivery]) -> list[tuple[bool, str]]:
     script = r.register_script(workqueue.INTAKE)
     script_keys, args = workqueue.intake_call(
         events, dedupe_ttl=60, inbox_ttl=60, cap=0, queue="q-inbox"
@@ -17,9 +17,9 @@ def accept(r: redis.Redis, events: list[workqueue.Event]) -> list[tuple[bool, st
     return replies
 
 
-def event(n: int, entities: int = 1) -> workqueue.Event:
+def event(n: int, entities: int = 1) -> workqueue.Delivery:
     named = [f"tradevest:transfer:{n}-{k}" for k in range(entities)]
-    return workqueue.Event("TRANSFER_NOTIFICATION", b'{"n":%d}' % n, named, keys.dedupe(f"d{n}"))
+    return workqueue.Delivery("TRANSFER_NOTIFICATION", b'{"n":%d}' % n, named, keys.dedupe(f"d{n}"))
 
 
 def test_a_batch_is_one_value_and_each_delivery_reads_back_as_sent(r: redis.Redis) -> None:

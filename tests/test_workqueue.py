@@ -17,7 +17,7 @@ E2 = "tradevest:transfer:22222222-2222-2222-2222-222222222222"
 
 def intake(r: redis.Redis, wq: workqueue.WorkQueue, entity: str, dedupe: str, body: bytes = b"{}"):
     script = r.register_script(workqueue.INTAKE)
-    event = workqueue.Event("TRANSFER_NOTIFICATION", body, [entity], keys.dedupe(dedupe))
+    event = workqueue.Delivery("TRANSFER_NOTIFICATION", body, [entity], keys.dedupe(dedupe))
     script_keys, args = workqueue.intake_call(
         [event], dedupe_ttl=60, inbox_ttl=60, cap=wq.drainers, queue=wq.queue
     )

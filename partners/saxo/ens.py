@@ -118,7 +118,7 @@ async def poll(ctx: Context) -> int:
     for item in items:
         activity_type, sequence = str(item.get("ActivityType")), str(item.get("SequenceId"))
         entity = cash_transfer_of(ctx, item) if activity_type == "AccountFundings" else None
-        event = workqueue.Event(
+        event = workqueue.Delivery(
             event_type(activity_type),
             msgspec.json.encode(item),
             [entity or keys.entity_key("saxo", "activity", sequence)],

@@ -46,7 +46,7 @@ def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
     dedupe = keys.dedupe(digest) if digest else ""
     s = ctx.settings
     return ctx.workqueue.intake(
-        workqueue.Event(event.name, body, entities, dedupe),
+        workqueue.Delivery(event.name, body, entities, dedupe),
         dedupe_ttl=s.dedupe_ttl,
         inbox_ttl=s.inbox_ttl,
     )
