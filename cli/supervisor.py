@@ -21,8 +21,7 @@ import httpx
 from cli import process
 from cli.process import child_preexec
 from cli.redisserver import RedisServer, free_port, port_free
-from partners.tradevest.settings import TradevestSettings
-from partnersync import redisurl
+from partnersync import partner, redisurl
 from partnersync.config import RUN_STATE, Settings, write_private
 
 SANDBOX_PORT = 8900
@@ -118,20 +117,20 @@ class Supervisor:
             env["REDIS_URL"] = self.redis.url
         else:
             env["REDIS_URL"] = self.settings.redis_url
-        if not TradevestSettings.of(self.settings).webhook_secrets:
-            # A fresh secret for this run: the receiver accepts it, registration sends it.
-            env["TRADEVEST_WEBHOOK_SECRETS"] = "dev-" + secrets.token_urlsafe(18)
+        partners = partner.load(self.settings.partners).partners.values()
+        for p in partners:
+            variable = p.webhooks.secrets_variable if p.webhooks else None
+            if variable and not env.get(variable):
+                # A fresh secret for this run: the receiver accepts it, registration sends it.
+                env[variable] = "dev-" + secrets.token_urlsafe(18)
         cli = [sys.executable, "-m", "partnersync"]
         receiver_url = f"http://{self.settings.host}:{self.settings.port}"
         env.setdefault("PARTNERSYNC_PUBLIC_URL", receiver_url)
         if self.sandbox:
             sandbox_url = f"http://127.0.0.1:{SANDBOX_PORT}"
-            env.setdefault("TRADEVEST_BASE_URL", sandbox_url + "/tradevest")
-            env.setdefault("TRADEVEST_AUTH_URL", sandbox_url + "/tradevest/oauth2/token")
-            env.setdefault("SAXO_BASE_URL", sandbox_url + "/saxo/openapi")
-            env.setdefault("SAXO_TOKEN", "sandbox")
-            env.setdefault("SAXO_CLIENT_KEY", "WLC-owner-key==")  # the sandbox's white-label owner
-            env.setdefault("SAXO_FUNDING_ACCOUNT_KEY", "FUND-EUR-key==")
+            for p in partners:  # each partner's variables that point it at its fake
+                for name, value in p.sandbox_env(sandbox_url).items():
+                    env.setdefault(name, value)
             self.children.append(
                 Child("sandbox", [*cli, "sandbox", "--port", str(SANDBOX_PORT)], sandbox_url)
             )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from partnersync.client import PartnerClient
     from partnersync.commands import CommandKind
     from partnersync.context import Context
+    from partnersync.webhooks import Webhooks
 
 
 class Note(Protocol):
@@ -72,6 +73,9 @@ class Partner:
     metrics: Metrics | None = None
     external_id_name: str = "externalId"  # what the partner calls it
     settings: type[PartnerSettings] | None = None  # its own variables (partnersync/config.py)
+    webhooks: Webhooks | None = None  # a partner that pushes them (partnersync/webhooks.py)
+    # `run`'s variables pointing the partner at its fake in the sandbox (its base URL)
+    sandbox_env: Callable[[str], dict[str, str]] = field(default=lambda sandbox: {})
 
 
 class Catalog:

@@ -1,4 +1,5 @@
-"""Delivery authentication. Every comparison is constant-time."""
+"""Webhook authentication schemes a partner's webhooks may use (partnersync/webhooks.py):
+a static header, or Standard Webhooks signatures. Every comparison is constant-time."""
 
 from __future__ import annotations
 
@@ -6,13 +7,12 @@ import base64
 import binascii
 import hashlib
 import hmac
-import ipaddress
 import time
 from collections.abc import Mapping, Sequence
 
 
 class HeaderAuth:
-    """Tradevest's static custom headers: one header, any of several accepted secrets.
+    """A static custom header (Tradevest's): one header, any of several accepted secrets.
 
     Several secrets let a secret be rotated: register the new one at the partner while
     both are accepted here, then drop the old one. Checked before the body is read.
@@ -36,7 +36,7 @@ class HeaderAuth:
         return None if ok else f"missing or wrong {self.header} header"
 
     def delivery_key(self, headers: Mapping[str, str]) -> str | None:
-        return None  # Tradevest sends no event id: dedupe on the notification's content
+        return None  # no event id in a static header: dedupe on the content
 
 
 class SecretError(ValueError):
@@ -90,19 +90,3 @@ class StandardWebhooksAuth:
 
     def delivery_key(self, headers: Mapping[str, str]) -> str | None:
         return headers.get("webhook-id")  # the same across retries: the idempotency key
-
-
-class SourceAllowlist:
-    def __init__(self, cidrs: Sequence[str]):
-        self.networks = [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip()]
-
-    def allows(self, host: str | None) -> bool:
-        if not self.networks:
-            return True
-        if host is None:
-            return False
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in n for n in self.networks)

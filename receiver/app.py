@@ -1,6 +1,6 @@
 """The receiver: partner webhooks, health, readiness and metrics.
 
-Deliveries (`POST /webhooks/tradevest/{event}`) go straight to their ASGI handler; the few
+Deliveries (`POST /webhooks/{partner}/{event}`) go straight to their ASGI handler; the few
 other routes are a Starlette app. The split keeps the per-request path short: Starlette's
 router and the middleware layers that wrap every `send` cost a delivery about as much as
 all its checks together.
@@ -28,17 +28,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from partners.tradevest.settings import TradevestSettings
 from partnersync import redisurl
 from partnersync.config import Settings, redis_url
 from partnersync.metrics import RedisCollector
 from partnersync.partner import load as catalog
 from partnersync.resp import PipelinedConnection
-from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
+from receiver.allowlist import SourceAllowlist
 from receiver.durability import Durability, NotDurable
 from receiver.intake import Intake
 from receiver.problems import json_response, problem, problem_body
-from receiver.webhook import PREFIX, Outcomes, TradevestWebhook, send_problem
+from receiver.webhook import PREFIX, Outcomes, PartnerRoute, PartnerWebhook, send_problem
 
 log = logging.getLogger("partnersync.receiver")
 
@@ -58,11 +57,14 @@ def connect(settings: Settings) -> aioredis.Redis:
     )
 
 
-def authenticator(settings: Settings) -> HeaderAuth | StandardWebhooksAuth:
-    tradevest = TradevestSettings.of(settings)
-    if tradevest.webhook_auth == "standard-webhooks":
-        return StandardWebhooksAuth(tradevest.webhook_secrets, settings.webhook_tolerance_s)
-    return HeaderAuth(tradevest.webhook_header, tradevest.webhook_secrets)
+def partner_routes(settings: Settings) -> dict[str, PartnerRoute]:
+    """Every partner in the catalog that pushes webhooks, by its route segment."""
+    partners = catalog(settings.partners).partners.values()
+    return {
+        p.name: PartnerRoute(p.webhooks, p.webhooks.authenticator(settings))
+        for p in partners
+        if p.webhooks is not None
+    }
 
 
 class Receiver:
@@ -96,8 +98,6 @@ def create_app(
     `metrics_dir`: prometheus_client's multiprocess directory when several receiver
     processes serve one port: /metrics then sums their counters, whichever answers."""
     durability = durability or Durability(settings.durability)
-    if not TradevestSettings.of(settings).webhook_secrets:
-        log.warning("TRADEVEST_WEBHOOK_SECRETS is empty: every delivery will be refused (401)")
     registry = CollectorRegistry(auto_describe=True)
     # what /metrics renders: this process's registry, or every process's files
     exposed = registry
@@ -105,8 +105,8 @@ def create_app(
         exposed = CollectorRegistry(auto_describe=True)
         MultiProcessCollector(exposed, metrics_dir)
     connection = connect(settings)
-    webhook = TradevestWebhook(
-        authenticator(settings),
+    webhook = PartnerWebhook(
+        partner_routes(settings),
         SourceAllowlist(settings.allowed_cidrs),
         Intake(PipelinedConnection(redis_url(settings)), connection, settings),
         Outcomes(registry),

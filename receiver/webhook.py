@@ -1,8 +1,9 @@
-"""`POST /webhooks/tradevest/{event}`: a partner delivery, checked, stored, answered.
+"""`POST /webhooks/{partner}/{event}`: a partner delivery, checked, stored, answered.
 
-A plain ASGI app on the hot path: no Request/Response objects, no router, and the
-accepted answer is a 204 whose status line and headers go out in one write (a body would
-cost the connection a second send).
+One handler for every partner that pushes webhooks (its `Partner.webhooks`, through the
+catalog): the route's first segment names the partner, the second its event type. A
+plain ASGI app on the hot path: no Request/Response objects, no router, and an accepted
+answer without a body (a 204) goes out in one write.
 """
 
 from __future__ import annotations
@@ -10,32 +11,31 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from partnersync import keys
 from partnersync.replication import NotReplicated
-from receiver.auth import HeaderAuth, SourceAllowlist, StandardWebhooksAuth
+from partnersync.webhooks import Authenticator, WebhookEvent, Webhooks
+from receiver.allowlist import SourceAllowlist
 from receiver.body import BodyTooLarge, ClientGone, read_body
 from receiver.durability import Durability
 from receiver.intake import Intake
 from receiver.problems import problem_body
 from schemas.dedupe import digest
-from schemas.tradevest.events import EVENT_TYPES, PARTNER
-from schemas.tradevest.intake import Unusable, prepare
+from schemas.intake import Unusable
 
 log = logging.getLogger("partnersync.receiver")
 
-PREFIX = "/webhooks/tradevest/"
-OTHER = "OTHER"  # the label (metrics, counters) of every event type Tradevest does not document
+PREFIX = "/webhooks/"
+OTHER = "OTHER"  # the label (metrics, counters) of every event type its partner does not document
 OUTCOME_HEADER = b"partnersync-outcome"  # accepted | duplicate | parked
 DELIVERY_HEADER = b"partnersync-delivery-id"  # the inbox entry: `partnersync inbox show`
 
-_EVENT_PATH = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_EVENT_PATH = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # a partner names its routes
 _JSON = (b"content-type", b"application/json")
 _RETRY_LATER = (b"retry-after", b"5")
 
@@ -102,14 +102,22 @@ class Outage:
             self.refusals = 0
 
 
-class TradevestWebhook:
-    """Checks, in order: source address, authentication (before the body when it can),
-    media type, size, the body decoded into the event's Struct; then one intake round trip
-    shared with the requests of the same moment, and 2xx only after it returned."""
+class PartnerRoute(NamedTuple):
+    """A partner that pushes webhooks, with its authenticator built from the settings."""
+
+    webhooks: Webhooks
+    auth: Authenticator
+
+
+class PartnerWebhook:
+    """Checks, in order: the partner and event route, source address, authentication
+    (before the body when it can), media type, size, the body read by the partner's
+    `prepare`; then one intake round trip shared with the requests of the same moment,
+    and the partner's acknowledgement only after it returned."""
 
     def __init__(
         self,
-        auth: HeaderAuth | StandardWebhooksAuth,
+        routes: dict[str, PartnerRoute],
         allowlist: SourceAllowlist,
         intake: Intake,
         outcomes: Outcomes,
@@ -117,7 +125,12 @@ class TradevestWebhook:
         max_body: int,
         max_entities: int = 1000,
     ):
-        self.auth, self.allowlist, self.intake, self.outcomes = auth, allowlist, intake, outcomes
+        self.routes, self.allowlist, self.intake, self.outcomes = (
+            routes,
+            allowlist,
+            intake,
+            outcomes,
+        )
         self.outage = Outage(log)
         self.durability = Durability("none")  # the app sets the configured one
         self.max_body = max_body
@@ -125,16 +138,17 @@ class TradevestWebhook:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        path = scope["path"][len(PREFIX) :]
-        if not _EVENT_PATH.match(path):
+        partner, _, path = scope["path"][len(PREFIX) :].partition("/")
+        route = self.routes.get(partner)
+        if route is None or not _EVENT_PATH.match(path):
             await send_problem(send, 404, problem_body("unknown_route", "no such webhook route"))
             return
-        event = EVENT_TYPES.get(path)
-        event_type = event.name if event else path.upper().replace("-", "_")
+        event = route.webhooks.events.get(path)
+        event_type = route.webhooks.event_type(path)
         # metric labels only from the known event types: made-up paths add no series
         label = event.name if event else OTHER
         try:
-            outcome, delivery_id = await self.accept(scope, receive, event, event_type)
+            outcome, delivery_id = await self.accept(scope, receive, route, event, event_type)
         except ClientGone:
             return
         except Refusal as refusal:
@@ -150,20 +164,28 @@ class TradevestWebhook:
                 "parked delivery", extra={"eventType": event_type, "deliveryId": delivery_id}
             )
         headers = [(OUTCOME_HEADER, outcome.encode()), (DELIVERY_HEADER, delivery_id.encode())]
-        await send({"type": "http.response.start", "status": 204, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
+        ack = route.webhooks
+        if ack.body:
+            headers += [_JSON, (b"content-length", str(len(ack.body)).encode())]
+        await send({"type": "http.response.start", "status": ack.status, "headers": headers})
+        await send({"type": "http.response.body", "body": ack.body})
 
     async def accept(
-        self, scope: Scope, receive: Receive, event: Any, event_type: str
+        self,
+        scope: Scope,
+        receive: Receive,
+        route: PartnerRoute,
+        event: WebhookEvent | None,
+        event_type: str,
     ) -> tuple[str, str]:
         """(outcome, delivery id) of a stored delivery, or raises Refusal."""
         headers = Headers(scope=scope)
         client = scope.get("client")
         if not self.allowlist.allows(client[0] if client else None):
             raise Refusal("forbidden", 403, "forbidden", "source address not allowed")
-        auth = self.auth
+        auth = route.auth
         if not auth.needs_body:
-            self.authenticate(headers)
+            self.authenticate(auth, headers)
         if not _is_json(headers.get("content-type")):
             raise Refusal(
                 "bad_request", 415, "unsupported_media_type", "body must be application/json"
@@ -175,12 +197,11 @@ class TradevestWebhook:
                 "bad_request", 413, "payload_too_large", f"body exceeds {self.max_body} bytes"
             ) from None
         if auth.needs_body:
-            self.authenticate(headers, body)
+            self.authenticate(auth, headers, body)
         try:
-            ids, dedupe = prepare(event, event_type, body, self.max_entities)
+            entities, dedupe = route.webhooks.prepare(event, event_type, body, self.max_entities)
         except Unusable as exc:
             raise Refusal("bad_request", 400, exc.error, exc.detail) from None
-        entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event else []
         delivery = auth.delivery_key(headers)
         if delivery is not None:
             dedupe = digest("webhook-id", delivery)
@@ -208,8 +229,8 @@ class TradevestWebhook:
         # accepted: will be reconciled; parked: kept, nothing to reconcile
         return ("accepted" if entities else "parked") if accepted else "duplicate", delivery_id
 
-    def authenticate(self, headers: Headers, body: bytes = b"") -> None:
-        reason = self.auth.check(headers, body)
+    def authenticate(self, auth: Authenticator, headers: Headers, body: bytes = b"") -> None:
+        reason = auth.check(headers, body)
         if reason:
             raise Refusal("auth_failed", 401, "unauthorized", reason)
 

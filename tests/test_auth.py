@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from svix.webhooks import Webhook as SvixWebhook
 
-from receiver.auth import HeaderAuth, SecretError, SourceAllowlist, StandardWebhooksAuth
+from partnersync.webhookauth import HeaderAuth, SecretError, StandardWebhooksAuth
+from receiver.allowlist import SourceAllowlist
 from schemas.tradevest.intake import too_deep
 
 

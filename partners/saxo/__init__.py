@@ -62,4 +62,10 @@ PARTNER = Partner(
     metrics=metrics.collect,
     external_id_name="ExternalReference",
     settings=SaxoSettings,
+    sandbox_env=lambda sandbox: {
+        "SAXO_BASE_URL": sandbox + "/saxo/openapi",
+        "SAXO_TOKEN": "sandbox",
+        "SAXO_CLIENT_KEY": "WLC-owner-key==",  # the sandbox's white-label owner
+        "SAXO_FUNDING_ACCOUNT_KEY": "FUND-EUR-key==",
+    },
 )

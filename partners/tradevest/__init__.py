@@ -14,6 +14,7 @@ import redis
 from partners.tradevest import commands, kinds, notes, sweeper
 from partners.tradevest.client import TradevestClient
 from partners.tradevest.settings import TradevestSettings
+from partners.tradevest.webhooks import WEBHOOKS
 from partnersync.config import Settings
 from partnersync.partner import Partner, Task
 
@@ -45,4 +46,9 @@ PARTNER = Partner(
     index=notes.index,
     tasks=_tasks,
     settings=TradevestSettings,
+    webhooks=WEBHOOKS,
+    sandbox_env=lambda sandbox: {
+        "TRADEVEST_BASE_URL": sandbox + "/tradevest",
+        "TRADEVEST_AUTH_URL": sandbox + "/tradevest/oauth2/token",
+    },
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import httpx
@@ -10,20 +9,13 @@ import httpx
 from partners.tradevest.client import TradevestClient
 from partners.tradevest.settings import TradevestSettings
 from partnersync.config import Settings
+from partnersync.webhooks import Drift, RegistrationError
 from schemas.tradevest.events import BY_NAME, to_register
 
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class RegistrationError(ValueError):
-    pass
-
-
-@dataclass
-class Drift:
-    event_type: str
-    problem: str  # "missing", "url", "headers", or "ok"
-    url: str
+__all__ = ["Drift", "RegistrationError", "check_base", "register", "route_url"]
 
 
 def route_url(base: str, path: str) -> str:

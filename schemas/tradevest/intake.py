@@ -9,18 +9,12 @@ from typing import Any, NamedTuple
 import msgspec
 
 from schemas.dedupe import digest
+from schemas.intake import Unusable
 from schemas.tradevest.events import EventType
 
+__all__ = ["Prepared", "Unusable", "prepare"]
+
 MAX_DEPTH = 32  # JSON nesting accepted where a body is not decoded into a Struct
-
-
-class Unusable(Exception):
-    """A body that cannot be taken in; `error` is the problem's code (invalid_body, …)."""
-
-    def __init__(self, error: str, detail: str):
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
 
 
 class Prepared(NamedTuple):

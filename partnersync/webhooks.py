@@ -1,0 +1,76 @@
+"""What a partner that pushes webhooks gives the receiver (`Partner.webhooks`).
+
+The receiver serves `POST /webhooks/{partner}/{event}` for every partner in the catalog
+that has webhooks, and knows no partner: the segment names the partner, its `events`
+table names the event type behind the route, its authenticator checks the delivery, its
+`prepare` reads the body into entity keys and a dedupe digest (or refuses it), and the
+partner's documented acknowledgement answers it. `register` subscribes the receiver's
+routes at the partner (`partnersync register-webhooks`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+from partnersync.config import Settings
+
+
+class Authenticator(Protocol):
+    """partnersync/webhookauth.py has the schemes in use (static header, Standard Webhooks)."""
+
+    @property
+    def needs_body(self) -> bool: ...  # False: checked before the body is read
+
+    def check(self, headers: Mapping[str, str], body: bytes) -> str | None:
+        """None when authentic, else the reason (the 401's detail)."""
+        ...
+
+    def delivery_key(self, headers: Mapping[str, str]) -> str | None:
+        """The sender's id of this delivery, the same across its retries (dedupe), if any."""
+        ...
+
+
+class WebhookEvent(Protocol):
+    @property
+    def name(self) -> str: ...  # the event type (stored with the delivery, a metric label)
+
+
+class Prepared(NamedTuple):
+    entities: list[str]  # entity keys the delivery names (none: archived only, "parked")
+    dedupe: str | None  # the dedupe digest; None: not deduplicated
+
+
+# (the route's event or None for one the partner does not document, the event type,
+# body, most entities): raises schemas.intake.Unusable for a body it cannot take in
+Prepare = Callable[[WebhookEvent | None, str, bytes, int], Prepared]
+
+
+class Drift(NamedTuple):
+    event_type: str
+    problem: str  # "missing", "url", "headers", or "ok"
+    url: str
+
+
+class RegistrationError(ValueError):
+    """Registration cannot start (no secret, a plain-http URL…): the message says why."""
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    events: Mapping[str, WebhookEvent]  # the route's last segment → its event type
+    authenticator: Callable[[Settings], Authenticator]
+    prepare: Prepare
+    # what an accepted delivery is answered, as the partner documents it
+    status: int = 204
+    body: bytes = b""
+    # `register-webhooks`: (settings, the receiver's public URL, check only) → the drift
+    register: Callable[[Settings, str, bool], Coroutine[Any, Any, list[Drift]]] | None = None
+    # the variable holding the accepted secrets: `run` makes a fresh one when it is unset
+    secrets_variable: str | None = None
+
+    def event_type(self, route: str) -> str:
+        """The stored event type of a route: its documented name, else the route itself."""
+        event = self.events.get(route)
+        return event.name if event else route.upper().replace("-", "_")
