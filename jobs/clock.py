@@ -5,7 +5,7 @@
 - stale-entities (every PARTNERSYNC_SWEEP_INTERVAL_S): entities stuck in a non-terminal
   state are re-fetched.
 - retention (same interval): final-state entities past PARTNERSYNC_RETENTION_DAYS leave,
-  each leaving a tombstone; reindex moves a first-layout store into the current indexes.
+  each leaving a tombstone.
 - each partner's own tasks (its package's `tasks`): e.g. Tradevest's missed-webhook and
   transaction sweeps, Saxo's ENS poll and unsettled-amounts report.
 Each task's last successful run is kept in Redis (`partnersync status` shows it).
@@ -30,7 +30,6 @@ def tasks(ctx: context.Context) -> list[Task]:
     engine: list[Task] = [
         ("kick", 0.0, ctx.workqueue.kick),
         ("stale-entities", s.sweep_interval_s, lambda: stale.stale_entities(ctx)),
-        ("reindex", s.sweep_interval_s, lambda: retention.reindex(ctx.connection)),
         (
             "retention",
             s.sweep_interval_s,

@@ -51,13 +51,13 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
             detail = f"evicted after retention: {gone.status} since {gone.updatedAt:%Y-%m-%d}"
             found.append(Found("entity", entity, detail))
     rest = replies_[2 * len(kinds) :]
-    linked = [store.linked(rest[2 * n], rest[2 * n + 1]) for n in range(len(partners))]
+    linked = [replies.optional_text(rest[n]) for n in range(len(partners))]
     by_external = {p: k for p, k in zip(partners, linked, strict=True) if k is not None}
     found += [
         Found("externalId", key, f"{p} {catalog.partners[p].external_id_name}")
         for p, key in by_external.items()
     ]
-    rest = rest[2 * len(partners) :]
+    rest = rest[len(partners) :]
     for p, value in zip(partners, rest, strict=False):
         if value is not None:  # "SignUpId=saxo:signup:…"
             name, _, entity = replies.text(value).partition("=")

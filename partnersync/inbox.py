@@ -9,7 +9,7 @@ Two layouts, both read:
   (`seq // BLOCK`) and its offset in it (`seq % BLOCK`). One value per batch instead of a
   key per delivery: a new key costs Redis several µs of CPU and ~100 bytes.
 - **One record** (`keys.inbox(delivery id)`, a hash of type, body, receivedAt, entities):
-  deliveries stored before blocks, and a DLQ replay's rewrite of a delivery (`write`). Read
+  a DLQ replay's rewrite of a delivery (`write`). Read
   first: a replayed delivery's rewrite is newer than its block.
 """
 

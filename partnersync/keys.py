@@ -10,7 +10,6 @@ PREFIX = "ps:"
 WATCH = PREFIX + "watch"  # zset non-terminal entity key -> ms of its last reconcile
 DIRTY = PREFIX + "dirty"  # zset entity key -> ms when it is due for reconciliation
 DRAINERS = PREFIX + "drainers"  # zset drain job id -> ms deadline (live reconcile jobs)
-ENTITIES = PREFIX + "entities"  # first layout: zset entity key -> ms (moved to INDEX by the clock)
 INDEX = PREFIX + "ix:"  # + partner:kind:status: zset entity id -> ms of its last update
 CHANGES = PREFIX + "changes"  # stream of stored transitions (partnersync's output)
 SEQ = PREFIX + "seq"  # counter for ids made inside Redis
@@ -41,7 +40,7 @@ def dedupe(digest: str) -> str:
 
 
 def inbox(delivery_id: str) -> str:
-    """One delivery's record on its own: the first layout, and a DLQ replay's rewrite."""
+    """One delivery's record on its own: a DLQ replay's rewrite of it."""
     return f"{PREFIX}inbox:{delivery_id}"
 
 
@@ -81,11 +80,6 @@ def entity(entity_key: str) -> str:
     return f"{PREFIX}entity:{entity_key}"
 
 
-def history(entity_key: str) -> str:
-    """First layout only: an entity's transitions (now kept in its entity value)."""
-    return f"{PREFIX}history:{entity_key}"
-
-
 def index(partner: str, kind: str, status: str) -> str:
     return f"{INDEX}{partner}:{kind}:{status}"
 
@@ -98,11 +92,6 @@ def gone(bucket: int) -> str:
 def links(bucket: int) -> str:
     """A bucket of externalId links: "partner:externalId" -> entity key, kept for good."""
     return f"{PREFIX}links:{bucket}"
-
-
-def external_id(partner: str, external_id: str) -> str:
-    """First layout only: one key per externalId link (read until rewritten as a link)."""
-    return f"{PREFIX}xid:{partner}:{external_id}"
 
 
 def alias(partner: str, ident: str) -> str:

@@ -32,12 +32,3 @@ def sweep(connection: redis.Redis, catalog: Catalog, retention_days: float) -> i
             if len(ids) < BATCH or not gone:  # done, or what is left is being reconciled
                 break
     return evicted
-
-
-def reindex(connection: redis.Redis) -> int:
-    """Move a store of the first layout into the per-status indexes, a batch at a time
-    (a no-op once done: one ZRANGE of a missing key)."""
-    moved = 0
-    while moved < BUDGET and (n := store.reindex_first_layout(connection)):
-        moved += n
-    return moved

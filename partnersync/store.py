@@ -4,9 +4,7 @@ what is left of an entity once retention evicted it (its tombstone).
 
 Layout (key names in keys.py):
 - `ps:entity:{key}` — one value per entity: a format byte, then the record and its latest
-  transitions as msgpack (deflated when that is smaller). A value beginning with `{` is the
-  first layout (JSON, history in `ps:history:{key}`): read as it is, rewritten in the
-  current one on the entity's next change.
+  transitions as msgpack (deflated when that is smaller).
 - `ps:ix:{partner}:{kind}:{status}` — zset of entity ids by ms of their last update. A
   listing merges the few indexes its filter names (O(page)); retention reads the oldest of
   final statuses' (O(expired)).
@@ -14,8 +12,7 @@ Layout (key names in keys.py):
   evicted entity; `ps:links:{bucket}` — hash "partner:externalId" → entity key, for good.
   Hashing into 8,192 buckets keeps the keyspace bounded (no per-entity key outlives its
   entity) and each hash in Redis's compact listpack encoding up to ~1M entries per kind of
-  bucket (hash-max-listpack-entries 128; raise it for more). A first-layout link
-  (`ps:xid:{partner}:{externalId}`, one key each) is still read.
+  bucket (hash-max-listpack-entries 128; raise it for more).
 """
 
 from __future__ import annotations
@@ -74,13 +71,10 @@ _COMPRESS_FROM = 160  # smaller values rarely deflate smaller
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(_Stored).decode
 _unpack_tombstone = msgspec.msgpack.Decoder(_Tombstone).decode
-_json_record = msgspec.json.Decoder(EntityRecord).decode
-_json_transition = msgspec.json.Decoder(Transition).decode
 _json = msgspec.json.encode
 BUCKETS = 8_192
 _LUA = Path(__file__).parent / "lua"
 EVICT = (_LUA / "evict.lua").read_text()
-REINDEX = (_LUA / "reindex.lua").read_text()
 
 
 @dataclass
@@ -90,7 +84,6 @@ class Stored:
     record: EntityRecord
     history: list[Transition] = field(default_factory=list)
     evicted: bool = False  # only its tombstone is left: counted and indexed nowhere
-    legacy: bool = False  # the first layout: its history is in its own list
 
 
 def _ms(at: datetime) -> int:
@@ -141,11 +134,9 @@ def encode(record: EntityRecord, history: Sequence[Transition]) -> bytes:
 
 
 def decode(key: str, raw: Any) -> Stored | None:
-    """An entity's stored value, in either layout (None when there is none)."""
+    """An entity's stored value (None when there is none)."""
     if raw is None:
         return None
-    if raw[:1] == b"{":
-        return Stored(_json_record(raw), legacy=True)
     body = zlib.decompress(raw[1:], -15) if raw[:1] == _DEFLATED else raw[1:]
     s = _unpack(body)
     partner, kind, id = keys.split_entity_key(key)
@@ -178,14 +169,8 @@ def link(pipe: redis.client.Pipeline, partner: str, external_id: str, entity_key
 
 
 def queue_by_external_id(pipe: redis.client.Pipeline, partner: str, external_id: str) -> None:
-    """Queue the two reads `linked` turns into the entity key (this layout, then the first)."""
+    """Queue the read of the entity key an externalId is linked to (`replies.optional_text`)."""
     pipe.hget(link_bucket(partner, external_id), _link_field(partner, external_id))
-    pipe.get(keys.external_id(partner, external_id))
-
-
-def linked(current: Any, first_layout: Any) -> str | None:
-    found = current if current is not None else first_layout
-    return replies.optional_text(found)
 
 
 def decode_tombstone(key: str, raw: Any) -> EntityRecord:
@@ -227,19 +212,12 @@ def read_replies(
     connection: redis.Redis, entity_keys: Sequence[str], replies_: list[Any]
 ) -> list[Stored | None]:
     """The entities `read_queue` asked for (its replies in order): a stored one, a tombstone,
-    or None. First-layout histories are read now (one more round trip, only for them)."""
+    or None."""
     raws, tombs = replies_[0], replies_[1:]
     out: list[Stored | None] = []
     for key, raw, tomb in zip(entity_keys, raws, tombs, strict=True):
         stored = decode(key, raw)
         out.append(stored if stored else _tombstone(key, tomb) if tomb is not None else None)
-    legacy = [s for s in out if s is not None and s.legacy]
-    if legacy:
-        pipe = connection.pipeline(transaction=False)
-        for s in legacy:
-            pipe.lrange(keys.history(s.record.key), 0, -1)
-        for s, lists in zip(legacy, pipe.execute(), strict=True):
-            s.history = [_json_transition(t) for t in lists]
     return out
 
 
@@ -263,7 +241,7 @@ def tombstone(connection: redis.Redis, entity_key: str) -> EntityRecord | None:
 def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
     pipe = connection.pipeline(transaction=False)
     queue_by_external_id(pipe, partner, external_id)
-    return linked(*pipe.execute())
+    return replies.optional_text(pipe.execute()[0])
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -296,8 +274,6 @@ def write(
         if previous is not None:
             pipe.zrem(keys.index(record.partner, record.kind, previous), record.id)
             pipe.hincrby(keys.ENTITY_COUNTS, f"{kind_of}:{previous}", -1)
-    if before is not None and before.legacy:
-        pipe.delete(keys.history(record.key))  # now in the value
     if before is not None and before.evicted:
         pipe.hdel(bucket(record.key), record.key)  # stored again: no longer a tombstone
     if record.externalId:
@@ -459,7 +435,7 @@ def iterate(
         cursor = got.next
 
 
-# -- retention and the first layout's index --------------------------------------------------
+# -- retention ---------------------------------------------------------------------------------
 
 
 def oldest(
@@ -488,26 +464,9 @@ def evict(
     script_keys = [keys.ENTITY_COUNTS, keys.index(partner, kind, status), keys.ATTENTION]
     args: list[Any] = [f"{partner}:{kind}:{status}", before_ms]
     for id, key, record in zip(ids, entity_keys, stored, strict=True):
-        script_keys += [keys.entity(key), keys.lease(key), bucket(key), keys.history(key)]
+        script_keys += [keys.entity(key), keys.lease(key), bucket(key)]
         tomb = b""
         if record is not None:
             tomb = _pack(_Tombstone(record.status, record.modifiedOn, record.updatedAt))
         args += [id, key, tomb]
     return int(connection.eval(EVICT, len(script_keys), *script_keys, *args))
-
-
-def reindex_first_layout(connection: redis.Redis, n: int = 500) -> int:
-    """Move up to `n` entities of the first layout's one index (`ps:entities`) into the
-    per-status indexes; returns how many were moved (0: none left)."""
-    got: Any = connection.zrange(keys.ENTITIES, 0, n - 1, withscores=True)
-    if not got:
-        return 0
-    script_keys: list[str] = [keys.ENTITIES]
-    args: list[Any] = [keys.INDEX]
-    for member, score in got:
-        key = replies.text(member)
-        partner, kind, id = keys.split_entity_key(key)
-        script_keys.append(keys.entity(key))
-        args += [key, partner, kind, id, int(score)]
-    connection.eval(REINDEX, len(script_keys), *script_keys, *args)
-    return len(got)

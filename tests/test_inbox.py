@@ -48,20 +48,6 @@ def test_a_batch_larger_than_a_block_spans_blocks_in_order(r: redis.Redis) -> No
     assert [x.body for x in inbox.read(r, ids)] == [b'{"n":%d}' % i for i in range(n)]
 
 
-def test_first_layout_records_are_read_and_new_ids_grow_past_them(r: redis.Redis) -> None:
-    # a store written before blocks: ids from ps:seq, one hash per delivery
-    r.set(keys.SEQ, 5000)
-    old = "1700000000000-5000"
-    r.hset(keys.inbox(old), mapping={"type": "TRANSFER_NOTIFICATION", "body": b"{}",
-                                     "receivedAt": 1700000000000, "entities": "tradevest:transfer:x"})  # fmt: skip
-    ((_, new),) = accept(r, [event(9)])
-    assert int(new.split("-")[1]) > 5000
-    held = inbox.read(r, [old, new])
-    assert held[0].entities == ("tradevest:transfer:x",) and held[0].received_ms == 1700000000000
-    assert held[1].body == b'{"n":9}'
-    assert inbox.count(r) == 2
-
-
 def test_a_replays_rewrite_wins_over_its_block(r: redis.Redis) -> None:
     ((_, delivery),) = accept(r, [event(3)])
     pipe = r.pipeline()

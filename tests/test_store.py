@@ -103,35 +103,8 @@ def test_a_cursor_that_no_listing_printed_is_refused() -> None:
             store.Cursor.parse(text)
 
 
-def test_first_layout_is_read_moved_and_rewritten(r: redis.Redis) -> None:
-    """A store written by the first layout (JSON values, history lists, one zset of every
-    entity) is read as it is, indexed by the clock's reindex, rewritten on a change."""
-    import msgspec
-
-    key = "tradevest:transfer:old-1"
-    at = datetime(2025, 12, 1, tzinfo=UTC)
-    old = EntityRecord(key=key, partner="tradevest", kind="transfer", id="old-1",
-                       status="PENDING", modifiedOn=at, updatedAt=at, externalId="x-old")  # fmt: skip
-    r.set(keys.entity(key), msgspec.json.encode(old))
-    r.rpush(keys.history(key), msgspec.json.encode(Transition(key=key, to="PENDING", at=at)))
-    r.zadd(keys.ENTITIES, {key: int(at.timestamp() * 1000)})
-    r.hincrby(keys.ENTITY_COUNTS, "tradevest:transfer:PENDING", 1)
-
-    assert store.load(r, [key])[0] == old
-    assert [t.to for t in store.history(r, key)] == ["PENDING"]
-    assert store.reindex_first_layout(r) == 1 and not r.exists(keys.ENTITIES)
-    assert walk(r, 10, status="PENDING") == [key]
-
-    put(r, key, "PROCESSED", at + timedelta(days=1), externalId="x-old")
-    assert r.get(keys.entity(key))[:1] in (b"\x01", b"\x02")  # type: ignore[index]
-    assert not r.exists(keys.history(key))
-    assert [t.to for t in store.history(r, key)] == ["PENDING", "PROCESSED"]
-    assert walk(r, 10, status="PENDING") == [] and walk(r, 10) == [key]
-    assert store.counts(r)[("tradevest", "transfer", "PENDING")] == 0
-
-
 def test_stored_value_is_compact(r: redis.Redis) -> None:
-    """The current layout round-trips every field, and is smaller than the first one."""
+    """The stored value round-trips every field, and is smaller than the JSON of them."""
     import msgspec
 
     key = "tradevest:transfer:3f0c2b8e-7a51-4cc0-9d8e-0b7f1a2c3d4e"
@@ -162,15 +135,13 @@ def test_the_transactions_sweep_visits_active_customers_and_rotates_the_rest(
 
     day = 86_400_000
     now = 100 * day
-    r.sadd(tradevest_keys.CUSTOMERS, "legacy-1")  # the first layout's set is moved
     r.zadd(tradevest_keys.ACTIVITY, {f"old-{n:03d}": n for n in range(240)})
     r.zadd(tradevest_keys.ACTIVITY, {"busy-1": now - 1000, "busy-2": now - day})
     # a sweep every 12 h with a 2-day window: a rotation takes at most 2 sweeps
     first = customers_due(r, now, 2, 12 * 3600)
-    assert not r.exists(tradevest_keys.CUSTOMERS)
-    assert {"busy-1", "busy-2"} <= set(first) and len(first) == 2 + 121
+    assert {"busy-1", "busy-2"} <= set(first) and len(first) == 2 + 120
     second = customers_due(r, now, 2, 12 * 3600)
-    dormant = {*(f"old-{n:03d}" for n in range(240)), "legacy-1"}
+    dormant = {f"old-{n:03d}" for n in range(240)}
     assert (set(first) | set(second)) - {"busy-1", "busy-2"} == dormant
     third = customers_due(r, now, 2, 12 * 3600)
     assert set(third) == set(first)  # round again

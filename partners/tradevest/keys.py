@@ -2,6 +2,5 @@
 
 from partnersync.keys import PREFIX
 
-CUSTOMERS = PREFIX + "tradevest:customers"  # first layout: set of customers (moved to ACTIVITY)
 ACTIVITY = PREFIX + "tradevest:customer-activity"  # zset customer -> ms of its last entity change
 ROTATION = PREFIX + "tradevest:sweep-rotation"  # rank where the dormant customers' slice resumes

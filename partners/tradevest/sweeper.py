@@ -84,12 +84,6 @@ def customers_due(
     change within the window (live work), and a slice of the dormant ones, sized so the
     whole rotation takes at most half the window (an incoming payment to a dormant
     customer, which no webhook announces, is still found within it)."""
-    if connection.exists(tradevest_keys.CUSTOMERS):  # the first layout's set, moved once
-        members: Any = connection.smembers(tradevest_keys.CUSTOMERS)
-        pipe = connection.pipeline()
-        pipe.zadd(tradevest_keys.ACTIVITY, {m: 0 for m in members}, nx=True)
-        pipe.delete(tradevest_keys.CUSTOMERS)
-        pipe.execute()
     window_ms = window_days * 86_400_000
     active = replies.texts(
         connection.zrangebyscore(tradevest_keys.ACTIVITY, now_ms - window_ms, "+inf")

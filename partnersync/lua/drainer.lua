@@ -2,7 +2,7 @@
 -- each. Their KEYS begin with these seven:
 --   KEYS[1] ps:dirty              zset entity key -> ms when it is due
 --   KEYS[2] ps:drainers           zset drain job id -> ms its slot expires
---   KEYS[3] ps:seq                counter: ids made inside Redis (deliveries, jobs)
+--   KEYS[3] ps:seq                counter: ids made inside Redis (drain jobs)
 --   KEYS[4] ps:rq-template:<q>    list: the drain job's RQ hash fields (rqbridge.py)
 --   KEYS[5] rq:queues             RQ's set of queues
 --   KEYS[6] rq:queue:<q>          the RQ queue

@@ -34,11 +34,6 @@ local seen = redis.call('MGET', unpack(dedupe_keys))  -- KEYS[13] (a prefix) sta
 local fresh = {}  -- dedupe key -> delivery id, for a duplicate within this batch
 local n_blocks = math.floor((n_events - 1) / BLOCK) + 1
 local last_block = redis.call('INCRBY', KEYS[10], n_blocks)
-if last_block == n_blocks then
-  -- the first blocks ever: start above the first layout's ids (ps:seq), so ids still grow
-  local legacy = tonumber(redis.call('GET', KEYS[3])) or 0
-  last_block = redis.call('INCRBY', KEYS[10], math.floor(legacy / BLOCK) + 1)
-end
 local first_block = last_block - n_blocks + 1
 local blocks = {}  -- block -> its msgpack parts (offset, record, ...)
 local i = 8
