@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -51,12 +51,15 @@ from partnersync import (
     workqueue,
 )
 from partnersync.client import retry_after as client_retry_after
+from partnersync.commandkind import CommandKind, Lookup, body_fields
 from partnersync.config import Settings
 from partnersync.errors import Crashed, NotFound, PartnerError, RateLimited, Retryable
 from schemas.commands import Attempt, CommandRecord, CommandState, PartnerRejection
 
 if TYPE_CHECKING:
     from partnersync.context import Context
+
+__all__ = ["CommandError", "CommandKind", "Lookup", "NotConfirmed", "body_fields", "submit"]
 
 log = logging.getLogger("partnersync.commands")
 
@@ -76,52 +79,6 @@ class CommandError(ValueError):
 class NotConfirmed(CommandError):
     """The journal record is on the primary but not yet on PARTNERSYNC_MIN_REPLICAS
     replicas: nothing is sent until it is; submitting the same intent again is safe."""
-
-
-# Every id at the partner that this command may have created, oldest first ([] = none).
-Lookup = Callable[[Any, CommandRecord], Awaitable[list[str]]]
-
-
-@dataclass(frozen=True)
-class CommandKind:
-    name: str
-    partner: str
-    entity_kind: str
-    data: type[Any]
-    path: str  # POST path; `{field}` taken from the data (and dropped from the body)
-    result_field: str  # the new entity's id in the create result
-    lookup: Lookup
-    requestor: bool = False  # the partner requires a Requestor-ID header
-    external_id: str | None = "externalId"  # the field carrying the derived id, if any
-    # The partner refuses a second create with the same external_id (Tradevest: 409). When
-    # it does not (Saxo's ExternalReference "may, but is not required to, be unique"), the
-    # command looks up before every send: only the partner can say it was never sent.
-    dedupes: bool = True
-    validate: Callable[[Any, Settings, redis.Redis], None] | None = None  # before sending
-    # Creates without an externalId: the fields whose values make a scope (e.g. customer +
-    # productCode). One such create per scope at a time; before its first send the scope
-    # is listed (`snapshot`), and after an unknown outcome what exists now and did not then
-    # is its entity (no clock involved).
-    scope: tuple[str, ...] = ()
-    snapshot: Lookup | None = None
-    # Other ids of the new entity in the create result (Saxo's SignUpId): linked to it for
-    # good, so `entities find` knows them
-    aliases: tuple[str, ...] = ()
-    # The partner's refusals of a create it already has, naming no id of it (Saxo's
-    # PreClientMatch / ClientMatch): answered to a resend, an earlier send arrived and its
-    # entity is unknown; the command stops there and asks for a human, never sending again
-    resent_codes: tuple[str, ...] = ()
-
-    @property
-    def path_fields(self) -> tuple[str, ...]:
-        import string
-
-        return tuple(f for _, f, _, _ in string.Formatter().parse(self.path) if f)
-
-
-def body_fields(record: CommandRecord) -> dict[str, str]:
-    """The command's body fields as strings (to fill paths, queries and scopes)."""
-    return {k: str(v) for k, v in msgspec.json.decode(record.body, type=dict).items()}
 
 
 # -- intent → externalId ---------------------------------------------------------------

@@ -11,6 +11,7 @@ README's table from these declarations.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 import types
@@ -24,11 +25,10 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from partnersync.errors import ConfigError
 from schemas.sensitive import Sensitive, redact
 
-
-class ConfigError(Exception):
-    """A configuration value is missing or malformed; the message names the variable."""
+__all__ = ["ConfigError", "Env", "PartnerSettings", "Settings", "load", "read"]
 
 
 @dataclass(frozen=True)
@@ -319,7 +319,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         ),
     ] = True
 
-    # each configured partner's own settings, by partner name (`PartnerSettings.of`)
+    # each configured partner's own settings, by its module (`PartnerSettings.of`)
     partner_settings: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def __repr__(self) -> str:  # secrets are never rendered, even by accident
@@ -362,10 +362,8 @@ def declared(struct: type[msgspec.Struct]) -> tuple[tuple[str, Any, Env], ...]:
 
 def variables(settings: Settings) -> Iterator[tuple[Env, object]]:
     """Every variable of the engine and of the configured partners, with its default."""
-    from partnersync import partner  # it imports this module
-
     structs: list[type[msgspec.Struct]] = [Settings]
-    structs += [p.settings for p in partner.load(settings.partners).partners.values() if p.settings]
+    structs += [s for s in map(_partner_settings, settings.partners) if s is not None]
     for struct in structs:
         defaults = struct()
         for field, _, env in declared(struct):
@@ -481,7 +479,7 @@ def load(
     directory set up (var/run.env), so a second terminal finds the same Redis, secrets and
     sandbox without flags.
     """
-    from partnersync import partner, redisurl  # both import this module
+    from partnersync import redisurl  # a connection's concern, checked here at start
 
     environ = os.environ if environ is None else environ
     if state_fallback:
@@ -502,11 +500,27 @@ def load(
             )
         redisurl.sentinels(settings.redis_url)  # raises ConfigError naming what is wrong
     own = {}
-    for p in partner.load(settings.partners).partners.values():
-        if p.settings is not None:
-            own[p.name] = read(p.settings, environ)
-            own[p.name].check()
+    for module in settings.partners:
+        struct = _partner_settings(module)
+        if struct is not None:
+            own[module] = read(struct, environ)
+            own[module].check()
     return msgspec.structs.replace(settings, partner_settings=own)
+
+
+def partner_module(name: str) -> Any:
+    """The PARTNER a partner package exports (partnersync/partner.py reads the rest)."""
+    try:
+        return importlib.import_module(name).PARTNER
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"PARTNERSYNC_PARTNERS: {name!r} is not a partner package ({exc})"
+        ) from None
+
+
+def _partner_settings(name: str) -> type[PartnerSettings] | None:
+    found = partner_module(name).settings
+    return found if isinstance(found, type) and issubclass(found, PartnerSettings) else None
 
 
 def redis_url(settings: Settings) -> str:

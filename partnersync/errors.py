@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 
+class ConfigError(Exception):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
 class Retryable(Exception):
     """Timeouts, connection errors, 5xx, 429: worth another try later."""
 

@@ -10,7 +10,6 @@ nothing in the engine changes.
 from __future__ import annotations
 
 import functools
-import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,15 +18,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import redis
 
-from partnersync.config import ConfigError, PartnerSettings, Settings
+from partnersync.config import PartnerSettings, Settings, partner_module
 from partnersync.kinds import Kind
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
     from partnersync.client import PartnerClient
-    from partnersync.commands import CommandKind
-    from partnersync.context import Context
+    from partnersync.commandkind import CommandKind
     from partnersync.webhooks import Webhooks
 
 
@@ -69,7 +67,9 @@ class Partner:
     commands: tuple[CommandKind, ...] = ()
     notes: NoteReader = _no_notes
     index: Indexer | None = None
-    tasks: Callable[[Context], list[Task]] = field(default=lambda ctx: [])
+    # its clock tasks, given the process's Context (partnersync/context.py, which loads
+    # the partners: named here only in words)
+    tasks: Callable[[Any], list[Task]] = field(default=lambda ctx: [])
     metrics: Metrics | None = None
     external_id_name: str = "externalId"  # what the partner calls it
     settings: type[PartnerSettings] | None = None  # its own variables (partnersync/config.py)
@@ -99,13 +99,4 @@ class Catalog:
 @functools.cache
 def load(modules: tuple[str, ...]) -> Catalog:
     """The catalog of the partner packages named (each exports PARTNER)."""
-    partners = []
-    for name in modules:
-        try:
-            partner = importlib.import_module(name).PARTNER
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(
-                f"PARTNERSYNC_PARTNERS: {name!r} is not a partner package ({exc})"
-            ) from None
-        partners.append(partner)
-    return Catalog(partners)
+    return Catalog([partner_module(name) for name in modules])

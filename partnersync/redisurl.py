@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel as asentinel
 import redis.sentinel
 
-from partnersync.config import ConfigError
+from partnersync.errors import ConfigError
 
 SCHEME = "redis+sentinel://"
 

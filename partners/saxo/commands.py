@@ -12,7 +12,8 @@ import redis
 
 from partners.saxo import signups
 from partners.saxo.settings import SaxoSettings
-from partnersync.commands import CommandError, CommandKind, Lookup
+from partnersync.commandkind import CommandKind, Lookup
+from partnersync.commands import CommandError
 from partnersync.config import Settings
 from schemas.commands import CommandRecord
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from partners.tradevest.client import TradevestClient
-from partnersync.commands import CommandKind, Lookup, body_fields
+from partnersync.commandkind import CommandKind, Lookup, body_fields
 from schemas.commands import CommandRecord
 from schemas.tradevest import commands as tvc
 

@@ -13,7 +13,7 @@ import msgspec
 import redis
 
 from partnersync.client import PartnerClient
-from partnersync.commands import CommandKind
+from partnersync.commandkind import CommandKind
 from partnersync.config import Env, PartnerSettings, Settings
 from partnersync.kinds import Kind
 from partnersync.partner import Partner
