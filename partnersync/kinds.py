@@ -26,13 +26,15 @@ class Kind:
     envelope: str | None = None  # GET wraps the entity in {envelope: {...}}
     requestor: str | None = None  # field naming the Requestor-ID the GET requires
     stale_after_s: float = 300.0  # a non-terminal entity unchanged this long is re-fetched
-    purgeable: frozenset[str] = frozenset({"RECEIVED", "INVALID"})
+    # statuses after which the partner purges the entity (its GET answers 404); a final one
+    # a notification carries is what a 404 then means (Tradevest's INVALID)
+    purgeable: frozenset[str] = frozenset()
     # Polled kinds (no webhooks): next GET this many seconds after one that found the entity
     # in a non-terminal state, given the seconds since partnersync first saw it and the entity.
     poll: Callable[[float, Any], float] | None = None
     attention: frozenset[str] = frozenset()  # statuses that need a human
     # terminal statuses meaning the partner did not do it (`command submit --wait` exits 1)
-    failed: frozenset[str] = frozenset({"INVALID", "REJECTED"})
+    failed: frozenset[str] = frozenset()
     id_name: str = "partner id"  # what the partner calls the id (SignUpId, TransactionId)
     decoder: msgspec.json.Decoder | None = field(default=None, compare=False, repr=False)
 

@@ -82,6 +82,11 @@ def _newest(events: list[tuple[Event, Note]]) -> tuple[Event, Note]:
     return max(events, key=lambda en: (en[1].modifiedOn is not None, en[1].modifiedOn or 0))
 
 
+def _purged_final(kind: Kind, status: str | None) -> bool:
+    """A final status after which the partner purges the entity (Tradevest's INVALID)."""
+    return status in kind.purgeable and kind.lifecycle.terminal(status or "")
+
+
 def observe(
     kind: Kind, key: str, stored: EntityRecord | None, fetched: Any, events: list[Event]
 ) -> Seen:
@@ -107,9 +112,9 @@ def observe(
         observation = Observation(last.notification.notificationType, None)
         return Seen(observation, msgspec.Raw(last.body or b"null"), None)
     if fetched is None:
-        invalid = next((n for n in reversed(notes) if n.status == "INVALID"), None)
-        if invalid is not None:
-            seen = Observation("INVALID", invalid.modifiedOn)
+        final = next((n for n in reversed(notes) if _purged_final(kind, n.status)), None)
+        if final is not None and final.status is not None:
+            seen = Observation(final.status, final.modifiedOn)
         elif stored is not None and stored.status in kind.purgeable:
             seen = Observation(stored.status, stored.modifiedOn)
         else:

@@ -25,15 +25,15 @@ def _signup_poll(age_s: float, entity: Any) -> float:
 
 KINDS: tuple[Kind, ...] = (
     Kind("saxo", "signup", SIGNUP_LIFECYCLE, SignUpStatusResponse, "/cm/v1/signups/status/{id}",
-         status_field="OnboardingState", purgeable=frozenset(), poll=_signup_poll,
+         status_field="OnboardingState", poll=_signup_poll,
          attention=frozenset({"Pending", "Rejected"}), failed=frozenset({"Rejected"}),
          id_name="ClientKey"),
     Kind("saxo", "cash-transfer", CASH_TRANSFER_LIFECYCLE, TransferResult,
          "/atr/v1/partner/cashtransfers/{id}", status_field="TransferStatus",
-         purgeable=frozenset(), poll=_fast_then_slower, attention=frozenset({"Failed"}),
+         poll=_fast_then_slower, attention=frozenset({"Failed"}),
          failed=frozenset({"Failed"}), id_name="TransactionId"),
     # ENS activities (schemas/saxo/activities.py): mirrored from the activity itself (Saxo
     # serves no GET for one); a margin call needs a human
-    Kind("saxo", "activity", ACTIVITY_LIFECYCLE, purgeable=frozenset(),
-         attention=frozenset({"MarginCalls"}), failed=frozenset(), id_name="SequenceId"),
+    Kind("saxo", "activity", ACTIVITY_LIFECYCLE,
+         attention=frozenset({"MarginCalls"}), id_name="SequenceId"),
 )  # fmt: skip

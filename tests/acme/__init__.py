@@ -100,7 +100,7 @@ PARTNER = Partner(
     name="acme",
     base_url=lambda settings: AcmeSettings.of(settings).base_url,
     client=_client,
-    kinds=(Kind("acme", "payment", LIFECYCLE, Payment, "/payments/{id}", purgeable=frozenset()),),
+    kinds=(Kind("acme", "payment", LIFECYCLE, Payment, "/payments/{id}"),),
     commands=(
         CommandKind(
             "payment", "acme", "payment", PaymentRequest, "/payments", "id", _by_external_id
