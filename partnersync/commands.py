@@ -128,6 +128,43 @@ def save(connection: redis.Redis | redis.client.Pipeline, record: CommandRecord)
     connection.set(keys.command(record.externalId), msgspec.json.encode(record))
 
 
+def _kind(settings: Settings, kind_name: str, requestor_id: str | None) -> CommandKind:
+    known = partner.load(settings.partners).commands
+    kind = known.get(kind_name)
+    if kind is None:
+        raise CommandError(f"unknown command {kind_name!r}; known: {', '.join(sorted(known))}")
+    if kind.requestor and not requestor_id:
+        raise CommandError(
+            f"{kind_name}: {kind.partner} requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
+        )
+    return kind
+
+
+def _resubmitted(
+    connection: redis.Redis,
+    wq: workqueue.WorkQueue,
+    settings: Settings,
+    kind: CommandKind,
+    existing: CommandRecord,
+    fields: dict[str, Any],
+    path_params: dict[str, str],
+    used: str,
+) -> CommandRecord:
+    """The same intent submitted again: the journaled record, if it is the same command."""
+    same = canonical(_exact.decode(existing.body)) == canonical(fields)
+    if not same or existing.pathParams != path_params or existing.kind != kind.name:
+        raise CommandError(
+            f"{used} was already used for a different {existing.kind} "
+            f"(externalId {existing.externalId}); use a new one for a new intent"
+        )
+    _refuse_if_spent(connection, kind, existing.externalId, existing.entityId)
+    if existing.state == CommandState.PENDING_SEND and existing.attempts == 0:
+        # an earlier submit may have stopped short of the replicas: finish it
+        _confirm(connection, settings, existing.externalId)
+        wq.touch([command_key(kind.partner, existing.externalId)])
+    return existing
+
+
 def submit(
     connection: redis.Redis,
     wq: workqueue.WorkQueue,
@@ -141,14 +178,7 @@ def submit(
     """Journal the command and queue it. Returns (record, created); created is False when
     this intent was already submitted (the existing record is returned, nothing is sent)."""
     settings = settings or config.load()
-    known = partner.load(settings.partners).commands
-    kind = known.get(kind_name)
-    if kind is None:
-        raise CommandError(f"unknown command {kind_name!r}; known: {', '.join(sorted(known))}")
-    if kind.requestor and not requestor_id:
-        raise CommandError(
-            f"{kind_name}: {kind.partner} requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
-        )
+    kind = _kind(settings, kind_name, requestor_id)
     fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
     given = fields.get(kind.external_id) if kind.external_id else None
     if given is not None and intent_key is not None:
@@ -163,38 +193,27 @@ def submit(
         kind.validate(data, settings, connection)
     if kind.external_id:
         fields[kind.external_id] = external_id
-    body = msgspec.Raw(_encoder.encode(fields))
-
     existing = load(connection, external_id)
     if existing is not None:
-        same = canonical(_exact.decode(existing.body)) == canonical(fields)
-        if not same or existing.pathParams != path_params or existing.kind != kind.name:
-            used = f"{kind.external_id} {given!r}" if given else f"intent key {intent_key!r}"
-            raise CommandError(
-                f"{used} was already used for a different {existing.kind} "
-                f"(externalId {external_id}); use a new one for a new intent"
-            )
-        _refuse_if_spent(connection, kind, external_id, existing.entityId)
-        if existing.state == CommandState.PENDING_SEND and existing.attempts == 0:
-            # an earlier submit may have stopped short of the replicas: finish it
-            _confirm(connection, settings, external_id)
-            wq.touch([command_key(kind.partner, external_id)])
-        return existing, False
+        used = f"{kind.external_id} {given!r}" if given else f"intent key {intent_key!r}"
+        return _resubmitted(
+            connection, wq, settings, kind, existing, fields, path_params, used
+        ), False
     _refuse_if_spent(connection, kind, external_id, None)
 
     now = datetime.now(UTC)
     record = CommandRecord(
         externalId=external_id, partner=kind.partner, kind=kind.name, intentKey=intent_key,
-        body=body, pathParams=path_params, requestorId=requestor_id, createdAt=now, updatedAt=now,
+        body=msgspec.Raw(_encoder.encode(fields)), pathParams=path_params,
+        requestorId=requestor_id, createdAt=now, updatedAt=now,
     )  # fmt: skip
     pipe = connection.pipeline(transaction=True)
     pipe.set(keys.command(external_id), msgspec.json.encode(record), nx=True)
     pipe.zadd(keys.COMMANDS, {external_id: int(now.timestamp() * 1000)}, nx=True)
     created, _ = pipe.execute()
-    if created:
-        connection.hincrby(keys.COMMAND_STATES, CommandState.PENDING_SEND, 1)
     if not created:  # a concurrent submit of the same intent won: link to it
         return load(connection, external_id), False  # type: ignore[return-value]
+    connection.hincrby(keys.COMMAND_STATES, CommandState.PENDING_SEND, 1)
     # queued only once the journal would survive a failover (else a re-submit finds nothing
     # and the first send is never known)
     _confirm(connection, settings, external_id)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from partners.tradevest import notes
 from partnersync import config, inbox, partner
-from partnersync.reconcile import FROM_NOTIFICATIONS, NotVisible, apply, decode_event
+from partnersync.decide import FROM_NOTIFICATIONS, NotVisible, apply, decode_event
 from schemas.lifecycle import Lifecycle, Observation
 from schemas.store import EntityRecord
 

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 import redis
 
-from partnersync import keys, partner, reconcile, retention, store
+from partnersync import decide, keys, partner, retention, store
 from partnersync.config import load
 from schemas.lifecycle import Decision
 from tests.conftest import System, wait_for
@@ -71,8 +71,8 @@ def test_a_tombstone_guards_the_final_state(r: redis.Redis) -> None:
     assert ghost is not None and ghost.evicted and ghost.record.status == "PROCESSED"
     now = datetime.now(UTC)
 
-    def applied(fetched: object) -> reconcile.Applied:
-        return reconcile.apply(TRANSFER, key, ghost.record, fetched, [], now, evicted=True)
+    def applied(fetched: object) -> decide.Applied:
+        return decide.apply(TRANSFER, key, ghost.record, fetched, [], now, evicted=True)
 
     assert applied(_fetched("PROCESSED", at)).record is None  # the same: nothing stored
     stale = applied(_fetched("PENDING", at - timedelta(hours=1)))
