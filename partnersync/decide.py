@@ -120,12 +120,13 @@ def observe(
     return Seen(kind.observe(entity), raw, getattr(entity, "externalId", None))
 
 
-def _decision(kind: Kind, stored: EntityRecord | None, seen: Seen) -> Decision:
+def _decision(kind: Kind, stored: EntityRecord | None, seen: Seen, evicted: bool) -> Decision:
     before = Observation(stored.status, stored.modifiedOn) if stored is not None else None
     decision = kind.lifecycle.decide(before, seen.observation)
     if (
         decision is Decision.SAME
         and stored is not None
+        and not evicted  # a tombstone keeps no data to compare with
         and seen.observation.modifiedOn is None
         and not seen.purged
         and bytes(seen.data) != bytes(stored.data)
@@ -197,7 +198,7 @@ def apply(
     if evicted and fetched is None:  # gone at the partner too: nothing left to mirror
         return Applied(None, None, Decision.SAME)
     seen = observe(kind, key, stored, fetched, events)
-    decision = _decision(kind, stored, seen)
+    decision = _decision(kind, stored, seen, evicted)
     if evicted and not decision.writes:  # a tombstone keeps no more than this decides on
         return Applied(None, None, decision)
     observed = seen.observation

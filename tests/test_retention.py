@@ -89,6 +89,31 @@ def test_a_tombstone_guards_the_final_state(r: redis.Redis) -> None:
     assert [rec.key for rec in store.iterate(r, status="PROCESSED")] == [key]
 
 
+def test_a_tombstone_guards_a_kind_without_modification_times(r: redis.Redis) -> None:
+    """Saxo's statuses carry no modifiedOn: a late re-fetch of an evicted Successful cash
+    transfer (an ENS funding for it, say) finds the same status, and the tombstone, which
+    keeps no data, must not read that as changed data and store the entity again."""
+    from partnersync import partner as catalog_of
+    from partnersync.config import Settings
+
+    kind = catalog_of.load(Settings().partners).kinds[("saxo", "cash-transfer")]
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    key = "saxo:cash-transfer:1269"
+    body = {"TransactionId": "1269", "TransferStatus": "Successful", "Amount": 10,
+            "Currency": "EUR", "FromAccount": "a", "ToAccount": "b"}  # fmt: skip
+    fetched = kind.decode(msgspec.json.encode(body))
+    live = decide.apply(kind, key, None, fetched, [], at)
+    assert live.record is not None and live.record.modifiedOn is None
+    with r.pipeline() as pipe:
+        store.write(pipe, live.record, live.transition, before=None, changes_maxlen=100)
+        pipe.execute()
+    store.evict(r, "saxo", "cash-transfer", "Successful", ["1269"], int(at.timestamp() * 1000) + 1)
+    ghost = store.read(r, [key])[0]
+    assert ghost is not None and ghost.evicted
+    late = decide.apply(kind, key, ghost.record, fetched, [], datetime.now(UTC), evicted=True)
+    assert late.record is None, late.decision
+
+
 @pytest.mark.e2e
 def test_a_late_event_for_an_evicted_transfer_changes_nothing(system: System) -> None:
     fx = system.fixtures()
