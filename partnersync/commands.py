@@ -38,7 +38,6 @@ import redis
 
 from partnersync import (
     config,
-    dlq,
     failpoints,
     keys,
     metrics,
@@ -644,9 +643,10 @@ def _queue_writes(
             ctx.workqueue.complete(pipe, key, me, 0, "retry", delay)
             counts["retried"] += 1
         else:
-            dlq.dead_letter(pipe, key, error, attempts + 1, now, s.dlq_retention, reason="command")
             _release_scope(pipe, ctx, record)
-            ctx.workqueue.complete(pipe, key, me, 0, "dead")
+            ctx.workqueue.bury(
+                pipe, key, me, error, attempts + 1, now, retention=s.dlq_retention, reason="command"
+            )
             counts["dead"] += 1
             log.warning(
                 "command gave up",

@@ -53,11 +53,10 @@ def failed(
             extra={"entity": key, "attempt": attempts + 1, "error": describe(exc)},
         )
         return "retried"
-    dlq.dead_letter(
-        write, key, exc, attempts + 1, now, settings.dlq_retention,
-        events=[dlq.DeadEvent.of(e.delivery_id, e.type, e.body) for e in events],
-    )  # fmt: skip
-    ctx.workqueue.complete(write, key, me, len(events), "dead")
+    letters = [dlq.DeadEvent.of(e.delivery_id, e.type, e.body) for e in events]
+    ctx.workqueue.bury(
+        write, key, me, exc, attempts + 1, now, retention=settings.dlq_retention, events=letters
+    )
     log.warning(
         "reconcile dead-lettered",
         extra={"entity": key, "attempts": attempts + 1, "error": describe(exc)},

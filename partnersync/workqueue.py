@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -291,6 +292,24 @@ class WorkQueue:
         return [
             (flat[i].decode(), [d.decode() for d in flat[i + 1]]) for i in range(0, len(flat), 2)
         ]
+
+    def bury(
+        self,
+        pipe: redis.client.Pipeline,
+        entity: str,
+        me: str,
+        exc: BaseException,
+        attempts: int,
+        now: datetime,
+        *,
+        retention: int,
+        events: list[dlq.DeadEvent] | None = None,
+        reason: str = "reconcile",
+    ) -> None:
+        """Queue on `pipe` the dead letter of `entity`'s work (with its events, which leave
+        the entity's list) and its release: it is done until a replay puts it back."""
+        dlq.dead_letter(pipe, entity, exc, attempts, now, retention, reason=reason, events=events)
+        self.complete(pipe, entity, me, len(events or ()), "dead")
 
     def complete(
         self,
