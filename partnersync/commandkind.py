@@ -49,6 +49,9 @@ class CommandKind:
     # PreClientMatch / ClientMatch): answered to a resend, an earlier send arrived and its
     # entity is unknown; the command stops there and asks for a human, never sending again
     resent_codes: tuple[str, ...] = ()
+    # Statuses of its entity after which the partner never takes its externalId again
+    # (Tradevest's INVALID): a new submit of that intent is refused before sending
+    spent_by: frozenset[str] = frozenset()
 
     @property
     def path_fields(self) -> tuple[str, ...]:

@@ -234,17 +234,20 @@ def _confirm(connection: redis.Redis, settings: Settings, external_id: str) -> N
 def _refuse_if_spent(
     connection: redis.Redis, kind: CommandKind, external_id: str, entity_id: str | None
 ) -> None:
-    """An externalId whose entity became INVALID is spent: the partner never takes it again."""
+    """An externalId whose entity reached a status in `kind.spent_by` is spent: the partner
+    never takes it again."""
     entity_key = (
         keys.entity_key(kind.partner, kind.entity_kind, entity_id)
         if entity_id
         else store.by_external_id(connection, kind.partner, external_id)
     )
     record = store.load(connection, [entity_key])[0] if entity_key else None
-    if record is not None and record.status == "INVALID":
-        reason = f" ({record.validationError.errorType})" if record.validationError else ""
+    if record is not None and record.status in kind.spent_by:
+        error_type = getattr(record.validationError, "errorType", None)
+        reason = f" ({error_type})" if error_type else ""
         raise CommandError(
-            f"externalId {external_id} was used by a {kind.name} that became INVALID{reason}; "
+            f"externalId {external_id} was used by a {kind.name} that became "
+            f"{record.status}{reason}; "
             f"{kind.partner} never accepts an externalId twice: submit it again with a new intent key (--key)"
         )
 

@@ -3,6 +3,7 @@ earlier send may have booked (by externalId where the partner keeps one, else by
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import msgspec
@@ -87,7 +88,7 @@ def _scoped(name: str, path: str, id_field: str, scope_listing: Lookup, scope: t
     )  # fmt: skip
 
 
-COMMANDS: tuple[CommandKind, ...] = (
+_COMMANDS: tuple[CommandKind, ...] = (
     CommandKind("natural-person", _TV, "natural-person", tvc.NaturalPersonData,
                 "/entities/natural-persons", "naturalPersonId",
                 by_external_id("/entities/natural-persons", "naturalPersonId")),
@@ -129,3 +130,9 @@ COMMANDS: tuple[CommandKind, ...] = (
                                filtered=True),
                 requestor=True),
 )  # fmt: skip
+
+# An externalId whose entity became INVALID is never accepted again (Tradevest refuses a
+# reused externalId; an INVALID entity keeps its own)
+COMMANDS: tuple[CommandKind, ...] = tuple(
+    replace(c, spent_by=frozenset({"INVALID"})) for c in _COMMANDS
+)
