@@ -87,8 +87,8 @@ def _from_notifications(key: str, stored: EntityRecord | None, events: list[Even
     last = next((e for e in reversed(events) if e.notification is not None), None)
     if last is None or last.notification is None:
         raise Permanent(f"{key}: no readable notification to mirror")
-    # no status in the body: the notification type (CREATED/UPDATED) stands in for one
-    observation = Observation(last.notification.notificationType, None)
+    # no status in the body: what happened (Tradevest's CREATED/UPDATED) stands in for one
+    observation = Observation(last.notification.change, None)
     return Seen(observation, msgspec.Raw(last.body or b"null"), None)
 
 
@@ -141,16 +141,16 @@ def _from_webhooks(base: EntityRecord, events: list[Event], now: datetime) -> di
     """What only webhooks deliver: a create's validation error, later refusals."""
     changes: dict[str, Any] = {}
     notes = [e.notification for e in events if e.notification is not None]
-    create_errors = [n for n in notes if n.is_validation_error and n.status is not None]
-    validation_error = create_errors[-1].validationError if create_errors else None
+    create_errors = [n for n in notes if n.refused and n.status is not None]
+    validation_error = create_errors[-1].refusal if create_errors else None
     if validation_error is not None and validation_error != base.validationError:
         changes["validationError"] = validation_error
     known = {r.deliveryId for r in base.rejections}
     fresh = [
-        Rejection(at=now, deliveryId=e.delivery_id, validationError=e.notification.validationError)
+        Rejection(at=now, deliveryId=e.delivery_id, validationError=e.notification.refusal)
         for e in events
         if e.notification is not None
-        and e.notification.is_validation_error
+        and e.notification.refused
         and e.notification.status is None
         and e.delivery_id not in known
     ]

@@ -30,18 +30,19 @@ if TYPE_CHECKING:
 
 
 class Note(Protocol):
-    """What the engine reads from a partner's notification (an archived event's body)."""
+    """What the engine reads from a partner's notification (an archived event's body), in
+    the engine's words; each partner's notification Struct maps its own fields onto them."""
 
     @property
     def status(self) -> str | None: ...
     @property
     def modifiedOn(self) -> datetime | None: ...
     @property
-    def notificationType(self) -> str: ...
+    def change(self) -> str: ...  # what happened, standing in for a status it lacks
     @property
-    def validationError(self) -> Any: ...
+    def refused(self) -> bool: ...  # the partner refused a create or an update
     @property
-    def is_validation_error(self) -> bool: ...
+    def refusal(self) -> Any: ...  # why (kept on the entity), when refused
 
 
 # (event type, body) -> the notification, or None when the body says nothing about status

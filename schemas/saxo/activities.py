@@ -45,16 +45,16 @@ class Activity(msgspec.Struct, kw_only=True):  # ens.yaml ActivityResponse
         return self.ActivityTime
 
     @property
-    def notificationType(self) -> str:
+    def change(self) -> str:
         return self.ActivityType
 
     @property
-    def validationError(self) -> Any:
-        return None
+    def refused(self) -> bool:
+        return False
 
     @property
-    def is_validation_error(self) -> bool:
-        return False
+    def refusal(self) -> Any:
+        return None
 
 
 _activity = msgspec.json.Decoder(Activity)

@@ -40,6 +40,19 @@ class Notification(msgspec.Struct, kw_only=True, omit_defaults=True):
     def is_validation_error(self) -> bool:
         return self.notificationType == "VALIDATION_ERROR"
 
+    # the engine's Note (partnersync/partner.py)
+    @property
+    def change(self) -> str:
+        return self.notificationType
+
+    @property
+    def refused(self) -> bool:
+        return self.is_validation_error
+
+    @property
+    def refusal(self) -> ValidationError | None:
+        return self.validationError
+
 
 class TransferNotification(Notification, kw_only=True, omit_defaults=True):
     transferId: uuid.UUID
