@@ -70,7 +70,7 @@ class Webhooks:
     # the variable holding the accepted secrets: `run` makes a fresh one when it is unset
     secrets_variable: str | None = None
 
-    def event_type(self, route: str) -> str:
+    @staticmethod
+    def event_type(route: str, event: WebhookEvent | None) -> str:
         """The stored event type of a route: its documented name, else the route itself."""
-        event = self.events.get(route)
         return event.name if event else route.upper().replace("-", "_")

@@ -144,7 +144,7 @@ class PartnerWebhook:
             await send_problem(send, 404, problem_body("unknown_route", "no such webhook route"))
             return
         event = route.webhooks.events.get(path)
-        event_type = route.webhooks.event_type(path)
+        event_type = route.webhooks.event_type(path, event)  # one table lookup a delivery
         # metric labels only from the known event types: made-up paths add no series
         label = event.name if event else OTHER
         try:

@@ -59,7 +59,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Listener
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        url = urlsplit(self.path)
+        if url.path != self.server.path:  # a browser's /favicon.ico is not the redirect
+            self.send_error(404)
+            return
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         callback = msgspec.convert(query, Callback)
         accepted = self.server.take(callback)
         self.send_response(200 if accepted else 400)
@@ -77,9 +81,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Listener(HTTPServer):
-    def __init__(self, address: tuple[str, int], state: str):
+    def __init__(self, address: tuple[str, int], state: str, path: str):
         super().__init__(address, _Handler)
         self.state = state
+        self.path = path  # the redirect URL's path: only a request to it is the callback
         self.callback: Callback | None = None
         self.done = threading.Event()
 
@@ -99,7 +104,9 @@ class Login:
         saxo = SaxoSettings.of(settings)
         registered = urlsplit(saxo.redirect_url)
         host = registered.hostname or "127.0.0.1"
-        self.listener = _Listener((host, registered.port or 0), secrets.token_urlsafe(24))
+        self.listener = _Listener(
+            (host, registered.port or 0), secrets.token_urlsafe(24), registered.path or "/"
+        )
         port = self.listener.server_address[1]
         netloc = f"{host}:{port}" if ":" not in host else f"[{host}]:{port}"
         self.redirect_uri = urlunsplit(
