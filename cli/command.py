@@ -51,7 +51,7 @@ def cmd_command_submit(args: argparse.Namespace, settings: Settings) -> int:
             args.kind,
             data,
             intent_key=args.key,
-            requestor_id=args.requestor,
+            acting_for=args.acting_for,
             settings=settings,
         )
     except commands.NotConfirmed as exc:
@@ -131,8 +131,8 @@ def settled_entity(
     while True:
         _, entity = command_entity(connection, settings, record)
         if entity is not None and kind is not None and entity.status:
-            error = entity.validationError
-            reason = f"{error.errorType}: {error.description}" if error else None
+            error = entity.refusal
+            reason = f"{error.code}: {error.description}" if error else None
             settled = Settled(entity.status, entity.status in kind.failed, reason)
             # settled: failed, or past every status that could still mean failure
             decided = settled.failed or not any(
@@ -171,7 +171,7 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
         "intentKey": record.intentKey, "state": record.state, "attempts": record.attempts,
         "createdAt": record.createdAt, "sentAt": record.sentAt, "updatedAt": record.updatedAt,
         "entityKey": entity_key, "entityStatus": entity.status if entity else None,
-        "validationError": entity.validationError if entity else None,
+        "refusal": entity.refusal if entity else None,
         "rejectedUpdates": entity.rejections if entity else [],
         "rejection": record.rejection, "history": record.history,
     }  # fmt: skip
@@ -195,10 +195,8 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{'rejected':<15} {r.status} {r.errorCode or ''} {r.message}")
         for detail in r.details:
             print(f"{'':<15} {detail}")
-    if entity and entity.validationError:
-        print(
-            f"{'invalid':<15} {entity.validationError.errorType}: {entity.validationError.description}"
-        )
+    if entity and entity.refusal:
+        print(f"{'invalid':<15} {entity.refusal.code}: {entity.refusal.description}")
     print("history:")
     for attempt in record.history:
         print(f"  {attempt.at.isoformat()}  {attempt.action:<7} {attempt.outcome}")
@@ -239,7 +237,13 @@ def add(sub: Any) -> None:
         help="the create body as JSON, or @file.json (no externalId: it is derived)",
     )
     cs.add_argument("--key", help="your idempotency key for this intent (recommended)")
-    cs.add_argument("--requestor", help="Requestor-ID (the acting natural person) where required")
+    cs.add_argument(
+        "--acting-for",
+        "--requestor",
+        dest="acting_for",
+        metavar="ID",
+        help="whom the partner acts for, where a command requires it (Tradevest: the Requestor-ID)",
+    )
     cs.add_argument(
         "--wait",
         type=float,

@@ -156,14 +156,12 @@ def cmd_entities_show(args: argparse.Namespace, settings: Settings) -> int:
     for name, value in row.items():
         print(f"{name:<12} {value}")
     print(f"{'data':<12} {to_json(data)}")
-    if record.validationError:
-        print(
-            f"{'validation':<12} {record.validationError.errorType}: {record.validationError.description}"
-        )
+    if record.refusal:
+        print(f"{'refused':<12} {record.refusal.code}: {record.refusal.description}")
     for rejection in record.rejections:
-        ve = rejection.validationError
+        ve = rejection.refusal
         print(
-            f"{'rejected':<12} {rejection.at.isoformat()} {ve.errorType if ve else '?'}: {ve.description if ve else ''}"
+            f"{'rejected':<12} {rejection.at.isoformat()} {ve.code if ve else '?'}: {ve.description if ve else ''}"
         )
     print("history:")
     for t in history:

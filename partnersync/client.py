@@ -114,8 +114,8 @@ class PartnerClient:
         """A bearer token; `refresh` after the partner refused the last one."""
         raise NotImplementedError
 
-    def headers(self, requestor_id: str | None) -> dict[str, str]:
-        """Headers this partner needs beyond Authorization (e.g. Tradevest's Requestor-ID)."""
+    def headers(self, acting_for: str | None) -> dict[str, str]:
+        """Headers this partner needs beyond Authorization, given whom the call acts for."""
         return {}
 
     def rejection(self, response: httpx.Response) -> PartnerRejection:
@@ -133,7 +133,7 @@ class PartnerClient:
         method: str,
         path: str,
         *,
-        requestor_id: str | None = None,
+        acting_for: str | None = None,
         headers: dict[str, str] | None = None,
         paced: bool = False,
         **kwargs: Any,
@@ -145,7 +145,7 @@ class PartnerClient:
         for attempt in (0, 1):
             if not paced or attempt:
                 await self.pace(method, path)
-            h = {**(headers or {}), **self.headers(requestor_id)}
+            h = {**(headers or {}), **self.headers(acting_for)}
             h["Authorization"] = f"Bearer {await self.token(refresh=attempt == 1)}"
             try:
                 response = await self.http.request(method, url, headers=h, **kwargs)
@@ -174,8 +174,8 @@ class PartnerClient:
     def raise_for(self, response: httpx.Response) -> None:
         raise_for(response, self.rejection, self.partner)
 
-    async def get(self, path: str, *, requestor_id: str | None = None, **params: Any) -> bytes:
+    async def get(self, path: str, *, acting_for: str | None = None, **params: Any) -> bytes:
         """GET a resource; the body of a 2xx, else the classified failure."""
-        response = await self.request("GET", path, requestor_id=requestor_id, params=params or None)
+        response = await self.request("GET", path, acting_for=acting_for, params=params or None)
         self.raise_for(response)
         return response.content

@@ -29,7 +29,9 @@ class CommandKind:
     path: str  # POST path; `{field}` taken from the data (and dropped from the body)
     result_field: str  # the new entity's id in the create result
     lookup: Lookup
-    requestor: bool = False  # the partner requires a Requestor-ID header
+    # whom the caller must name for the partner to act for (its word, e.g. Tradevest's
+    # "a Requestor-ID (the acting natural person)"); empty when the partner asks for no one
+    acting_for: str = ""
     external_id: str | None = "externalId"  # the field carrying the derived id, if any
     # The partner refuses a second create with the same external_id (Tradevest: 409). When
     # it does not (Saxo's ExternalReference "may, but is not required to, be unique"), the

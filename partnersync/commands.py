@@ -127,14 +127,14 @@ def save(connection: redis.Redis | redis.client.Pipeline, record: CommandRecord)
     connection.set(keys.command(record.externalId), msgspec.json.encode(record))
 
 
-def _kind(settings: Settings, kind_name: str, requestor_id: str | None) -> CommandKind:
+def _kind(settings: Settings, kind_name: str, acting_for: str | None) -> CommandKind:
     known = partner.load(settings.partners).commands
     kind = known.get(kind_name)
     if kind is None:
         raise CommandError(f"unknown command {kind_name!r}; known: {', '.join(sorted(known))}")
-    if kind.requestor and not requestor_id:
+    if kind.acting_for and not acting_for:
         raise CommandError(
-            f"{kind_name}: {kind.partner} requires a Requestor-ID (--requestor NATURAL_PERSON_ID)"
+            f"{kind_name}: {kind.partner} requires {kind.acting_for} (--acting-for ID)"
         )
     return kind
 
@@ -171,13 +171,13 @@ def submit(
     data: Any,
     *,
     intent_key: str | None = None,
-    requestor_id: str | None = None,
+    acting_for: str | None = None,
     settings: Settings | None = None,
 ) -> tuple[CommandRecord, bool]:
     """Journal the command and queue it. Returns (record, created); created is False when
     this intent was already submitted (the existing record is returned, nothing is sent)."""
     settings = settings or config.load()
-    kind = _kind(settings, kind_name, requestor_id)
+    kind = _kind(settings, kind_name, acting_for)
     fields = msgspec.to_builtins(data, builtin_types=(Decimal,), enc_hook=str)
     given = fields.get(kind.external_id) if kind.external_id else None
     if given is not None and intent_key is not None:
@@ -204,7 +204,7 @@ def submit(
     record = CommandRecord(
         externalId=external_id, partner=kind.partner, kind=kind.name, intentKey=intent_key,
         body=msgspec.Raw(_encoder.encode(fields)), pathParams=path_params,
-        requestorId=requestor_id, createdAt=now, updatedAt=now,
+        actingFor=acting_for, createdAt=now, updatedAt=now,
     )  # fmt: skip
     pipe = connection.pipeline(transaction=True)
     pipe.set(keys.command(external_id), msgspec.json.encode(record), nx=True)
@@ -243,8 +243,7 @@ def _refuse_if_spent(
     )
     record = store.load(connection, [entity_key])[0] if entity_key else None
     if record is not None and record.status in kind.spent_by:
-        error_type = getattr(record.validationError, "errorType", None)
-        reason = f" ({error_type})" if error_type else ""
+        reason = f" ({record.refusal.code})" if record.refusal else ""
         raise CommandError(
             f"externalId {external_id} was used by a {kind.name} that became "
             f"{record.status}{reason}; "
@@ -446,7 +445,7 @@ async def _send(
                 path,
                 content=bytes(record.body),
                 headers={"Content-Type": "application/json"},
-                requestor_id=record.requestorId if kind.requestor else None,
+                acting_for=record.actingFor if kind.acting_for else None,
                 paced=True,
             )
     except TimeoutError:

@@ -142,12 +142,12 @@ def _from_webhooks(base: EntityRecord, events: list[Event], now: datetime) -> di
     changes: dict[str, Any] = {}
     notes = [e.notification for e in events if e.notification is not None]
     create_errors = [n for n in notes if n.refused and n.status is not None]
-    validation_error = create_errors[-1].refusal if create_errors else None
-    if validation_error is not None and validation_error != base.validationError:
-        changes["validationError"] = validation_error
+    refusal = create_errors[-1].refusal if create_errors else None
+    if refusal is not None and refusal != base.refusal:
+        changes["refusal"] = refusal
     known = {r.deliveryId for r in base.rejections}
     fresh = [
-        Rejection(at=now, deliveryId=e.delivery_id, validationError=e.notification.refusal)
+        Rejection(at=now, deliveryId=e.delivery_id, refusal=e.notification.refusal)
         for e in events
         if e.notification is not None
         and e.notification.refused

@@ -24,7 +24,9 @@ class Kind:
     path: str | None = None  # GET path, `{id}` replaced by the entity id
     status_field: str = "status"
     envelope: str | None = None  # GET wraps the entity in {envelope: {...}}
-    requestor: str | None = None  # field naming the Requestor-ID the GET requires
+    # the field (of its notification, else of the stored entity) naming whom a GET acts for,
+    # which the partner's client sends as its header (PartnerClient.headers)
+    acting_for: str | None = None
     stale_after_s: float = 300.0  # a non-terminal entity unchanged this long is re-fetched
     # statuses after which the partner purges the entity (its GET answers 404); a final one
     # a notification carries is what a 404 then means (Tradevest's INVALID)

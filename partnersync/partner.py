@@ -20,6 +20,7 @@ import redis
 
 from partnersync.config import PartnerSettings, Settings, partner_module
 from partnersync.kinds import Kind
+from schemas.store import Refusal
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -42,7 +43,7 @@ class Note(Protocol):
     @property
     def refused(self) -> bool: ...  # the partner refused a create or an update
     @property
-    def refusal(self) -> Any: ...  # why (kept on the entity), when refused
+    def refusal(self) -> Refusal | None: ...  # why (kept on the entity), when refused
 
 
 # (event type, body) -> the notification, or None when the body says nothing about status

@@ -32,34 +32,35 @@ def _no_notes(event_type: str | None, body: bytes | None) -> Note | None:
     return None
 
 
-async def _fetch(kind: Kind, ctx: Context, id: str, requestor: str | None) -> Any:
+async def _fetch(kind: Kind, ctx: Context, id: str, acting_for: str | None) -> Any:
     if not kind.fetched:
         return FROM_NOTIFICATIONS
     assert kind.path is not None
     try:
         async with ctx.fetching:
-            return kind.decode(await _get(ctx, kind, id, requestor))
+            return kind.decode(await _get(ctx, kind, id, acting_for))
     except NotFound:
         return None
 
 
-async def _get(ctx: Context, kind: Kind, id: str, requestor: str | None) -> bytes:
+async def _get(ctx: Context, kind: Kind, id: str, acting_for: str | None) -> bytes:
     assert kind.path is not None
     client = ctx.clients[kind.partner]
     path = kind.path.format(id=quote(id, safe=""))  # Saxo's ClientKeys hold / + = |
-    return await client.get(path, requestor_id=requestor)
+    return await client.get(path, acting_for=acting_for)
 
 
-def requestor_id(kind: Kind, stored: EntityRecord | None, events: list[Event]) -> str | None:
-    """The Requestor-ID a GET needs: from a notification naming it, else the stored entity."""
-    if kind.requestor is None:
+def acting_for(kind: Kind, stored: EntityRecord | None, events: list[Event]) -> str | None:
+    """Whom a GET acts for, where the kind names it: from a notification naming it, else
+    the stored entity."""
+    if kind.acting_for is None:
         return None
     for e in reversed(events):
-        value = getattr(e.notification, kind.requestor, None)
+        value = getattr(e.notification, kind.acting_for, None)
         if value:
             return str(value)
     if stored is not None and bytes(stored.data) != b"null":
-        value = msgspec.json.decode(stored.data, type=dict).get(kind.requestor)
+        value = msgspec.json.decode(stored.data, type=dict).get(kind.acting_for)
         return str(value) if value else None
     return None
 
@@ -101,7 +102,7 @@ async def run_batch(ctx: Context, me: str, claimed: list[tuple[str, list[str]]])
     fetched = await asyncio.gather(
         *(
             _fetch(
-                kind, ctx, keys.split_entity_key(key)[2], requestor_id(kind, records[i], events[i])
+                kind, ctx, keys.split_entity_key(key)[2], acting_for(kind, records[i], events[i])
             )
             if kind and crashes[i] < ctx.settings.max_crashes
             else crashed(key, crashes[i])

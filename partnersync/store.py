@@ -28,7 +28,7 @@ import msgspec
 import redis
 
 from partnersync import keys, replies
-from schemas.store import EntityRecord, Rejection, Transition, ValidationError
+from schemas.store import EntityRecord, Refusal, Rejection, Transition
 
 # -- the stored form -------------------------------------------------------------------------
 # array_like: a record is a msgpack array, no field names. New fields go at the END only
@@ -54,7 +54,7 @@ class _Stored(msgspec.Struct, array_like=True, omit_defaults=True):
     externalId: str | None = None
     knownStatus: bool = True
     purged: bool = False
-    validationError: ValidationError | None = None
+    refusal: Refusal | None = None
     rejections: list[Rejection] = []
     data: bytes = b"null"  # the partner's JSON as it sent it
     history: list[_Step] = []
@@ -120,7 +120,7 @@ def encode(record: EntityRecord, history: Sequence[Transition]) -> bytes:
             externalId=record.externalId,
             knownStatus=record.knownStatus,
             purged=record.purged,
-            validationError=record.validationError,
+            refusal=record.refusal,
             rejections=record.rejections,
             data=bytes(record.data),
             history=_steps(history),
@@ -143,7 +143,7 @@ def decode(key: str, raw: Any) -> Stored | None:
     record = EntityRecord(
         key=key, partner=partner, kind=kind, id=id, status=s.status, modifiedOn=s.modifiedOn,
         updatedAt=s.updatedAt, createdAt=s.createdAt, externalId=s.externalId,
-        knownStatus=s.knownStatus, purged=s.purged, validationError=s.validationError,
+        knownStatus=s.knownStatus, purged=s.purged, refusal=s.refusal,
         rejections=s.rejections, data=msgspec.Raw(s.data),
     )  # fmt: skip
     return Stored(record, _transitions(key, s.history))

@@ -41,7 +41,7 @@ class CommandRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
     intentKey: str | None = None  # the caller's idempotency key, when given
     body: msgspec.Raw  # the create body as sent (externalId included)
     pathParams: dict[str, str] = {}
-    requestorId: str | None = None
+    actingFor: str | None = None  # whom the partner acts for (Tradevest: the Requestor-ID)
     state: CommandState = CommandState.PENDING_SEND
     attempts: int = 0
     entityId: str | None = None

@@ -7,19 +7,19 @@ from datetime import datetime
 import msgspec
 
 
-class ValidationError(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Why the partner refused an entity or an update, as it said it."""
+class Refusal(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Why the partner refused an entity or an update, as it said it: its code and words."""
 
-    errorType: str
+    code: str
     description: str | None = None
 
 
 class Rejection(msgspec.Struct, kw_only=True):
-    """A rejected update (VALIDATION_ERROR without status): state kept, reason recorded."""
+    """A refused update (a refusal naming no status): state kept, reason recorded."""
 
     at: datetime
     deliveryId: str
-    validationError: ValidationError | None = None
+    refusal: Refusal | None = None
 
 
 class EntityRecord(msgspec.Struct, kw_only=True):
@@ -34,7 +34,7 @@ class EntityRecord(msgspec.Struct, kw_only=True):
     externalId: str | None = None
     knownStatus: bool = True
     purged: bool = False  # the partner answered 404 after RECEIVED/INVALID
-    validationError: ValidationError | None = None
+    refusal: Refusal | None = None  # why the partner refused the entity
     rejections: list[Rejection] = []
     # The entity as the partner's GET returned it (JSON null until first fetched).
     data: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"null"))

@@ -288,7 +288,7 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
                     kind,
                     data,
                     intent_key=f"chaos-{n}",
-                    requestor_id=requestor,
+                    acting_for=requestor,
                     settings=settings,
                 )
             except (redis.RedisError, commands.NotConfirmed):

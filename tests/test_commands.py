@@ -97,7 +97,7 @@ def test_command_is_accepted_and_its_story_told(system: System) -> None:
 def test_validation_rejection_is_surfaced_and_never_retried(system: System) -> None:
     cli = system.cli(
         "command", "submit", "traditional-order", "--key", f"k-{uuid.uuid4()}", "--wait", "20", "--json",
-        "--requestor", "0b6f7c1e-2a4d-4f7e-9c3b-5d8e1f2a3b01",
+        "--acting-for", "0b6f7c1e-2a4d-4f7e-9c3b-5d8e1f2a3b01",
         "--data", json.dumps({"orderType": "market", "depositoryCustomerProductId": str(uuid.uuid4()),
                               "cashCustomerProductId": str(PRODUCT), "tradeSide": "BUY",
                               "isin": "DE0007164600", "quantity": 1, "exchangeCode": "NYSE"}),
@@ -160,8 +160,15 @@ def test_reuse_after_invalid_is_refused_before_sending(system: System) -> None:
                      json.dumps({"customerProductId": str(unknown_product.customerProductId), "amount": 1, "reference": "cmd"}))  # fmt: skip
     assert cli.returncode == 2 and "INVALID" in cli.stderr and "--key" in cli.stderr
     assert ledger(system)["createRequests"][record.externalId] == 1
-    show = system.cli("command", "show", record.externalId)
-    assert "CUSTOMER_PRODUCT_NOT_FOUND_ERROR" in show.stdout
+    # the refusal comes with the VALIDATION_ERROR webhook, which may follow a re-GET that
+    # already saw INVALID
+    wait_for(
+        lambda: (
+            "CUSTOMER_PRODUCT_NOT_FOUND_ERROR"
+            in system.cli("command", "show", record.externalId).stdout
+        ),
+        what="the refusal's code",
+    )
 
 
 @pytest.mark.e2e

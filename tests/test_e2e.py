@@ -68,7 +68,7 @@ def test_transfers_reach_their_final_state(system: System) -> None:
     rejected_record = store.load(system.r, [key(rejected)])[0]
     assert json.loads(bytes(rejected_record.data))["rejectReason"] == "INSUFFICIENT_BALANCE"
     invalid_record = store.load(system.r, [key(invalid)])[0]
-    assert invalid_record.validationError.errorType == "CUSTOMER_PRODUCT_NOT_FOUND_ERROR"
+    assert invalid_record.refusal.code == "CUSTOMER_PRODUCT_NOT_FOUND_ERROR"
 
     # history is forward-only and ends in the final state
     history = store.history(system.r, key(processed))
@@ -180,7 +180,7 @@ def test_rejected_update_is_recorded_without_changing_state(system: System) -> N
         what="rejection recorded",
     )
     assert record.status == "PROCESSED"
-    assert record.rejections[0].validationError.errorType == "UPDATE_NOT_ALLOWED"
+    assert record.rejections[0].refusal.code == "UPDATE_NOT_ALLOWED"
     assert [t.to for t in store.history(system.r, key(transfer_id))][-1] == "PROCESSED"
 
 

@@ -380,7 +380,7 @@ def product(code: str = "WALLET") -> CustomerProductData:
 def submit_product(w: Worlds, code: str = "WALLET") -> str:
     record, created = commands.submit(
         w.r, w.wq(), "customer-product", product(code), intent_key=f"p-{uuid.uuid4()}",
-        requestor_id=NATURAL_PERSON, settings=w.settings,
+        acting_for=NATURAL_PERSON, settings=w.settings,
     )  # fmt: skip
     assert created
     return record.externalId

@@ -104,7 +104,7 @@ def test_404_after_invalid_webhook_is_recorded_as_purged_with_the_reason() -> No
     applied = apply(kind, f"tradevest:traditional-order:{oid}", None, None,
                     [event(body, "TRADITIONAL_ASSET_ORDER_NOTIFICATION")], NOW)  # fmt: skip
     assert applied.record.status == "INVALID" and applied.record.purged
-    assert applied.record.validationError.errorType == "REQUESTOR_NOT_ACTIVE"
+    assert applied.record.refusal.code == "REQUESTOR_NOT_ACTIVE"
 
 
 def test_404_for_an_entity_in_a_live_state_is_retried_not_purged() -> None:

@@ -247,7 +247,7 @@ def test_update_rejection_keeps_state_and_records_reason(system: System) -> None
         lambda: (r := store.load(system.r, [key])[0]).rejections and r, what="rejection"
     )
     assert record.status == "SETTLED"
-    assert record.rejections[0].validationError.errorType == "ORDER_NOT_MODIFIABLE"
+    assert record.rejections[0].refusal.code == "ORDER_NOT_MODIFIABLE"
 
 
 def test_unknown_status_is_stored_and_flagged(system: System) -> None:

@@ -93,8 +93,8 @@ class TradevestClient(PartnerClient):
         self._token = token.access_token
         self._expires = time.monotonic() + max(token.expires_in - _REFRESH_MARGIN_S, 1)
 
-    def headers(self, requestor_id: str | None) -> dict[str, str]:
-        return {"Requestor-ID": requestor_id} if requestor_id else {}
+    def headers(self, acting_for: str | None) -> dict[str, str]:
+        return {"Requestor-ID": acting_for} if acting_for else {}
 
     def rejection(self, response: httpx.Response) -> PartnerRejection:
         return rejection(response)
@@ -116,13 +116,13 @@ class TradevestClient(PartnerClient):
             if not cursor or not page.data:
                 return
 
-    async def create_transfer(self, body: CreateTransfer, requestor_id: str | None = None) -> str:
+    async def create_transfer(self, body: CreateTransfer, acting_for: str | None = None) -> str:
         response = await self.request(
             "POST",
             "/transfers",
             content=_encoder.encode(body),
             headers={"Content-Type": "application/json"},
-            requestor_id=requestor_id,
+            acting_for=acting_for,
         )
         self.raise_for(response)
         return str(_create_transfer_decoder.decode(response.content).transferId)

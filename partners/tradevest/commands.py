@@ -73,6 +73,8 @@ def since_snapshot(scope_listing: Lookup) -> Lookup:
 
 
 _TV = "tradevest"
+# tradevest-api.md "Requestor-ID header": a uuid naming the entity acting, on these creates
+REQUESTOR = "a Requestor-ID (the acting natural person's id)"
 _SCOPED_DATA = {
     "customer": tvc.CustomerData,
     "customer-product": tvc.CustomerProductData,
@@ -84,7 +86,7 @@ _SCOPED_DATA = {
 def _scoped(name: str, path: str, id_field: str, scope_listing: Lookup, scope: tuple[str, ...]):
     return CommandKind(
         name, _TV, name, _SCOPED_DATA[name], path, id_field, since_snapshot(scope_listing),
-        requestor=True, external_id=None, scope=scope, snapshot=scope_listing,
+        acting_for=REQUESTOR, external_id=None, scope=scope, snapshot=scope_listing,
     )  # fmt: skip
 
 
@@ -123,12 +125,12 @@ _COMMANDS: tuple[CommandKind, ...] = (
                 # [inferred] list + filter, after the digital orders' documented one
                 by_external_id("/products/{depositoryCustomerProductId}/trading/orders", "orderId",
                                filtered=True),
-                requestor=True),
+                acting_for=REQUESTOR),
     CommandKind("digital-order", _TV, "digital-order", tvc.DigitalOrderData,
                 "/digital/orders/market", "orderId",
                 by_external_id("/products/{walletCustomerProductId}/digital/orders", "orderId",
                                filtered=True),
-                requestor=True),
+                acting_for=REQUESTOR),
 )  # fmt: skip
 
 # An externalId whose entity became INVALID is never accepted again (Tradevest refuses a

@@ -26,7 +26,7 @@ _FETCHED = (
          "/entities/legal-representatives/{id}"),  # [inferred] GET by id
     TradevestKind("identification-verification", lc.IDENTIFICATION_VERIFICATION,
          tv.IdentificationVerification, "/entities/identification-verifications/{id}",
-         requestor="naturalPersonId"),
+         acting_for="naturalPersonId"),
     TradevestKind("customer", lc.CUSTOMER, tv.Customer, "/roles/customers/{id}",
          status_field="customerStatus"),
     TradevestKind("customer-product", lc.CUSTOMER_PRODUCT, tv.CustomerProduct,

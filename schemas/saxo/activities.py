@@ -11,11 +11,11 @@ stream, handed to handlers (`handlers.on("saxo", "activity", "MarginCalls")`).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
 from schemas.lifecycle import Lifecycle
+from schemas.store import Refusal
 
 # ens.yaml's ActivityType enum, and the two the reference pages add
 ACTIVITY_TYPES = (
@@ -53,7 +53,7 @@ class Activity(msgspec.Struct, kw_only=True):  # ens.yaml ActivityResponse
         return False
 
     @property
-    def refusal(self) -> Any:
+    def refusal(self) -> Refusal | None:
         return None
 
 

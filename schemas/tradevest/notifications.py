@@ -23,7 +23,7 @@ NotificationType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Status = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class ValidationError(store.ValidationError, kw_only=True, omit_defaults=True):
+class ValidationError(msgspec.Struct, kw_only=True, omit_defaults=True):
     errorType: Annotated[str, msgspec.Meta(max_length=255)]
     description: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
 
@@ -50,8 +50,9 @@ class Notification(msgspec.Struct, kw_only=True, omit_defaults=True):
         return self.is_validation_error
 
     @property
-    def refusal(self) -> ValidationError | None:
-        return self.validationError
+    def refusal(self) -> store.Refusal | None:
+        ve = self.validationError
+        return store.Refusal(code=ve.errorType, description=ve.description) if ve else None
 
 
 class TransferNotification(Notification, kw_only=True, omit_defaults=True):
