@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import jinja2
 import redis
 import redis.asyncio as aioredis
 from starlette.applications import Starlette
@@ -50,6 +51,7 @@ from partnersync import (
 )
 from partnersync.config import ConfigError, Settings
 from partnersync.masking import masked_data, raw_data
+from schemas.store import EntityRecord
 
 HERE = Path(__file__).parent
 SESSION_HOURS = 8
@@ -72,8 +74,7 @@ class Console:
         self.proxies = [
             ipaddress.ip_network(c, strict=False) for c in settings.console_trusted_proxies
         ]
-        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
-        self.templates.env.filters["q"] = lambda key: quote(key, safe=":")
+        self.templates = _templates(self.catalog)
         # the system page's recent snapshots (this process's memory): rates and sparklines
         self.samples: collections.deque[dict[str, Any]] = collections.deque(maxlen=120)
 
@@ -154,6 +155,10 @@ class Console:
 
     # -- pages -----------------------------------------------------------------------------
 
+    def _attention_note(self, record: EntityRecord) -> str:
+        found = self.catalog.partners.get(record.partner)
+        return found.attention_note(record) if found else ""
+
     def home(self, request: Request) -> Response:
         self.need(request)
         c = self.connection
@@ -167,7 +172,7 @@ class Console:
         dead, due, attention, doubles, clock, (sec, usec) = pipe.execute()
         now_ms = int(sec) * 1000 + int(usec) // 1000
         attention_records = [
-            (r, _pending_reasons(r))
+            (r, self._attention_note(r))
             for r in store.load(c, [replies.text(k) for k, _ in attention])
             if r is not None
         ]
@@ -377,25 +382,16 @@ class Console:
             "entities due for reconcile": charts.sparkline(due, label="due"),
         }
 
-    def saxo(self, request: Request) -> Response:
-        from partners.saxo import keys as saxo_keys
-        from partners.saxo import unsettled
-
+    def partner_page(self, request: Request) -> Response:
+        """A page a partner adds (partnersync/partner.py, `ConsolePage`)."""
         self.need(request)
-        names = (saxo_keys.UNSETTLED, saxo_keys.UNSETTLED_BY_EXCHANGE, saxo_keys.RECONCILIATION)
-        by_currency, by_exchange, reconciliation = (
-            json.loads(raw) if raw else None for raw in self.connection.mget(names)
-        )
-        for report in (by_currency, by_exchange):  # the stored rows keep Saxo's ids
-            for row in (report or {}).get("rows", []):
-                row["label"] = unsettled.label(row.get("level", "currency"), row)
-        flows = [
-            (f["valueDate"], float(f["amount"])) for f in (by_currency or {}).get("cashFlows", [])
-        ]
-        return self.page(
-            request, "saxo.html", by_currency=by_currency, by_exchange=by_exchange,
-            reconciliation=reconciliation, chart=charts.bars(flows),
-        )  # fmt: skip
+        name, slug = request.path_params["partner"], request.path_params["slug"]
+        found = self.catalog.partners.get(name)
+        page = next((p for p in found.console_pages if p.slug == slug), None) if found else None
+        if page is None:
+            raise HTTPException(404, "no such page")
+        context = page.context(self.connection)
+        return self.page(request, f"{name}/{page.template.name}", **context)
 
     def commands_page(self, request: Request) -> Response:
         """Newest first; a state filter looks at `WINDOW` commands per page at most."""
@@ -454,12 +450,25 @@ class Console:
         return self.page(request, "error.html", exc.status_code, message=exc.detail)
 
 
-def _pending_reasons(record: Any) -> str:
-    """A Saxo signup's PendingReasons (field names and reason codes: no personal data)."""
-    if bytes(record.data)[:1] != b"{":
-        return ""
-    reasons = json.loads(bytes(record.data)).get("PendingReasons") or []
-    return "; ".join(f"{r.get('PendingField')}: {', '.join(r.get('Reasons', []))}" for r in reasons)
+def _templates(catalog: partner.Catalog) -> Jinja2Templates:
+    """The console's templates, and each partner's pages' under its name (`saxo/…`)."""
+    dirs = {
+        name: {str(page.template.parent) for page in p.console_pages}
+        for name, p in catalog.partners.items()
+    }
+    loader = jinja2.ChoiceLoader([
+        jinja2.FileSystemLoader(HERE / "templates"),
+        jinja2.PrefixLoader({name: jinja2.FileSystemLoader(sorted(d)) for name, d in dirs.items()}),
+    ])  # fmt: skip
+    env = jinja2.Environment(loader=loader, autoescape=jinja2.select_autoescape())
+    env.filters["q"] = lambda key: quote(key, safe=":")
+    env.globals["bars"] = charts.bars
+    env.globals["partner_pages"] = [
+        (f"/partner/{name}/{page.slug}", page.title)
+        for name, p in catalog.partners.items()
+        for page in p.console_pages
+    ]
+    return Jinja2Templates(env=env)
 
 
 def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
@@ -485,7 +494,7 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/dlq/{id}", console.dead_letter),
         Route("/audit", console.audit_page),
         Route("/system", console.system),
-        Route("/saxo", console.saxo),
+        Route("/partner/{partner}/{slug}", console.partner_page),
         Route("/commands", console.commands_page),
         Route("/command/{xid:path}", console.command),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

@@ -13,6 +13,7 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
@@ -20,7 +21,7 @@ import redis
 
 from partnersync.config import PartnerSettings, Settings, partner_module
 from partnersync.kinds import Kind
-from schemas.store import Refusal
+from schemas.store import EntityRecord, Refusal
 
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
@@ -61,6 +62,18 @@ def _no_notes(event_type: str | None, body: bytes | None) -> Note | None:
 
 
 @dataclass(frozen=True)
+class ConsolePage:
+    """A read-only page a partner adds to the console, at /partner/{partner}/{slug} and
+    linked from its menu. The template extends the console's base.html; `context` reads
+    what it shows from Redis (no personal data: every console role sees it)."""
+
+    slug: str
+    title: str
+    template: Path
+    context: Callable[[redis.Redis], dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class Partner:
     name: str
     base_url: Callable[[Settings], str]
@@ -76,6 +89,10 @@ class Partner:
     external_id_name: str = "externalId"  # what the partner calls it
     settings: type[PartnerSettings] | None = None  # its own variables (partnersync/config.py)
     webhooks: Webhooks | None = None  # a partner that pushes them (partnersync/webhooks.py)
+    # the console's pages of its own, and the line it shows beside an entity of the
+    # partner that needs attention (field names and codes only: no personal data)
+    console_pages: tuple[ConsolePage, ...] = ()
+    attention_note: Callable[[EntityRecord], str] = field(default=lambda record: "")
     # `run`'s variables pointing the partner at its fake in the sandbox (its base URL)
     sandbox_env: Callable[[str], dict[str, str]] = field(default=lambda sandbox: {})
 

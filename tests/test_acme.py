@@ -1,6 +1,7 @@
 """A third partner end to end, from its own package alone (tests/acme): a signed webhook
 through the receiver, reconcile and the store to a transition on the change stream, and a
-command to its fake, with nothing outside its package knowing it (#36)."""
+command to its fake, and a page in the console, with nothing outside its package knowing it
+(#36)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +24,7 @@ import redis
 import uvicorn
 
 from cli.redisserver import RedisServer, free_port
+from console import users as console_users
 from partnersync import keys, store
 from tests.acme import fake
 from tests.conftest import ROOT, Proc, base_env, wait_for, wait_http
@@ -43,7 +47,9 @@ def acme_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def acme(redis_server: RedisServer, r: redis.Redis, acme_url: str) -> Iterator[dict[str, str]]:
+def acme(
+    redis_server: RedisServer, r: redis.Redis, acme_url: str, tmp_path: Path
+) -> Iterator[dict[str, str]]:
     env = base_env(
         redis_server.url,
         PARTNERSYNC_PARTNERS="tests.acme",
@@ -54,11 +60,20 @@ def acme(redis_server: RedisServer, r: redis.Redis, acme_url: str) -> Iterator[d
     receiver = Proc("receiver", ["serve", "--port", str(port)], env).start()
     workers = Proc("workers", ["worker", "-n", "1"], env).start()
     clock = Proc("clock", ["clock"], env).start()
+    users_file = tmp_path / "users"
+    console_users.add(users_file, "ops", "viewer", "acme-console-pw")
+    console_port = free_port()
+    console_env = dict(env, PARTNERSYNC_CONSOLE_SECRET="test-" + uuid.uuid4().hex,
+                       PARTNERSYNC_CONSOLE_USERS=str(users_file),
+                       PARTNERSYNC_CONSOLE_SECURE_COOKIES="false")  # fmt: skip
+    console = Proc("console", ["console", "--port", str(console_port)], console_env).start()
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield dict(env, RECEIVER=f"http://127.0.0.1:{port}")
+        wait_http(f"http://127.0.0.1:{console_port}/login")
+        yield dict(env, RECEIVER=f"http://127.0.0.1:{port}",
+                   CONSOLE=f"http://127.0.0.1:{console_port}")  # fmt: skip
     finally:
-        for proc in (clock, workers, receiver):
+        for proc in (console, clock, workers, receiver):
             proc.kill()
 
 
@@ -118,3 +133,19 @@ def test_a_webhook_and_a_command_of_a_partner_known_only_to_its_package(
     # and the partners not configured here have no routes
     other = httpx.post(receiver + "/webhooks/tradevest/transfer-notification", content=body)
     assert other.status_code == 404
+
+    # its console page: in the menu, drawn from its own template and Redis
+    with httpx.Client(base_url=acme["CONSOLE"]) as console:
+        form = console.get("/login").text
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+        assert csrf is not None
+        signed_in = console.post("/login", data={"name": "ops", "password": "acme-console-pw",
+                                                 "csrf": csrf[1], "next": "/"})  # fmt: skip
+        assert signed_in.status_code == 303, signed_in.text
+        home = console.get("/")
+        assert 'href="/partner/acme/payments">Acme payments</a>' in home.text
+        assert "Saxo reports" not in home.text  # only the partners configured
+        page = console.get("/partner/acme/payments")
+        assert page.status_code == 200 and '<p id="paid">1 paid</p>' in page.text
+        assert console.get("/partner/acme/nosuch").status_code == 404
+        assert console.get("/partner/saxo/reports").status_code == 404

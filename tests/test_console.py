@@ -206,7 +206,7 @@ def test_commands_system_and_saxo_pages(system: System, console_url: str, browse
 
     wait_for(lambda: system.r.get(saxo_keys.UNSETTLED_BY_EXCHANGE), timeout=30,
              what="the clock's unsettled report")  # fmt: skip
-    page.goto("/saxo")
+    page.click("text=Saxo reports")
     text = page.inner_text("main")
     assert "By exchange" in text and "By currency" in text and "Not run yet" in text
     assert "not exchange related (in DKK)" in text  # the table's words for NoExchange
@@ -243,7 +243,7 @@ def test_screenshots_for_the_readme(system: System, console_url: str, browser: A
     page = signed_in(browser, console_url, OPERATOR)
     page.set_viewport_size({"width": 1200, "height": 800})
     shots = {"overview": "/", "entity": f"/entity/{key}", "dlq": "/dlq", "system": "/system",
-             "saxo": "/saxo"}  # fmt: skip
+             "saxo": "/partner/saxo/reports"}  # fmt: skip
     for _ in range(3):
         page.goto("/system")
     for name, path in shots.items():

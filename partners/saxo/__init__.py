@@ -2,7 +2,8 @@
 
 Kinds (kinds.py), commands and their checks (commands.py), the client and its token
 providers (client.py, auth.py), the ENS poller (ens.py), the unsettled-amounts report
-(unsettled.py), the bookings reconciliation (transactions.py), signup calls (signups.py).
+(unsettled.py), the bookings reconciliation (transactions.py), signup calls (signups.py),
+its console page (console.py, templates/).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import redis
 
-from partners.saxo import auth, commands, ens, kinds, metrics, unsettled
+from partners.saxo import auth, commands, console, ens, kinds, metrics, unsettled
 from partners.saxo import keys as saxo_keys
 from partners.saxo.client import SaxoClient, limits
 from partners.saxo.settings import SaxoSettings
@@ -62,6 +63,8 @@ PARTNER = Partner(
     metrics=metrics.collect,
     external_id_name="ExternalReference",
     settings=SaxoSettings,
+    console_pages=console.PAGES,
+    attention_note=console.pending_reasons,
     sandbox_env=lambda sandbox: {
         "SAXO_BASE_URL": sandbox + "/saxo/openapi",
         "SAXO_TOKEN": "sandbox",

@@ -1,22 +1,24 @@
 """Acme, a third partner that lives only in the tests: the proof that a partner is one
 package. It pushes Standard-Webhooks-signed webhooks (`payment.updated`), serves its
 payments by GET and creates them by POST with an externalId it refuses twice (409); its
-settings are ACME_*. Nothing outside this package (and the tests) knows it."""
+settings are ACME_*; it adds a console page (templates/). Nothing outside this package (and the tests) knows it."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import msgspec
 import redis
 
+from partnersync import store
 from partnersync.client import PartnerClient
 from partnersync.commandkind import CommandKind
 from partnersync.config import Env, PartnerSettings, Settings
 from partnersync.kinds import Kind
-from partnersync.partner import Partner
+from partnersync.partner import ConsolePage, Partner
 from partnersync.webhookauth import StandardWebhooksAuth
 from partnersync.webhooks import Authenticator, Prepared, WebhookEvent, Webhooks
 from schemas.dedupe import digest
@@ -96,6 +98,10 @@ async def _by_external_id(client: AcmeClient, record: Any) -> list[str]:
     return [p["id"] async for p in client.pages("/payments", externalId=record.externalId)]
 
 
+def _payments_page(connection: redis.Redis) -> dict[str, Any]:
+    return {"paid": store.counts(connection).get(("acme", "payment", "PAID"), 0)}
+
+
 PARTNER = Partner(
     name="acme",
     base_url=lambda settings: AcmeSettings.of(settings).base_url,
@@ -107,6 +113,14 @@ PARTNER = Partner(
         ),
     ),  # fmt: skip
     settings=AcmeSettings,
+    console_pages=(
+        ConsolePage(
+            "payments",
+            "Acme payments",
+            Path(__file__).parent / "templates/payments.html",
+            _payments_page,
+        ),
+    ),  # fmt: skip
     webhooks=Webhooks(
         events=EVENTS,
         authenticator=_authenticator,
