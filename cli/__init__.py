@@ -1,7 +1,8 @@
 """The `partnersync` command line: one module per command group.
 
-Each module has `add(sub)`, which registers its commands with their handlers; `main` parses,
-loads the settings once, and turns the errors a user can cause into a message and an exit
+Each module has `add(sub)`, which registers its commands with their handlers; a partner
+package adds its own (`Partner.cli`) when it is configured. `main` loads the settings once,
+parses, and turns the errors a user can cause into a message and an exit
 code (2: bad input or configuration, 1: a partner's refusal, 3: Redis unreachable).
 """
 
@@ -20,8 +21,6 @@ from cli import (
     dlq,
     entities,
     processes,
-    report,
-    saxo,
     status,
     webhooks,
 )
@@ -32,7 +31,7 @@ from partnersync import config
 from partnersync.config import ConfigError
 
 GROUPS = (
-    processes, webhooks, entities, dlq, command, saxo, report, status, console, bench, config_table,
+    processes, webhooks, entities, dlq, command, status, console, bench, config_table,
 )  # fmt: skip
 
 
@@ -61,7 +60,8 @@ class Parser(argparse.ArgumentParser):
         return short is None or short.nargs == 0
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(partners: Sequence[str] = config.DEFAULT_PARTNERS) -> argparse.ArgumentParser:
+    """The commands of the engine and of the partner packages named."""
     from importlib.metadata import PackageNotFoundError, version
 
     p = Parser(
@@ -78,13 +78,27 @@ def parser() -> argparse.ArgumentParser:
 
     for group in GROUPS:
         group.add(sub)
+    for module in partners:
+        try:
+            add = config.partner_module(module).cli
+        except ConfigError:
+            continue  # main reports it, once the arguments are read
+        if add is not None:
+            add(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
-        settings = config.load()
+        settings: config.Settings | None = config.load()
+        problem = None
+    except ConfigError as exc:
+        settings, problem = None, exc
+    args = parser(settings.partners if settings else config.DEFAULT_PARTNERS).parse_args(argv)
+    try:
+        if problem is not None:
+            raise problem
+        assert settings is not None
         return int(args.func(args, settings) or 0)
     except ConfigError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
@@ -109,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         if isinstance(exc, RedisConnectionError):
             print(
-                f"partnersync: cannot reach Redis at {redisurl.display(settings.redis_url or '')}: "
+                f"partnersync: cannot reach Redis at {redisurl.display((settings and settings.redis_url) or '')}: "
                 f"{exc}",
                 file=sys.stderr,
             )

@@ -45,6 +45,9 @@ class Env:
     cidrs: bool = False  # IP addresses or CIDRs
 
 
+DEFAULT_PARTNERS = ("partners.tradevest", "partners.saxo")
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_url: Annotated[
         str | None,
@@ -152,7 +155,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "PARTNERSYNC_PARTNERS",
             "partner packages to run, comma-separated modules each exporting PARTNER",
         ),
-    ] = ("partners.tradevest", "partners.saxo")
+    ] = DEFAULT_PARTNERS
     queue: Annotated[str, Env("PARTNERSYNC_QUEUE", "RQ queue name")] = "partnersync"
     max_body: Annotated[
         int, Env("PARTNERSYNC_MAX_BODY", "largest webhook body accepted, bytes", minimum=1)

@@ -92,6 +92,8 @@ class Partner:
     # the console's pages of its own, and the line it shows beside an entity of the
     # partner that needs attention (field names and codes only: no personal data)
     console_pages: tuple[ConsolePage, ...] = ()
+    # its own `partnersync` commands: adds them to the CLI's subparsers (cli/__init__.py)
+    cli: Callable[[Any], None] | None = None
     attention_note: Callable[[EntityRecord], str] = field(default=lambda record: "")
     # `run`'s variables pointing the partner at its fake in the sandbox (its base URL)
     sandbox_env: Callable[[str], dict[str, str]] = field(default=lambda sandbox: {})

@@ -162,3 +162,15 @@ def test_unknown_options_are_still_refused() -> None:
     assert alone.returncode == 2 and "required: id" in alone.stderr, alone.stderr
     spaced = run("entities", "list", "--limit")
     assert spaced.returncode == 2 and "expected one argument" in spaced.stderr
+
+
+def test_a_partners_commands_come_with_it() -> None:
+    """`saxo …` is Saxo's package's (Partner.cli): there when Saxo is configured, unknown
+    when it is not, and a broken configuration is still reported as such."""
+    helped = run("saxo", "--help")
+    assert helped.returncode == 0 and "attach" in helped.stdout
+    without = run("saxo", "options", env={"PARTNERSYNC_PARTNERS": "partners.tradevest"})
+    assert without.returncode == 2 and "invalid choice: 'saxo'" in without.stderr
+    broken = run("saxo", "options", env={"PARTNERSYNC_LEASE_MS": "1"})
+    assert broken.returncode == 2 and "PARTNERSYNC_LEASE_MS" in broken.stderr
+    assert "Traceback" not in broken.stderr + without.stderr

@@ -3,7 +3,7 @@
 Kinds (kinds.py), commands and their checks (commands.py), the client and its token
 providers (client.py, auth.py), the ENS poller (ens.py), the unsettled-amounts report
 (unsettled.py), the bookings reconciliation (transactions.py), signup calls (signups.py),
-its console page (console.py, templates/).
+its console page (console.py, templates/), its commands (cli/).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import httpx
 import redis
 
 from partners.saxo import auth, commands, console, ens, kinds, metrics, unsettled
+from partners.saxo import cli as saxo_cli
 from partners.saxo import keys as saxo_keys
 from partners.saxo.client import SaxoClient, limits
 from partners.saxo.settings import SaxoSettings
@@ -64,6 +65,7 @@ PARTNER = Partner(
     external_id_name="ExternalReference",
     settings=SaxoSettings,
     console_pages=console.PAGES,
+    cli=saxo_cli.add,
     attention_note=console.pending_reasons,
     sandbox_env=lambda sandbox: {
         "SAXO_BASE_URL": sandbox + "/saxo/openapi",

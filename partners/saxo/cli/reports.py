@@ -7,10 +7,10 @@ import asyncio
 import sys
 from typing import Any
 
-from cli.common import connect_redis, to_json
-from cli.saxo import saxo_tokens
+from partners.saxo.cli.signups import saxo_tokens, to_json
 from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
+from partnersync.context import connect as connect_redis
 
 
 def cmd_report_unsettled(args: argparse.Namespace, settings: Settings) -> int:

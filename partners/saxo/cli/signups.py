@@ -7,12 +7,18 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING, Any
 
-from cli.common import connect_redis, to_json
+import msgspec
+
 from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
+from partnersync.context import connect as connect_redis
 
 if TYPE_CHECKING:
     from partners.saxo.auth import SharedToken, StaticToken
+
+
+def to_json(obj: Any) -> str:
+    return msgspec.json.encode(obj).decode()
 
 
 def _signup(connection: Any, ref: str) -> tuple[str, str]:
