@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,12 +35,19 @@ class StartError(Exception):
 
 
 # What `run` sets up for the processes it starts, written to var/run.env (0600) for the
-# commands of a second terminal (partnersync.config.run_state reads it).
-SHARED = (
-    "REDIS_URL", "PARTNERSYNC_PUBLIC_URL", "TRADEVEST_WEBHOOK_SECRETS", "TRADEVEST_BASE_URL", "TRADEVEST_AUTH_URL",
-    "SAXO_BASE_URL", "SAXO_TOKEN", "SAXO_CLIENT_KEY", "SAXO_FUNDING_ACCOUNT_KEY",
-    "PARTNERSYNC_CONSOLE_USERS",
-)  # fmt: skip
+# commands of a second terminal (partnersync.config.run_state reads it), with each
+# partner's (`shared`).
+SHARED = ("REDIS_URL", "PARTNERSYNC_PUBLIC_URL", "PARTNERSYNC_CONSOLE_USERS")
+
+
+def shared(partners: Iterable[partner.Partner]) -> tuple[str, ...]:
+    """SHARED, and each partner's webhook secrets and the variables pointing it at its fake."""
+    names = list(SHARED)
+    for p in partners:
+        if p.webhooks and p.webhooks.secrets_variable:
+            names.append(p.webhooks.secrets_variable)
+        names += p.sandbox_env("")
+    return tuple(names)
 
 
 @dataclass
@@ -178,7 +186,8 @@ class Supervisor:
         """var/run.env, readable by this user only: it holds the webhook secret."""
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
         lines = ["# written by `partnersync run` while it runs; read by the CLI here"]
-        lines += [f"{name}={env[name]}" for name in SHARED if env.get(name)]
+        partners = partner.load(self.settings.partners).partners.values()
+        lines += [f"{name}={env[name]}" for name in shared(partners) if env.get(name)]
         write_private(self.state_file, "\n".join(lines) + "\n")
 
     def _register(self, env: dict[str, str]) -> None:
