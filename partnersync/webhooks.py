@@ -65,6 +65,9 @@ class Webhooks:
     # what an accepted delivery is answered, as the partner documents it
     status: int = 204
     body: bytes = b""
+    # the JSON body of a refusal (status, error code, detail), as the partner documents
+    # one; None: the receiver's own {error, detail}
+    problem: Callable[[int, str, str], bytes] | None = None
     # `register-webhooks`: (settings, the receiver's public URL, check only) → the drift
     register: Callable[[Settings, str, bool], Coroutine[Any, Any, list[Drift]]] | None = None
     # the variable holding the accepted secrets: `run` makes a fresh one when it is unset

@@ -2,8 +2,9 @@
 
 One handler for every partner that pushes webhooks (its `Partner.webhooks`, through the
 catalog): the route's first segment names the partner, the second its event type. A
-plain ASGI app on the hot path: no Request/Response objects, no router, and an accepted
-answer without a body (a 204) goes out in one write.
+plain ASGI app on the hot path: no Request/Response objects, no router. An accepted
+delivery is answered as its partner documents (`Webhooks.status`, `body`), and so is a
+refused one (`Webhooks.problem`) once the route names a partner.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ DELIVERY_HEADER = b"partnersync-delivery-id"  # the inbox entry: `partnersync in
 _EVENT_PATH = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")  # a partner names its routes
 _JSON = (b"content-type", b"application/json")
 _RETRY_LATER = (b"retry-after", b"5")
+_EMPTY = (b"content-length", b"0")
+
+
+def problem_body_of(status: int, error: str, detail: str) -> bytes:
+    """The receiver's own refusal body, for a partner that documents none."""
+    return problem_body(error, detail)
 
 
 class Refusal(Exception):
@@ -140,8 +147,12 @@ class PartnerWebhook:
         started = time.perf_counter()
         partner, _, path = scope["path"][len(PREFIX) :].partition("/")
         route = self.routes.get(partner)
-        if route is None or not _EVENT_PATH.match(path):
+        if route is None:
             await send_problem(send, 404, problem_body("unknown_route", "no such webhook route"))
+            return
+        render = route.webhooks.problem or problem_body_of
+        if not _EVENT_PATH.match(path):
+            await send_problem(send, 404, render(404, "unknown_route", "no such webhook route"))
             return
         event = route.webhooks.events.get(path)
         event_type = route.webhooks.event_type(path, event)  # one table lookup a delivery
@@ -154,7 +165,7 @@ class PartnerWebhook:
         except Refusal as refusal:
             self.outcomes.count(label, refusal.outcome)
             headers = [_RETRY_LATER] if refusal.retry else []
-            body = problem_body(refusal.error, refusal.detail)
+            body = render(refusal.status, refusal.error, refusal.detail)
             await send_problem(send, refusal.status, body, headers)
             return
         self.outcomes.count(label, outcome)
@@ -167,6 +178,8 @@ class PartnerWebhook:
         ack = route.webhooks
         if ack.body:
             headers += [_JSON, (b"content-length", str(len(ack.body)).encode())]
+        elif ack.status != 204:
+            headers.append(_EMPTY)
         await send({"type": "http.response.start", "status": ack.status, "headers": headers})
         await send({"type": "http.response.body", "body": ack.body})
 

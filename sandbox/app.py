@@ -57,7 +57,12 @@ def create_app(
                 "saxoCreateRequests": dict(sx.create_requests),
                 "saxoSignupRequests": sx.signup_requests,
                 "saxoSessionRefused": sx.session_refused,  # 429s for a spent Session budget
-                "webhooks": {"sent": deliverer.sent, "undelivered": len(deliverer.undelivered)},
+                "webhooks": {
+                    "sent": deliverer.sent,
+                    "undelivered": len(deliverer.undelivered),
+                    "answers": deliverer.answers,
+                    "undocumented": deliverer.undocumented,
+                },
             }
         )
 

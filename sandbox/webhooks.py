@@ -2,6 +2,12 @@
 
 At-least-once with retries; faults may duplicate, reorder or drop a delivery. What could
 not be delivered is kept for GET /undelivered-webhooks, as the platform does.
+
+The partner's answer (platform-api-overview §3): `200 OK`, or `400` with an ErrorMessage
+body. A 200 is delivered; a 400 is the partner refusing it (kept as undelivered, not
+retried); any other answer is retried, then kept [inferred: the documents name no other].
+Answers outside the documented two (and 400s without an ErrorMessage) are counted as
+`undocumented` in the ledger.
 """
 
 from __future__ import annotations
@@ -24,6 +30,16 @@ def _stamp() -> str:
 log = logging.getLogger("sandbox.webhooks")
 
 
+def _is_error_message(content: bytes) -> bool:
+    """An ErrorMessage (tradevest-api.md §5): message, responseType, requestId required."""
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return False
+    required = ("message", "responseType", "requestId")
+    return isinstance(body, dict) and all(isinstance(body.get(k), str) for k in required)
+
+
 class Deliverer:
     def __init__(self, faults: Faults, *, attempts: int = 5, backoff_s: float = 0.2):
         self.faults = faults
@@ -32,6 +48,8 @@ class Deliverer:
         self.registrations: dict[str, dict[str, Any]] = {}  # eventType -> Webhook
         self.undelivered: list[dict[str, Any]] = []
         self.sent = 0
+        self.answers: dict[str, int] = {}  # the partner's answers by status
+        self.undocumented = 0
         self.client: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -95,9 +113,17 @@ class Deliverer:
                 response = await self.client.post(
                     registration["url"], content=content, headers=headers
                 )
-                if response.status_code < 300:
+                status = response.status_code
+                self.answers[str(status)] = self.answers.get(str(status), 0) + 1
+                if status == 200:
                     self.sent += 1
                     return
+                if status == 400:
+                    if not _is_error_message(response.content):
+                        self.undocumented += 1
+                    self._undelivered(event_type, body, entity_id, "REFUSED")
+                    return
+                self.undocumented += 1
             except httpx.HTTPError:
                 pass
             await asyncio.sleep(self.backoff_s * (2**attempt))

@@ -112,7 +112,7 @@ def test_find_a_transfer_by_external_id_and_follow_it_live(
     def notify(status: str, minute: int) -> None:
         body = {"proxyId": proxy, "status": status, "notificationType": "UPDATED",
                 "modifiedOn": f"2026-05-01T10:{minute:02d}:00Z"}  # fmt: skip
-        assert system.deliver("proxy-notification", json.dumps(body).encode()).status_code == 204
+        assert system.deliver("proxy-notification", json.dumps(body).encode()).status_code == 200
 
     notify("PENDING", 0)
     system.wait_status(proxy_key, "PENDING")
@@ -139,7 +139,7 @@ def test_dead_letter_replayed_from_the_console(
     try:
         body = {"transferId": transfer, "status": "PROCESSED", "notificationType": "UPDATED",
                 "modifiedOn": "2026-01-02T00:00:00Z"}  # fmt: skip
-        assert system.deliver("transfer-notification", json.dumps(body).encode()).status_code == 204
+        assert system.deliver("transfer-notification", json.dumps(body).encode()).status_code == 200
         (letter,) = wait_for(
             lambda: [x for x in dlq.all_letters(system.r) if x.entity == key],
             timeout=30, what="dead letter",

@@ -1,5 +1,5 @@
 """A 2xx means on disk (#15): Redis SIGKILLed under load while its disk is slow to fsync,
-restarted on the same data, still holds every delivery the receiver answered 204.
+restarted on the same data, still holds every delivery the receiver answered 200.
 
 The slow disk is an LD_PRELOAD shim (compiled here with the machine's C compiler) that
 makes fsync/fdatasync sleep. With `appendfsync everysec` Redis then holds writes back in
@@ -106,7 +106,7 @@ def crash_under_load(
                             response = client.post(url + ROUTE, content=transfer(), headers=HEADERS)
                         except httpx.HTTPError:
                             continue
-                        if response.status_code == 204:
+                        if response.status_code == 200:
                             with lock:
                                 acknowledged.append(response.headers["partnersync-delivery-id"])
 

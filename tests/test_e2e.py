@@ -69,6 +69,9 @@ def test_transfers_reach_their_final_state(system: System) -> None:
     assert json.loads(bytes(rejected_record.data))["rejectReason"] == "INSUFFICIENT_BALANCE"
     invalid_record = store.load(system.r, [key(invalid)])[0]
     assert invalid_record.refusal.code == "CUSTOMER_PRODUCT_NOT_FOUND_ERROR"
+    # every webhook answered as Tradevest documents it (200 OK), none retried for it
+    webhooks = system.http.get(system.sandbox + "/_sandbox/ledger").json()["webhooks"]
+    assert set(webhooks["answers"]) == {"200"} and webhooks["undocumented"] == 0, webhooks
 
     # history is forward-only and ends in the final state
     history = store.history(system.r, key(processed))
@@ -174,7 +177,7 @@ def test_rejected_update_is_recorded_without_changing_state(system: System) -> N
             },
         }
     ).encode()
-    assert system.deliver("transfer-notification", rejection).status_code == 204
+    assert system.deliver("transfer-notification", rejection).status_code == 200
     record = wait_for(
         lambda: (rec := store.load(system.r, [key(transfer_id)])[0]).rejections and rec,
         what="rejection recorded",

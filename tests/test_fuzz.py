@@ -134,7 +134,7 @@ def record(response: httpx.Response) -> None:
     if response.status_code >= 400:
         assert response.headers["content-type"] == "application/json"
         problem = response.json()
-        assert problem["error"] and problem["detail"]
+        assert problem["errorCode"] and problem["message"] and problem["requestId"]
         assert SECRET not in response.text
 
 
@@ -177,7 +177,7 @@ def test_authenticated_malformed_bodies_are_4xx_and_store_nothing(
         headers={"api-key": SECRET, "Content-Type": content_type},
     )  # fmt: skip
     record(response)
-    if response.status_code == 204:
+    if response.status_code == 200:
         FIGURES["enqueued"] += 1  # a well-formed notification slipped through the strategy
     else:
         assert stored(r) == before
@@ -212,7 +212,7 @@ def test_byte_mutations_of_a_valid_body_are_never_5xx(header_receiver, fuzz_redi
         headers={"api-key": SECRET, "Content-Type": "application/json"},
     )  # fmt: skip
     record(response)
-    if response.status_code == 204:
+    if response.status_code == 200:
         FIGURES["enqueued"] += 1  # the edit left a valid notification
 
 

@@ -1,16 +1,20 @@
 """The receiver over real HTTP: bad input refused with a JSON body, nothing enqueued;
-duplicates absorbed; 503 (never 2xx) while Redis is down, recovery without a restart."""
+duplicates absorbed; 503 (never 2xx) while Redis is down, recovery without a restart.
+Tradevest's routes answer as platform-api-overview §3 documents: 200 OK, or a 4xx with an
+ErrorMessage body."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+import msgspec
 import pytest
 import redis
 
 from cli.redisserver import RedisServer, free_port
 from partnersync import inbox, keys
+from schemas.tradevest.errors import ErrorMessage
 from tests.conftest import WEBHOOK_SECRET, Proc, base_env, wait_http
 
 ROUTE = "/webhooks/tradevest/transfer-notification"
@@ -32,6 +36,13 @@ def snapshot(r: redis.Redis) -> tuple[int, int, int, int]:
         r.zcard(keys.DIRTY),
         len(list(r.scan_iter(keys.dedupe("*")))),
     )
+
+
+def problem(response: httpx.Response) -> ErrorMessage:
+    """A refusal's body, as Tradevest's ErrorMessage (message, responseType, requestId
+    required): its errorCode is the receiver's reason."""
+    assert response.headers["content-type"] == "application/json"
+    return msgspec.json.decode(response.content, type=ErrorMessage)
 
 
 def post(url: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -77,14 +88,14 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     response = post(receiver_url + ROUTE, content, headers)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/json"
-    problem = response.json()
-    assert problem["error"] == error and problem["detail"]
+    refusal = problem(response)
+    assert refusal.errorCode == error and refusal.message and refusal.responseType == "ERROR"
     assert snapshot(r) == before
 
 
 def test_problem_names_the_field(receiver_url: str, r: redis.Redis) -> None:
     response = post(receiver_url + ROUTE, b'{"notificationType":"UPDATED"}')
-    assert "transferId" in response.json()["detail"]
+    assert "transferId" in problem(response).message
 
 
 def test_large_body_is_cut_off_while_streaming(receiver_url: str, r: redis.Redis) -> None:
@@ -104,7 +115,7 @@ def test_large_body_is_cut_off_while_streaming(receiver_url: str, r: redis.Redis
 def test_same_notification_three_times_is_accepted_once(receiver_url: str, r: redis.Redis) -> None:
     content = body()
     answers = [post(receiver_url + ROUTE, content) for _ in range(3)]
-    assert [a.status_code for a in answers] == [204, 204, 204]
+    assert [a.status_code for a in answers] == [200, 200, 200]
     assert [a.headers["partnersync-outcome"] for a in answers] == [
         "accepted",
         "duplicate",
@@ -115,12 +126,13 @@ def test_same_notification_three_times_is_accepted_once(receiver_url: str, r: re
     assert held == 1 and dirty == 1
 
 
-def test_accepted_answer_is_204_naming_the_stored_delivery(
+def test_accepted_answer_is_200_naming_the_stored_delivery(
     receiver_url: str, r: redis.Redis
 ) -> None:
     content = body()
     response = post(receiver_url + ROUTE, content)
-    assert response.status_code == 204 and response.content == b""
+    assert response.status_code == 200 and response.content == b""
+    assert response.headers["content-length"] == "0"
     assert response.headers["partnersync-outcome"] == "accepted"
     stored = inbox.read(r, [response.headers["partnersync-delivery-id"]])[0]
     assert stored.body == content and stored.type == "TRANSFER_NOTIFICATION"
@@ -131,12 +143,14 @@ def test_webhook_routes_answer_json_for_wrong_method_and_path(receiver_url: str)
     assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
     assert wrong_method.json()["error"] == "method_not_allowed"
     nested = post(receiver_url + "/webhooks/tradevest/transfer-notification/extra", body())
-    assert nested.status_code == 404 and nested.json()["error"] == "unknown_route"
+    assert nested.status_code == 404 and problem(nested).errorCode == "unknown_route"
+    elsewhere = post(receiver_url + "/webhooks/nosuch/transfer-notification", body())
+    assert elsewhere.status_code == 404 and elsewhere.json()["error"] == "unknown_route"
 
 
 def test_unknown_event_type_is_archived_and_parked(receiver_url: str, r: redis.Redis) -> None:
     response = post(receiver_url + "/webhooks/tradevest/brand-new-notification", b'{"fooId":"1"}')
-    assert response.status_code == 204 and response.headers["partnersync-outcome"] == "parked"
+    assert response.status_code == 200 and response.headers["partnersync-outcome"] == "parked"
     held, _, dirty, _ = snapshot(r)
     assert held == 1 and dirty == 0
     # counted under one bounded label; the inbox keeps the type as sent
@@ -160,15 +174,15 @@ def test_redis_down_gives_503_then_recovers(tmp_path) -> None:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/healthz")
-        assert post(url + ROUTE, body()).status_code == 204
+        assert post(url + ROUTE, body()).status_code == 200
         server.kill()  # abrupt, like a crash
         down = post(url + ROUTE, body())
-        assert down.status_code == 503 and down.json()["error"] == "unavailable"
+        assert down.status_code == 503 and problem(down).errorCode == "unavailable"
         assert down.headers.get("retry-after")
         assert httpx.get(url + "/readyz").status_code == 503
         server.start()  # same port, same AOF directory
         again = post(url + ROUTE, body())
-        assert again.status_code == 204 and again.headers["partnersync-outcome"] == "accepted"
+        assert again.status_code == 200 and again.headers["partnersync-outcome"] == "accepted"
         # the delivery accepted before the crash survived it (AOF)
         r = redis.Redis.from_url(server.url)
         assert inbox.count(r) == 2

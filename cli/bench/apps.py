@@ -1,8 +1,9 @@
 """The bench's baselines and stubs, served by uvicorn like the receiver.
 
-- `raw`: an ASGI callable that reads the body and answers 204 — the server's ceiling.
-- `bare`: a Starlette endpoint that only reads the body and answers 204 — what the
-  receiver's throughput is compared with.
+- `raw`: an ASGI callable that reads the body and answers 200 without a body — the
+  server's ceiling.
+- `bare`: a Starlette endpoint that only reads the body and answers 200 without a body
+  (as the receiver answers Tradevest) — what the receiver's throughput is compared with.
 - `peer` (factory): what a team would write instead of partnersync — a Starlette endpoint
   that checks the header secret, decodes the JSON and calls RQ's `Queue.enqueue` once per
   event, on the same Redis.
@@ -28,7 +29,7 @@ from starlette.routing import Route
 
 async def _bare(request: Request) -> Response:
     await request.body()
-    return Response(status_code=204)
+    return Response(status_code=200)
 
 
 bare = Starlette(routes=[Route("/webhooks/tradevest/{event}", _bare, methods=["POST"])])
@@ -41,7 +42,9 @@ async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
     while more:
         message = await receive()
         more = message.get("more_body", False)
-    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"0")]}
+    )
     await send({"type": "http.response.body", "body": b""})
 
 
@@ -63,7 +66,7 @@ def peer() -> Starlette:
         except ValueError:
             return JSONResponse({"error": "bad_request"}, status_code=400)
         queue.enqueue("cli.bench.apps.noop_event", request.path_params["event"], event)
-        return Response(status_code=204)
+        return Response(status_code=200)
 
     return Starlette(routes=[Route("/webhooks/tradevest/{event}", deliver, methods=["POST"])])
 
