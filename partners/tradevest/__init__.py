@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 import redis
 
-from partners.tradevest import commands, kinds, notes, sweeper
+from partners.tradevest import commands, kinds, notes, recovery, sweeper
 from partners.tradevest.client import TradevestClient
 from partners.tradevest.settings import TradevestSettings
 from partners.tradevest.webhooks import WEBHOOKS
@@ -31,7 +31,7 @@ def _client(
 def _tasks(ctx: Context) -> list[Task]:
     every = ctx.settings.sweep_interval_s
     return [
-        ("missed-notifications", every, lambda: ctx.run(sweeper.missed_notifications(ctx))),
+        ("missed-notifications", every, lambda: ctx.run(recovery.missed_notifications(ctx))),
         ("transactions", every, lambda: ctx.run(sweeper.transactions(ctx))),
     ]
 

@@ -1,10 +1,5 @@
-"""Repair what Tradevest's webhooks missed, without a human.
-
-- missed notifications: `GET /webhooks-missing` and `GET /undelivered-webhooks` (cursor-
-  paged, from the last sweep on) name notifications Tradevest could not deliver; their
-  payloads go through the same intake as a delivery (dedupe drops what already arrived).
-- transactions have no webhook: the transactions of known customers are listed and the
-  new or changed ones reconciled.
+"""Transactions have no webhook: the transactions of known customers are listed and the
+new or changed ones reconciled (missed notifications: recovery.py).
 """
 
 from __future__ import annotations
@@ -19,62 +14,11 @@ import redis
 from partners.tradevest import keys as tradevest_keys
 from partnersync import keys, replies, store, workqueue
 from partnersync.context import Context
-from schemas.tradevest.events import BY_NAME, PARTNER
-from schemas.tradevest.intake import Unusable, prepare
+from schemas.tradevest.events import PARTNER
 
 log = logging.getLogger("partnersync.sweeper")
 
 _item = msgspec.json.Decoder(dict[str, Any])
-_OVERLAP = timedelta(minutes=5)  # re-read a little of the last window: deliveries race
-
-
-def ingest(ctx: Context, event_type: str, payload: Any, source: str) -> bool:
-    """One recovered notification through the normal intake. False if a duplicate/unusable."""
-    event = BY_NAME.get(event_type)
-    if event is None or not isinstance(payload, dict):
-        return False
-    body = msgspec.json.encode(payload)
-    try:
-        ids, digest = prepare(event, event_type, body, ctx.settings.max_entities)
-    except Unusable as exc:
-        log.warning(
-            "recovered notification not taken in",
-            extra={"eventType": event_type, "source": source, "error": exc.error},
-        )
-        return False
-    entities = [keys.entity_key(PARTNER, event.kind, i) for i in ids] if event.kind else []
-    dedupe = keys.dedupe(digest) if digest else ""
-    s = ctx.settings
-    return ctx.workqueue.intake(
-        workqueue.Delivery(event.name, body, entities, dedupe),
-        dedupe_ttl=s.dedupe_ttl,
-        inbox_ttl=s.inbox_ttl,
-    )
-
-
-async def missed_notifications(ctx: Context) -> int:
-    """Both recovery endpoints; returns how many notifications were new to partnersync."""
-    client = ctx.clients["tradevest"]
-    recovered = 0
-    for item in msgspec.json.decode(
-        await client.get("/webhooks-missing"), type=list[dict[str, Any]]
-    ):
-        recovered += ingest(
-            ctx, str(item.get("eventType")), item.get("payload"), "webhooks-missing"
-        )
-    last = ctx.connection.hget(keys.CLOCK, "undelivered-webhooks")
-    params: dict[str, Any] = {}
-    if last is not None:
-        since = datetime.fromtimestamp(int(last) / 1000, UTC) - _OVERLAP
-        params["startDate"] = since.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    started = workqueue.now_ms()
-    async for raw in client.pages("/undelivered-webhooks", **params):
-        item = _item.decode(raw)
-        recovered += ingest(
-            ctx, str(item.get("eventType")), item.get("payload"), "undelivered-webhooks"
-        )
-    ctx.connection.hset(keys.CLOCK, "undelivered-webhooks", started)
-    return recovered
 
 
 def customers_due(
