@@ -301,3 +301,25 @@ def test_second_labels_change_is_applied(system: System) -> None:
         )
         assert response.status_code == 202
         wait_for(lambda labels=labels: labels_are(labels), what=f"labels {labels} mirrored")
+
+
+def test_a_traditional_order_takes_the_documented_optional_fields(system: System) -> None:
+    """exAnteId, expiryDate and asset_experience_fit (tradevest-api.md §4.9, [I]) are taken
+    and sent as given, and the partner's order (the mirror) carries them (#37 item 4)."""
+    fx = system.fixtures()
+    ex_ante = str(uuid.uuid4())
+    body = {"orderType": "limit", "depositoryCustomerProductId": fx["depositoryAccountId"],
+            "cashCustomerProductId": fx["balanceAccountId"], "tradeSide": "BUY",
+            "exchangeCode": "XFRA", "isin": "DE0007164600", "quantity": 2, "limitPrice": "10.5",
+            "exAnteId": ex_ante, "expiryDate": "2027-01-29", "asset_experience_fit": True}  # fmt: skip
+    done = system.cli("command", "submit", "traditional-order", "--key", f"k-{uuid.uuid4()}",
+                      "--acting-for", fx["naturalPersonId"], "--data", json.dumps(body),
+                      "--wait", "30", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    order_id = json.loads(done.stdout)["entityId"]
+    key = f"tradevest:traditional-order:{order_id}"
+    converged(system, key, lambda s: s == "SETTLED")
+    data = json.loads(bytes(store.load(system.r, [key])[0].data))
+    assert (data["exAnteId"], data["expiryDate"], data["asset_experience_fit"]) == (
+        ex_ante, "2027-01-29", True,
+    )  # fmt: skip

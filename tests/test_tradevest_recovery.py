@@ -43,8 +43,10 @@ MISSING: list[Any] = [
 ]
 UNDELIVERED: list[Any] = [
     {"eventType": "TRANSFER_NOTIFICATION", "notification": json.dumps(note(T3))},  # as text
-    {"eventType": "TRANSFER_NOTIFICATION",
-     "payload": {"status": "PENDING", "notificationType": "UPDATED"}},  # names no id
+    {
+        "eventType": "TRANSFER_NOTIFICATION",
+        "payload": {"status": "PENDING", "notificationType": "UPDATED"},
+    },  # names no id
 ]
 
 

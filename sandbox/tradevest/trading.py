@@ -72,7 +72,8 @@ class Trading(Platform):
             check.bad("externalId", "REQUIRED", "required")
         check.done()
         return self._create("traditional-order", check, self._progress_traditional_order,
-                            {"orderType": order_type, "quantityType": "UNIT", "exAnteId": str(uuid.uuid4())})  # fmt: skip
+                            {"orderType": order_type, "quantityType": "UNIT",
+                             "exAnteId": check.body.get("exAnteId") or str(uuid.uuid4())})  # fmt: skip
 
     async def _progress_traditional_order(self, order: dict[str, Any]) -> None:
         kind = "traditional-order"

@@ -197,6 +197,11 @@ class TraditionalOrderData(Body, kw_only=True):
     quantityType: Literal["UNIT"] = "UNIT"
     limitPrice: Decimal | None = None
     stopPrice: Decimal | None = None
+    # [I] tradevest-api.md §4.9: the create body probably mirrors GET Order's fields; types
+    # unpublished, so passed through as given (exAnteId: from `POST /trading/ex-ante`)
+    exAnteId: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    expiryDate: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
+    asset_experience_fit: Any = None
 
     def __post_init__(self) -> None:
         _positive(self.quantity, "quantity", "1")
