@@ -253,3 +253,35 @@ def test_commands_under_faults_and_worker_kills_book_each_once(system: System, n
     assert len(created) == n and set(created.values()) == {1}
     assert states[CommandState.ACCEPTED] == n
     assert injected["timeout"] > 0 and injected["http_5xx"] > 0 and kills["workers"] > 0
+
+
+@pytest.mark.e2e
+def test_a_callers_own_external_id_is_the_idempotency_key_as_given(system: System) -> None:
+    """Tradevest's externalId lets the partner supply its own id (tradevest-api.md §5): a
+    caller's is sent as given, found by `entities find`, and never taken twice (#37 item 3)."""
+    mine = f"ledger-{uuid.uuid4()}"
+    body = {"customerProductId": system.fixtures()["balanceAccountId"], "amount": "2.50",
+            "reference": "own id", "externalId": mine}  # fmt: skip
+    done = system.cli("command", "submit", "transfer", "--data", json.dumps(body),
+                      "--wait", "30", "--json")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["externalId"] == mine and shown["state"] == "ACCEPTED"
+    assert ledger(system)["createRequests"][mine] == 1
+    transfer_id = shown["entityId"]
+    assert system.partner_transfer(transfer_id)["externalId"] == mine
+    found = system.cli("entities", "find", mine)
+    assert "command transfer ACCEPTED" in found.stdout, found.stdout
+    assert f"tradevest:transfer:{transfer_id}" in found.stdout
+
+    again = system.cli("command", "submit", "transfer", "--data", json.dumps(body), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["externalId"] == mine
+    other = system.cli("command", "submit", "transfer", "--data",
+                       json.dumps(dict(body, amount="3.00")))  # fmt: skip
+    assert other.returncode == 2 and "already used" in other.stderr
+    both = system.cli("command", "submit", "transfer", "--key", "k", "--data", json.dumps(body))
+    assert both.returncode == 2 and "not both" in both.stderr
+    empty = system.cli("command", "submit", "transfer", "--data",
+                       json.dumps(dict(body, externalId="")))  # fmt: skip
+    assert empty.returncode == 2 and "externalId" in empty.stderr
+    assert ledger(system)["createRequests"][mine] == 1  # sent once, whatever came after

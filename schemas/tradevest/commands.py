@@ -2,8 +2,8 @@
 
 Every documented field is modelled, and unknown fields are refused (by name, with the
 nearest known one: schemas/strict.py), so nothing a caller gives is dropped on the way.
-`externalId` is left out of the Structs a caller fills in: partnersync derives it from
-the command's intent and adds it (see partnersync/commands.py). [inferred] marks shapes and types
+A create Tradevest deduplicates by `externalId` (`Created`) takes the caller's own as given;
+without one, partnersync derives it from the command's intent (partnersync/commands.py). [inferred] marks shapes and types
 the public docs did not show; those fields pass through as given.
 """
 
@@ -25,6 +25,14 @@ Country = Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}$")]
 
 class Body(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
     """A body partnersync sends: the documented fields, nothing else."""
+
+
+class Created(Body, kw_only=True):
+    """A create Tradevest deduplicates by externalId: "lets the partner supply its own id",
+    min length 1, unique and never reused, even after INVALID (tradevest-api.md §4, §5; the
+    255 bound is inferred). Without one, partnersync derives it from the intent."""
+
+    externalId: Name | None = None
 
 
 def _positive(value: Decimal, field: str, step: str) -> None:
@@ -69,7 +77,7 @@ class TaxDetail(Body, kw_only=True):
     noTinConfirmation: bool | None = None
 
 
-class NaturalPersonData(Body, kw_only=True):
+class NaturalPersonData(Created, kw_only=True):
     gender: Literal["MALE", "FEMALE", "DIVERSE"]
     firstName: Annotated[
         str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^\S+( \S+)*$"), Sensitive
@@ -97,7 +105,7 @@ class NaturalPersonData(Body, kw_only=True):
     originOfAssets: list[Any] = []
 
 
-class LegalEntityData(Body, kw_only=True):
+class LegalEntityData(Created, kw_only=True):
     legalName: Name
     legalForm: str
     registerCountry: Country
@@ -159,7 +167,7 @@ class OffboardingData(Body, kw_only=True):
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class DocumentData(Body, kw_only=True):
+class DocumentData(Created, kw_only=True):
     """[inferred] JSON upload with base64 content (the upload encoding was not published)."""
 
     resourceType: Literal[
@@ -172,7 +180,7 @@ class DocumentData(Body, kw_only=True):
     description: Name | None = None
 
 
-class TransferData(Body, kw_only=True):
+class TransferData(Created, kw_only=True):
     """Outgoing SEPA transfer [inferred: see schemas/tradevest/transfers.py]."""
 
     customerProductId: uuid.UUID
@@ -184,7 +192,7 @@ class TransferData(Body, kw_only=True):
         _positive(self.amount, "amount", "0.01")
 
 
-class TraditionalOrderData(Body, kw_only=True):
+class TraditionalOrderData(Created, kw_only=True):
     """POST /trading/order/{orderType} [inferred beyond the first two fields]."""
 
     orderType: Literal["market", "limit", "stop"]  # path parameter
@@ -211,7 +219,7 @@ class TraditionalOrderData(Body, kw_only=True):
             raise ValueError("stopPrice is required for a stop order")
 
 
-class DigitalOrderData(Body, kw_only=True):
+class DigitalOrderData(Created, kw_only=True):
     cryptoSymbol: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
     tradeSide: Literal["BUY", "SELL"]
     quantityType: Literal["UNIT", "AMOUNT"]
