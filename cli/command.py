@@ -128,6 +128,8 @@ def settled_entity(
     catalog = partner.load(settings.partners)
     command = catalog.commands[record.kind]
     kind = catalog.kinds.get((command.partner, command.entity_kind))
+    if not command.creates:
+        return action_outcome(connection, settings, record, deadline)
     while True:
         _, entity = command_entity(connection, settings, record)
         if entity is not None and kind is not None and entity.status:
@@ -142,6 +144,42 @@ def settled_entity(
                 return settled
         elif time.monotonic() >= deadline:
             return None
+        time.sleep(0.1)
+
+
+def action_outcome(
+    connection: Any, settings: Settings, record: Any, deadline: float
+) -> Settled | None:
+    """What an accepted action did to its target: a status of its effect (done), another
+    final status (it came too late), a refusal recorded since it was sent, or a change
+    stored since (a modification applied); as it is at `deadline`."""
+    from partnersync import partner
+
+    catalog = partner.load(settings.partners)
+    command = catalog.commands[record.kind]
+    kind = catalog.kinds.get((command.partner, command.entity_kind))
+    if command.target is None or kind is None:
+        return None  # acts on nothing partnersync mirrors: accepted is all there is
+    sent = record.sentAt
+    while True:
+        _, entity = command_entity(connection, settings, record)
+        if entity is not None and entity.status:
+            refused = [r for r in entity.rejections if sent is None or r.at >= sent]
+            if command.effect and entity.status in command.effect:
+                return Settled(entity.status, False, None)
+            if kind.lifecycle.terminal(entity.status) and entity.status not in command.effect:
+                return Settled(
+                    entity.status, True,
+                    f"came too late: the {command.entity_kind} is {entity.status}",
+                )  # fmt: skip
+            if refused:
+                last = refused[-1].refusal
+                reason = f"{last.code}: {last.description}" if last else "refused"
+                return Settled(entity.status, True, reason)
+            if not command.effect and sent is not None and entity.updatedAt >= sent:
+                return Settled(entity.status, False, None)
+        if time.monotonic() >= deadline:
+            return Settled(entity.status, False, None) if entity is not None else None
         time.sleep(0.1)
 
 

@@ -13,7 +13,7 @@ from partnersync.config import Settings
 def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     from partnersync import partner
     from partnersync.errors import PartnerError, Retryable
-    from partnersync.webhooks import RegistrationError
+    from partnersync.webhooks import Registration, RegistrationError
 
     url = args.url or settings.public_url
     if not url:
@@ -30,26 +30,37 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     if not registering:
         print("partnersync: no partner in PARTNERSYNC_PARTNERS registers webhooks", file=sys.stderr)
         return 2
+    if args.types and len(registering) > 1:
+        names = ", ".join(p.name for p in registering)
+        print(f"partnersync: --types names one partner's event types; {names} register "
+              "webhooks (set PARTNERSYNC_PARTNERS to the one meant)", file=sys.stderr)  # fmt: skip
+        return 2
+    types = tuple(t.strip() for t in (args.types or "").split(",") if t.strip())
+    asked = Registration(url, args.check, types, args.remove)
     drifted = False
     for p in registering:
         assert p.webhooks is not None and p.webhooks.register is not None
         try:
-            report = asyncio.run(p.webhooks.register(settings, url, args.check))
+            report = asyncio.run(p.webhooks.register(settings, asked))
         except RegistrationError as exc:
             print(f"partnersync: {p.name}: {exc}", file=sys.stderr)
             return 2
         except (PartnerError, Retryable) as exc:
             print(f"partnersync: {p.name} at {p.base_url(settings)}: {exc}", file=sys.stderr)
             return 1
+        settled = "absent" if args.remove else "ok"
         for d in report:
-            verb = (
-                "ok"
-                if d.problem == "ok"
-                else (f"drift: {d.problem}" if args.check else f"registered ({d.problem})")
-            )
-            print(f"{d.event_type:<45} {verb:<22} {d.url}")
-        drifted |= any(d.problem != "ok" for d in report)
+            print(f"{d.event_type:<45} {_verb(d.problem, settled, args):<22} {d.url}")
+        drifted |= any(d.problem != settled for d in report)
     return 1 if args.check and drifted else 0
+
+
+def _verb(problem: str, settled: str, args: argparse.Namespace) -> str:
+    if problem == settled:
+        return "ok (absent)" if args.remove else "ok"
+    if args.check:
+        return f"drift: {problem}"
+    return "removed" if args.remove else f"registered ({problem})"
 
 
 def add(sub: Any) -> None:
@@ -60,4 +71,12 @@ def add(sub: Any) -> None:
         "--url", help="the receiver's public base URL (https://…); default PARTNERSYNC_PUBLIC_URL"
     )
     reg.add_argument("--check", action="store_true", help="report drift, change nothing")
+    reg.add_argument(
+        "--types", metavar="T1,T2",
+        help="only these event types (the partner's names, comma-separated); default: all",
+    )  # fmt: skip
+    reg.add_argument(
+        "--remove", action="store_true",
+        help="delete the registrations of these event types instead (all, without --types)",
+    )  # fmt: skip
     reg.set_defaults(func=cmd_register)

@@ -1,4 +1,5 @@
-"""A partner's command kind: what it creates, where, and how a lost answer is looked up.
+"""A partner's command kind: what it creates (or does to what exists), where, and how a
+lost answer is looked up.
 
 Declared by each partner package (`Partner.commands`); partnersync/commands.py runs them.
 """
@@ -26,8 +27,8 @@ class CommandKind:
     partner: str
     entity_kind: str
     data: type[Any]
-    path: str  # POST path; `{field}` taken from the data (and dropped from the body)
-    result_field: str  # the new entity's id in the create result
+    path: str  # the request's path; `{field}` taken from the data (and dropped from the body)
+    result_field: str  # the new entity's id in the create result ("" for an action)
     lookup: Lookup
     # whom the caller must name for the partner to act for (its word, e.g. Tradevest's
     # "a Requestor-ID (the acting natural person)"); empty when the partner asks for no one
@@ -54,6 +55,17 @@ class CommandKind:
     # Statuses of its entity after which the partner never takes its externalId again
     # (Tradevest's INVALID): a new submit of that intent is refused before sending
     spent_by: frozenset[str] = frozenset()
+    method: str = "POST"
+    # An action on what the partner already has (modify, cancel, close, sign), not a create:
+    # `target` is the path field naming its entity (of `entity_kind`), None when it acts on
+    # none partnersync mirrors. An action links no entity to itself (many act on one) and
+    # its lookup after a lost answer says whether its effect is visible ([] sends it again:
+    # an action is idempotent at the partner or refused there).
+    creates: bool = True
+    target: str | None = None
+    # the target's statuses that show the action took effect (`--wait` waits for one; any
+    # other final status means it came too late)
+    effect: frozenset[str] = frozenset()
 
     @property
     def path_fields(self) -> tuple[str, ...]:

@@ -318,6 +318,15 @@ def _link(
     return None
 
 
+def _answer_body(content: bytes) -> dict[str, Any] | None:
+    """An action's answer, when it is a JSON object (a 202 has none; a cancel's 200 may
+    carry `{modificationId}`)."""
+    try:
+        return _item.decode(content) if content.strip() else None
+    except msgspec.DecodeError:
+        return None
+
+
 def _is_duplicate(status: int, rejection: PartnerRejection) -> bool:
     """409, or a 400 that says so (how Tradevest refuses an externalId it has; Saxo does
     not dedupe ExternalReference, so never answers either)."""
@@ -345,6 +354,9 @@ async def _lookup(
     """After an unknown outcome: the partner's entity for this command, linked, or None."""
     found = await kind.lookup(client, record)
     failpoints.hit("commands.after_lookup")
+    if not kind.creates:  # an action: its effect seen at the partner, or not
+        _note(record, "lookup", "took effect" if found else "no effect seen")
+        return _accept(record, found[0]) if found else None
     entity_id = _link(ctx.connection, kind, record, found) if found else None
     _note(record, "lookup", "found" if entity_id else "not found")
     if entity_id is None:
@@ -412,7 +424,7 @@ async def _send(
     when no answer came."""
     # the partner's budget first (RateLimited: nothing journaled as sent, no attempt spent)
     path = kind.path.format(**record.pathParams)
-    await client.pace("POST", path)
+    await client.pace(kind.method, path)
     before = (record.state, record.attempts, record.sentAt, record.sendDeadlineMs)
     record.state = CommandState.SENT
     record.attempts += 1
@@ -440,11 +452,12 @@ async def _send(
         # Answered, or aborted at the socket (RST: transport.py) before the lease could
         # expire, whatever httpx's per-phase timeouts would allow.
         async with asyncio.timeout(lease.abort_in()):
+            body = None if kind.method == "DELETE" else bytes(record.body)
             response: httpx.Response = await client.request(
-                "POST",
+                kind.method,
                 path,
-                content=bytes(record.body),
-                headers={"Content-Type": "application/json"},
+                content=body,
+                headers={"Content-Type": "application/json"} if body is not None else None,
                 acting_for=record.actingFor if kind.acting_for else None,
                 paced=True,
             )
@@ -476,9 +489,15 @@ async def _answer(
     response: httpx.Response,
     lease: Lease,
 ) -> Outcome:
-    """What the partner's answer to the POST makes of the command."""
+    """What the partner's answer to the request makes of the command."""
     status = response.status_code
     record.history[-1].outcome = str(status)
+    if status < 300 and not kind.creates:  # an action's 200/202: done, on its target
+        record.result = _answer_body(response.content)
+        target = record.pathParams.get(kind.target) if kind.target else None
+        record.state = CommandState.ACCEPTED
+        record.entityId = target
+        return Outcome(record, done=True)
     if status < 300:
         record.result = _item.decode(response.content)
         entity_id = str(record.result[kind.result_field])
@@ -505,7 +524,7 @@ async def _answer(
         )  # fmt: skip
         log.error("create orphaned", extra={"externalId": record.externalId, "kind": kind.name})
         return Outcome(record, done=True, orphaned=True)
-    if _is_duplicate(status, rejection):
+    if kind.creates and _is_duplicate(status, rejection):
         accepted = await _lookup(ctx, kind, client, record)
         if accepted is not None:
             return accepted

@@ -49,8 +49,18 @@ Prepare = Callable[[WebhookEvent | None, str, bytes, int], Prepared]
 
 class Drift(NamedTuple):
     event_type: str
-    problem: str  # "missing", "url", "headers", or "ok"
+    # registering: "missing", "url", "headers", or "ok"; removing: "registered" or "absent"
+    problem: str
     url: str
+
+
+class Registration(NamedTuple):
+    """What `register-webhooks` asks of a partner."""
+
+    url: str  # the receiver's public base URL
+    check: bool = False  # report, change nothing
+    types: tuple[str, ...] = ()  # the partner's event types to act on (empty: every one)
+    remove: bool = False  # delete their registrations instead
 
 
 class RegistrationError(ValueError):
@@ -68,8 +78,9 @@ class Webhooks:
     # the JSON body of a refusal (status, error code, detail), as the partner documents
     # one; None: the receiver's own {error, detail}
     problem: Callable[[int, str, str], bytes] | None = None
-    # `register-webhooks`: (settings, the receiver's public URL, check only) → the drift
-    register: Callable[[Settings, str, bool], Coroutine[Any, Any, list[Drift]]] | None = None
+    # `register-webhooks`: (settings, what is asked) → the drift found (and mended unless
+    # checking); raises RegistrationError for what cannot be asked (an unknown type…)
+    register: Callable[[Settings, Registration], Coroutine[Any, Any, list[Drift]]] | None = None
     # the variable holding the accepted secrets: `run` makes a fresh one when it is unset
     secrets_variable: str | None = None
 

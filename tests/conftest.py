@@ -24,6 +24,7 @@ from cli import process, supervisor
 from cli.redisserver import RedisServer, free_port
 from partners.tradevest.registration import register
 from partnersync import config, store
+from partnersync.webhooks import Registration
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -225,7 +226,9 @@ def system(
     # thread of its own (Playwright's sync API keeps an event loop running in this one).
     # Before the processes start: a failure here leaves none behind.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, register(settings_for(system_env), receiver_url)).result()
+        pool.submit(
+            asyncio.run, register(settings_for(system_env), Registration(receiver_url))
+        ).result()
     workers = Proc("workers", ["worker", "-n", "2"], env).start()
     clock = Proc("clock", ["clock"], env)
     try:

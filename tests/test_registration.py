@@ -73,3 +73,43 @@ def test_sandbox_refuses_an_event_type_tradevest_does_not_have(system: System) -
     )  # fmt: skip
     assert answer.status_code == 400
     assert answer.json()["errorDetails"][0]["field"] == "eventType"
+
+
+@pytest.mark.e2e
+def test_chosen_event_types_are_registered_or_removed(system: System) -> None:
+    """--types registers only the event types named; --remove deletes their registrations
+    (DELETE /webhooks/{eventType}, tradevest-api.md §2); --check reports both (#37 item 5)."""
+
+    def registered() -> set[str]:
+        return {w["eventType"] for w in system.tv("GET", "/webhooks").json()}
+
+    def run(*args: str):
+        return system.cli("register-webhooks", "--url", system.receiver, *args)
+
+    def verbs(done) -> dict[str, str]:
+        return {line.split()[0]: line for line in done.stdout.splitlines()}
+
+    chosen = "PROXY_NOTIFICATION,USER_NOTIFICATION"
+    try:
+        removed = run("--types", chosen, "--remove")
+        assert removed.returncode == 0, removed.stdout + removed.stderr
+        assert set(verbs(removed)) == {"PROXY_NOTIFICATION", "USER_NOTIFICATION"}
+        assert all("removed" in line for line in verbs(removed).values())
+        assert registered() == set(DOCUMENTED) - {"PROXY_NOTIFICATION", "USER_NOTIFICATION"}
+        gone = run("--types", chosen, "--remove", "--check")
+        assert gone.returncode == 0 and all("ok (absent)" in v for v in verbs(gone).values())
+
+        missing = run("--types", "PROXY_NOTIFICATION", "--check")
+        assert missing.returncode == 1 and "drift: missing" in missing.stdout
+        only = run("--types", "PROXY_NOTIFICATION")
+        assert only.returncode == 0 and list(verbs(only)) == ["PROXY_NOTIFICATION"]
+        assert "USER_NOTIFICATION" not in registered() and "PROXY_NOTIFICATION" in registered()
+        left = run("--types", chosen, "--remove", "--check")
+        assert left.returncode == 1
+        assert "drift: registered" in verbs(left)["PROXY_NOTIFICATION"]
+
+        unknown = run("--types", "NOPE_NOTIFICATION")
+        assert unknown.returncode == 2 and "NOPE_NOTIFICATION" in unknown.stderr
+    finally:
+        run()  # every type back, for the tests after this one
+    assert registered() == set(DOCUMENTED)

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import msgspec
@@ -134,6 +135,11 @@ class TradevestClient(PartnerClient):
             "headers": [{"name": k, "value": v} for k, v in headers.items()],
         }
         response = await self.request("POST", "/webhooks", json=body)
+        self.raise_for(response)
+
+    async def delete_webhook(self, event_type: str) -> None:
+        """DELETE /webhooks/{eventType}: 200 "Webhook deleted" (tradevest-api.md §2)."""
+        response = await self.request("DELETE", f"/webhooks/{quote(event_type, safe='')}")
         self.raise_for(response)
 
     async def list_webhooks(self) -> list[dict[str, Any]]:

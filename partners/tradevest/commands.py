@@ -62,6 +62,44 @@ def listing(
     return lookup
 
 
+def effect_seen(path: str, status_field: str, effect: frozenset[str]) -> Lookup:
+    """An action's effect at the partner: its target (GET `path`) in a status of `effect`."""
+
+    async def lookup(client: TradevestClient, record: CommandRecord) -> list[str]:
+        values = {**body_fields(record), **record.pathParams}
+        item = _item.decode(await client.get(path.format(**values), acting_for=record.actingFor))
+        target = path.format(**values).rsplit("/", 1)[-1]
+        return [target] if item.get(status_field) in effect else []
+
+    return lookup
+
+
+async def no_effect_seen(client: TradevestClient, record: CommandRecord) -> list[str]:
+    """An action whose effect no GET shows (a modification, a signature): after a lost
+    answer it is sent again, which the partner takes as the same change."""
+    return []
+
+
+def _action(
+    name: str,
+    entity_kind: str,
+    data: type,
+    method: str,
+    path: str,
+    target: str | None,
+    *,
+    effect: frozenset[str] = frozenset(),
+    lookup: Lookup = no_effect_seen,
+    acting_for: str = "",
+) -> CommandKind:
+    """A command on what Tradevest already has; one at a time per target."""
+    return CommandKind(
+        name, _TV, entity_kind, data, path, "", lookup, acting_for=acting_for,
+        external_id=None, method=method, creates=False, target=target, effect=effect,
+        scope=(target,) if target else (),
+    )  # fmt: skip
+
+
 def since_snapshot(scope_listing: Lookup) -> Lookup:
     """What the scope holds now that it did not hold before the first send."""
 
@@ -133,8 +171,24 @@ _COMMANDS: tuple[CommandKind, ...] = (
                 acting_for=REQUESTOR),
 )  # fmt: skip
 
+_CANCELED = frozenset({"CANCELED"})
+_CLOSED = frozenset({"CLOSED"})
+_ACTIONS: tuple[CommandKind, ...] = (
+    _action("traditional-order-modify", "traditional-order", tvc.TraditionalOrderModify,
+            "PATCH", "/trading/order/{orderId}", "orderId", acting_for=REQUESTOR),
+    _action("traditional-order-cancel", "traditional-order", tvc.TraditionalOrderCancel,
+            "DELETE", "/trading/order/{orderId}", "orderId", effect=_CANCELED,
+            lookup=effect_seen("/trading/order/{orderId}", "status", _CANCELED),
+            acting_for=REQUESTOR),
+    _action("customer-product-close", "customer-product", tvc.CustomerProductClose,
+            "PATCH", "/products/{customerProductId}", "customerProductId", effect=_CLOSED,
+            lookup=effect_seen("/products/{customerProductId}", "status", _CLOSED)),
+    _action("document-sign", "document", tvc.DocumentSign, "POST", "/v2/documents/sign", None),
+)  # fmt: skip
+
 # An externalId whose entity became INVALID is never accepted again (Tradevest refuses a
 # reused externalId; an INVALID entity keeps its own)
-COMMANDS: tuple[CommandKind, ...] = tuple(
-    replace(c, spent_by=frozenset({"INVALID"})) for c in _COMMANDS
+COMMANDS: tuple[CommandKind, ...] = (
+    *(replace(c, spent_by=frozenset({"INVALID"})) for c in _COMMANDS),
+    *_ACTIONS,
 )

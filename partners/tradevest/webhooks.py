@@ -60,6 +60,6 @@ WEBHOOKS = Webhooks(
     prepare=prepare,
     status=200,  # platform-api-overview §3: "200 OK"
     problem=problem,
-    register=lambda settings, url, check: register(settings, url, check=check),
+    register=register,
     secrets_variable="TRADEVEST_WEBHOOK_SECRETS",
 )

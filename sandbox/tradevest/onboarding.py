@@ -221,6 +221,30 @@ class Onboarding(Platform):
             self.balances[product["customerProductId"]] = Decimal("10000.00")
         self.set_status("customer-product", product, "ACTIVE")
 
+    async def close_product(self, request: Request, check: Checker) -> Response:
+        """PATCH /products/{customerProductId} `{status: "CLOSED"}` (CustomerProductUpdate,
+        tradevest-api.md §4.5): closed, notified [inferred: the answer's status, 200]."""
+        product = self.store["customer-product"].get(request.path_params["id"])
+        if product is None:
+            return error(404, "Not found", "NOT_FOUND")
+        check.choice("status", ("CLOSED",))
+        check.done()
+        if product["status"] != "CLOSED":
+            self.set_status("customer-product", product, "CLOSED")
+        return Response(status_code=200)
+
+    async def sign_document(self, request: Request, check: Checker) -> Response:
+        """POST /v2/documents/sign `{partnerDocumentId, naturalPersonId, customerId?}` → 202
+        (tradevest-api.md §4.6)."""
+        check.uuid("partnerDocumentId")
+        check.uuid("naturalPersonId")
+        check.uuid("customerId", required=False)
+        check.done()
+        if check.body["naturalPersonId"] not in self.store["natural-person"]:
+            return error(404, "Natural person not found", "NOT_FOUND")
+        self.signatures.append(dict(check.body))
+        return Response(status_code=202)
+
     # documents [inferred JSON upload]: INVALID when the resource is unknown
 
     async def create_document(self, request: Request, check: Checker) -> Response:

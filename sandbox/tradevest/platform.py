@@ -41,6 +41,8 @@ class Platform:
         self.tokens: set[str] = set()
         self.store: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
         self.create_requests: dict[str, int] = {}  # externalId -> POSTs received
+        self.action_requests: dict[str, int] = {}  # "DELETE /trading/order/{id}" -> received
+        self.signatures: list[dict[str, Any]] = []  # POST /v2/documents/sign bodies
         self.external_ids: dict[str, str] = {}  # externalId -> entity id (kept after purge)
         self.balances: dict[str, Decimal] = {BALANCE_ACCOUNT_ID: INITIAL_BALANCE}
         self.tasks: set[asyncio.Task[None]] = set()
@@ -109,10 +111,15 @@ class Platform:
             faulted = await self.faulted(request)
             if faulted is not None:
                 return faulted
+            raw = await request.body()
             try:
-                body = json.loads(await request.body())
+                body = json.loads(raw) if raw or request.method != "DELETE" else {}
             except ValueError:
                 return error(400, "Body is not JSON", "BAD_REQUEST")
+            if request.method != "POST" or request.url.path.endswith("/sign"):
+                # actions on what exists (modify, cancel, close, sign), counted per target
+                action = f"{request.method} {request.url.path}"
+                self.action_requests[action] = self.action_requests.get(action, 0) + 1
             try:
                 assert create is not None
                 response = await create(request, Checker(body))

@@ -13,8 +13,20 @@ from sandbox.tradevest.contract import (
     ISIN,
     Checker,
     error,
+    now_iso,
 )
 from sandbox.tradevest.platform import Platform
+
+MARKET_PRICE = Decimal("1.00")  # the fake exchange's one price, for every instrument
+
+
+def _rests(order: dict[str, Any]) -> bool:
+    """A limit order priced away from the market stays PLACED until canceled (a BUY
+    below it, a SELL above it) [the sandbox's own market]."""
+    if order.get("orderType") != "LIMIT" or order.get("limitPrice") is None:
+        return False
+    limit = Decimal(str(order["limitPrice"]))
+    return limit < MARKET_PRICE if order.get("tradeSide") == "BUY" else limit > MARKET_PRICE
 
 
 class Trading(Platform):
@@ -32,6 +44,52 @@ class Trading(Platform):
             "customerId": product.get("customerId") if product else None,
         }
         return self._create("transfer", check, self._progress_transfer, extra)
+
+    async def incoming_test_transfer(self, request: Request, check: Checker) -> Response:
+        """POST /transfers-test/incoming-transfer `{customerProductId, amount, reference}`:
+        202, the money arrives (tradevest-api.md §4.8, test environment only). Booked as an
+        incoming TRANSFER transaction for the product's customer [inferred: its shape]."""
+        check.uuid("customerProductId")
+        amount = check.amount("amount")
+        check.text("reference", 1, 140)
+        check.done()
+        product_id = check.body["customerProductId"]
+        product = self.store["customer-product"].get(product_id)
+        if product is None or amount is None:
+            return error(404, "Customer product not found", "NOT_FOUND")
+        self.balances[product_id] = self.balances.get(product_id, Decimal(0)) + amount
+        self._book(product.get("customerId"), "TRANSFER", cashTransaction={
+            "customerProductId": product_id, "amount": float(amount),
+            "referenceMessage": check.body["reference"], "counterpartyName": "Test sender",
+        })  # fmt: skip
+        return Response(status_code=202)
+
+    async def ex_ante(self, request: Request, check: Checker) -> Response:
+        """POST /trading/ex-ante: an ExAnteCostResult{exAnteId, createdOn, asset, order,
+        costs[], total, timeline, metaInfo} (tradevest-api.md §4.9; the costs' shapes and
+        values are the sandbox's own: inferred)."""
+        check.uuid("depositoryCustomerProductId")
+        check.uuid("cashCustomerProductId")
+        check.choice("tradeSide", ("BUY", "SELL"))
+        check.choice("quantityType", ("UNIT",))
+        check.choice("exchangeCode", ("TGAT", "XFRA"))
+        check.choice("orderType", ("MARKET", "LIMIT", "STOP"))
+        if not isinstance(check.body.get("isin"), str) or not ISIN.match(check.body["isin"]):
+            check.bad("isin", "PATTERN", "^[A-Z]{2}[A-Z0-9]{10}$")
+        quantity = check.amount("quantity", "1")
+        price = check.amount("price", "0.001") if "price" in check.body else None
+        if check.body.get("orderType") in ("LIMIT", "STOP") and "price" not in check.body:
+            check.bad("price", "REQUIRED", "required for stop and limit orders")
+        check.done()
+        value = (quantity or Decimal(0)) * (price or MARKET_PRICE)
+        fee = Decimal("1.00")
+        return JSONResponse({
+            "exAnteId": str(uuid.uuid4()), "createdOn": now_iso(),
+            "asset": {"isin": check.body["isin"]}, "order": check.body,
+            "costs": [{"type": "ORDER_FEE", "amount": float(fee), "currency": "EUR"}],
+            "total": {"amount": float(value + fee), "currency": "EUR"},
+            "timeline": [], "metaInfo": {},
+        })  # fmt: skip
 
     async def _progress_transfer(self, transfer: dict[str, Any]) -> None:
         await self.step()
@@ -77,22 +135,31 @@ class Trading(Platform):
 
     async def _progress_traditional_order(self, order: dict[str, Any]) -> None:
         kind = "traditional-order"
+
+        async def step() -> bool:
+            """False once the order was canceled meanwhile: nothing more happens to it."""
+            await self.step()
+            return order["status"] != "CANCELED"
+
         await self.step()
         if self._unknown_products(order, "depositoryCustomerProductId", "cashCustomerProductId"):
             return self.invalid(
                 kind, order, "CUSTOMER_PRODUCT_NOT_FOUND_ERROR", "unknown customer product"
             )
         self.set_status(kind, order, "PENDING", "CREATED")
-        await self.step()
+        if not await step():
+            return
         self.set_status(kind, order, "PLACED")
-        await self.step()
+        if _rests(order) or not await step():
+            return
         if order["isin"].startswith("XX"):
             return self.set_status(
                 kind, order, "REJECTED", message="rejected by the exchange: unknown instrument"
             )
         if Decimal(str(order["quantity"])) > 10:
             self.set_status(kind, order, "PARTIALLY_FILLED")
-            await self.step()
+            if not await step():
+                return
         self.set_status(kind, order, "FILLED")
         customer = self.store["customer-product"][order["cashCustomerProductId"]].get("customerId")
         self._book(
@@ -102,6 +169,23 @@ class Trading(Platform):
         )
         await self.step()
         self.set_status(kind, order, "SETTLED")
+
+    async def change_traditional_order(self, request: Request, check: Checker) -> Response:
+        if request.method == "DELETE":
+            return await self.cancel_traditional_order(request, check)
+        return await self.update_traditional_order(request, check)
+
+    async def cancel_traditional_order(self, request: Request, check: Checker) -> Response:
+        """DELETE /trading/order/{orderId}: 202, or 400 once it can no longer be canceled
+        (tradevest-api.md §4.9; "market orders have a low probability of being canceled":
+        here a market order is filled before a cancel can arrive)."""
+        order = self.store["traditional-order"].get(request.path_params["id"])
+        if order is None:
+            return error(404, "Not found", "NOT_FOUND")
+        if order["status"] not in ("PENDING", "PLACED", "PARTIALLY_FILLED"):
+            return error(400, f"order is {order['status']}", "ORDER_NOT_CANCELABLE")
+        self.set_status("traditional-order", order, "CANCELED")
+        return Response(status_code=202)
 
     async def update_traditional_order(self, request: Request, check: Checker) -> Response:
         order = self.store["traditional-order"].get(request.path_params["id"])

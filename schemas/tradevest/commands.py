@@ -219,6 +219,84 @@ class TraditionalOrderData(Created, kw_only=True):
             raise ValueError("stopPrice is required for a stop order")
 
 
+class ExAnteRequest(Body, kw_only=True):
+    """POST /trading/ex-ante (tradevest-api.md §4.9): the costs of an order before it is
+    placed; its exAnteId goes on the order."""
+
+    depositoryCustomerProductId: uuid.UUID
+    cashCustomerProductId: uuid.UUID
+    tradeSide: Literal["BUY", "SELL"]
+    quantityType: Literal["UNIT"]
+    exchangeCode: Literal["TGAT", "XFRA"]
+    orderType: Literal["MARKET", "LIMIT", "STOP"]
+    isin: Annotated[str, msgspec.Meta(pattern="^[A-Z]{2}[A-Z0-9]{10}$")]
+    quantity: Decimal
+    price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        _positive(self.quantity, "quantity", "1")
+        if self.price is not None:
+            _positive(self.price, "price", "0.001")
+        elif self.orderType != "MARKET":
+            raise ValueError("price is required for a limit or stop order")
+
+
+class IncomingTestTransfer(Body, kw_only=True):
+    """POST /transfers-test/incoming-transfer (tradevest-api.md §4.8): a test
+    environment's simulated incoming payment; 202."""
+
+    customerProductId: uuid.UUID
+    amount: Decimal
+    reference: Annotated[str, msgspec.Meta(min_length=1, max_length=140)]
+
+    def __post_init__(self) -> None:
+        _positive(self.amount, "amount", "0.01")
+
+
+class TraditionalOrderModify(Body, kw_only=True):
+    """PATCH /trading/order/{orderId} (tradevest-api.md §4.9): what changes; 202."""
+
+    orderId: uuid.UUID  # path parameter
+    quantityType: Literal["UNIT"] | None = None
+    quantity: Decimal | None = None
+    currency: Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")] | None = None
+    orderType: Literal["MARKET", "LIMIT", "STOP"] | None = None
+    limitPrice: Decimal | None = None
+    stopPrice: Decimal | None = None
+    expiryDate: Annotated[str, msgspec.Meta(min_length=1, max_length=32)] | None = None
+
+    def __post_init__(self) -> None:
+        changes = (self.quantityType, self.quantity, self.currency, self.orderType,
+                   self.limitPrice, self.stopPrice, self.expiryDate)  # fmt: skip
+        if all(c is None for c in changes):
+            raise ValueError("nothing to modify: give at least one of the order's fields")
+        if self.quantity is not None:
+            _positive(self.quantity, "quantity", "1")
+
+
+class TraditionalOrderCancel(Body, kw_only=True):
+    """DELETE /trading/order/{orderId} (tradevest-api.md §4.9): 202, or 200 {modificationId}."""
+
+    orderId: uuid.UUID  # path parameter
+
+
+class CustomerProductClose(Body, kw_only=True, omit_defaults=False):
+    """PATCH /products/{customerProductId} with CustomerProductUpdate `{status: CLOSED}`
+    (tradevest-api.md §4.5); the status is the only value the enum has, so it is implied."""
+
+    customerProductId: uuid.UUID  # path parameter
+    status: Literal["CLOSED"] = "CLOSED"
+
+
+class DocumentSign(Body, kw_only=True):
+    """POST /v2/documents/sign (tradevest-api.md §4.6): 202. The privacy policy is signed
+    without customerId."""
+
+    partnerDocumentId: uuid.UUID
+    naturalPersonId: uuid.UUID
+    customerId: uuid.UUID | None = None
+
+
 class DigitalOrderData(Created, kw_only=True):
     cryptoSymbol: Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
     tradeSide: Literal["BUY", "SELL"]
