@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from partnersync import store
+from partnersync import commands, store
 from tests.conftest import System, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -32,9 +32,13 @@ def order(system: System, order_type: str, **extra: Any) -> str:
     body = {"orderType": order_type, "depositoryCustomerProductId": fx["depositoryAccountId"],
             "cashCustomerProductId": fx["balanceAccountId"], "tradeSide": "BUY",
             "exchangeCode": "XFRA", "isin": "DE0007164600", "quantity": 2, **extra}  # fmt: skip
-    done, shown = submit(system, "traditional-order", body, fx["naturalPersonId"])
+    # a resting order never settles: no --wait (which would wait for a decided outcome)
+    done, shown = submit(system, "traditional-order", body, fx["naturalPersonId"],
+                         wait=order_type != "limit")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    return str(shown["entityId"])
+    record = wait_for(lambda: (c := commands.load(system.r, shown["externalId"])).entityId and c,
+                      what="the order's id")  # fmt: skip
+    return str(record.entityId)
 
 
 def mirrored(system: System, key: str, what: str, check) -> Any:
@@ -133,9 +137,15 @@ def test_an_ex_ante_quote_goes_on_an_order_and_a_test_transfer_arrives(system: S
         ),
     )
     assert sent.returncode == 0, sent.stdout + sent.stderr
-    listed = system.tv("GET", f"/customers/{fx['customerId']}/transactions?limit=100").json()
-    booked = [t for t in listed["data"]
-              if (t.get("cashTransaction") or {}).get("referenceMessage") == reference]  # fmt: skip
+    booked, cursor = [], ""
+    while True:  # every page: the customer has many transactions by now
+        page = system.tv("GET", f"/customers/{fx['customerId']}/transactions"
+                                f"?limit=100&transactionType=TRANSFER{cursor}").json()  # fmt: skip
+        booked += [t for t in page["data"]
+                   if (t.get("cashTransaction") or {}).get("referenceMessage") == reference]  # fmt: skip
+        if not page["pagination"].get("cursor"):
+            break
+        cursor = f"&cursor={page['pagination']['cursor']}"
     assert len(booked) == 1 and booked[0]["cashTransaction"]["amount"] == 25.0
     nowhere = system.cli(
         "tradevest",
