@@ -36,9 +36,16 @@ def order(system: System, order_type: str, **extra: Any) -> str:
     done, shown = submit(system, "traditional-order", body, fx["naturalPersonId"],
                          wait=order_type != "limit")  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    record = wait_for(lambda: (c := commands.load(system.r, shown["externalId"])).entityId and c,
-                      what="the order's id")  # fmt: skip
-    return str(record.entityId)
+    return str(accepted(system, shown).entityId)
+
+
+def accepted(system: System, shown: dict[str, Any]) -> Any:
+    """The journaled command once the partner answered (for entities whose outcome stays
+    open, where --wait would wait for the whole deadline)."""
+    return wait_for(
+        lambda: (c := commands.load(system.r, shown["externalId"])).state.final and c,
+        what=f"command {shown['externalId']} answered",
+    )
 
 
 def mirrored(system: System, key: str, what: str, check) -> Any:

@@ -114,6 +114,8 @@ _TV = "tradevest"
 # tradevest-api.md "Requestor-ID header": a uuid naming the entity acting, on these creates
 REQUESTOR = "a Requestor-ID (the acting natural person's id)"
 _SCOPED_DATA = {
+    "legal-representative": tvc.LegalRepresentativeData,
+    "identification-verification": tvc.IdentificationVerificationData,
     "customer": tvc.CustomerData,
     "customer-product": tvc.CustomerProductData,
     "onboarding": tvc.OnboardingData,
@@ -135,8 +137,22 @@ _COMMANDS: tuple[CommandKind, ...] = (
     CommandKind("legal-entity", _TV, "legal-entity", tvc.LegalEntityData,
                 "/entities/legal-entities", "legalEntityId",
                 by_external_id("/entities/legal-entities", "legalEntityId")),
-    # CustomerData has no externalId in the docs: one customer create per entity at a
-    # time, found by the documented entityId filter
+    # Creates with no externalId in the docs: one at a time per scope, found afterwards as
+    # what the scope's listing holds that it did not before the first send.
+    # Legal representatives: listed on the create's path (§4.2).
+    _scoped("legal-representative", "/entities/{legalEntityId}/legal-representatives",
+            "legalRepresentativeId",
+            listing("/entities/{legalEntityId}/legal-representatives", "legalRepresentativeId",
+                    {}, paged=True),
+            ("legalEntityId",)),
+    # Identification verifications: the list takes no filter (§4.3): matched here
+    _scoped("identification-verification", "/entities/identification-verifications",
+            "identificationVerificationId",
+            listing("/entities/identification-verifications", "identificationVerificationId",
+                    {"naturalPersonId": "{naturalPersonId}"}, paged=True),
+            ("naturalPersonId",)),
+    # CustomerData: one customer create per entity at a time, found by the documented
+    # entityId filter
     _scoped("customer", "/roles/customers", "customerId",
             listing("/roles/customers", "customerId", {"entityType": "{entityType}"},
                     paged=True, entityId="{entityId}"),

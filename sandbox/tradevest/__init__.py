@@ -52,7 +52,7 @@ class Tradevest(Onboarding, Trading, Subscriptions):
             r("/entities/natural-persons/{id}", self.getter("natural-person"), methods=["GET"]),
             r("/entities/legal-entities", self.api(self.create_legal_entity, self.lister("legal-entity", filters={"status": "status"})), methods=["GET", "POST"]),
             r("/entities/legal-entities/{id}", self.getter("legal-entity"), methods=["GET"]),
-            r("/entities/{legalEntityId}/legal-representatives", self.api(self.create_legal_representative, None, requestor=True), methods=["POST"]),
+            r("/entities/{legalEntityId}/legal-representatives", self.api(self.create_legal_representative, self.lister("legal-representative", by="legalEntityId", path_param="legalEntityId", filters={"status": "status"}), requestor=True), methods=["GET", "POST"]),
             r("/entities/legal-representatives/{id}", self.getter("legal-representative"), methods=["GET"]),
             r("/entities/identification-verifications", self.api(self.create_identification, self.lister("identification-verification"), requestor=True), methods=["GET", "POST"]),
             r("/entities/identification-verifications/{id}", self.getter("identification-verification", requestor=True), methods=["GET"]),

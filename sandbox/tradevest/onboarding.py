@@ -68,6 +68,13 @@ class Onboarding(Platform):
         for name in ("firstName", "lastName", "birthPlace", "function"):
             check.text(name)
         check.text("birthDay", 10, 10)
+        if (
+            not isinstance(check.body.get("birthCountry"), str)
+            or len(check.body["birthCountry"]) != 2
+        ):
+            check.bad("birthCountry", "FORMAT", "ISO 3166 alpha-2")
+        for name in ("isUsNationality", "soleSignatureAuthorized", "fatcaControllingPerson"):
+            check.boolean(name)
         check.done()
         le = request.path_params["legalEntityId"]
         return self._create(

@@ -105,6 +105,31 @@ class NaturalPersonData(Created, kw_only=True):
     originOfAssets: list[Any] = []
 
 
+class LegalRepresentativeData(Body, kw_only=True):
+    """POST /entities/{legalEntityId}/legal-representatives (tradevest-api.md §4.2): the
+    required fields are documented, no externalId."""
+
+    legalEntityId: uuid.UUID  # path parameter
+    firstName: PersonalName
+    lastName: PersonalName
+    birthDay: Annotated[date, Sensitive]
+    birthPlace: PersonalName
+    birthCountry: Country
+    isUsNationality: bool
+    function: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]  # MANAGING_DIRECTOR…
+    soleSignatureAuthorized: bool
+    fatcaControllingPerson: bool
+
+
+class IdentificationVerificationData(Body, kw_only=True):
+    """POST /entities/identification-verifications (tradevest-api.md §4.3): no externalId."""
+
+    naturalPersonId: uuid.UUID
+    externalVerifier: Literal["WEB_ID"]
+    identificationType: Literal["VIDEO_IDENT"]
+    redirectUrl: Annotated[str, msgspec.Meta(min_length=1, max_length=2048)] | None = None
+
+
 class LegalEntityData(Created, kw_only=True):
     legalName: Name
     legalForm: str
