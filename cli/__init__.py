@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cli import (
+    backfill,
     bench,
     command,
     console,
@@ -31,7 +32,7 @@ from partnersync import config
 from partnersync.config import ConfigError
 
 GROUPS = (
-    processes, webhooks, entities, dlq, command, status, console, bench, config_table,
+    processes, webhooks, backfill, entities, dlq, command, status, console, bench, config_table,
 )  # fmt: skip
 
 

@@ -200,6 +200,14 @@ class Supervisor:
         )
         if done.returncode != 0:
             raise StartError(f"registering the webhooks failed ({done.returncode}); see above")
+        # what the sandbox held before the webhooks were registered (its fixtures), so the
+        # local mirror matches the partner from the first minute
+        done = subprocess.run(
+            [sys.executable, "-m", "partnersync", "backfill", "--wait", "30"], env=env
+        )
+        if done.returncode != 0:
+            print(f"partnersync: run: the backfill failed ({done.returncode}); the sandbox's "
+                  "fixtures arrive only with their next change", file=sys.stderr)  # fmt: skip
 
     def _print(self) -> None:
         print("partnersync is running (Ctrl-C stops everything):")

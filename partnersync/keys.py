@@ -132,6 +132,16 @@ def dead_letters_of(entity_key: str) -> str:
     return f"{PREFIX}dlq-of:{entity_key}"
 
 
+def backfill(partner: str) -> str:
+    """Hash listing name -> resume token of a backfill under way (backfill.py)."""
+    return f"{PREFIX}backfill:{partner}"
+
+
+def backfill_found(partner: str, kind: str) -> str:
+    """Set of the ids a backfill under way listed, for the listings nested under them."""
+    return f"{PREFIX}backfill:{partner}:found:{kind}"
+
+
 def entity_key(partner: str, kind: str, id: str) -> str:
     return f"{partner}:{kind}:{id}"
 

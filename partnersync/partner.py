@@ -26,6 +26,7 @@ from schemas.store import EntityRecord, Refusal
 if TYPE_CHECKING:
     from prometheus_client.core import Metric
 
+    from partnersync.backfill import Listing
     from partnersync.client import PartnerClient
     from partnersync.commandkind import CommandKind
     from partnersync.webhooks import Webhooks
@@ -92,6 +93,8 @@ class Partner:
     # the console's pages of its own, and the line it shows beside an entity of the
     # partner that needs attention (field names and codes only: no personal data)
     console_pages: tuple[ConsolePage, ...] = ()
+    # its list endpoints, parents first: what `partnersync backfill` imports (backfill.py)
+    listings: tuple[Listing, ...] = ()
     # its own `partnersync` commands: adds them to the CLI's subparsers (cli/__init__.py)
     cli: Callable[[Any], None] | None = None
     attention_note: Callable[[EntityRecord], str] = field(default=lambda record: "")

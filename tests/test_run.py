@@ -18,6 +18,7 @@ import pytest
 from cli.redisserver import free_port
 from cli.supervisor import SANDBOX_PORT
 from partnersync.config import run_state
+from sandbox import tradevest as sandbox_tradevest
 from tests.conftest import ROOT, wait_for
 
 SCRIPT = str(Path(sys.executable).parent / "partnersync")
@@ -82,6 +83,13 @@ def test_run_refuses_a_busy_receiver_port(tmp_path: Path) -> None:
     assert not (tmp_path / "var" / "run.env").exists()
 
 
+FIXTURES = {
+    "naturalPersonId": sandbox_tradevest.NATURAL_PERSON_ID,
+    "customerId": sandbox_tradevest.CUSTOMER_ID,
+    "balanceAccountId": sandbox_tradevest.BALANCE_ACCOUNT_ID,
+}
+
+
 def test_a_second_terminal_gets_runs_settings(tmp_path: Path, sandbox_port_free: None) -> None:
     port = free_port()
     run = Run(tmp_path, port)
@@ -104,6 +112,11 @@ def test_a_second_terminal_gets_runs_settings(tmp_path: Path, sandbox_port_free:
             done = cli(tmp_path, *args)
             assert done.returncode == 0, (args, done.stdout, done.stderr)
             assert "Traceback" not in done.stderr
+        # the sandbox's fixtures, made before the webhooks were registered, were backfilled
+        assert "entities marked due" in run.out.read_text()
+        for fixture in ("naturalPersonId", "customerId", "balanceAccountId"):
+            found = cli(tmp_path, "entities", "find", FIXTURES[fixture])
+            assert found.returncode == 0 and "tradevest:" in found.stdout, (fixture, found.stdout)
         # a dashboard stays connected: Redis closes it at stop, and that socket lingers in
         # FIN-WAIT on Redis's port while the dashboard has not noticed
         dashboard = socket.create_connection(("127.0.0.1", redis_port))

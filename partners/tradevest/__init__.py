@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import httpx
 import redis
 
-from partners.tradevest import cli, commands, kinds, notes, recovery, sweeper
+from partners.tradevest import backfill, cli, commands, kinds, notes, recovery, sweeper
 from partners.tradevest.client import TradevestClient
 from partners.tradevest.settings import TradevestSettings
 from partners.tradevest.webhooks import WEBHOOKS
@@ -48,6 +48,7 @@ PARTNER = Partner(
     settings=TradevestSettings,
     webhooks=WEBHOOKS,
     cli=cli.add,
+    listings=backfill.LISTINGS,
     sandbox_env=lambda sandbox: {
         "TRADEVEST_BASE_URL": sandbox + "/tradevest",
         "TRADEVEST_AUTH_URL": sandbox + "/tradevest/oauth2/token",
