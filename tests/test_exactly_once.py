@@ -257,6 +257,42 @@ def test_paused_sender_does_not_send_after_its_lease(w: Worlds) -> None:
     ]  # A wrote nothing after losing its lease
 
 
+def test_a_paused_cancel_does_not_cancel_twice(w: Worlds) -> None:
+    """An action under the same rule as a create: A journals SENT and stops before its
+    DELETE; B takes over once A's lease is gone (its lookup sees no CANCELED yet) and
+    cancels; A, resumed, sends nothing. One DELETE reaches the partner (#37)."""
+    from sandbox.tradevest import BALANCE_ACCOUNT_ID, DEPOSITORY_ACCOUNT_ID
+    from schemas.tradevest.commands import TraditionalOrderCancel
+
+    placed = w.tv("POST", "/trading/order/limit", {
+        "depositoryCustomerProductId": DEPOSITORY_ACCOUNT_ID,
+        "cashCustomerProductId": BALANCE_ACCOUNT_ID, "tradeSide": "BUY", "exchangeCode": "XFRA",
+        "isin": "DE0007164600", "quantity": 1, "limitPrice": 0.5, "externalId": f"x-{uuid.uuid4()}",
+    })  # fmt: skip
+    order_id = placed.json()["orderId"]
+    # this module's sandbox takes a minute a step: the order stays RECEIVED, cancelable
+    record, _ = commands.submit(
+        w.r, w.wq(), "traditional-order-cancel", TraditionalOrderCancel(orderId=uuid.UUID(order_id)),
+        acting_for=NATURAL_PERSON, settings=w.settings,
+    )  # fmt: skip
+    key = commands.command_key("tradevest", record.externalId)
+    pause = Pause()
+    failpoints.arm("commands.before_send", pause)
+    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
+    assert pause.reached.wait(10)  # A journaled SENT; its DELETE has not left
+    w.lease_expired(key)
+    ctx_b = w.context()
+    w.run_until(ctx_b, "job-B", lambda: commands.load(w.r, record.externalId).state.final)
+    pause.resume()
+    joined(a)
+    done = commands.load(w.r, record.externalId)
+    assert done.state == CommandState.ACCEPTED and done.entityId == order_id
+    assert w.tv("GET", f"/trading/order/{order_id}").json()["status"] == "CANCELED"
+    actions = w.http.get(w.sandbox + "/_sandbox/ledger").json()["actionRequests"]
+    assert actions[f"DELETE /tradevest/trading/order/{order_id}"] == 1
+    assert not list(w.r.scan_iter(keys.command_scope("*", "*", "*")))  # its scope released
+
+
 # -- 9. after a failover the journal may be older than the partner's truth (#34) ---------
 
 

@@ -141,7 +141,8 @@ class Trading(Platform):
             await self.step()
             return order["status"] != "CANCELED"
 
-        await self.step()
+        if not await step():
+            return
         if self._unknown_products(order, "depositoryCustomerProductId", "cashCustomerProductId"):
             return self.invalid(
                 kind, order, "CUSTOMER_PRODUCT_NOT_FOUND_ERROR", "unknown customer product"
@@ -182,7 +183,8 @@ class Trading(Platform):
         order = self.store["traditional-order"].get(request.path_params["id"])
         if order is None:
             return error(404, "Not found", "NOT_FOUND")
-        if order["status"] not in ("PENDING", "PLACED", "PARTIALLY_FILLED"):
+        # RECEIVED too: not yet validated, nothing at the exchange [inferred]
+        if order["status"] not in ("RECEIVED", "PENDING", "PLACED", "PARTIALLY_FILLED"):
             return error(400, f"order is {order['status']}", "ORDER_NOT_CANCELABLE")
         self.set_status("traditional-order", order, "CANCELED")
         return Response(status_code=202)
