@@ -10,7 +10,6 @@ from typing import Any
 
 from cli.common import to_json
 from cli.table import render
-from partnersync import replies
 from partnersync.config import Settings
 
 EX_TEMPFAIL = 75  # sysexits.h: not done now, the same command later may succeed
@@ -242,22 +241,66 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import commands, keys
+    """Newest submitted first, a page at a time, from the per-kind-and-state indexes."""
+    from datetime import UTC, datetime
+
+    from partnersync import commands, dlq, paging, partner
     from partnersync.context import connect
 
+    catalog = partner.load(settings.partners)
+    problem = _unknown_command_filter(catalog, args.partner, args.kind)
+    if problem:
+        print(f"partnersync: {problem}", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    try:
+        cursor = paging.Cursor.parse(args.cursor) if args.cursor else None
+        since, until = (
+            int(dlq.parse_since(t, now).timestamp() * 1000) if t else None
+            for t in (args.since, args.until)
+        )
+    except ValueError as exc:
+        print(f"partnersync: {exc}", file=sys.stderr)
+        return 2
+    if args.limit is not None and args.limit < 1:
+        print("partnersync: --limit must be at least 1", file=sys.stderr)
+        return 2
+    every = args.all or (args.json and args.limit is None and cursor is None)
+    limit = args.limit or (500 if every else 50)
     connection = connect(settings)
-    ids = replies.texts(connection.zrange(keys.COMMANDS, 0, -1))
-    records = [commands.load(connection, i) for i in ids]
-    rows = [r for r in records if r is not None and (not args.state or r.state == args.state)]
-    if args.json:
-        for r in rows:
-            print(to_json({"externalId": r.externalId, "kind": r.kind, "state": r.state, "attempts": r.attempts,
-                           "entityId": r.entityId, "createdAt": r.createdAt}))  # fmt: skip
-        return 0
-    table = [(r.externalId, r.kind, r.state, r.attempts, r.entityId) for r in rows]
-    render(["EXTERNAL ID", "KIND", "STATE", "ATTEMPTS", "ENTITY"], table)
-    print(f"{len(rows)} commands")
+    shown = 0
+    while True:
+        got = commands.page(
+            connection, catalog, partner_name=args.partner, kind=args.kind, state=args.state,
+            since_ms=since, until_ms=until, limit=limit, cursor=cursor,
+        )  # fmt: skip
+        rows = got.records
+        if args.json:
+            for r in rows:
+                print(to_json({"externalId": r.externalId, "kind": r.kind, "state": r.state,
+                               "attempts": r.attempts, "entityId": r.entityId,
+                               "createdAt": r.createdAt}))  # fmt: skip
+        elif rows or not shown:
+            render(["EXTERNAL ID", "KIND", "STATE", "ATTEMPTS", "ENTITY"],
+                   [(r.externalId, r.kind, r.state, r.attempts, r.entityId) for r in rows])  # fmt: skip
+        shown += len(rows)
+        if not (every and got.next):
+            break
+        cursor = got.next
+    if got.next is not None and not every:
+        print(f"more: --cursor {got.next.encode()}", file=sys.stderr if args.json else sys.stdout)
+    if not args.json:
+        print(f"{shown} commands, newest first")
     return 0
+
+
+def _unknown_command_filter(catalog: Any, partner: str | None, kind: str | None) -> str | None:
+    if partner and partner not in catalog.partners:
+        return f"unknown partner {partner!r}; known: {', '.join(sorted(catalog.partners))}"
+    known = sorted(c.name for c in catalog.commands.values() if not partner or c.partner == partner)
+    if kind and kind not in known:
+        return f"unknown command kind {kind!r}; known: {', '.join(known)}"
+    return None
 
 
 def add(sub: Any) -> None:
@@ -296,7 +339,14 @@ def add(sub: Any) -> None:
     csh.add_argument("external_id")
     csh.add_argument("--json", action="store_true")
     csh.set_defaults(func=cmd_command_show)
-    cl = command.add_parser("list", help="journaled commands")
+    cl = command.add_parser("list", help="journaled commands, newest first, paged")
     cl.add_argument("--state", choices=["PENDING_SEND", "SENT", "UNKNOWN", "ACCEPTED", "REJECTED"])
-    cl.add_argument("--json", action="store_true")
+    cl.add_argument("--partner")
+    cl.add_argument("--kind", help="a command kind (transfer, cash-transfer, …)")
+    cl.add_argument("--since", help="submitted since: 30m, 2h, 7d or an ISO date-time")
+    cl.add_argument("--until", help="submitted before: 30m, 2h, 7d or an ISO date-time")
+    cl.add_argument("--limit", type=int, help="commands per page (default 50; --json alone: all)")
+    cl.add_argument("--cursor", help="the page after the one that printed this cursor")
+    cl.add_argument("--all", action="store_true", help="every page, one after the other")
+    cl.add_argument("--json", action="store_true", help="one JSON object per line")
     cl.set_defaults(func=cmd_command_list)

@@ -41,6 +41,7 @@ from partnersync import (
     failpoints,
     keys,
     metrics,
+    paging,
     partner,
     replication,
     replies,
@@ -209,7 +210,9 @@ def submit(
     pipe = connection.pipeline(transaction=True)
     pipe.set(keys.command(external_id), msgspec.json.encode(record), nx=True)
     pipe.zadd(keys.COMMANDS, {external_id: int(now.timestamp() * 1000)}, nx=True)
-    created, _ = pipe.execute()
+    pipe.zadd(keys.command_index(kind.name, CommandState.PENDING_SEND),
+              {external_id: int(now.timestamp() * 1000)})  # fmt: skip
+    created, _, _ = pipe.execute()
     if not created:  # a concurrent submit of the same intent won: link to it
         return load(connection, external_id), False  # type: ignore[return-value]
     connection.hincrby(keys.COMMAND_STATES, CommandState.PENDING_SEND, 1)
@@ -622,6 +625,7 @@ def _queue_writes(
         if isinstance(result, Outcome) and old != result.record.state:
             pipe.hincrby(keys.COMMAND_STATES, str(old), -1)
             pipe.hincrby(keys.COMMAND_STATES, str(result.record.state), 1)
+            _reindex(pipe, result.record, old)
         if record is None:
             ctx.workqueue.complete(pipe, key, me, 0, "ok")
             continue
@@ -689,6 +693,48 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+
+def _reindex(pipe: redis.client.Pipeline, record: CommandRecord, old: Any) -> None:
+    """The command moves from its old state's index to its new one's."""
+    pipe.zrem(keys.command_index(record.kind, str(old)), record.externalId)
+    submitted = int(record.createdAt.timestamp() * 1000)
+    pipe.zadd(keys.command_index(record.kind, str(record.state)), {record.externalId: submitted})
+
+
+@dataclass
+class Page:
+    records: list[CommandRecord]
+    next: paging.Cursor | None  # None: the last page
+
+
+def page(
+    connection: redis.Redis,
+    catalog: partner.Catalog,
+    *,
+    partner_name: str | None = None,
+    kind: str | None = None,
+    state: str | None = None,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+    limit: int = 50,
+    cursor: paging.Cursor | None = None,
+) -> Page:
+    """One page of journaled commands, newest submitted first, from the per-kind-and-state
+    indexes the filters name: O(page × indexes), whatever the journal holds."""
+    kinds = [
+        c.name for c in catalog.commands.values()
+        if (kind is None or c.name == kind) and (partner_name is None or c.partner == partner_name)
+    ]  # fmt: skip
+    states = [state] if state else [str(s) for s in CommandState]
+    indexes = [paging.Index(keys.command_index(k, s)) for k in kinds for s in states]
+    high = min(until_ms if until_ms is not None else 2**62, cursor.ms if cursor else 2**62)
+    shown, more = paging.newest(
+        connection, indexes, high=high, low=since_ms or 0, limit=limit, cursor=cursor
+    )
+    raws = connection.mget([keys.command(x) for _, x in shown]) if shown else []
+    records = [r for r in map(decode, raws) if r is not None]
+    return Page(records, paging.Cursor(*shown[-1]) if more and shown else None)
 
 
 def _finish(

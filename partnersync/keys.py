@@ -108,6 +108,11 @@ def command(external_id: str) -> str:
     return f"{PREFIX}cmd:{external_id}"
 
 
+def command_index(kind: str, state: str) -> str:
+    """Zset externalId -> ms it was submitted, of the commands of `kind` now in `state`."""
+    return f"{PREFIX}cmd-ix:{kind}:{state}"
+
+
 def command_scope(partner: str, kind: str, scope: str) -> str:
     """The externalId of the one create without an externalId running in this scope."""
     return f"{PREFIX}cmd-scope:{partner}:{kind}:{scope}"

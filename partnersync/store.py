@@ -18,7 +18,7 @@ Layout (key names in keys.py):
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any
 import msgspec
 import redis
 
-from partnersync import keys, replies
+from partnersync import keys, paging, replies
 from schemas.store import EntityRecord, Refusal, Rejection, Transition
 
 # -- the stored form -------------------------------------------------------------------------
@@ -307,22 +307,15 @@ def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool, clock_ms
 # -- listing ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Cursor:
+class Cursor(paging.Cursor):
     """Where a listing page ended: the last entity's ms of update and its key."""
 
-    ms: int
-    key: str
-
-    def encode(self) -> str:
-        return f"{self.ms}.{self.key}"
-
     @classmethod
-    def parse(cls, text: str) -> Cursor:
-        ms, sep, key = text.partition(".")
-        if not sep or not ms.isdigit() or key.count(":") < 2:
-            raise ValueError(f"not a cursor from a listing: {text!r}")
-        return cls(int(ms), key)
+    def parse(
+        cls, text: str, valid: Callable[[str], bool] = lambda key: key.count(":") >= 2
+    ) -> Cursor:
+        found = paging.Cursor.parse(text, valid)
+        return cls(found.ms, found.key)
 
 
 @dataclass
@@ -371,48 +364,14 @@ def page(
     indexes = _indexes(connection, partner, kind, status)
     high = min(until_ms if until_ms is not None else 2**62, cursor.ms if cursor else 2**62)
     low = since_ms if since_ms is not None else 0
-    pipe = connection.pipeline(transaction=False)
-    names = list(indexes)
-    for p, k, s in names:
-        pipe.zrange(keys.index(p, k, s), high, low, desc=True, byscore=True,
-                    offset=0, num=limit + 1, withscores=True)  # fmt: skip
-    candidates: list[tuple[int, str]] = []
-    for (p, k, s), got in zip(names, pipe.execute(), strict=True):
-        candidates += _after(connection, (p, k, s), got, high, low, limit, cursor)
-    candidates.sort(reverse=True)
-    shown = candidates[:limit]
+    shown, more = paging.newest(
+        connection, [paging.Index(keys.index(p, k, s), f"{p}:{k}:") for p, k, s in indexes],
+        high=high, low=low, limit=limit, cursor=cursor,
+    )  # fmt: skip
     loaded = load(connection, [key for _, key in shown])
     records = [r for r in loaded if r is not None]
-    more = len(candidates) > limit
     total = sum(indexes.values()) if since_ms is None and until_ms is None else None
     return Page(records, Cursor(*shown[-1]) if more and shown else None, total)
-
-
-def _after(
-    connection: redis.Redis,
-    index: tuple[str, str, str],
-    got: Any,
-    high: int,
-    low: int,
-    limit: int,
-    cursor: Cursor | None,
-) -> list[tuple[int, str]]:
-    """An index's first `limit` + 1 entries after `cursor` (newest first). Entries tied with
-    the cursor's ms that it already showed are skipped; if ties fill the first read, the
-    index is read further (rare: it takes that many updates within one millisecond)."""
-    p, k, s = index
-    out: list[tuple[int, str]] = []
-    offset = 0
-    while True:
-        for member, score in got:
-            entry = (int(score), f"{p}:{k}:{replies.text(member)}")
-            if cursor is None or entry < (cursor.ms, cursor.key):
-                out.append(entry)
-        if len(out) > limit or len(got) < limit + 1:
-            return out[: limit + 1]
-        offset += len(got)
-        got = connection.zrange(keys.index(p, k, s), high, low, desc=True, byscore=True,
-                                offset=offset, num=limit + 1, withscores=True)  # fmt: skip
 
 
 def iterate(

@@ -81,6 +81,7 @@ async def reconcile(
     start: date,
     end: date,
     grace: timedelta,
+    changes_maxlen: int,
 ) -> Result:
     result = Result()
     bookings: list[Transaction] = []
@@ -119,23 +120,26 @@ async def reconcile(
         elif t.TransferRequestedOn is None or now - t.TransferRequestedOn > grace:
             result.missing.append(t.TransactionId)
     result.unexpected = [str(b.BookingId) for b in bookings if str(b.BookingId) not in used]
-    _publish(connection, result, start, end)
+    _publish(connection, result, start, end, changes_maxlen)
     return result
 
 
-def _publish(connection: redis.Redis, result: Result, start: date, end: date) -> None:
-    """Mismatches on the change stream, next to the entity transitions; the whole result
-    kept as the latest (the console shows it)."""
+def _publish(connection: redis.Redis, result: Result, start: date, end: date, maxlen: int) -> None:
+    """Mismatches on the change stream, next to the entity transitions (held to its
+    length, PARTNERSYNC_CHANGES_MAXLEN, as they are); the whole result kept as the latest
+    (the console shows it)."""
     stamp = datetime.now(UTC).isoformat()
     pipe = connection.pipeline()
     latest = {"at": stamp, "from": start.isoformat(), "to": end.isoformat(), **result.to_builtins()}
     pipe.set(saxo_keys.RECONCILIATION, msgspec.json.encode(latest))
     for transaction_id in result.missing:
         pipe.xadd(keys.CHANGES, {"key": keys.entity_key("saxo", "cash-transfer", transaction_id), "partner": "saxo",
-                                 "kind": "reconciliation", "to": "BOOKING_MISSING", "at": stamp})  # fmt: skip
+                                 "kind": "reconciliation", "to": "BOOKING_MISSING", "at": stamp},
+                  maxlen=maxlen, approximate=True)  # fmt: skip
     for booking_id in result.unexpected:
         pipe.xadd(keys.CHANGES, {"key": f"saxo:booking:{booking_id}", "partner": "saxo", "kind": "reconciliation",
-                                 "to": "BOOKING_UNEXPECTED", "at": stamp})  # fmt: skip
+                                 "to": "BOOKING_UNEXPECTED", "at": stamp},
+                  maxlen=maxlen, approximate=True)  # fmt: skip
     pipe.execute()
 
 

@@ -58,7 +58,7 @@ def cmd_reconcile_transactions(args: argparse.Namespace, settings: Settings) -> 
         async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
             return await transactions.reconcile(
                 SaxoClient(settings, http, saxo_tokens(settings)), connection, client_key=client_key, start=start, end=end,
-                grace=timedelta(seconds=args.grace_s),
+                grace=timedelta(seconds=args.grace_s), changes_maxlen=settings.changes_maxlen,
             )  # fmt: skip
 
     result = asyncio.run(run())  # a partner error is answered by main()

@@ -26,12 +26,9 @@ def _signup(connection: Any, ref: str) -> tuple[str, str]:
     from partnersync import commands, keys
 
     record = commands.load(connection, ref)
-    if record is None:
-        for xid in connection.zrange(keys.COMMANDS, 0, -1):
-            candidate = commands.load(connection, xid.decode())
-            if candidate and candidate.kind == "signup" and candidate.entityId == ref:
-                record = candidate
-                break
+    if record is None:  # a ClientKey: its signup entity is linked to the command it came from
+        linked = connection.get(keys.command_link(keys.entity_key("saxo", "signup", ref)))
+        record = commands.load(connection, linked.decode()) if linked else None
     if record is None or record.kind != "signup" or record.result is None:
         raise ValueError(
             f"no accepted signup command for {ref!r} (give its externalId or ClientKey)"

@@ -1,0 +1,100 @@
+"""Listings and lookups read a page, not the journal (#38): counted in keys Redis looked
+up (INFO stats keyspace_hits + keyspace_misses, after CONFIG RESETSTAT), never timed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import msgspec
+import pytest
+import redis
+
+from cli.redisserver import RedisServer
+from partners.saxo.cli.signups import _signup
+from partnersync import commands, config, keys, partner, store, workqueue
+from schemas.commands import CommandRecord, CommandState
+from schemas.tradevest.commands import TransferData
+from tests.conftest import ROOT, base_env
+
+JOURNAL = 400
+
+
+def keys_read(r: redis.Redis) -> int:
+    stats = r.info("stats")
+    return int(stats["keyspace_hits"]) + int(stats["keyspace_misses"])
+
+
+@pytest.fixture
+def journal(redis_server: RedisServer, r: redis.Redis) -> list[str]:
+    """`JOURNAL` transfer commands submitted (no worker runs: they stay PENDING_SEND)."""
+    settings = config.load(base_env(redis_server.url), state_fallback=False)
+    wq = workqueue.WorkQueue.from_settings(r, settings)
+    product = uuid.uuid4()
+    return [
+        commands.submit(r, wq, "transfer", TransferData(customerProductId=product,
+                        amount=Decimal("1.00"), reference=f"r{n}"), settings=settings)[0].externalId
+        for n in range(JOURNAL)
+    ]  # fmt: skip
+
+
+def test_command_list_reads_a_page_not_the_journal(
+    redis_server: RedisServer, r: redis.Redis, journal: list[str]
+) -> None:
+    env = base_env(redis_server.url)
+
+    def listed(*args: str) -> list[dict]:
+        done = subprocess.run([sys.executable, "-m", "partnersync", "command", "list", *args],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    r.config_resetstat()
+    first = listed("--limit", "20", "--json")
+    assert len(first) == 20 and keys_read(r) < 150, keys_read(r)  # the journal holds 400
+    assert [c["externalId"] for c in first] == journal[::-1][:20]  # newest first
+    every = listed("--state", "PENDING_SEND", "--kind", "transfer", "--json")
+    assert sorted(c["externalId"] for c in every) == sorted(journal)  # paged through, once each
+    assert listed("--state", "ACCEPTED", "--json") == []
+    refused = subprocess.run([sys.executable, "-m", "partnersync", "command", "list", "--kind",
+                              "nosuch"], env=env, cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    assert refused.returncode == 2 and "nosuch" in refused.stderr
+
+
+def test_command_list_follows_a_state_change(r: redis.Redis, journal: list[str]) -> None:
+    """A command leaves its state's index for the new one's (as a worker's write does)."""
+    catalog = partner.load(config.DEFAULT_PARTNERS)
+    record = commands.load(r, journal[0])
+    assert record is not None
+    record.state = CommandState.ACCEPTED
+    pipe = r.pipeline()
+    commands._reindex(pipe, record, CommandState.PENDING_SEND)
+    pipe.execute()
+    accepted = commands.page(r, catalog, state="ACCEPTED").records
+    assert [c.externalId for c in accepted] == [journal[0]]
+    pending = commands.page(r, catalog, state="PENDING_SEND", limit=1000).records
+    assert journal[0] not in {c.externalId for c in pending} and len(pending) == JOURNAL - 1
+
+
+def test_a_signup_is_found_by_its_client_key_in_a_few_reads(
+    r: redis.Redis, journal: list[str]
+) -> None:
+    xid = f"ps-{uuid.uuid4().hex}"
+    now = datetime.now(UTC)
+    record = CommandRecord(externalId=xid, partner="saxo", kind="signup",
+                           body=msgspec.Raw(b"{}"), state=CommandState.ACCEPTED, entityId="CK-1==",
+                           result={"ClientKey": "CK-1==", "SignUpId": "S-1"},
+                           createdAt=now, updatedAt=now)  # fmt: skip
+    r.set(keys.command(xid), msgspec.json.encode(record))
+    r.zadd(
+        keys.COMMANDS, {xid: int(now.timestamp() * 1000) + 1}
+    )  # the newest: a scan reads it last
+    r.set(keys.command_link(keys.entity_key("saxo", "signup", "CK-1==")), xid)
+    r.config_resetstat()
+    assert _signup(r, "CK-1==") == ("CK-1==", "S-1")
+    assert keys_read(r) <= 4, keys_read(r)  # the journal holds 400 other commands
+    assert store.load(r, ["saxo:signup:CK-1=="]) == [None]
