@@ -33,7 +33,13 @@ def tasks(ctx: context.Context) -> list[Task]:
         (
             "retention",
             s.sweep_interval_s,
-            lambda: retention.sweep(ctx.connection, ctx.catalog, s.retention_days),
+            lambda: retention.sweep(
+                ctx.connection,
+                ctx.catalog,
+                s.retention_days,
+                s.tombstone_days,
+                s.command_retention_days,
+            ),  # fmt: skip
         ),
     ]
     return engine + [t for p in ctx.catalog.partners.values() for t in p.tasks(ctx)]

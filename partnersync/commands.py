@@ -737,6 +737,35 @@ def page(
     return Page(records, paging.Cursor(*shown[-1]) if more and shown else None)
 
 
+FINAL_STATES = (CommandState.ACCEPTED, CommandState.REJECTED)
+
+
+def forget(
+    connection: redis.Redis, catalog: partner.Catalog, before_ms: int, limit: int = 500
+) -> int:
+    """Remove finished commands submitted before `before_ms` from the journal (record,
+    indexes, state count), oldest first; returns how many. Their entity's link to them goes
+    with the entity's tombstone (store.forget)."""
+    forgotten = 0
+    for kind in catalog.commands.values():
+        for state in FINAL_STATES:
+            index = keys.command_index(kind.name, state)
+            gone = replies.texts(connection.zrangebyscore(index, "-inf", before_ms, start=0,
+                                                          num=limit - forgotten))  # fmt: skip
+            if not gone:
+                continue
+            pipe = connection.pipeline(transaction=True)
+            pipe.delete(*(keys.command(x) for x in gone))
+            pipe.zrem(keys.COMMANDS, *gone)
+            pipe.zrem(index, *gone)
+            pipe.hincrby(keys.COMMAND_STATES, str(state), -len(gone))
+            pipe.execute()
+            forgotten += len(gone)
+            if forgotten >= limit:
+                return forgotten
+    return forgotten
+
+
 def _finish(
     pipe: redis.client.Pipeline, ctx: Context, record: CommandRecord, counts: dict[str, int]
 ) -> None:

@@ -248,10 +248,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float,
         Env(
             "PARTNERSYNC_RETENTION_DAYS",
-            "days an entity in a final state stays after its last change (then a tombstone is left; its externalId link and command outcome stay for good)",
+            "days an entity in a final state stays after its last change (then a tombstone is left, with its externalId link, for PARTNERSYNC_TOMBSTONE_DAYS)",
             minimum=1e-06,
         ),
     ] = 90.0
+    tombstone_days: Annotated[
+        float,
+        Env(
+            "PARTNERSYNC_TOMBSTONE_DAYS",
+            "days an evicted entity's tombstone and externalId link stay (a late event is judged against them); after that the id is unknown",
+            minimum=1e-06,
+        ),
+    ] = 365.0
+    command_retention_days: Annotated[
+        float,
+        Env(
+            "PARTNERSYNC_COMMAND_RETENTION_DAYS",
+            "days a finished command's journal record stays after it was submitted (at least PARTNERSYNC_RETENTION_DAYS)",
+            minimum=1e-06,
+        ),
+    ] = 455.0
     http_timeout_s: Annotated[
         float, Env("PARTNERSYNC_HTTP_TIMEOUT_S", "timeout of one partner API call", minimum=0.1)
     ] = 10.0
@@ -494,6 +510,13 @@ def load(
         raise ConfigError(
             f"PARTNERSYNC_LEASE_MS={settings.lease_ms} must be at least twice "
             f"PARTNERSYNC_HTTP_TIMEOUT_S ({settings.http_timeout_s} s)"
+        )
+    if settings.command_retention_days < settings.retention_days:
+        # the journal would forget a command whose entity is still stored: a re-submit of
+        # its intent would find nothing and send it again
+        raise ConfigError(
+            f"PARTNERSYNC_COMMAND_RETENTION_DAYS={settings.command_retention_days:g} must be at "
+            f"least PARTNERSYNC_RETENTION_DAYS ({settings.retention_days:g})"
         )
     if settings.redis_url:
         scheme = settings.redis_url.partition("://")[0]

@@ -76,6 +76,9 @@ def attempts(entity_key: str) -> str:
     return f"{PREFIX}attempts:{entity_key}"
 
 
+GONE_INDEX = PREFIX + "gone-ix"  # zset entity key -> ms it was evicted (its tombstone's age)
+
+
 def entity(entity_key: str) -> str:
     return f"{PREFIX}entity:{entity_key}"
 

