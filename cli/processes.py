@@ -36,6 +36,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if args.single or args.burst:
         worker.run_worker(settings, burst=args.burst)
         return 0
+    from partnersync import handlers
+
+    handlers.load(settings.handlers)  # once here: not in every worker it would restart
     return worker.run_pool(settings, args.n)
 
 

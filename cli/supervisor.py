@@ -66,6 +66,7 @@ class Supervisor:
     root: Path = field(default_factory=Path.cwd)
     children: list[Child] = field(default_factory=list)
     redis: RedisServer | None = None
+    wrote_state: bool = False  # var/run.env is this run's (removed when it stops)
     first_password: str | None = None  # the console's first operator, when run made one
 
     def run(self) -> int:
@@ -189,6 +190,7 @@ class Supervisor:
         partners = partner.load(self.settings.partners).partners.values()
         lines += [f"{name}={env[name]}" for name in shared(partners) if env.get(name)]
         write_private(self.state_file, "\n".join(lines) + "\n")
+        self.wrote_state = True
 
     def _register(self, env: dict[str, str]) -> None:
         if not self.sandbox:
@@ -229,7 +231,8 @@ class Supervisor:
             process.stop(child.proc, timeout=35)  # the worker pool's grace is 30 s
         if self.redis is not None:
             self.redis.stop()
-        self.state_file.unlink(missing_ok=True)
+        if self.wrote_state:  # a run refused at start leaves the running one's alone
+            self.state_file.unlink(missing_ok=True)
         print("partnersync: stopped", flush=True)
 
 

@@ -488,6 +488,23 @@ def run_state(directory: Path) -> dict[str, str]:
     return found
 
 
+def _from_run(state: dict[str, str], environ: Mapping[str, str]) -> dict[str, str]:
+    """The run's variables less those of every partner the environment sets one of."""
+    if not state:
+        return state
+    names = environ.get("PARTNERSYNC_PARTNERS") or state.get("PARTNERSYNC_PARTNERS")
+    modules = tuple(m.strip() for m in names.split(",") if m.strip()) if names else DEFAULT_PARTNERS
+    for module in modules:
+        try:
+            struct = _partner_settings(module)
+        except ConfigError:
+            continue  # reported when the settings are read
+        own = {env.name for _, _, env in declared(struct)} if struct is not None else set()
+        if own & set(environ):
+            state = {k: v for k, v in state.items() if k not in own}
+    return state
+
+
 def load(
     environ: Mapping[str, str] | None = None, *, state_fallback: bool = True, **overrides: object
 ) -> Settings:
@@ -496,13 +513,15 @@ def load(
 
     Variables the environment does not set come from what a `partnersync run` in this
     directory set up (var/run.env), so a second terminal finds the same Redis, secrets and
-    sandbox without flags.
+    sandbox without flags — unless the environment names its own system: with REDIS_URL
+    set nothing is taken from the run, and a partner any of whose variables is set takes
+    none of its variables from the run (never half one partner, half another).
     """
-    from partnersync import redisurl  # a connection's concern, checked here at start
+    from partnersync import handlers, redisurl  # checked here at start
 
     environ = os.environ if environ is None else environ
-    if state_fallback:
-        environ = {**run_state(Path.cwd()), **environ}
+    if state_fallback and "REDIS_URL" not in environ:
+        environ = {**_from_run(run_state(Path.cwd()), environ), **environ}
     settings = read(Settings, environ, **overrides)
     if settings.lease_ms < 2000 * settings.http_timeout_s:
         # A lease must outlive a request and its follow-up, or a second worker takes the
@@ -511,6 +530,7 @@ def load(
             f"PARTNERSYNC_LEASE_MS={settings.lease_ms} must be at least twice "
             f"PARTNERSYNC_HTTP_TIMEOUT_S ({settings.http_timeout_s} s)"
         )
+    handlers.check(settings.handlers)  # its form and module; the pool imports it once
     if settings.command_retention_days < settings.retention_days:
         # the journal would forget a command whose entity is still stored: a re-submit of
         # its intent would find nothing and send it again

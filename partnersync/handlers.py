@@ -13,9 +13,11 @@ and `PARTNERSYNC_HANDLERS=myapp.handlers:handlers`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections import defaultdict
 from collections.abc import Callable
 
+from partnersync.errors import ConfigError
 from schemas.store import EntityRecord, Transition
 
 Handler = Callable[[Transition, EntityRecord], object]
@@ -43,13 +45,46 @@ class Handlers:
         return bool(self._registry)
 
 
+def check(path: str | None) -> None:
+    """What can be said of `path` without running the user's code (config.load, at every
+    start): its form, and that its module is there. Raises ConfigError."""
+    if not path:
+        return
+    module_name, _, attribute = path.partition(":")
+    if (
+        not module_name
+        or ":" in attribute
+        or not all(
+            part.isidentifier() for part in (*module_name.split("."), attribute or "handlers")
+        )
+    ):
+        raise ConfigError(f"PARTNERSYNC_HANDLERS={path!r}: use package.module:attribute")
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise ConfigError(f"PARTNERSYNC_HANDLERS={path!r}: no module {module_name!r} here")
+
+
 def load(path: str | None) -> Handlers:
-    """`package.module:attribute` (or `package.module`, attribute `handlers`)."""
+    """`package.module:attribute` (or `package.module`, attribute `handlers`). Raises
+    ConfigError naming what is wrong (the worker pool checks it once, before its workers)."""
     if not path:
         return Handlers()
+    check(path)
     module_name, _, attribute = path.partition(":")
-    module = importlib.import_module(module_name)
-    found = getattr(module, attribute or "handlers")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module failed to import: say why, once
+        raise ConfigError(
+            f"PARTNERSYNC_HANDLERS={path!r}: importing {module_name} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    found = getattr(module, attribute or "handlers", None)
     if not isinstance(found, Handlers):
-        raise TypeError(f"PARTNERSYNC_HANDLERS={path!r} is not a partnersync.handlers.Handlers")
+        raise ConfigError(
+            f"PARTNERSYNC_HANDLERS={path!r}: {module_name} has no partnersync.handlers.Handlers "
+            f"named {attribute or 'handlers'}"
+        )
     return found

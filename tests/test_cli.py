@@ -57,6 +57,9 @@ def test_data_file_problems_are_messages(data: str, reason: str) -> None:
         ("SAXO_AUTH", "magic", "SAXO_AUTH='magic': use static, code, certificate"),
         ("SAXO_RATE_LIMITS", "Session=fast", "SAXO_RATE_LIMITS='Session=fast'"),
         ("TRADEVEST_WEBHOOK_AUTH", "hmac", "use header, standard-webhooks"),
+        # user handlers: a module that is not there (was: accepted, workers crash-looped, #39)
+        ("PARTNERSYNC_HANDLERS", "nosuch.mod:x", "PARTNERSYNC_HANDLERS='nosuch.mod:x': no module"),
+        ("PARTNERSYNC_HANDLERS", "a:b:c", "PARTNERSYNC_HANDLERS='a:b:c': use package.module"),
     ],
 )
 def test_settings_are_checked_at_start(variable: str, value: str, message: str) -> None:
@@ -64,6 +67,15 @@ def test_settings_are_checked_at_start(variable: str, value: str, message: str) 
     done = run("config", env={variable: value})
     assert done.returncode == 2, done.stdout[-300:] + done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_worker_pool_with_handlers_it_cannot_load_stops_once_with_the_reason() -> None:
+    """The module is there, the attribute is not: the pool says so and exits 2 instead of
+    restarting workers that die on it (#39)."""
+    done = run("worker", "-n", "1", env={"PARTNERSYNC_HANDLERS": "json:nosuch"})
+    assert done.returncode == 2, done.stdout[-300:] + done.stderr
+    assert "PARTNERSYNC_HANDLERS='json:nosuch'" in done.stderr and "nosuch" in done.stderr
+    assert "Traceback" not in done.stderr and "restarting" not in done.stderr
 
 
 def test_bad_log_level_is_named() -> None:

@@ -83,6 +83,25 @@ def test_run_refuses_a_busy_receiver_port(tmp_path: Path) -> None:
     assert not (tmp_path / "var" / "run.env").exists()
 
 
+def test_a_refused_second_run_leaves_the_first_ones_settings(tmp_path: Path) -> None:
+    """#39: the first `run`'s var/run.env is its own; a second run that cannot start must
+    not delete it (every second-terminal command would then lose its Redis)."""
+    state = tmp_path / "var" / "run.env"
+    state.parent.mkdir()
+    state.write_text("REDIS_URL=redis://127.0.0.1:6390/0\n")
+    with socket.socket() as stranger:
+        stranger.bind(("127.0.0.1", 0))
+        stranger.listen()
+        port = stranger.getsockname()[1]
+        done = subprocess.run(
+            [SCRIPT, "run", "--no-sandbox"], cwd=tmp_path,
+            env=clean_env(PORT=str(port), REDIS_URL="redis://127.0.0.1:1/0"),
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert state.read_text() == "REDIS_URL=redis://127.0.0.1:6390/0\n"
+
+
 FIXTURES = {
     "naturalPersonId": sandbox_tradevest.NATURAL_PERSON_ID,
     "customerId": sandbox_tradevest.CUSTOMER_ID,
