@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import ipaddress
 import json
+import os
 import secrets
 import threading
 import time
@@ -57,6 +58,8 @@ from schemas.store import EntityRecord
 
 HERE = Path(__file__).parent
 SESSION_HOURS = 8
+LOGIN_FAILURES = 5  # wrong passwords per name, and per source address, in a window…
+LOGIN_WINDOW_S = 300  # …after which sign-ins are refused (429) until the window ends
 
 
 class Console:
@@ -73,6 +76,7 @@ class Console:
         self.streams = streams  # asyncio client: the live pages' blocking XREADs
         self.catalog = partner.load(settings.partners)
         self.users = users.read(settings.console_users)
+        self.users_read = _mtime(settings.console_users)
         self.proxies = [
             ipaddress.ip_network(c, strict=False) for c in settings.console_trusted_proxies
         ]
@@ -90,13 +94,28 @@ class Console:
             except ValueError:
                 trusted = False
             proxied = request.headers.get(self.settings.console_proxy_header, "")
-            if not trusted or proxied not in self.users:
+            known = self.known_users()
+            if not trusted or proxied not in known:
                 return None
-            return users.User(proxied, self.users[proxied][0])
+            return users.User(proxied, known[proxied][0])
         name, role = request.session.get("user"), request.session.get("role")
-        if not name or name not in self.users or self.users[name][0] != role:
+        sid = request.session.get("sid")
+        if not name or not sid:
+            return None
+        known = self.known_users()
+        if name not in known or known[name][0] != role:
             return None  # removed or demoted since signing in: signed out
+        if not self.connection.exists(keys.console_session(str(sid))):
+            return None  # signed out (a copy of the cookie no longer opens anything)
         return users.User(str(name), str(role))
+
+    def known_users(self) -> dict[str, tuple[str, str]]:
+        """The users file as it is now: `console-user` changes take effect without a
+        restart (read again when the file changed)."""
+        changed = _mtime(self.settings.console_users)
+        if changed != self.users_read:
+            self.users, self.users_read = users.read(self.settings.console_users), changed
+        return self.users
 
     def need(self, request: Request, *, operator: bool = False) -> users.User:
         user = self.user(request)
@@ -136,22 +155,46 @@ class Console:
 
     async def login(self, request: Request) -> Response:
         form = await self.form(request)
-        user = await run_in_threadpool(
-            users.verify, self.users, form.get("name", ""), form.get("password", "")
-        )
+        name = form.get("name", "")
         target = form.get("next", "/")
         if not target.startswith("/") or target.startswith("//"):
             target = "/"  # never off this site
+        source = request.client.host if request.client else "unknown"
+        counters = [keys.console_login_failures(f"name:{name}"),
+                    keys.console_login_failures(f"addr:{source}")]  # fmt: skip
+        failures = [int(n or 0) for n in self.connection.mget(counters)]
+        if max(failures) >= LOGIN_FAILURES:
+            wait = max(1, max(int(self.connection.ttl(k)) for k in counters))
+            response = self.page(request, "login.html", 429, next=target,
+                                 error=f"too many failed sign-ins: try again in {wait} s")  # fmt: skip
+            response.headers["Retry-After"] = str(wait)
+            return response
+        known = await run_in_threadpool(self.known_users)
+        user = await run_in_threadpool(users.verify, known, name, form.get("password", ""))
         if user is None:
+            pipe = self.connection.pipeline()
+            for key in counters:
+                pipe.incr(key)
+                pipe.expire(key, LOGIN_WINDOW_S, nx=True)
+            pipe.execute()
+            await run_in_threadpool(audit.record, self.connection, name[:64], "login-failed",
+                                    "console", f"from {source}")  # fmt: skip
             return self.page(request, "login.html", 401, next=target,
                              error="wrong name or password")  # fmt: skip
+        self.connection.delete(counters[0])
+        sid = secrets.token_urlsafe(18)
+        self.connection.set(keys.console_session(sid), user.name, ex=SESSION_HOURS * 3600)
         request.session.clear()
-        request.session.update(user=user.name, role=user.role, csrf=secrets.token_urlsafe(24))
+        request.session.update(user=user.name, role=user.role, sid=sid,
+                               csrf=secrets.token_urlsafe(24))  # fmt: skip
         await run_in_threadpool(audit.record, self.connection, user.name, "login", "console")
         return RedirectResponse(target, 303)
 
     async def logout(self, request: Request) -> Response:
         await self.form(request)
+        sid = request.session.get("sid")
+        if sid:  # revoked: a copy of the cookie opens nothing from now on
+            self.connection.delete(keys.console_session(str(sid)))
         request.session.clear()
         return RedirectResponse("/login", 303)
 
@@ -442,6 +485,13 @@ class Console:
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
             return self.page(request, "error.html", 401, message="sign in first")
         return self.page(request, "error.html", exc.status_code, message=exc.detail)
+
+
+def _mtime(path: str | None) -> float | None:
+    try:
+        return os.stat(path).st_mtime if path else None
+    except OSError:
+        return None
 
 
 def _templates(catalog: partner.Catalog) -> Jinja2Templates:

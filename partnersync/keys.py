@@ -130,6 +130,16 @@ def dead_letter(dlq_id: str) -> str:
     return f"{PREFIX}dlq:{dlq_id}"
 
 
+def console_session(sid: str) -> str:
+    """A signed-in console session: it is live while this key is (logout deletes it)."""
+    return f"{PREFIX}console:session:{sid}"
+
+
+def console_login_failures(who: str) -> str:
+    """Failed console sign-ins of a user name or a source address, in the current window."""
+    return f"{PREFIX}console:login-failures:{who}"
+
+
 def replay_job(job_id: str) -> str:
     """A console replay's progress: hash user, phase, done, of, outcome (expires in a day)."""
     return f"{PREFIX}replay-job:{job_id}"
