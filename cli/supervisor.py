@@ -124,6 +124,8 @@ class Supervisor:
             self.redis = RedisServer(self.root / "var" / "redis", free_port(EMBEDDED_REDIS_PORT))
             self.redis.start()
             env["REDIS_URL"] = self.redis.url
+            if self.sandbox:
+                self._reset(self.redis)
         else:
             env["REDIS_URL"] = self.settings.redis_url
         partners = partner.load(self.settings.partners).partners.values()
@@ -165,6 +167,22 @@ class Supervisor:
                         + (f" (exited {code}; its error is above)" if code is not None else "")
                     )
         return env
+
+    def _reset(self, server: RedisServer) -> None:
+        """The sandbox starts empty every run: a mirror kept from the last one would name
+        entities it no longer has (its sweeps would dead-letter them again and again), so
+        the embedded Redis starts empty too, and says so."""
+        import redis
+
+        connection = redis.Redis.from_url(server.url)
+        try:
+            held = connection.dbsize()
+            if held:
+                connection.flushall()
+                print(f"partnersync: run: the sandbox starts empty, so the embedded Redis was "
+                      f"emptied too ({held} keys of the last run; var/redis)", flush=True)  # fmt: skip
+        finally:
+            connection.close()
 
     def _console(self, env: dict[str, str]) -> None:
         """The console's session key (new each run: sessions end with it), its users file,

@@ -14,9 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 
 from cli.redisserver import free_port
 from cli.supervisor import SANDBOX_PORT
+from partnersync import keys
 from partnersync.config import run_state
 from sandbox import tradevest as sandbox_tradevest
 from tests.conftest import ROOT, wait_for
@@ -139,6 +141,9 @@ def test_a_second_terminal_gets_runs_settings(tmp_path: Path, sandbox_port_free:
         # a dashboard stays connected: Redis closes it at stop, and that socket lingers in
         # FIN-WAIT on Redis's port while the dashboard has not noticed
         dashboard = socket.create_connection(("127.0.0.1", redis_port))
+        marker = redis.Redis(port=redis_port)
+        marker.set("left-by-the-first-run", 1)
+        marker.close()
     finally:
         rc = run.stop()
     assert rc == 0, run.out.read_text()
@@ -149,6 +154,14 @@ def test_a_second_terminal_gets_runs_settings(tmp_path: Path, sandbox_port_free:
     try:
         again.wait_running()
         assert run_state(tmp_path)["REDIS_URL"] == f"redis://127.0.0.1:{redis_port}/0"
+        # the sandbox started empty, and so did the mirror (said plainly): nothing of the
+        # last run's entities is left to be swept into the dead-letter queue
+        assert "the embedded Redis was emptied too" in again.out.read_text()
+        fresh = redis.Redis(port=redis_port)
+        assert fresh.get("left-by-the-first-run") is None and fresh.zcard(keys.DLQ) == 0
+        for fixture in ("naturalPersonId", "customerId"):  # backfilled again
+            assert "tradevest:" in cli(tmp_path, "entities", "find", FIXTURES[fixture]).stdout
+        fresh.close()
     finally:
         dashboard.close()
         again.stop()
