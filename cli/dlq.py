@@ -11,29 +11,31 @@ import msgspec
 from cli.common import connect_redis, to_json
 from cli.table import render
 from partnersync.config import Settings
+from partnersync.dlq import REASONS
 
 
-def _dlq_filter(args: argparse.Namespace):
+def _dlq_filter(args: argparse.Namespace, settings: Settings):
     from datetime import UTC, datetime
 
-    from partnersync import dlq
+    from partnersync import dlq, partner
 
     now = datetime.now(UTC)
     selected = dlq.parse_filter(args.filter or "", now)
+    catalog = partner.load(settings.partners)
     return msgspec.structs.replace(
         selected,
         kind=args.kind or selected.kind,
         error=args.error or selected.error,
         since=dlq.parse_since(args.since, now) if args.since else selected.since,
         reason=args.reason or selected.reason,
-    )
+    ).checked(dlq.known_kinds(catalog.partners, catalog.kinds))
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     from partnersync import dlq
 
     try:
-        selected = _dlq_filter(args)
+        selected = _dlq_filter(args, settings)
     except ValueError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
@@ -69,7 +71,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     connection = connect_redis(settings)
     try:
-        selected = _dlq_filter(args)
+        selected = _dlq_filter(args, settings)
     except ValueError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
@@ -124,7 +126,7 @@ def add(sub: Any) -> None:
         p.add_argument("--kind", help="entity kind, e.g. transfer or saxo:cash-transfer")
         p.add_argument("--error", help="substring of the error")
         p.add_argument("--since", help="30m, 2h, 7d or an ISO date-time")
-        p.add_argument("--reason", choices=["reconcile", "handler", "command"])
+        p.add_argument("--reason", choices=REASONS)
         p.add_argument("--filter", help="the same as one string: kind=…,error=…,since=…,reason=…")
 
     dl = dlq.add_parser("list")

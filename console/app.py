@@ -309,10 +309,12 @@ class Console:
     def dead_letters(self, request: Request) -> Response:
         self.need(request)
         chosen, problem = self._filter(request.query_params)
-        letters = [x for x in dlq.all_letters(self.connection) if chosen.matches(x)]
+        letters = [] if problem else [
+            x for x in dlq.all_letters(self.connection) if chosen.matches(x)
+        ]  # fmt: skip
         letters.sort(key=lambda x: x.at, reverse=True)
-        return self.page(request, "dlq.html", letters=letters, filters=dict(request.query_params),
-                         problem=problem, result=None)  # fmt: skip
+        return self.page(request, "dlq.html", 400 if problem else 200, letters=letters,
+                         filters=dict(request.query_params), problem=problem, result=None)  # fmt: skip
 
     def dead_letter(self, request: Request) -> Response:
         self.need(request)
@@ -390,7 +392,9 @@ class Console:
         text = ",".join(f"{k}={values[k]}" for k in ("kind", "error", "reason", "since")
                         if values.get(k))  # fmt: skip
         try:
-            return dlq.parse_filter(text, datetime.now(UTC)), None
+            chosen = dlq.parse_filter(text, datetime.now(UTC))
+            known = dlq.known_kinds(self.catalog.partners, self.catalog.kinds)
+            return chosen.checked(known), None
         except ValueError as exc:
             return dlq.Filter(), str(exc)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 import traceback
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -102,6 +103,22 @@ def all_letters(connection: redis.Redis) -> list[DeadLetter]:
     return out
 
 
+# why letters are dead: events not applied, a handler failed, a command crashed, a
+# partner's recovery item not understood
+REASONS = ("reconcile", "handler", "command", "recovery")
+
+
+def known_kinds(partners: Iterable[str], kinds: Iterable[tuple[str, str]]) -> set[str]:
+    """The kinds a filter may name: each entity kind, bare and as partner:kind, and the
+    dead letters' own (a command's, a recovery item's)."""
+    out = {"command", "recovery"}
+    for partner, kind in kinds:
+        out |= {kind, f"{partner}:{kind}"}
+    for partner in partners:
+        out |= {f"{partner}:command", f"{partner}:recovery"}
+    return out
+
+
 class Filter(msgspec.Struct, kw_only=True):
     """Which letters a listing or a replay selects; every given field must match."""
 
@@ -109,6 +126,18 @@ class Filter(msgspec.Struct, kw_only=True):
     error: str | None = None  # substring of the error, case-insensitive
     since: datetime | None = None
     reason: str | None = None  # reconcile | handler | command
+
+    def checked(self, kinds: Iterable[str]) -> Filter:
+        """Itself, if it names a kind partnersync has (`kinds`, as entity kinds and as
+        partner:kind) and a reason letters carry; else a ValueError naming the known ones
+        (an unknown one would select nothing, silently)."""
+        known = set(kinds)
+        if self.kind and self.kind not in known:
+            bare = sorted({k for k in known if ":" not in k})
+            raise ValueError(f"unknown kind {self.kind!r}; known: {', '.join(bare)}")
+        if self.reason and self.reason not in REASONS:
+            raise ValueError(f"unknown reason {self.reason!r}; known: {', '.join(REASONS)}")
+        return self
 
     def matches(self, letter: DeadLetter) -> bool:
         partner, kind, _ = letter.entity.split(":", 2)

@@ -186,3 +186,18 @@ def test_a_partners_commands_come_with_it() -> None:
     broken = run("saxo", "options", env={"PARTNERSYNC_LEASE_MS": "1"})
     assert broken.returncode == 2 and "PARTNERSYNC_LEASE_MS" in broken.stderr
     assert "Traceback" not in broken.stderr + without.stderr
+
+
+def test_filters_naming_nothing_known_are_refused() -> None:
+    """`dlq list --kind nosuch` printed nothing and exited 0 (#39 item 6)."""
+    for args, named in ((("dlq", "list", "--kind", "nosuch"), "unknown kind 'nosuch'"),
+                        (("dlq", "list", "--filter", "reason=whim"), "unknown reason 'whim'"),
+                        (("dlq", "replay", "--all", "--kind", "nosuch"), "unknown kind")):  # fmt: skip
+        done = run(*args)
+        assert done.returncode == 2 and named in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+
+
+def test_a_refresh_token_under_static_auth_is_refused_not_ignored() -> None:
+    done = run("saxo", "auth", "--refresh-token", "r-1", env={"SAXO_TOKEN": "t"})
+    assert done.returncode == 2 and "SAXO_AUTH=static" in done.stderr

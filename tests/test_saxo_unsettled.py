@@ -6,6 +6,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from decimal import Decimal
 
 import msgspec
 import pytest
@@ -104,3 +105,16 @@ def test_scheduled_report_is_stored_and_exposed(system) -> None:
     assert json.loads(stored)["total"] == "-3.18174235"
     text = system.http.get(system.receiver + "/metrics").text
     assert 'partnersync_unsettled_amount{currency="DKK"} -3.18174235' in text
+
+
+def test_long_labels_are_shown_whole() -> None:
+    """`--by instrument` cut its labels at 46 characters, piped or not (#39 item 6)."""
+    long = {"ExchangeId": "XETR", "Currency": "EUR", "AmountType": "SettlementAmountOfTrade",
+            "AmountTypeSource": "Booking", "InstrumentSymbol": "SOMEVERYLONGSYMBOL:xetr"}  # fmt: skip
+    text = unsettled.label("instrument", long)
+    assert len(text) > 46
+    row = unsettled.Row(level="instrument", ids=long, currency="EUR", value_date=None,
+                        amount=Decimal("-1.00"))  # fmt: skip
+    report = unsettled.Report(client_key=OWNER, by="instrument", currency="EUR",
+                              total=Decimal("-1.00"), cash_flows=[], rows=[row])  # fmt: skip
+    assert text in unsettled.render(report)

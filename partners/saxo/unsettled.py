@@ -194,11 +194,12 @@ def render(report: Report) -> str:
     for flow in report.cash_flows:
         lines.append(f"  {'value date ' + flow.ValueDate.isoformat():<58} {flow.Amount:>16}")
     lines.append("")
-    lines.append(f"{'by ' + report.by:<46} {'currency':<8} {'value date':<10} {'amount':>16}")
-    for row in report.rows:
+    words = [label(row.level, row.ids) for row in report.rows]
+    wide = max([46, *map(len, words)])  # a label is never cut: the column takes the longest
+    lines.append(f"{'by ' + report.by:<{wide}} {'currency':<8} {'value date':<10} {'amount':>16}")
+    for row, text in zip(report.rows, words, strict=True):
         when = row.value_date.isoformat() if row.value_date else "-"
-        words = label(row.level, row.ids)[:46]
-        lines.append(f"{words:<46} {row.currency:<8} {when:<10} {row.amount:>16}")
+        lines.append(f"{text:<{wide}} {row.currency:<8} {when:<10} {row.amount:>16}")
     if report.inconsistencies:
         lines.append("")
         lines.append("INCONSISTENT RESPONSE (totals do not equal their parts):")

@@ -157,6 +157,10 @@ def cmd_saxo_auth(args: argparse.Namespace, settings: Settings) -> int:
     from partners.saxo import auth as saxo_auth
 
     if SaxoSettings.of(settings).auth == "static":
+        if args.refresh_token:  # it would be kept nowhere and used by nothing
+            print("partnersync: saxo auth --refresh-token: SAXO_AUTH=static uses SAXO_TOKEN "
+                  "only; set SAXO_AUTH=code to use a refresh token", file=sys.stderr)  # fmt: skip
+            return 2
         print("SAXO_AUTH=static: the token is SAXO_TOKEN; nothing is kept in Redis")
         return 0
     store = saxo_auth.SaxoToken(connect_redis(settings), settings)
