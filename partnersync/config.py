@@ -282,6 +282,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0.1,
         ),
     ] = 30.0
+    watch_days: Annotated[
+        float,
+        Env(
+            "PARTNERSYNC_WATCH_DAYS",
+            "days an unchanged non-terminal entity is still re-fetched (ever less often: after half its time unchanged, from its kind's threshold on); after that only its webhooks and sweeps update it",
+            minimum=1e-06,
+        ),
+    ] = 30.0
+    recheck_budget_per_min: Annotated[
+        int,
+        Env(
+            "PARTNERSYNC_RECHECK_BUDGET_PER_MIN",
+            "re-fetches of unchanged entities per partner per minute at most (the rest wait for the next sweep)",
+            minimum=1,
+        ),
+    ] = 60
     dlq_retention: Annotated[
         int, Env("PARTNERSYNC_DLQ_RETENTION", "seconds a dead-lettered event is kept", minimum=1)
     ] = 30 * 24 * 3600

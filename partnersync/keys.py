@@ -19,6 +19,7 @@ ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that nee
 COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
 COMMAND_ATTENTION = PREFIX + "commands:attention"  # zset externalId -> ms: double bookings
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
+RECHECKS = PREFIX + "metrics:rechecks"  # hash partner -> re-fetches of unchanged entities
 COUNTERS = PREFIX + "counters"  # hash of plain counters (deliveries, duplicates, ...)
 JOB_OUTCOMES = PREFIX + "metrics:reconciles"  # hash outcome -> n
 RECONCILE_LATENCY = PREFIX + "metrics:event-to-store"  # hash bucket -> n, "sum"

@@ -83,8 +83,11 @@ class RedisCollector(Collector):
         pipe.hgetall(keys.COMMAND_STATES)
         pipe.hgetall(keys.ENTITY_COUNTS)
         pipe.hgetall(keys.RATE_LIMITS)
+        pipe.hgetall(keys.RECHECKS)
+        pipe.zcard(keys.WATCH)
         (counters, queued, started, failed, due, dirty, drainers, dead, attention, outcomes,
-         latency, calls, clock, command_states, entity_counts, rates) = pipe.execute()  # fmt: skip
+         latency, calls, clock, command_states, entity_counts, rates, rechecks,
+         watched) = pipe.execute()  # fmt: skip
 
         deliveries = CounterMetricFamily(
             "partnersync_deliveries", "Events taken in, by event type, source and outcome",
@@ -168,6 +171,18 @@ class RedisCollector(Collector):
         yield entities
 
         yield from _rate_limits(_decode(rates))
+
+        recheck = CounterMetricFamily(
+            "partnersync_rechecks", "Re-fetches of unchanged watched entities (stale sweep)",
+            labels=["partner"],
+        )  # fmt: skip
+        for partner, n in _decode(rechecks).items():
+            recheck.add_metric([partner], n)
+        yield recheck
+        yield GaugeMetricFamily(
+            "partnersync_watched", "Non-terminal entities still re-fetched when unchanged",
+            value=watched,
+        )  # fmt: skip
 
         for partner_metrics in self.partners:
             yield from partner_metrics(self.connection, now)

@@ -104,7 +104,11 @@ def _queue_one(
     assert record is not None
     status = record.status
     settings = ctx.settings
-    store.watch(write, key, kind.lifecycle.terminal(status), clock)
+    changed = int(record.updatedAt.timestamp() * 1000)
+    due = None if kind.lifecycle.terminal(status) else store.next_check(
+        clock, changed, kind.stale_after_s, settings.watch_days
+    )  # fmt: skip
+    store.watch(write, key, due)
     index = ctx.catalog.partners[kind.partner].index
     if index is not None and isinstance(got, tuple):
         index(write, kind, key, got[0], settings)  # the partner's own lookups

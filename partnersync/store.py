@@ -297,13 +297,26 @@ def write(
         pipe.xadd(keys.CHANGES, fields, maxlen=changes_maxlen, approximate=True)
 
 
-def watch(pipe: redis.client.Pipeline, entity_key: str, terminal: bool, clock_ms: int) -> None:
-    """Non-terminal entities are watched (re-fetched when unchanged too long); `clock_ms`
-    is Redis's time, which the sweeper compares against."""
-    if terminal:
+def watch(pipe: redis.client.Pipeline, entity_key: str, due_ms: int | None) -> None:
+    """Watch an entity: re-fetch it at `due_ms` (Redis's time) unless it changes first;
+    None: not any more (final, or unchanged past PARTNERSYNC_WATCH_DAYS)."""
+    if due_ms is None:
         pipe.zrem(keys.WATCH, entity_key)
     else:
-        pipe.zadd(keys.WATCH, {entity_key: clock_ms})
+        pipe.zadd(keys.WATCH, {entity_key: due_ms})
+
+
+def next_check(
+    clock_ms: int, changed_ms: int, stale_after_s: float, watch_days: float
+) -> int | None:
+    """When an entity unchanged since `changed_ms` is next re-fetched: after its kind's
+    threshold, then ever less often (after half the time it has been unchanged), and not at
+    all once unchanged for `watch_days` — so re-fetches follow recent change, not the
+    store's size (an ACTIVE customer or a BOOKED transaction is not polled for ever)."""
+    unchanged = max(0, clock_ms - changed_ms)
+    if unchanged > watch_days * 86_400_000:
+        return None
+    return clock_ms + max(int(stale_after_s * 1000), unchanged // 2)
 
 
 # -- listing ---------------------------------------------------------------------------------
