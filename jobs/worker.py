@@ -64,6 +64,7 @@ class Worker(SimpleWorker):
 
 def run_worker(settings: Settings, *, burst: bool = False, name: str | None = None) -> bool:
     failpoints.from_environ()  # tests only: PARTNERSYNC_FAILPOINTS=name=stop
+    failpoints.hit("worker.start")
     connection = context.connect(settings)
     redisurl.wait_until_reachable(connection, log)  # not a crash loop while Redis is away
     ctx = context.Context(settings, connection, handlers.load(settings.handlers))

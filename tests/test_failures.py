@@ -134,12 +134,11 @@ def test_restart_delays_back_off_and_reset_after_a_healthy_run() -> None:
 
 
 def test_pool_backs_off_a_worker_that_keeps_crashing(system_env, tmp_path) -> None:
-    """Handlers that cannot be loaded: every worker dies at start. The pool restarts each
-    slot with growing delays and says why, instead of hundreds of restarts a minute. (An
+    """Every worker dies at start (the `worker.start` failpoint exits). The pool restarts
+    each slot with growing delays and says why, instead of hundreds of restarts a minute.
+    (Handlers that cannot be loaded stop the pool before it starts a worker, test_cli; an
     unreachable Redis no longer crashes a worker: it waits, see test_edge.)"""
-    env = dict(
-        system_env, PARTNERSYNC_HANDLERS="tests.no_such_module:handlers", LOG_LEVEL="WARNING"
-    )
+    env = dict(system_env, PARTNERSYNC_FAILPOINTS="worker.start=exit", LOG_LEVEL="WARNING")
     log = tmp_path / "pool.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
