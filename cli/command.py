@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cli.common import to_json
+from cli.common import to_json, window
 from cli.table import render
 from partnersync.config import Settings
 
@@ -242,9 +242,7 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
     """Newest submitted first, a page at a time, from the per-kind-and-state indexes."""
-    from datetime import UTC, datetime
-
-    from partnersync import commands, dlq, paging, partner
+    from partnersync import commands, paging, partner
     from partnersync.context import connect
 
     catalog = partner.load(settings.partners)
@@ -252,27 +250,18 @@ def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
     if problem:
         print(f"partnersync: {problem}", file=sys.stderr)
         return 2
-    now = datetime.now(UTC)
     try:
-        cursor = paging.Cursor.parse(args.cursor) if args.cursor else None
-        since, until = (
-            int(dlq.parse_since(t, now).timestamp() * 1000) if t else None
-            for t in (args.since, args.until)
-        )
+        asked = window(args, paging.Cursor.parse)
     except ValueError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
-    if args.limit is not None and args.limit < 1:
-        print("partnersync: --limit must be at least 1", file=sys.stderr)
-        return 2
-    every = args.all or (args.json and args.limit is None and cursor is None)
-    limit = args.limit or (500 if every else 50)
+    cursor, every = asked.cursor, asked.every
     connection = connect(settings)
     shown = 0
     while True:
         got = commands.page(
             connection, catalog, partner_name=args.partner, kind=args.kind, state=args.state,
-            since_ms=since, until_ms=until, limit=limit, cursor=cursor,
+            since_ms=asked.since_ms, until_ms=asked.until_ms, limit=asked.limit, cursor=cursor,
         )  # fmt: skip
         rows = got.records
         if args.json:

@@ -8,7 +8,7 @@ from typing import Any
 
 import msgspec
 
-from cli.common import connect_redis, to_json
+from cli.common import connect_redis, to_json, window
 from cli.table import render
 from partnersync.config import Settings
 
@@ -29,32 +29,20 @@ def _entity_row(record: Any) -> dict[str, Any]:
 
 
 def cmd_entities_list(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import UTC, datetime
-
-    from partnersync import dlq, partner, store
+    from partnersync import partner, store
 
     catalog = partner.load(settings.partners)
     problem = unknown_filter(catalog, args.partner, args.kind)
     if problem:
         print(f"partnersync: {problem}", file=sys.stderr)
         return 2
-    now = datetime.now(UTC)
     try:
-        cursor = store.Cursor.parse(args.cursor) if args.cursor else None
-        since, until = (
-            int(dlq.parse_since(t, now).timestamp() * 1000) if t else None
-            for t in (args.since, args.until)
-        )
+        asked = window(args, store.Cursor.parse)
     except ValueError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
-    if args.limit is not None and args.limit < 1:
-        print("partnersync: --limit must be at least 1", file=sys.stderr)
-        return 2
-    # --json without --limit/--cursor prints every match (the listing's contract for
-    # scripts), a page at a time; a person at a terminal gets the first page
-    every = args.all or (args.json and args.limit is None and cursor is None)
-    limit = args.limit or (500 if every else 50)
+    cursor, every, limit = asked.cursor, asked.every, asked.limit
+    since, until = asked.since_ms, asked.until_ms
     connection = connect_redis(settings)
     shown = 0
     while True:  # one page, or with --all every page in turn
