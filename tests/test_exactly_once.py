@@ -226,6 +226,20 @@ def test_paused_reconcile_does_not_overwrite_its_successor(w: Worlds) -> None:
 # -- 5. a paused worker's create never leaves after its successor's ----------------------
 
 
+def paused_then_taken_over(w: Worlds, partner: str, external_id: str) -> Any:
+    """Worker A journals the command SENT and stops before its request leaves; once A's
+    lease is gone B runs it to the end; then A resumes. The command as B left it."""
+    pause = Pause()
+    failpoints.arm("commands.before_send", pause)
+    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
+    assert pause.reached.wait(10)  # A journaled SENT; its request has not left
+    w.lease_expired(commands.command_key(partner, external_id))
+    w.run_until(w.context(), "job-B", lambda: commands.load(w.r, external_id).state.final)
+    pause.resume()
+    joined(a)
+    return commands.load(w.r, external_id)
+
+
 def test_paused_sender_does_not_send_after_its_lease(w: Worlds) -> None:
     data = PartnerCashTransferRequest(
         FromAccountKey="FUND-EUR-key==", ToAccountKey="CLIENT1-EUR-key==",
@@ -234,17 +248,7 @@ def test_paused_sender_does_not_send_after_its_lease(w: Worlds) -> None:
     record, _ = commands.submit(
         w.r, w.wq(), "cash-transfer", data, intent_key=f"pause-{uuid.uuid4()}", settings=w.settings
     )
-    key = commands.command_key("saxo", record.externalId)
-    pause = Pause()
-    failpoints.arm("commands.before_send", pause)
-    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
-    assert pause.reached.wait(10)  # A journaled SENT; its POST has not left
-    w.lease_expired(key)
-    ctx_b = w.context()
-    w.run_until(ctx_b, "job-B", lambda: commands.load(w.r, record.externalId).state.final)
-    pause.resume()
-    joined(a)
-    done = commands.load(w.r, record.externalId)
+    done = paused_then_taken_over(w, "saxo", record.externalId)
     assert done.state == CommandState.ACCEPTED
     listed = w.http.get(
         w.sandbox + "/saxo/openapi/atr/v1/partner/cashtransfers",
@@ -275,17 +279,7 @@ def test_a_paused_cancel_does_not_cancel_twice(w: Worlds) -> None:
         w.r, w.wq(), "traditional-order-cancel", TraditionalOrderCancel(orderId=uuid.UUID(order_id)),
         acting_for=NATURAL_PERSON, settings=w.settings,
     )  # fmt: skip
-    key = commands.command_key("tradevest", record.externalId)
-    pause = Pause()
-    failpoints.arm("commands.before_send", pause)
-    a = w.in_thread("worker-A", lambda: drain.step(w.context(), "job-A"))
-    assert pause.reached.wait(10)  # A journaled SENT; its DELETE has not left
-    w.lease_expired(key)
-    ctx_b = w.context()
-    w.run_until(ctx_b, "job-B", lambda: commands.load(w.r, record.externalId).state.final)
-    pause.resume()
-    joined(a)
-    done = commands.load(w.r, record.externalId)
+    done = paused_then_taken_over(w, "tradevest", record.externalId)
     assert done.state == CommandState.ACCEPTED and done.entityId == order_id
     assert w.tv("GET", f"/trading/order/{order_id}").json()["status"] == "CANCELED"
     actions = w.http.get(w.sandbox + "/_sandbox/ledger").json()["actionRequests"]

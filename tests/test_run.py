@@ -69,16 +69,22 @@ def sandbox_port_free() -> None:
         pytest.skip(f"port {SANDBOX_PORT} (run's sandbox) is taken on this machine")
 
 
-def test_run_refuses_a_busy_receiver_port(tmp_path: Path) -> None:
+def run_on_a_busy_port(cwd: Path) -> tuple[int, subprocess.CompletedProcess[str]]:
+    """`run` whose receiver port another process holds: (that port, what run did)."""
     with socket.socket() as stranger:
         stranger.bind(("127.0.0.1", 0))
         stranger.listen()
         port = stranger.getsockname()[1]
         done = subprocess.run(
-            [SCRIPT, "run", "--no-sandbox"], cwd=tmp_path,
+            [SCRIPT, "run", "--no-sandbox"], cwd=cwd,
             env=clean_env(PORT=str(port), REDIS_URL="redis://127.0.0.1:1/0"),
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
+    return port, done
+
+
+def test_run_refuses_a_busy_receiver_port(tmp_path: Path) -> None:
+    port, done = run_on_a_busy_port(tmp_path)
     assert done.returncode == 1, done.stderr
     assert f"port {port} on 127.0.0.1 (receiver) is already in use" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
@@ -91,15 +97,7 @@ def test_a_refused_second_run_leaves_the_first_ones_settings(tmp_path: Path) -> 
     state = tmp_path / "var" / "run.env"
     state.parent.mkdir()
     state.write_text("REDIS_URL=redis://127.0.0.1:6390/0\n")
-    with socket.socket() as stranger:
-        stranger.bind(("127.0.0.1", 0))
-        stranger.listen()
-        port = stranger.getsockname()[1]
-        done = subprocess.run(
-            [SCRIPT, "run", "--no-sandbox"], cwd=tmp_path,
-            env=clean_env(PORT=str(port), REDIS_URL="redis://127.0.0.1:1/0"),
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+    _, done = run_on_a_busy_port(tmp_path)
     assert done.returncode == 1, done.stderr
     assert state.read_text() == "REDIS_URL=redis://127.0.0.1:6390/0\n"
 
