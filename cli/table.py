@@ -12,14 +12,25 @@ from rich.table import Table
 
 
 def render(
-    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, file: TextIO | None = None
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    file: TextIO | None = None,
+    whole: Sequence[str] = ("KEY", "ENTITY", "EXTERNAL ID"),
 ) -> None:
+    """`whole`: columns whose values are never broken (an entity key is copied whole); the
+    others fold to make room."""
     out = file or sys.stdout
+    cells = [["-" if v is None or v == "" else str(v) for v in row] for row in rows]
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
-    for name in columns:
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        table.add_row(*("-" if v is None or v == "" else str(v) for v in row))
+    for n, name in enumerate(columns):
+        if name in whole:
+            widest = max([len(name), *(len(row[n]) for row in cells)])
+            table.add_column(name, no_wrap=True, min_width=widest)
+        else:
+            table.add_column(name, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     terminal = out.isatty()
     # piped: as wide as the widest row, so a value is never wrapped or cut
     width = None if terminal else 10_000
