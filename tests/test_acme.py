@@ -12,7 +12,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,13 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-import uvicorn
 
 from cli.redisserver import RedisServer, free_port
 from console import users as console_users
 from partnersync import keys, store
 from tests.acme import fake
-from tests.conftest import ROOT, Proc, base_env, wait_for, wait_http
+from tests.conftest import ROOT, Proc, base_env, serving, wait_for, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +34,8 @@ SECRET = "whsec_" + base64.b64encode(b"acme-signing-key-0123456789abcdef").decod
 
 @pytest.fixture
 def acme_url() -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(fake.app(), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, what="acme's fake")
-    yield f"http://127.0.0.1:{port}/acme"
-    server.should_exit = True
-    thread.join(5)
+    with serving(fake.app(), "acme's fake") as url:
+        yield url + "/acme"
 
 
 @pytest.fixture

@@ -7,20 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cli.redisserver import free_port
 from sandbox.faults import Faults
 from sandbox.webhooks import Deliverer
-from tests.conftest import wait_for
+from tests.conftest import serving
 
 ERROR_MESSAGE = {"message": "no", "responseType": "ERROR", "requestId": "r-1", "errorCode": "x"}
 ANSWERS = {
@@ -38,15 +35,10 @@ def partner_endpoint() -> Iterator[str]:
         status, body = ANSWERS[request.path_params["how"]]
         return Response(body, status, media_type="application/json")
 
-    port = free_port()
-    app = Starlette(routes=[Route("/{how}", answer, methods=["POST"])])
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, what="the endpoint")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serving(
+        Starlette(routes=[Route("/{how}", answer, methods=["POST"])]), "the endpoint"
+    ) as url:
+        yield url
 
 
 def deliver(url: str) -> Deliverer:

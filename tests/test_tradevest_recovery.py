@@ -7,23 +7,21 @@ itself; an item not understood is logged, counted and dead-lettered with its raw
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cli.redisserver import RedisServer, free_port
+from cli.redisserver import RedisServer
 from partners.tradevest import recovery
 from partnersync import config, context, dlq, keys
-from tests.conftest import base_env, wait_for
+from tests.conftest import base_env, serving
 
 T1, T2, T3, T4 = (str(uuid.uuid4()) for _ in range(4))
 
@@ -65,14 +63,8 @@ def tradevest_url() -> Iterator[str]:
         Route("/oauth2/token", token, methods=["POST"]),
         Route("/webhooks-missing", missing), Route("/undelivered-webhooks", undelivered),
     ])  # fmt: skip
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started, what="the Tradevest stand-in")
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(5)
+    with serving(app, "the Tradevest stand-in") as url:
+        yield url
 
 
 def test_recovery_takes_in_what_it_can_read_and_dead_letters_the_rest(
