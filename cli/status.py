@@ -27,6 +27,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"dlq       {report['dlq']} dead letters")
     for key in report["attention"]:
         print(f"attention {key} (final state needs a human)")
+    more = report["attentionCount"] - len(report["attention"])
+    if more > 0:
+        print(f"attention … and {more} more (the console's overview lists them)")
     rows: list[tuple[str, str, str, str]] = []
     rows += [
         ("clock", task, "", f"last ran {age:.0f}s ago")

@@ -10,6 +10,8 @@ import redis
 from partnersync import keys, redisurl, replies, store, workqueue
 from partnersync.config import Settings, redis_url
 
+ATTENTION_SHOWN = 20
+
 
 def snapshot(connection: redis.Redis, settings: Settings) -> dict[str, Any]:
     from rq import Queue, Worker
@@ -31,7 +33,9 @@ def snapshot(connection: redis.Redis, settings: Settings) -> dict[str, Any]:
         "due": connection.zcount(keys.DIRTY, "-inf", now),
         "dirty": connection.zcard(keys.DIRTY),
         "dlq": connection.zcard(keys.DLQ),
-        "attention": replies.texts(connection.zrange(keys.ATTENTION, 0, -1)),
+        # the newest few and how many: a snapshot stays a page however many there are
+        "attention": replies.texts(connection.zrevrange(keys.ATTENTION, 0, ATTENTION_SHOWN - 1)),
+        "attentionCount": connection.zcard(keys.ATTENTION),
         "clock": {k: (now - v) / 1000 for k, v in ints(keys.CLOCK).items()
                   if k != "undelivered-webhooks"},
         "lastDelivery": {k: (now - v) / 1000 for k, v in last.items()},

@@ -98,3 +98,16 @@ def test_a_signup_is_found_by_its_client_key_in_a_few_reads(
     assert _signup(r, "CK-1==") == ("CK-1==", "S-1")
     assert keys_read(r) <= 4, keys_read(r)  # the journal holds 400 other commands
     assert store.load(r, ["saxo:signup:CK-1=="]) == [None]
+
+
+def test_the_health_snapshot_shows_a_page_of_attention(
+    redis_server: RedisServer, r: redis.Redis
+) -> None:
+    """`status` and the console's system page listed every entity needing a human (#38)."""
+    from partnersync import health
+
+    r.zadd(keys.ATTENTION, {f"saxo:activity:{n}": n for n in range(1000)})
+    settings = config.load(base_env(redis_server.url), state_fallback=False)
+    report = health.snapshot(r, settings)
+    assert report["attentionCount"] == 1000
+    assert report["attention"] == [f"saxo:activity:{n}" for n in range(999, 979, -1)]  # newest
