@@ -242,11 +242,13 @@ def cmd_command_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
     """Newest submitted first, a page at a time, from the per-kind-and-state indexes."""
+    from cli.entities import unknown_filter
     from partnersync import commands, paging, partner
     from partnersync.context import connect
 
     catalog = partner.load(settings.partners)
-    problem = _unknown_command_filter(catalog, args.partner, args.kind)
+    commands_of = [(c.partner, c.name) for c in catalog.commands.values()]
+    problem = unknown_filter(catalog, args.partner, args.kind, commands_of, "command kind")
     if problem:
         print(f"partnersync: {problem}", file=sys.stderr)
         return 2
@@ -281,15 +283,6 @@ def cmd_command_list(args: argparse.Namespace, settings: Settings) -> int:
     if not args.json:
         print(f"{shown} commands, newest first")
     return 0
-
-
-def _unknown_command_filter(catalog: Any, partner: str | None, kind: str | None) -> str | None:
-    if partner and partner not in catalog.partners:
-        return f"unknown partner {partner!r}; known: {', '.join(sorted(catalog.partners))}"
-    known = sorted(c.name for c in catalog.commands.values() if not partner or c.partner == partner)
-    if kind and kind not in known:
-        return f"unknown command kind {kind!r}; known: {', '.join(known)}"
-    return None
 
 
 def add(sub: Any) -> None:

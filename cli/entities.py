@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -82,14 +83,22 @@ def _print_page(records: list[Any], *, json: bool, header: bool) -> None:
         render(["KEY", "STATUS", "UPDATED", "EXTERNAL ID"], rows)
 
 
-def unknown_filter(catalog: Any, partner: str | None, kind: str | None) -> str | None:
+def unknown_filter(
+    catalog: Any,
+    partner: str | None,
+    kind: str | None,
+    kinds: Iterable[tuple[str, str]] | None = None,
+    what: str = "kind",
+) -> str | None:
     """A message naming the known partners or kinds when a filter names none of them
-    (`--kind transfers`), rather than an empty listing."""
+    (`--kind transfers`), rather than an empty listing. `kinds`: (partner, kind) pairs to
+    check against (default the entity kinds)."""
     if partner and partner not in catalog.partners:
         return f"unknown partner {partner!r}; known: {', '.join(sorted(catalog.partners))}"
-    known = sorted({k for p, k in catalog.kinds if not partner or p == partner})
+    pairs = catalog.kinds if kinds is None else kinds
+    known = sorted({k for p, k in pairs if not partner or p == partner})
     if kind and kind not in known:
-        return f"unknown kind {kind!r}; known: {', '.join(known)}"
+        return f"unknown {what} {kind!r}; known: {', '.join(known)}"
     return None
 
 
