@@ -41,6 +41,7 @@ from partnersync import (
     failpoints,
     keys,
     metrics,
+    packing,
     paging,
     partner,
     replication,
@@ -67,6 +68,7 @@ COMMAND = "command"  # the kind segment of a command's work-queue key
 REPLICAS_WAIT_S = 5.0  # a send stopped for want of replicas is tried again this much later
 EXTERNAL_ID_MAX = 50  # the shortest a partner allows (Saxo's ExternalReference)
 _record_decoder = msgspec.json.Decoder(CommandRecord)
+_ZSTD = b"\x03"  # a compressed record's first byte (a JSON one starts with "{")
 _item = msgspec.json.Decoder(dict[str, Any])
 _exact = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)  # amounts stay exact
 _encoder = msgspec.json.Encoder(decimal_format="number", order="sorted")
@@ -121,11 +123,23 @@ def load(connection: redis.Redis, external_id: str) -> CommandRecord | None:
 
 def decode(raw: bytes | str | None) -> CommandRecord | None:
     """A journal entry as stored (None: no such command)."""
-    return None if raw is None else _record_decoder.decode(raw)
+    if raw is None:
+        return None
+    if isinstance(raw, bytes) and raw[:1] == _ZSTD:
+        raw = packing.DICTIONARIES.decompress(raw[1:])
+    return _record_decoder.decode(raw)
+
+
+def encode(record: CommandRecord) -> bytes:
+    """A journal entry as stored: its JSON, compressed with its command kind's dictionary
+    when its partner ships one (packing.py)."""
+    encoded = msgspec.json.encode(record)
+    framed = packing.DICTIONARIES.compress(record.partner, f"cmd-{record.kind}", encoded)
+    return encoded if framed is None else _ZSTD + framed
 
 
 def save(connection: redis.Redis | redis.client.Pipeline, record: CommandRecord) -> None:
-    connection.set(keys.command(record.externalId), msgspec.json.encode(record))
+    connection.set(keys.command(record.externalId), encode(record))
 
 
 def _kind(settings: Settings, kind_name: str, acting_for: str | None) -> CommandKind:
@@ -208,7 +222,7 @@ def submit(
         actingFor=acting_for, createdAt=now, updatedAt=now,
     )  # fmt: skip
     pipe = connection.pipeline(transaction=True)
-    pipe.set(keys.command(external_id), msgspec.json.encode(record), nx=True)
+    pipe.set(keys.command(external_id), encode(record), nx=True)
     pipe.zadd(keys.COMMANDS, {external_id: int(now.timestamp() * 1000)}, nx=True)
     pipe.zadd(keys.command_index(kind.name, CommandState.PENDING_SEND),
               {external_id: int(now.timestamp() * 1000)})  # fmt: skip
@@ -436,7 +450,7 @@ async def _send(
     _note(record, "send", "sending")
     # durable before the request goes out — and only while this worker holds the lease
     key = command_key(record.partner, record.externalId)
-    encoded = msgspec.json.encode(record)
+    encoded = encode(record)
     if not ctx.workqueue.fenced_set(key, lease.me, keys.command(record.externalId), encoded):
         raise LeaseLost(record.externalId)
     s = ctx.settings
@@ -565,7 +579,7 @@ async def run_batch(
     raws = connection.mget([keys.command(i) for i in ids])
     attempts_raw = [int(a or 0) for a in connection.mget([keys.attempts(k) for k in claimed])]
     crashed = workqueue.crashes(connection.mget([keys.claims(k) for k in claimed]))
-    records = [None if r is None else _record_decoder.decode(r) for r in raws]
+    records = [decode(r) for r in raws]
 
     async def one(record: CommandRecord | None, spent: int) -> Outcome | BaseException | None:
         if record is None:
@@ -630,7 +644,7 @@ def _queue_writes(
             ctx.workqueue.complete(pipe, key, me, 0, "ok")
             continue
         if isinstance(result, Outcome):
-            pipe.set(keys.command(result.record.externalId), msgspec.json.encode(result.record))
+            pipe.set(keys.command(result.record.externalId), encode(result.record))
             if result.orphaned:
                 pipe.zadd(keys.COMMAND_ATTENTION, {record.externalId: workqueue.now_ms()})
                 pipe.hincrby(keys.COUNTERS, "orphaned-create", 1)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import redis
 
+from partnersync import packing
 from partnersync.config import PartnerSettings, Settings, partner_module
 from partnersync.kinds import Kind
 from schemas.store import EntityRecord, Refusal
@@ -100,6 +101,8 @@ class Partner:
     attention_note: Callable[[EntityRecord], str] = field(default=lambda record: "")
     # `run`'s variables pointing the partner at its fake in the sandbox (its base URL)
     sandbox_env: Callable[[str], dict[str, str]] = field(default=lambda sandbox: {})
+    # its stored values' zstd dictionaries, one `<kind>.zdict` each (partnersync/packing.py)
+    dictionaries: Path | None = None
 
 
 class Catalog:
@@ -111,6 +114,9 @@ class Catalog:
             (p.name, k.kind): k for p in partners for k in p.kinds
         }
         self.commands: dict[str, CommandKind] = {c.name: c for p in partners for c in p.commands}
+        for p in partners:
+            if p.dictionaries is not None:
+                packing.DICTIONARIES.add(p.name, p.dictionaries)
 
     def partner_of(self, url: str, settings: Settings) -> str | None:
         """The partner whose API `url` is on."""

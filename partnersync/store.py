@@ -4,7 +4,8 @@ what is left of an entity once retention evicted it (its tombstone).
 
 Layout (key names in keys.py):
 - `ps:entity:{key}` — one value per entity: a format byte, then the record and its latest
-  transitions as msgpack (deflated when that is smaller).
+  transitions as msgpack, compressed with its kind's zstd dictionary (packing.py), or
+  deflated when the kind has none and that is smaller.
 - `ps:ix:{partner}:{kind}:{status}` — zset of entity ids by ms of their last update. A
   listing merges the few indexes its filter names (O(page)); retention reads the oldest of
   final statuses' (O(expired)).
@@ -27,7 +28,7 @@ from typing import Any
 import msgspec
 import redis
 
-from partnersync import keys, paging, replies
+from partnersync import keys, packing, paging, replies
 from schemas.store import EntityRecord, Refusal, Rejection, Transition
 
 # -- the stored form -------------------------------------------------------------------------
@@ -67,7 +68,7 @@ class _Tombstone(msgspec.Struct, array_like=True):
     externalId: str | None = None  # its link, removed with it (forget)
 
 
-_PACKED, _DEFLATED = b"\x01", b"\x02"  # format byte of the current layout
+_PACKED, _DEFLATED, _ZSTD = b"\x01", b"\x02", b"\x03"  # the format byte
 _COMPRESS_FROM = 160  # smaller values rarely deflate smaller
 _pack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(_Stored).decode
@@ -111,9 +112,9 @@ def _transitions(key: str, steps: Sequence[_Step]) -> list[Transition]:
     ]
 
 
-def encode(record: EntityRecord, history: Sequence[Transition]) -> bytes:
-    """The stored value of an entity (the current layout)."""
-    packed = _pack(
+def packed(record: EntityRecord, history: Sequence[Transition]) -> bytes:
+    """An entity's value before compression (what its kind's dictionary is trained on)."""
+    return _pack(
         _Stored(
             status=record.status,
             updatedAt=record.updatedAt,
@@ -128,19 +129,33 @@ def encode(record: EntityRecord, history: Sequence[Transition]) -> bytes:
             history=_steps(history),
         )  # fmt: skip
     )
-    if len(packed) >= _COMPRESS_FROM:
-        deflated = zlib.compress(packed, 6, -15)  # raw deflate: no header, no checksum
-        if len(deflated) < len(packed):
+
+
+def encode(record: EntityRecord, history: Sequence[Transition]) -> bytes:
+    """The stored value of an entity (the current layout)."""
+    packed_ = packed(record, history)
+    framed = packing.DICTIONARIES.compress(record.partner, record.kind, packed_)
+    if framed is not None:
+        return _ZSTD + framed
+    if len(packed_) >= _COMPRESS_FROM:
+        deflated = zlib.compress(packed_, 6, -15)  # raw deflate: no header, no checksum
+        if len(deflated) < len(packed_):
             return _DEFLATED + deflated
-    return _PACKED + packed
+    return _PACKED + packed_
+
+
+def _body(raw: bytes) -> bytes:
+    format = raw[:1]
+    if format == _ZSTD:
+        return packing.DICTIONARIES.decompress(raw[1:])
+    return zlib.decompress(raw[1:], -15) if format == _DEFLATED else raw[1:]
 
 
 def decode(key: str, raw: Any) -> Stored | None:
     """An entity's stored value (None when there is none)."""
     if raw is None:
         return None
-    body = zlib.decompress(raw[1:], -15) if raw[:1] == _DEFLATED else raw[1:]
-    s = _unpack(body)
+    s = _unpack(_body(raw))
     partner, kind, id = keys.split_entity_key(key)
     record = EntityRecord(
         key=key, partner=partner, kind=kind, id=id, status=s.status, modifiedOn=s.modifiedOn,

@@ -8,6 +8,7 @@ its console page (console.py, templates/), its commands (cli/).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -53,6 +54,7 @@ def _tasks(ctx: Context) -> list[Task]:
 
 
 PARTNER = Partner(
+    dictionaries=Path(__file__).parent / "dictionaries",
     name="saxo",
     base_url=lambda settings: SaxoSettings.of(settings).base_url,
     client=_client,

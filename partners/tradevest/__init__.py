@@ -6,6 +6,7 @@ missed-webhook and transaction sweeps (sweeper.py), registration (registration.p
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -37,6 +38,7 @@ def _tasks(ctx: Context) -> list[Task]:
 
 
 PARTNER = Partner(
+    dictionaries=Path(__file__).parent / "dictionaries",
     name="tradevest",
     base_url=lambda settings: TradevestSettings.of(settings).base_url,
     client=_client,
