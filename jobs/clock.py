@@ -39,6 +39,7 @@ def tasks(ctx: context.Context) -> list[Task]:
                 s.retention_days,
                 s.tombstone_days,
                 s.command_retention_days,
+                s.resting_days,
             ),  # fmt: skip
         ),
     ]

@@ -252,6 +252,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=1e-06,
         ),
     ] = 90.0
+    resting_days: Annotated[
+        float,
+        Env(
+            "PARTNERSYNC_RESTING_DAYS",
+            "days an entity in a resting status (a BOOKED transaction: more could follow, rarely does) stays after its last change, then leaves like a final one",
+            minimum=1e-06,
+        ),
+    ] = 90.0
     tombstone_days: Annotated[
         float,
         Env(

@@ -35,6 +35,10 @@ class Kind:
     # in a non-terminal state, given the seconds since partnersync first saw it and the entity.
     poll: Callable[[float, Any], float] | None = None
     attention: frozenset[str] = frozenset()  # statuses that need a human
+    # statuses an entity rests in for good though more could follow (a BOOKED transaction
+    # may yet be cancelled): retention evicts it PARTNERSYNC_RESTING_DAYS after its last
+    # change, like a final one; its tombstone judges what comes later
+    resting: frozenset[str] = frozenset()
     # terminal statuses meaning the partner did not do it (`command submit --wait` exits 1)
     failed: frozenset[str] = frozenset()
     id_name: str = "partner id"  # what the partner calls the id (SignUpId, TransactionId)

@@ -3,6 +3,8 @@
 - An entity in a final state leaves Redis PARTNERSYNC_RETENTION_DAYS after its last change
   (the change stream is the hand-off to the user's system of record), leaving a tombstone
   (final status, modifiedOn) against which a late event is judged, and its externalId link.
+- An entity resting in a status more could follow but rarely does (its kind's `resting`:
+  a BOOKED transaction) leaves the same way PARTNERSYNC_RESTING_DAYS after its last change.
 - The tombstone, the externalId link and the link to its command go
   PARTNERSYNC_TOMBSTONE_DAYS after the eviction; after that the id is unknown to
   partnersync (a late event for it is fetched from the partner like a new entity's).
@@ -29,11 +31,14 @@ def sweep(
     retention_days: float,
     tombstone_days: float | None = None,
     command_days: float | None = None,
+    resting_days: float | None = None,
 ) -> int:
-    """Evict final-state entities past retention, then forget tombstones and finished
-    commands past theirs (when their lifetimes are given); returns how many entities left."""
+    """Evict final-state entities past retention (and resting ones past theirs), then forget
+    tombstones and finished commands past theirs (when their lifetimes are given); returns
+    how many entities left."""
     now = workqueue.redis_ms(connection)
-    evicted = _evict(connection, catalog, now - int(retention_days * 86_400_000))
+    resting = now - int(resting_days * 86_400_000) if resting_days is not None else None
+    evicted = _evict(connection, catalog, now - int(retention_days * 86_400_000), resting)
     if tombstone_days is not None:
         while store.forget(connection, now - int(tombstone_days * 86_400_000), BATCH) == BATCH:
             pass
@@ -44,12 +49,18 @@ def sweep(
     return evicted
 
 
-def _evict(connection: redis.Redis, catalog: Catalog, cutoff: int) -> int:
+def _evict(connection: redis.Redis, catalog: Catalog, final: int, resting: int | None) -> int:
     evicted = 0
     for (partner, kind_name, status), n in sorted(store.counts(connection).items()):
         kind = catalog.kinds.get((partner, kind_name))
-        if n <= 0 or kind is None or not kind.lifecycle.terminal(status):
-            continue  # kinds without a final state are kept (nothing says they are done)
+        if n <= 0 or kind is None:
+            continue
+        if kind.lifecycle.terminal(status):
+            cutoff = final
+        elif status in kind.resting and resting is not None:
+            cutoff = resting
+        else:
+            continue  # live: nothing says it is done
         while evicted < BUDGET:
             ids = store.oldest(connection, partner, kind_name, status, cutoff, BATCH)
             gone = store.evict(connection, partner, kind_name, status, ids, cutoff)

@@ -96,12 +96,12 @@ def client(n: int, start: datetime, rng: random.Random) -> Iterator[Sample]:
     person, customer, product = _uuid(rng), _uuid(rng), _uuid(rng)
     xid = f"np-{_uuid(rng)}"
     yield make("tradevest", "natural-person", person, ("RECEIVED", "CREATED", "ACTIVE"),
-               {**person_body, "externalId": xid}, "naturalPersonId", "status",
+               {**person_body, "externalId": xid}, "naturalPersonId", "naturalPersonStatus",
                external_id=xid, command=person_body)  # fmt: skip
     xid = f"cu-{_uuid(rng)}"
     cbody = {"naturalPersonId": person, "customerType": "PRIVATE", "externalId": xid}
     yield make("tradevest", "customer", customer, ("RECEIVED", "CREATED", "ACTIVE"), cbody,
-               "customerId", "status", hours=1, external_id=xid, command=cbody)  # fmt: skip
+               "customerId", "customerStatus", hours=1, external_id=xid, command=cbody)  # fmt: skip
     xid = f"cp-{_uuid(rng)}"
     pbody = {"customerId": customer, "productType": "SECURITIES_ACCOUNT", "currency": "EUR",
              "iban": f"DE{rng.randrange(10**19, 10**20)}", "externalId": xid}  # fmt: skip
@@ -130,13 +130,27 @@ def client(n: int, start: datetime, rng: random.Random) -> Iterator[Sample]:
         yield make("tradevest", "traditional-order", _uuid(rng),
                    ("RECEIVED", "PENDING", "FILLED"), body, "orderId", "status",
                    hours=24 * (t + 2), external_id=xid, command=body)  # fmt: skip
-    for t in range(8):
+    for t in range(8):  # reference §4.11: one sub-object per transaction
         day = (start + timedelta(days=t)).date().isoformat()
+        amount = round(rng.uniform(10, 900), 2)
+        if t % 2 == 0:
+            kind, detail = "TRANSFER", {"cashTransaction": {
+                "transferId": _uuid(rng), "referenceMessage": f"Invoice {n}-{t}",
+                "counterpartyName": f"{first} {last}", "customerProductId": product,
+                "iban": pbody["iban"], "bic": "TRDVDEB1XXX", "amount": amount, "currency": "EUR"}}  # fmt: skip
+        else:
+            kind, detail = "TRADE", {"traditionalTradingTransaction": {
+                "orderId": _uuid(rng), "depositoryCustomerProductId": product,
+                "cashCustomerProductId": product, "isin": f"DE000{rng.randrange(10**6, 10**7)}",
+                "exchangeCode": "XETR", "assetType": "SHARE", "tradeSide": "BUY",
+                "quantityType": "UNIT", "quantity": rng.randrange(1, 50), "currency": "EUR",
+                "orderType": "MARKET", "orderStatus": "FILLED",
+                "executionData": {"quantity": 3, "executionPrice": amount / 3,
+                                  "executionAmount": amount, "remainingQuantity": 0,
+                                  "feeAmount": 1.0}}}  # fmt: skip
         yield make("tradevest", "transaction", _uuid(rng), ("BOOKED",),
-                   {"customerId": customer, "customerProductId": product,
-                    "transactionType": ("TRANSFER", "BUY", "SELL", "FEE")[t % 4],
-                    "amount": round(rng.uniform(-900, 900), 2), "currency": "EUR",
-                    "bookingDate": day, "valueDate": day}, "transactionId", "status",
+                   {"customerId": customer, "transactionType": kind, "bookingDate": day,
+                    "valueDate": day, **detail}, "transactionId", "transactionStatus",
                    hours=24 * t + 3)  # fmt: skip
     client_key = _key(rng)
     signup = {"ClientId": str(rng.randrange(10**6, 10**7)), "ClientKey": client_key,

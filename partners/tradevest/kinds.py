@@ -40,8 +40,11 @@ _FETCHED = (
          "/trading/order/{id}", stale_after_s=120.0),
     TradevestKind("digital-order", lc.DIGITAL_ORDER, tv.DigitalOrder,
          "/digital/orders/{id}", stale_after_s=120.0),
+    # a booked transaction changes only by a storno (reference §4.11 shows MODIFIED; the
+    # lifecycle's BOOKED → MODIFIED | CANCELED is inferred); it rests BOOKED or MODIFIED [inferred]
     TradevestKind("transaction", lc.TRANSACTION, tv.Transaction, "/transactions/{id}",
-         status_field="transactionStatus", purgeable=frozenset()),
+         status_field="transactionStatus", purgeable=frozenset(),
+         resting=frozenset({"BOOKED", "MODIFIED"})),
     TradevestKind("strategy", lc.STRATEGY, tv.Strategy, "/strategies/{id}"),  # [inferred]
 )  # fmt: skip
 
