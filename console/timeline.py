@@ -49,7 +49,7 @@ def story(connection: redis.Redis, key: str) -> Story:
     sources = sources[:MAX_DELIVERIES]
     pipe = connection.pipeline(transaction=False)
     inbox.queue_read(pipe, sources)
-    pipe.get(keys.command_link(key))
+    pipe.hget(keys.command_links(key), key)
     got: Any = pipe.execute()
     link = got.pop()
     for delivery, record in zip(sources, inbox.records(sources, got), strict=True):

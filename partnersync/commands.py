@@ -223,10 +223,9 @@ def submit(
     )  # fmt: skip
     pipe = connection.pipeline(transaction=True)
     pipe.set(keys.command(external_id), encode(record), nx=True)
-    pipe.zadd(keys.COMMANDS, {external_id: int(now.timestamp() * 1000)}, nx=True)
     pipe.zadd(keys.command_index(kind.name, CommandState.PENDING_SEND),
               {external_id: int(now.timestamp() * 1000)})  # fmt: skip
-    created, _, _ = pipe.execute()
+    created, _ = pipe.execute()
     if not created:  # a concurrent submit of the same intent won: link to it
         return load(connection, external_id), False  # type: ignore[return-value]
     connection.hincrby(keys.COMMAND_STATES, CommandState.PENDING_SEND, 1)
@@ -323,14 +322,24 @@ def _take(connection: redis.Redis, key: str, value: str) -> bool:
     return replies.optional_text(owner) == value
 
 
+def linked(connection: redis.Redis, entity_key: str) -> str | None:
+    """The externalId of the command the entity is linked to, if any."""
+    return replies.optional_text(connection.hget(keys.command_links(entity_key), entity_key))
+
+
 def _link(
     connection: redis.Redis, kind: CommandKind, record: CommandRecord, ids: list[str]
 ) -> str | None:
     """The first of `ids` not linked to another command, now linked to this one: an
-    entity belongs to at most one command, whatever two lookups see."""
+    entity belongs to at most one command, whatever two lookups see (HSETNX, then HGET:
+    a link never changes once set, only goes away)."""
     for entity_id in ids:
         entity = keys.entity_key(kind.partner, kind.entity_kind, entity_id)
-        if _take(connection, keys.command_link(entity), record.externalId):
+        links = keys.command_links(entity)
+        if (
+            connection.hsetnx(links, entity, record.externalId)
+            or linked(connection, entity) == record.externalId
+        ):
             return entity_id
     return None
 
@@ -770,7 +779,7 @@ def forget(
                 continue
             pipe = connection.pipeline(transaction=True)
             pipe.delete(*(keys.command(x) for x in gone))
-            pipe.zrem(keys.COMMANDS, *gone)
+            pipe.zrem(keys.COMMANDS, *gone)  # what a store written before the indexes has
             pipe.zrem(index, *gone)
             pipe.hincrby(keys.COMMAND_STATES, str(state), -len(gone))
             pipe.execute()
@@ -788,9 +797,12 @@ def _finish(
     if record.state == CommandState.ACCEPTED and record.entityId:
         entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
         store.link(pipe, kind.partner, record.externalId, entity_key)
+        # an alias lives as long as the journal entry it came from
+        lifetime = int(ctx.settings.command_retention_days * 86_400)
         for name in kind.aliases:
             if record.result and record.result.get(name):
-                pipe.set(keys.alias(kind.partner, str(record.result[name])), f"{name}={entity_key}")
+                pipe.set(keys.alias(kind.partner, str(record.result[name])),
+                         f"{name}={entity_key}", ex=lifetime)  # fmt: skip
         # reconcile right away; webhooks keep it current from then on
         ctx.workqueue.touch_on(pipe, [entity_key])
         counts["accepted"] += 1

@@ -232,10 +232,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Env(
             "PARTNERSYNC_CHANGES_MAXLEN",
-            "approximate length the change stream is trimmed to",
+            "approximate length the change stream is trimmed to (its backlog for a consumer that lags: ~230 bytes an entry)",
             minimum=1,
         ),
-    ] = 1_000_000
+    ] = 100_000
     history_max: Annotated[
         int,
         Env(

@@ -5,6 +5,8 @@ or id a key is for, it is passed the key's prefix (a function here called with "
 Keys of one entity embed its entity key `{partner}:{kind}:{id}`.
 """
 
+import zlib
+
 PREFIX = "ps:"
 
 WATCH = PREFIX + "watch"  # zset non-terminal entity key -> ms of its last reconcile
@@ -16,7 +18,7 @@ SEQ = PREFIX + "seq"  # counter for ids made inside Redis
 INBOX_BLOCKS = PREFIX + "inbox-blocks"  # counter: the last inbox block made (inbox.py)
 LAST_DELIVERY = PREFIX + "last-delivery"  # hash event type -> ms of last accepted delivery
 ATTENTION = PREFIX + "attention"  # zset entity key -> ms: final states that need a human
-COMMANDS = PREFIX + "commands"  # zset externalId -> ms the command was submitted
+COMMANDS = PREFIX + "commands"  # zset externalId -> ms of older stores; command_index replaces it
 COMMAND_ATTENTION = PREFIX + "commands:attention"  # zset externalId -> ms: double bookings
 DLQ = PREFIX + "dlq"  # zset dead-letter id -> ms when it was dead-lettered
 RECHECKS = PREFIX + "metrics:rechecks"  # hash partner -> re-fetches of unchanged entities
@@ -122,9 +124,11 @@ def command_scope(partner: str, kind: str, scope: str) -> str:
     return f"{PREFIX}cmd-scope:{partner}:{kind}:{scope}"
 
 
-def command_link(entity_key: str) -> str:
-    """The externalId of the command an entity was linked to (at most one, for good)."""
-    return f"{PREFIX}cmd-link:{entity_key}"
+def command_links(entity_key: str) -> str:
+    """The hash holding the entity's link to its command (field: the entity key; value: the
+    command's externalId; at most one, for good). 8,192 buckets, as store.py's, so a link
+    costs a listpack entry, not a key."""
+    return f"{PREFIX}cmd-links:{zlib.crc32(entity_key.encode()) % 8192}"
 
 
 def dead_letter(dlq_id: str) -> str:

@@ -452,6 +452,7 @@ def evict(
     stored = load(connection, entity_keys)
     script_keys = [
         keys.ENTITY_COUNTS, keys.index(partner, kind, status), keys.ATTENTION, keys.GONE_INDEX,
+        keys.WATCH,
     ]  # fmt: skip
     args: list[Any] = [f"{partner}:{kind}:{status}", before_ms]
     for id, key, record in zip(ids, entity_keys, stored, strict=True):
@@ -482,6 +483,6 @@ def forget(connection: redis.Redis, before_ms: int, limit: int = 500) -> int:
         external_id = _unpack_tombstone(raw).externalId if raw is not None else None
         partner = keys.split_entity_key(key)[0]
         links = link_bucket(partner, external_id) if external_id else bucket(key)
-        script_keys += [bucket(key), links, keys.command_link(key)]
+        script_keys += [bucket(key), links, keys.command_links(key)]
         args += [key, _link_field(partner, external_id) if external_id else ""]
     return int(connection.eval(FORGET, len(script_keys), *script_keys, *args))

@@ -93,7 +93,8 @@ def test_a_signup_is_found_by_its_client_key_in_a_few_reads(
     r.zadd(
         keys.COMMANDS, {xid: int(now.timestamp() * 1000) + 1}
     )  # the newest: a scan reads it last
-    r.set(keys.command_link(keys.entity_key("saxo", "signup", "CK-1==")), xid)
+    signup = keys.entity_key("saxo", "signup", "CK-1==")
+    r.hset(keys.command_links(signup), signup, xid)
     r.config_resetstat()
     assert _signup(r, "CK-1==") == ("CK-1==", "S-1")
     assert keys_read(r) <= 4, keys_read(r)  # the journal holds 400 other commands

@@ -76,10 +76,12 @@ def test_resting_statuses_leave_after_their_own_lifetime(r: redis.Redis) -> None
     old, new = str(uuid.uuid4()), str(uuid.uuid4())
     put(r, f"tradevest:transaction:{old}", "BOOKED", now - timedelta(days=200))
     put(r, f"tradevest:transaction:{new}", "BOOKED", now - timedelta(days=20))
+    r.zadd(keys.WATCH, {f"tradevest:transaction:{old}": 1})  # still watched
     put(r, "tradevest:customer:old", "ACTIVE", now - timedelta(days=900))
     assert retention.sweep(r, CATALOG, 90) == 0  # without the setting: kept
     assert retention.sweep(r, CATALOG, 90, resting_days=180) == 1
     assert store.load(r, [f"tradevest:transaction:{old}"]) == [None]
+    assert r.zscore(keys.WATCH, f"tradevest:transaction:{old}") is None
     ghost = store.read(r, [f"tradevest:transaction:{old}"])[0]
     assert ghost is not None and ghost.evicted and ghost.record.status == "BOOKED"
     assert {rec.key for rec in store.iterate(r)} == {f"tradevest:transaction:{new}",

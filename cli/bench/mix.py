@@ -8,7 +8,7 @@ activities). Bodies are shaped as the partners answer a GET: Saxo's from its spe
 examples (cm.yaml SignUpStatusResponse, atr.yaml TransferResult, the sandbox's ENS
 activity), Tradevest's as the sandbox answers (reference/tradevest-api.md fields), with
 fresh ids, amounts and times. Most entities reached a final state; persons, customers,
-products stay ACTIVE and transactions BOOKED.
+products stay ACTIVE, documents APPROVED and transactions BOOKED.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def client(n: int, start: datetime, rng: random.Random) -> Iterator[Sample]:
                 "side": "BUY" if t % 2 == 0 else "SELL", "orderType": "MARKET",
                 "quantity": rng.randrange(1, 50), "externalId": xid}  # fmt: skip
         yield make("tradevest", "traditional-order", _uuid(rng),
-                   ("RECEIVED", "PENDING", "FILLED"), body, "orderId", "status",
+                   ("RECEIVED", "PENDING", "FILLED", "SETTLED"), body, "orderId", "status",
                    hours=24 * (t + 2), external_id=xid, command=body)  # fmt: skip
     for t in range(8):  # reference §4.11: one sub-object per transaction
         day = (start + timedelta(days=t)).date().isoformat()
@@ -182,6 +182,8 @@ def client(n: int, start: datetime, rng: random.Random) -> Iterator[Sample]:
 
 
 PER_CLIENT = 24
+# kinds whose entities stay while their client does (the client base): all the others leave
+LIVE = frozenset({"natural-person", "customer", "customer-product", "document"})
 
 
 def samples(n: int, start: datetime, span: timedelta, seed: int = 7) -> Iterator[Sample]:

@@ -1,94 +1,228 @@
-"""`partnersync bench --scale N`: the entity store at N stored entities (#17).
+"""`partnersync bench --scale N`: the entity store at N stored entities, as a user runs it.
 
-Synthetic Tradevest transfers are written through the store's own code (`store.write`, as
-reconcile calls it): two transitions each (None → PENDING → a final status: 90% PROCESSED,
-10% REJECTED), an externalId each, the partner's data as the sandbox's GET returns it. The
-store is measured at 10k and at N entities:
+Two stores are filled side by side, one of 10k entities and one of N, each on its own Redis,
+with the bench's realistic mix of both partners (cli/bench/mix.py), through what reconcile
+and the command journal write (`store.write` for every transition, the watch entry and the
+partner's index hook after the last, the accepted command's journal entry, indexes and
+links), with the default settings (the change stream at PARTNERSYNC_CHANGES_MAXLEN, the
+watch rule of PARTNERSYNC_WATCH_DAYS). The entities' last changes are spread over the last
+90 days (PARTNERSYNC_RETENTION_DAYS), as in a store that has run a while.
 
-- Redis bytes per stored entity (INFO used_memory, indexes, counts and links included);
-- a filtered list's first page, an unfiltered one, a time window's; find by partner id and
-  by externalId (median of repeated calls, in process), and the CLI's wall time for both;
-- then a steady state with retention shortened to seconds: memory sampled while entities
-  arrive and leave, and the bytes each evicted entity leaves for good (its tombstone and
-  externalId link).
+- Redis bytes per stored entity at N (INFO used_memory, everything included), and what
+  each part holds;
+- every listing and lookup timed on both stores in turn, call for call, so both see the
+  same machine: the ratio N ÷ 10k (target ≤ 2);
+- the CLI and the console over HTTP on both stores;
+- a steady state with every lifetime shortened to seconds: entities arrive and leave and
+  memory stays flat (nothing per entity kept for good).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import hiredis
 import msgspec
 import redis
 
+from cli.bench import mix
 from cli.bench.run import Row, table
 from cli.redisserver import RedisServer, free_port
-from partnersync import find, keys, partner, retention, store
-from schemas.store import EntityRecord, Transition
+from partnersync import (
+    commands,
+    find,
+    health,
+    keys,
+    partner,
+    replies,
+    retention,
+    store,
+    workqueue,
+)  # fmt: skip
+from partnersync.config import Settings
 
 CATALOG = partner.load(("partners.tradevest", "partners.saxo"))
-_encode = msgspec.json.encode
+SETTINGS = Settings()  # the defaults: what a user runs
+SPAN = timedelta(days=90)
+SMALL = 10_000
 
 
-def synthetic(n: int, at: datetime) -> tuple[list[tuple[EntityRecord, Transition]], str, str]:
-    """Entity n's two writes (record, transition), its id and its externalId."""
-    id = str(uuid.UUID(int=random.getrandbits(128), version=4))
-    external_id = f"tx-{uuid.UUID(int=random.getrandbits(128), version=4)}"
-    key = keys.entity_key("tradevest", "transfer", id)
-    final = "REJECTED" if n % 10 == 9 else "PROCESSED"
-    stamp = at.isoformat().replace("+00:00", "Z")
-    writes = []
-    previous = None
-    for status in ("PENDING", final):
-        data = {"transferId": id, "transferStatus": status, "createdOn": stamp, "modifiedOn": stamp,
-                "customerId": str(uuid.UUID(int=random.getrandbits(128), version=4)),
-                "customerProductId": str(uuid.UUID(int=n % 5000, version=4)),
-                "amount": round(10 + n % 9000 * 0.37, 2), "currency": "EUR",
-                "reference": f"Invoice {n}", "externalId": external_id,
-                **({"rejectReason": "INSUFFICIENT_BALANCE"} if status == "REJECTED" else {})}  # fmt: skip
-        record = EntityRecord(key=key, partner="tradevest", kind="transfer", id=id, status=status,
-                              modifiedOn=at, updatedAt=at, createdAt=at, externalId=external_id,
-                              data=msgspec.Raw(_encode(data)))  # fmt: skip
-        source = [f"{int(at.timestamp() * 1000)}-{n}"]
-        writes.append(
-            (
-                record,
-                Transition(key=key, from_=previous, to=status, modifiedOn=at, at=at, source=source),
-            )  # fmt: skip
-        )
-        previous = status
-    return writes, id, external_id
+@dataclass
+class Picks:
+    """Ids to look up, a few of each kind of question `entities find` answers."""
+
+    ids: list[str] = field(default_factory=list)
+    external_ids: list[str] = field(default_factory=list)
+    transaction_ids: list[str] = field(default_factory=list)  # Saxo cash transfers
+    references: list[str] = field(default_factory=list)  # Saxo ExternalReference
+    client_keys: list[str] = field(default_factory=list)  # Saxo signups
 
 
-def fill(r: redis.Redis, start: int, stop: int, clock: Any) -> tuple[list[str], list[str]]:
-    """Store entities start..stop-1 through `store.write`; a sample of their ids back."""
-    ids: list[str] = []
-    external_ids: list[str] = []
-    for chunk in range(start, stop, 1000):
-        pipe = r.pipeline(transaction=False)
-        for n in range(chunk, min(stop, chunk + 1000)):
-            (first, second), id, external_id = synthetic(n, clock(n))
-            store.write(pipe, *first, before=None, changes_maxlen=1000)
-            store.write(pipe, *second, before=store.Stored(first[0], [first[1]]),
-                        changes_maxlen=1000)  # fmt: skip
-            if n % 97 == 0:
-                ids.append(id)
-                external_ids.append(external_id)
+def _ms(at: Any) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def write_sample(
+    pipe: redis.client.Pipeline, sample: mix.Sample, clock_ms: int, settings: Settings = SETTINGS
+) -> None:
+    """Queue what partnersync stores for the sample, change by change."""
+    kind = CATALOG.kinds[(sample.partner, sample.kind)]
+    before: store.Stored | None = None
+    for record, transition in mix.writes(sample):
+        store.write(pipe, record, transition, before=before,
+                    changes_maxlen=settings.changes_maxlen,
+                    history_max=settings.history_max)  # fmt: skip
+        before = store.Stored(record, [*(before.history if before else []), transition])
+    assert before is not None
+    record = before.record
+    due = None if kind.lifecycle.terminal(record.status) else store.next_check(
+        clock_ms, _ms(record.updatedAt), kind.stale_after_s, settings.watch_days
+    )  # fmt: skip
+    store.watch(pipe, record.key, due)
+    index = CATALOG.partners[sample.partner].index
+    if index is not None and kind.decoder is not None:
+        index(pipe, kind, record.key, kind.decoder.decode(sample.bodies[-1]), settings)
+    if record.status in kind.attention:
+        pipe.zadd(keys.ATTENTION, {record.key: clock_ms})
+    command = mix.command_record(sample)
+    if command is not None:  # as submit, the send and _finish leave an accepted command
+        xid = command.externalId
+        submitted = _ms(command.createdAt)
+        pipe.set(keys.command(xid), commands.encode(command))
+        pipe.zadd(keys.command_index(command.kind, str(command.state)), {xid: submitted})
+        pipe.hincrby(keys.COMMAND_STATES, str(command.state), 1)
+        pipe.hset(keys.command_links(record.key), record.key, xid)
+        store.link(pipe, command.partner, xid, record.key)
+        for name in CATALOG.commands[command.kind].aliases:
+            if command.result and command.result.get(name):
+                pipe.set(keys.alias(command.partner, str(command.result[name])),
+                         f"{name}={record.key}", ex=int(settings.command_retention_days * 86_400))  # fmt: skip
+
+
+class FastPipe:
+    """A pipeline for filling millions of entities: the commands `store.write` and the rest
+    queue, packed by hiredis from their arguments as given. redis-py's per-argument encoding
+    was two thirds of the fill's time; what Redis is sent is the same."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.reader = hiredis.Reader()
+        self.queued: list[bytes] = []
+
+    def _queue(self, *args: Any) -> None:
+        self.queued.append(hiredis.pack_command(args))
+
+    def set(self, key: str, value: Any, nx: bool = False, ex: int | None = None) -> None:
+        self._queue("SET", key, value, *(("NX",) if nx else ()), *(("EX", ex) if ex else ()))
+
+    def zadd(self, key: str, mapping: dict[str, int], nx: bool = False) -> None:
+        pairs = [x for member, score in mapping.items() for x in (score, member)]
+        self._queue("ZADD", key, *(("NX",) if nx else ()), *pairs)
+
+    def zrem(self, key: str, *members: str) -> None:
+        self._queue("ZREM", key, *members)
+
+    def hincrby(self, key: str, name: str, n: int) -> None:
+        self._queue("HINCRBY", key, name, n)
+
+    def hset(self, key: str, name: str, value: Any) -> None:
+        self._queue("HSET", key, name, value)
+
+    def hdel(self, key: str, *names: str) -> None:
+        self._queue("HDEL", key, *names)
+
+    def xadd(self, key: str, fields: dict[str, Any], maxlen: int, approximate: bool) -> None:
+        flat = [x for pair in fields.items() for x in pair]
+        self._queue("XADD", key, "MAXLEN", "~" if approximate else "=", maxlen, "*", *flat)
+
+    def __len__(self) -> int:
+        return len(self.queued)
+
+    def execute(self) -> None:
+        n = len(self.queued)
+        self.sock.sendall(b"".join(self.queued))
+        self.queued = []
+        while n:
+            reply = self.reader.gets()
+            if reply is False:
+                self.reader.feed(self.sock.recv(1 << 20))
+                continue
+            if isinstance(reply, hiredis.ReplyError):
+                raise RuntimeError(f"fill: {reply}")
+            n -= 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Store:
+    """A store of `n` entities of the mix on its own Redis."""
+
+    def __init__(self, n: int, workdir: Path, seed: int):
+        self.n = n
+        self.seed = seed
+        self.server = RedisServer(workdir / f"redis-{n}", free_port(), appendfsync="no")
+        self.picks = Picks()
+        self.base = 0
+        self.filled_per_s = 0.0
+
+    def start(self) -> redis.Redis:
+        self.server.start()
+        self.r = redis.Redis.from_url(self.server.url)
+        self.base = int(self.r.info("memory")["used_memory"])
+        return self.r
+
+    def fill(self) -> None:
+        started = time.perf_counter()
+        clock = workqueue.redis_ms(self.r)
+        first = mix.now() - SPAN
+        pipe = FastPipe(self.server.port)
+        picking, chance = random.Random(5), 4000 / self.n  # ~4,000 picks, every kind
+        for sample in mix.samples(self.n, first, SPAN, seed=self.seed):
+            write_sample(pipe, sample, clock)  # type: ignore[arg-type]
+            if picking.random() < chance:
+                self._pick(sample)
+            if len(pipe) >= 5000:
+                pipe.execute()
         pipe.execute()
-    return ids, external_ids
+        pipe.close()
+        self.filled_per_s = self.n / max(time.perf_counter() - started, 1e-9)
+
+    def _pick(self, s: mix.Sample) -> None:
+        p = self.picks
+        p.ids.append(s.id)
+        if s.kind == "cash-transfer":
+            p.transaction_ids.append(s.id)
+            if s.external_id:
+                p.references.append(s.external_id)
+        elif s.kind == "signup":
+            p.client_keys.append(s.id)
+        elif s.external_id:
+            p.external_ids.append(s.external_id)
+
+    def used(self) -> int:
+        return int(self.r.info("memory")["used_memory"]) - self.base
+
+    def stop(self) -> None:
+        self.server.stop()
 
 
-def median_ms(call: Any, repeat: int) -> float:
+def median_ms(call: Callable[[], object], repeat: int) -> float:
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -97,15 +231,65 @@ def median_ms(call: Any, repeat: int) -> float:
     return statistics.median(times)
 
 
+def interleaved(calls: tuple[Callable[[], object], Callable[[], object]], repeat: int
+                ) -> tuple[float, float]:  # fmt: skip
+    """Median ms of each of two calls, run in turn so both see the same machine."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeat):
+        for side in (0, 1):
+            started = time.perf_counter()
+            calls[side]()
+            times[side].append((time.perf_counter() - started) * 1000)
+    return statistics.median(times[0]), statistics.median(times[1])
+
+
+def _breakdown(r: redis.Redis, stored: int) -> dict[str, float]:
+    """Bytes per stored entity of each part of the store (MEMORY USAGE, sampled)."""
+
+    def usage(key: str) -> int:
+        return int(r.memory_usage(key, samples=1000) or 0)
+
+    def sampled(pattern: str) -> float:
+        """Total bytes of the keys matching `pattern`, from a sample of them."""
+        found: list[Any] = []
+        total, cursor = 0, 0
+        while True:
+            cursor, batch = r.scan(cursor, match=pattern, count=5000)
+            total += len(batch)
+            if len(found) < 2000:
+                found += batch
+            if cursor == 0:
+                break
+        if not found:
+            return 0.0
+        sample = random.sample(found, min(2000, len(found)))
+        return statistics.mean(usage(replies.text(k)) for k in sample) * total
+
+    def each(pattern: str) -> float:
+        return float(sum(usage(replies.text(k)) for k in r.scan_iter(match=pattern, count=5000)))
+
+    parts = {
+        "values": sampled(keys.entity("*")),
+        "indexes": each(keys.INDEX + "*"),
+        "change stream": float(usage(keys.CHANGES)),
+        "watch": float(usage(keys.WATCH)),
+        "externalId links": each(keys.links(0).rsplit(":", 1)[0] + ":*"),
+        "command records": sampled(keys.command("*")),
+        "command indexes and links": each(keys.command_index("*", "*"))
+        + each(keys.PREFIX + "cmd-links:*") + sampled(keys.alias("*", "*")),
+    }  # fmt: skip
+    return {name: total / stored for name, total in parts.items()}
+
+
 class Scale:
     def __init__(self, n: int, workdir: Path, *, rate: int = 2000, retention_s: float = 10.0,
-                 warmup: int = 80_000):  # fmt: skip
+                 repeat: int = 200):  # fmt: skip
         self.n = n
-        self.warmup = warmup
+        self.small_n = min(SMALL, n)
         self.rate = rate
         self.retention_s = retention_s
+        self.repeat = repeat
         self.dir = workdir
-        self.server = RedisServer(workdir / "redis", free_port(), appendfsync="no")
         self.rows: list[Row] = []
 
     def add(self, name: str, value: float, unit: str, target: str, ok: bool | None,
@@ -113,180 +297,235 @@ class Scale:
         self.rows.append(Row(name, value, unit, target, ok, detail))
         print(f"bench: {name}: {value:.4g} {unit} {detail}", file=sys.stderr, flush=True)
 
-    def timings(self, r: redis.Redis, ids: list[str], external_ids: list[str]) -> dict[str, float]:
-        newest = store.page(r, limit=1).records[0].updatedAt
-        window = int((newest - timedelta(hours=1)).timestamp() * 1000)
-        picks = random.sample(range(len(ids)), min(200, len(ids)))
-        it = itertools.cycle(picks)
-        return {
-            "filtered": median_ms(lambda: store.page(r, kind="transfer", status="PROCESSED"), 200),
-            "unfiltered": median_ms(lambda: store.page(r), 200),
-            "window": median_ms(lambda: store.page(r, kind="transfer", since_ms=window), 200),
-            "find id": median_ms(lambda: find.find(r, CATALOG, ids[next(it)]), 200),
-            "find externalId": median_ms(
-                lambda: find.find(r, CATALOG, external_ids[next(it)]), 200
-            ),
-        }
+    def run(self) -> list[Row]:
+        small, big = Store(self.small_n, self.dir, seed=7), Store(self.n, self.dir, seed=7)
+        try:
+            small.start()
+            big.start()
+            small.fill()
+            big.fill()
+            self.sizes(big)
+            self.timings(small, big)
+            self.cli(small, big)
+            self.console_pages(small, big)
+        finally:
+            small.stop()
+            big.stop()
+        self.steady()
+        return self.rows
 
-    def cli_ms(self, *args: str) -> float:
-        env = {"REDIS_URL": self.server.url, "PATH": "/usr/bin:/bin"}
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "partnersync", *args], env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        if done.returncode != 0:
-            raise RuntimeError(f"partnersync {' '.join(args)}: {done.stderr.strip()}")
-        return (time.perf_counter() - started) * 1000
+    def sizes(self, big: Store) -> None:
+        r = big.r
+        stored = sum(store.counts(r).values())
+        per_entity = big.used() / stored
+        parts = _breakdown(r, stored)
+        shown = ", ".join(f"{name} {b:.0f}" for name, b in parts.items())
+        other = per_entity - sum(parts.values())
+        self.add(f"Redis bytes per stored entity at {self.n}, all included", per_entity, "B",
+                 "≤ 700", per_entity <= 700,
+                 f"({shown}, other {other:.0f}; {stored} stored at "
+                 f"{big.filled_per_s:.0f} entities/s)")  # fmt: skip
 
-    def console_pages(self, ids: list[str], xids: list[str]) -> None:
-        """The console's pages over HTTP at N entities (median of 20 loads each)."""
+    def timings(self, small: Store, big: Store) -> None:
+        def ops(s: Store) -> dict[str, Callable[[], object]]:
+            r, p = s.r, s.picks
+            status_settings = msgspec.structs.replace(SETTINGS, redis_url=s.server.url)
+            newest = store.page(r, limit=1).records[0].updatedAt
+            window = int((newest - timedelta(hours=6)).timestamp() * 1000)
+            cycles = {name: itertools.cycle(random.Random(3).sample(values, len(values)))
+                      for name, values in p.__dict__.items()}  # fmt: skip
+
+            def finding(name: str) -> Callable[[], object]:
+                return lambda: find.find(r, CATALOG, next(cycles[name]))
+
+            def signup() -> object:
+                entity = keys.entity_key("saxo", "signup", next(cycles["client_keys"]))
+                linked = commands.linked(r, entity)
+                assert linked is not None, entity
+                return commands.load(r, linked)
+
+            return {
+                "entities list --kind transfer --status PROCESSED": lambda: store.page(
+                    r, kind="transfer", status="PROCESSED"),
+                "entities list": lambda: store.page(r),
+                "entities list --since (6 h)": lambda: store.page(r, since_ms=window),
+                "find entity id": finding("ids"),
+                "find externalId": finding("external_ids"),
+                "find Saxo TransactionId": finding("transaction_ids"),
+                "find Saxo ExternalReference": finding("references"),
+                "command list": lambda: commands.page(r, CATALOG, limit=50),
+                "command list --kind transfer --state ACCEPTED": lambda: commands.page(
+                    r, CATALOG, kind="transfer", state="ACCEPTED", limit=50),
+                "signup by ClientKey (saxo attach)": signup,
+                "health snapshot (status)": lambda: health.snapshot(r, status_settings),
+            }  # fmt: skip
+
+        at_small, at_big = ops(small), ops(big)
+        for name in at_small:
+            low, high = interleaved((at_small[name], at_big[name]), self.repeat)
+            ratio = high / max(low, 1e-6)
+            self.add(f"{name} at {self.n} ÷ at {self.small_n}", ratio, "×", "≤ 2", ratio <= 2,
+                     f"({low:.2f} → {high:.2f} ms, interleaved)")  # fmt: skip
+
+    def cli(self, small: Store, big: Store) -> None:
+        def run(s: Store, *args: str) -> Callable[[], object]:
+            env = {"REDIS_URL": s.server.url, "PATH": "/usr/bin:/bin"}
+
+            def call() -> object:
+                done = subprocess.run([sys.executable, "-m", "partnersync", *args], env=env,
+                                      capture_output=True, text=True, check=False)  # fmt: skip
+                if done.returncode != 0:
+                    raise RuntimeError(f"partnersync {' '.join(args)}: {done.stderr.strip()}")
+                return done
+
+            return call
+
+        listed = interleaved((run(small, "entities", "list", "--kind", "transfer"),
+                              run(big, "entities", "list", "--kind", "transfer")), 3)  # fmt: skip
+        found = interleaved((run(small, "entities", "find", small.picks.ids[0]),
+                             run(big, "entities", "find", big.picks.ids[-1])), 3)  # fmt: skip
+        commanded = interleaved((run(small, "command", "list"), run(big, "command", "list")), 3)
+        worst = max(listed[1], found[1], commanded[1])
+        self.add(f"CLI list / find / command list at {self.n} (wall, Python start included)",
+                 worst, "ms", "interactive", None,
+                 f"(entities list {listed[0]:.0f} → {listed[1]:.0f} ms, find {found[0]:.0f} → "
+                 f"{found[1]:.0f} ms, command list {commanded[0]:.0f} → {commanded[1]:.0f} ms; "
+                 f"{self.small_n} → {self.n})")  # fmt: skip
+
+    def console_pages(self, small: Store, big: Store) -> None:
+        """The console's pages over HTTP, both stores in turn (median of 20 loads each)."""
+        with _Console(small, self.dir) as low, _Console(big, self.dir) as high:
+            pages = {
+                "overview": ("/", "/"),
+                "entities": ("/entities", "/entities"),
+                "entities filtered": ("/entities?kind=transfer&status=PROCESSED",) * 2,
+                "entity": (f"/entity/tradevest:transfer:{low.transfer}",
+                           f"/entity/tradevest:transfer:{high.transfer}"),
+                "commands": ("/commands", "/commands"),
+                "search by externalId": (f"/search?q={small.picks.external_ids[1]}",
+                                         f"/search?q={big.picks.external_ids[-2]}"),
+            }  # fmt: skip
+            timings = {}
+            for name, (a, b) in pages.items():
+                timings[name] = interleaved((low.loader(a), high.loader(b)), 20)
+        worst = max(h / max(lo, 1e-6) for lo, h in timings.values())
+        self.add(f"console pages at {self.n} ÷ at {self.small_n} (median HTTP load, worst)",
+                 worst, "×", "≤ 2", worst <= 2,
+                 "(" + ", ".join(f"{k} {lo:.1f} → {h:.1f} ms"
+                                 for k, (lo, h) in timings.items()) + ")")  # fmt: skip
+
+    def steady(self) -> None:
+        """Entities of the mix arrive at `rate`/s; every lifetime is `retention_s`: final and
+        resting entities leave, their tombstones, links and commands after them. Memory is
+        sampled once all lifetimes have passed: flat means nothing is kept for good. Live
+        entities (ACTIVE persons, customers, products, APPROVED documents: the client base)
+        are left out, as they grow with the clients, not time."""
+        leaving = [s for s in mix.samples(mix.PER_CLIENT, mix.now(), SPAN)
+                   if s.kind not in mix.LIVE]  # fmt: skip
+        kinds = {(s.partner, s.kind) for s in leaving}
+        days = self.retention_s / 86400
+        # every lifetime shortened alike: retention, tombstones, commands and aliases, the
+        # partners' own TTL'd keys, and the change stream to what one retention writes
+        transitions = sum(len(s.statuses) for s in leaving) / len(leaving)
+        lifetimes = msgspec.structs.replace(
+            SETTINGS, retention_days=days, resting_days=days, tombstone_days=days,
+            command_retention_days=2 * days, dlq_retention=max(1, int(self.retention_s)),
+            changes_maxlen=int(self.rate * transitions * self.retention_s),
+        )  # fmt: skip
+        server = RedisServer(self.dir / "redis-steady", free_port(), appendfsync="no")
+        server.start()
+        try:
+            r = redis.Redis.from_url(server.url)
+            base = int(r.info("memory")["used_memory"])
+            rng = random.Random(11)
+            written = 0
+            samples: list[tuple[float, int]] = []
+            started = time.monotonic()
+            next_sample = 0.0
+            lifetime = 3 * self.retention_s  # eviction, then tombstones, then commands
+            while (elapsed := time.monotonic() - started) < lifetime + 4 * self.retention_s:
+                due = int(elapsed * self.rate / len(leaving)) + 1  # clients so far
+                pipe = r.pipeline(transaction=False)
+                clock = workqueue.redis_ms(r)
+                for n in range(written, due):
+                    for s in mix.client(n, mix.now(), rng):
+                        if (s.partner, s.kind) in kinds:
+                            write_sample(pipe, _now(s), clock, lifetimes)
+                pipe.execute()
+                written = due
+                retention.sweep(r, CATALOG, days, days, 2 * days, days)  # as the clock does
+                if elapsed >= next_sample:
+                    samples.append((elapsed, int(r.info("memory")["used_memory"]) - base))
+                    next_sample += self.retention_s / 10
+                time.sleep(0.05)
+            reached = [used for t, used in samples if t >= lifetime]
+            spread = (max(reached) - min(reached)) / statistics.mean(reached)
+            per_client = len(leaving)
+            left = r.dbsize()
+        finally:
+            server.stop()
+        self.add("steady state: memory spread once every lifetime passed", spread * 100, "%",
+                 "≤ 10", spread <= 0.10,
+                 f"({statistics.mean(reached) / 2**20:.1f} MiB; {written} clients × "
+                 f"{per_client} leaving entities at {self.rate} entities/s, every lifetime "
+                 f"{self.retention_s:.0f} s; {len(reached)} samples; {left} keys at the end)")  # fmt: skip
+
+
+def _now(sample: mix.Sample) -> mix.Sample:
+    """The sample as if its changes happened just now (the steady state's arrivals)."""
+    shift = mix.now() - sample.at[-1]
+    return dataclasses.replace(sample, at=[a + shift for a in sample.at])
+
+
+class _Console:
+    """A console process on a store, signed in."""
+
+    def __init__(self, s: Store, workdir: Path):
+        self.store = s
+        self.dir = workdir
+        self.transfer = next(rec.id for rec in store.page(s.r, kind="transfer", limit=1).records)
+
+    def __enter__(self) -> _Console:
         import re
 
         import httpx
 
-        from cli import process
         from cli.supervisor import wait_http
         from console import users
 
-        path = self.dir / "console-users"
+        path = self.dir / f"console-users-{self.store.n}"
         users.add(path, "bench", "viewer", "bench-password")
         port = free_port()
-        env = {"REDIS_URL": self.server.url, "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING",
+        env = {"REDIS_URL": self.store.server.url, "PATH": "/usr/bin:/bin", "LOG_LEVEL": "WARNING",
                "PARTNERSYNC_CONSOLE_SECRET": uuid.uuid4().hex, "PARTNERSYNC_CONSOLE_USERS": str(path),
                "PARTNERSYNC_CONSOLE_SECURE_COOKIES": "false"}  # fmt: skip
-        proc = subprocess.Popen([sys.executable, "-m", "partnersync", "console", "--port", str(port)],
-                                env=env)  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            if not wait_http(base + "/login", proc, timeout=30):
-                raise RuntimeError("the console did not come up")
-            with httpx.Client(base_url=base, timeout=30) as http:
-                login = http.get("/login")
-                token = re.search(r'name="csrf" value="([^"]+)"', login.text)
-                assert token is not None
-                http.post("/login", data={"csrf": token.group(1), "name": "bench",
-                                          "password": "bench-password"})  # fmt: skip
-                pages = {
-                    "overview": "/",
-                    "entities (first page)": "/entities",
-                    "entities filtered": "/entities?kind=transfer&status=PROCESSED",
-                    "entity": f"/entity/tradevest:transfer:{ids[len(ids) // 2]}",
-                    "search by externalId": f"/search?q={xids[len(xids) // 3]}",
-                }
-                timings = {}
-                for name, url in pages.items():
-
-                    def load(url: str = url) -> None:
-                        answer = http.get(url, follow_redirects=True)
-                        if answer.status_code != 200 or "Sign in" in answer.text:
-                            raise RuntimeError(f"console {url}: {answer.status_code}")
-
-                    timings[name] = median_ms(load, 20)
-        finally:
-            process.stop(proc, timeout=10)
-        slowest = max(timings.values())
-        self.add(f"console pages at {self.n} (median HTTP load, slowest)", slowest, "ms",
-                 "reported", None,
-                 "(" + ", ".join(f"{k} {v:.1f} ms" for k, v in timings.items()) + ")")  # fmt: skip
-
-    def run(self) -> list[Row]:
-        self.server.start()
-        try:
-            r = redis.Redis.from_url(self.server.url)
-            self.sizes(r)
-            self.steady(r)
-        finally:
-            self.server.stop()
-        return self.rows
-
-    def sizes(self, r: redis.Redis) -> None:
-        base = int(r.info("memory")["used_memory"])
-        origin = datetime(2026, 1, 1, tzinfo=UTC)
-
-        def clock(n: int) -> datetime:
-            return origin + timedelta(milliseconds=n * 50)  # 20 entities a second, in order
-
-        small = min(10_000, self.n)
-        ids, xids = fill(r, 0, small, clock)
-        per_small = (int(r.info("memory")["used_memory"]) - base) / small
-        at_small = self.timings(r, ids, xids)
-        started = time.perf_counter()
-        more_ids, more_xids = fill(r, small, self.n, clock)
-        rate = (self.n - small) / max(time.perf_counter() - started, 1e-9)
-        ids += more_ids
-        xids += more_xids
-        stored = sum(store.counts(r).values())
-        per_entity = (int(r.info("memory")["used_memory"]) - base) / stored
-        at_n = self.timings(r, ids, xids)
-        key = keys.entity_key("tradevest", "transfer", ids[-1])
-        parts = (
-            f"(value {r.memory_usage(keys.entity(key))} B, externalId link "
-            f"{self.kept_bytes(r) / stored:.0f} B; "
-            f"{per_small:.0f} B at {small}; {stored} stored at {rate:.0f} entities/s)"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "partnersync", "console", "--port", str(port)], env=env
         )
-        self.add(f"Redis bytes per stored final entity at {self.n}", per_entity, "B", "≤ 1024",
-                 per_entity <= 1024, parts)  # fmt: skip
-        for name, value in at_n.items():
-            ratio = value / max(at_small[name], 1e-6)
-            what = "first page" if name in ("filtered", "unfiltered", "window") else "lookup"
-            self.add(f"{name} {what} at {self.n} ÷ at {small}", ratio, "×", "≤ 2", ratio <= 2,
-                     f"({at_small[name]:.2f} → {value:.2f} ms)")  # fmt: skip
-        listed = self.cli_ms("entities", "list", "--kind", "transfer", "--status", "PROCESSED")
-        found = self.cli_ms("entities", "find", ids[len(ids) // 2])
-        self.add(f"CLI list / find at {self.n} (wall, Python start included)", max(listed, found),
-                 "ms", "interactive", None, f"(list {listed:.0f} ms, find {found:.0f} ms)")  # fmt: skip
-        self.console_pages(ids, xids)
-        r.flushall()
+        base = f"http://127.0.0.1:{port}"
+        if not wait_http(base + "/login", self.proc, timeout=30):
+            raise RuntimeError("the console did not come up")
+        self.http = httpx.Client(base_url=base, timeout=30)
+        login = self.http.get("/login")
+        token = re.search(r'name="csrf" value="([^"]+)"', login.text)
+        assert token is not None
+        self.http.post("/login", data={"csrf": token.group(1), "name": "bench",
+                                       "password": "bench-password"})  # fmt: skip
+        return self
 
-    def kept_bytes(self, r: redis.Redis) -> int:
-        """Bytes of every tombstone and externalId-link bucket (what evicted entities keep)."""
-        pipe = r.pipeline(transaction=False)
-        for n in range(store.BUCKETS):
-            pipe.memory_usage(keys.gone(n))
-            pipe.memory_usage(keys.links(n))
-        return sum(int(x or 0) for x in pipe.execute())
+    def loader(self, url: str) -> Callable[[], None]:
+        return lambda: self.load(url)
 
-    def steady(self, r: redis.Redis) -> None:
-        """Entities arrive at `rate`/s and leave `retention_s` after their last change, after
-        a warm-up (entities a day old, evicted at once) that leaves every bucket in place, as
-        in a store that has run a while."""
-        rate, retention_s = self.rate, self.retention_s
-        days = retention_s / 86400
-        day_ago = datetime.now(UTC) - timedelta(days=1)
-        fill(r, 0, self.warmup, lambda n: day_ago)
-        while retention.sweep(r, CATALOG, days):
-            pass
-        written = self.warmup
-        base = int(r.info("memory")["used_memory"])
-        kept_base = self.kept_bytes(r)
-        samples: list[tuple[float, int, int, int]] = []  # (t, used, kept, evicted so far)
-        evicted = 0
-        started = time.monotonic()
-        next_sample = 0.0
-        while (elapsed := time.monotonic() - started) < 4 * retention_s:
-            due = self.warmup + int(elapsed * rate) + rate // 10
-            fill(r, written, due, lambda n: datetime.now(UTC))
-            written = due
-            evicted += retention.sweep(r, CATALOG, days)
-            if elapsed >= next_sample:
-                used = int(r.info("memory")["used_memory"]) - base
-                samples.append((elapsed, used, self.kept_bytes(r) - kept_base, evicted))
-                next_sample += retention_s / 20
-            time.sleep(0.05)
-        reached = [x for x in samples if x[0] >= retention_s * 1.5]
-        live = [used - kept for _, used, kept, _ in reached]
-        spread = (max(live) - min(live)) / statistics.mean(live)
-        first, last = reached[0], reached[-1]
-        per_evicted = (last[2] - first[2]) / max(last[3] - first[3], 1)
-        per_live = statistics.mean(live) / (rate * retention_s)
-        self.add("steady state: memory less what evicted entities keep, spread once retention "
-                 "reached", spread * 100, "%", "≤ ±5% (≤ 10 spread)", spread <= 0.10,
-                 f"({statistics.mean(live) / 2**20:.1f} MiB live; {written - self.warmup} written, "
-                 f"{evicted} evicted at {rate}/s, retention {retention_s:.0f} s, "
-                 f"{len(reached)} samples)")  # fmt: skip
-        self.add("bytes kept for good per evicted entity (tombstone + externalId link)",
-                 per_evicted, "B", "compact", None,
-                 f"(at 90 days' retention that is {per_evicted / per_live / 90 * 100:.2f}% of the "
-                 f"live store a day; live {per_live:.0f} B/entity)")  # fmt: skip
+    def load(self, url: str) -> None:
+        answer = self.http.get(url, follow_redirects=True)
+        if answer.status_code != 200 or "Sign in" in answer.text:
+            raise RuntimeError(f"console {url}: {answer.status_code}")
+
+    def __exit__(self, *exc: object) -> None:
+        from cli import process
+
+        self.http.close()
+        process.stop(self.proc, timeout=10)
 
 
 def main(n: int, as_json: bool) -> int:

@@ -1,8 +1,10 @@
--- Evict entities in a final state past retention, each leaving a tombstone (store.evict).
+-- Evict entities in a final (or resting) state past retention, each leaving a tombstone
+-- (store.evict).
 -- KEYS[1] ps:metrics:entities               hash "partner:kind:status" -> stored count
 -- KEYS[2] ps:ix:<partner>:<kind>:<status>   the index they are in: id -> ms of last update
 -- KEYS[3] ps:attention                      zset of entities that need a human
 -- KEYS[4] ps:gone-ix                        zset entity key -> ms it was evicted
+-- KEYS[5] ps:watch                          zset entity key -> ms it is next re-fetched
 -- then 3 per entity: ps:entity:<key>, ps:lease:<key> (held while a reconcile runs),
 --   ps:gone:<bucket> (its tombstone's hash)
 -- ARGV[1] the count's field; ARGV[2] cutoff ms: an entity updated since stays;
@@ -12,8 +14,8 @@ local cutoff = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 local evicted = 0
-for i = 0, (#KEYS - 4) / 3 - 1 do
-  local k, a = 5 + i * 3, 3 + i * 3
+for i = 0, (#KEYS - 5) / 3 - 1 do
+  local k, a = 6 + i * 3, 3 + i * 3
   local id, key, tomb = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local score = redis.call('ZSCORE', KEYS[2], id)
   if score and tonumber(score) < cutoff and redis.call('EXISTS', KEYS[k + 1]) == 0 then
@@ -25,6 +27,7 @@ for i = 0, (#KEYS - 4) / 3 - 1 do
       evicted = evicted + 1
     end
     redis.call('ZREM', KEYS[3], key)
+    redis.call('ZREM', KEYS[5], key)  -- a resting entity may still be watched
   end
 end
 return evicted

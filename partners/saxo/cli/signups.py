@@ -27,8 +27,8 @@ def _signup(connection: Any, ref: str) -> tuple[str, str]:
 
     record = commands.load(connection, ref)
     if record is None:  # a ClientKey: its signup entity is linked to the command it came from
-        linked = connection.get(keys.command_link(keys.entity_key("saxo", "signup", ref)))
-        record = commands.load(connection, linked.decode()) if linked else None
+        linked = commands.linked(connection, keys.entity_key("saxo", "signup", ref))
+        record = commands.load(connection, linked) if linked else None
     if record is None or record.kind != "signup" or record.result is None:
         raise ValueError(
             f"no accepted signup command for {ref!r} (give its externalId or ClientKey)"
