@@ -32,26 +32,41 @@ def _dlq_filter(args: argparse.Namespace, settings: Settings):
 
 
 def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    from partnersync import dlq
+    from partnersync import dlq, paging
 
     try:
         selected = _dlq_filter(args, settings)
+        if args.limit is not None and args.limit < 1:
+            raise ValueError("--limit must be at least 1")
+        cursor = paging.Cursor.parse(args.cursor) if args.cursor else None
     except ValueError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)
         return 2
-    letters = [
-        letter for letter in dlq.all_letters(connect_redis(settings)) if selected.matches(letter)
-    ]
-    if args.json:
-        for letter in letters:
-            print(to_json({
-                "id": letter.id, "at": letter.at, "reason": letter.reason, "entity": letter.entity,
-                "error": letter.error, "attempts": letter.attempts, "events": len(letter.events),
-            }))  # fmt: skip
-        return 0
-    rows = [(x.id, x.at.isoformat(), x.reason, x.entity, x.error) for x in letters]
-    render(["ID", "AT", "REASON", "ENTITY", "ERROR"], rows)
-    print(f"{len(letters)} dead letters")
+    # --json without --limit/--cursor prints every match, as the other listings do
+    every = bool(args.all or (args.json and args.limit is None and cursor is None))
+    connection = connect_redis(settings)
+    letters: list[Any] = []
+    while True:  # one page, or every page in turn
+        got = dlq.page(connection, selected, limit=args.limit or (500 if every else 50),
+                       cursor=cursor)  # fmt: skip
+        letters += got.letters
+        if args.json:
+            for letter in got.letters:
+                print(to_json({
+                    "id": letter.id, "at": letter.at, "reason": letter.reason,
+                    "entity": letter.entity, "error": letter.error,
+                    "attempts": letter.attempts, "events": len(letter.events),
+                }))  # fmt: skip
+        if not (every and got.next):
+            break
+        cursor = got.next
+    if not args.json:
+        rows = [(x.id, x.at.isoformat(), x.reason, x.entity, x.error) for x in letters]
+        render(["ID", "AT", "REASON", "ENTITY", "ERROR"], rows)
+    if got.next is not None and not every:
+        print(f"more: --cursor {got.next.encode()}", file=sys.stderr if args.json else sys.stdout)
+    if not args.json:
+        print(f"{len(letters)} of {got.total} dead letters, newest first")
     return 0
 
 
@@ -132,6 +147,9 @@ def add(sub: Any) -> None:
     dl = dlq.add_parser("list")
     filters(dl)
     dl.add_argument("--json", action="store_true")
+    dl.add_argument("--limit", type=int, help="letters per page (default 50; --json alone: all)")
+    dl.add_argument("--cursor", help="the page after the one that printed this cursor")
+    dl.add_argument("--all", action="store_true", help="every page, one after the other")
     dl.set_defaults(func=cmd_dlq_list)
     ds = dlq.add_parser("show")
     ds.add_argument("id")

@@ -302,7 +302,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         int,
         Env(
             "PARTNERSYNC_RECHECK_BUDGET_PER_MIN",
-            "re-fetches of unchanged entities per partner per minute at most (the rest wait for the next sweep)",
+            "re-fetches of unchanged entities per partner per minute at most (the rest wait for the next sweep); Tradevest's transaction sweep lists at most as many customers a minute",
             minimum=1,
         ),
     ] = 60

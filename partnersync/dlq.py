@@ -7,13 +7,14 @@ import random
 import time
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 import redis
 
-from partnersync import keys, replies
+from partnersync import keys, paging, replies
 from schemas.store import Transition
 
 
@@ -101,6 +102,47 @@ def all_letters(connection: redis.Redis) -> list[DeadLetter]:
     if expired:
         connection.zrem(keys.DLQ, *expired)
     return out
+
+
+@dataclass
+class Page:
+    letters: list[DeadLetter]
+    next: paging.Cursor | None  # None: no older letter is left to look at
+    total: int  # letters in the queue
+
+
+def page(
+    connection: redis.Redis,
+    chosen: Filter,
+    *,
+    limit: int = 50,
+    cursor: paging.Cursor | None = None,
+    budget: int = 1000,
+) -> Page:
+    """The newest letters matching `chosen` after `cursor`: read `limit` at a time until
+    `limit` match or `budget` letters were read (a filter that matches few stops there; its
+    cursor goes on from the last letter read). `since` bounds the read by score."""
+    low = int(chosen.since.timestamp() * 1000) if chosen.since else 0
+    found: list[DeadLetter] = []
+    read, last, more = 0, cursor, True
+    while more and len(found) < limit and read < budget:
+        shown, more = paging.newest(connection, [paging.Index(keys.DLQ)], high=2**62, low=low,
+                                    limit=min(limit, budget - read), cursor=last)  # fmt: skip
+        raws = connection.mget([keys.dead_letter(i) for _, i in shown]) if shown else []
+        expired = []
+        for n, ((ms, dlq_id), raw) in enumerate(zip(shown, raws, strict=True)):
+            read += 1
+            last = paging.Cursor(ms, dlq_id)
+            if raw is None:
+                expired.append(dlq_id)
+            elif chosen.matches(letter := _decoder.decode(raw)):
+                found.append(letter)
+            if len(found) == limit:
+                more = more or n < len(shown) - 1
+                break
+        if expired:
+            connection.zrem(keys.DLQ, *expired)
+    return Page(found, last if more else None, int(connection.zcard(keys.DLQ)))
 
 
 # why letters are dead: events not applied, a handler failed, a command crashed, a

@@ -112,3 +112,39 @@ def test_the_health_snapshot_shows_a_page_of_attention(
     report = health.snapshot(r, settings)
     assert report["attentionCount"] == 1000
     assert report["attention"] == [f"saxo:activity:{n}" for n in range(999, 979, -1)]  # newest
+
+
+def test_dlq_list_reads_a_page_not_the_queue(redis_server: RedisServer, r: redis.Redis) -> None:
+    """`dlq list` read every letter of the queue for any listing (#38)."""
+    from partnersync import dlq
+
+    now = datetime.now(UTC)
+    pipe = r.pipeline()
+    for n in range(400):
+        kind = "transfer" if n % 2 else "customer"
+        dlq.add(pipe, dlq.DeadLetter(id=f"d{n:04d}", at=now, reason="reconcile",
+                                     entity=f"tradevest:{kind}:{n}", error="404", traceback="",
+                                     attempts=3), retention=3600)  # fmt: skip
+    pipe.execute()
+    env = base_env(redis_server.url)
+
+    def listed(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([sys.executable, "-m", "partnersync", "dlq", "list", *args],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done
+
+    r.config_resetstat()
+    first = listed("--limit", "20", "--json")
+    ids = [json.loads(line)["id"] for line in first.stdout.splitlines()]
+    assert len(ids) == 20 and keys_read(r) < 100, keys_read(r)  # the queue holds 400
+    assert "more: --cursor" in first.stderr
+    cursor = first.stderr.split("--cursor ")[1].split()[0]
+    second = listed("--limit", "20", "--json", "--cursor", cursor)
+    after = [json.loads(line)["id"] for line in second.stdout.splitlines()]
+    assert len(after) == 20 and not set(after) & set(ids)
+    transfers = listed("--kind", "transfer", "--all", "--json")
+    got = [json.loads(line)["entity"] for line in transfers.stdout.splitlines()]
+    assert len(got) == 200 and all(":transfer:" in e for e in got)
+    table = listed("--limit", "5").stdout
+    assert "5 of 400 dead letters" in table and "more: --cursor" in table

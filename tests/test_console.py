@@ -302,3 +302,27 @@ def test_console_refuses_to_start_without_what_it_needs(
     done = subprocess.run([sys.executable, "-m", "partnersync", "console"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_dead_letter_page_is_paged(system: System, console_url: str, browser: Any) -> None:
+    """The page listed every letter of the queue (#38): now 50, newest first, and a link on
+    that keeps the filter."""
+    from datetime import UTC, datetime, timedelta
+
+    marker = f"paged-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    pipe = system.r.pipeline()
+    for n in range(60):
+        dlq.add(pipe, dlq.DeadLetter(id=f"{marker}-{n:02d}", at=now + timedelta(seconds=n),
+                                     reason="reconcile", entity=f"tradevest:customer:{marker}{n}",
+                                     error=marker, traceback="", attempts=1), retention=600)  # fmt: skip
+    pipe.execute()
+    page = signed_in(browser, console_url, VIEWER)
+    page.goto(f"/dlq?error={marker}")
+    rows = page.locator("tr", has_text=marker)
+    assert rows.count() == 50
+    assert f"{marker}59" in rows.first.inner_text()  # newest first
+    page.click("a[rel=next]")
+    assert page.locator("tr", has_text=marker).count() == 10
+    assert f"error={marker}" in page.url and page.locator("a[rel=next]").count() == 0
+    page.context.close()

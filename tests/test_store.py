@@ -138,10 +138,30 @@ def test_the_transactions_sweep_visits_active_customers_and_rotates_the_rest(
     r.zadd(tradevest_keys.ACTIVITY, {f"old-{n:03d}": n for n in range(240)})
     r.zadd(tradevest_keys.ACTIVITY, {"busy-1": now - 1000, "busy-2": now - day})
     # a sweep every 12 h with a 2-day window: a rotation takes at most 2 sweeps
-    first = customers_due(r, now, 2, 12 * 3600)
+    first = customers_due(r, now, 2, 12 * 3600, budget=1000)
     assert {"busy-1", "busy-2"} <= set(first) and len(first) == 2 + 120
-    second = customers_due(r, now, 2, 12 * 3600)
+    second = customers_due(r, now, 2, 12 * 3600, budget=1000)
     dormant = {f"old-{n:03d}" for n in range(240)}
     assert (set(first) | set(second)) - {"busy-1", "busy-2"} == dormant
-    third = customers_due(r, now, 2, 12 * 3600)
+    third = customers_due(r, now, 2, 12 * 3600, budget=1000)
     assert set(third) == set(first)  # round again
+
+
+def test_a_sweep_lists_at_most_its_budget_of_customers(r: redis.Redis) -> None:
+    """Partner calls follow the budget, not the number of customers (#38): 5,000 active
+    customers and 5,000 dormant ones, a budget of 100 listings a sweep — the newest active
+    first, a tenth of it kept for the dormant rotation, which goes on where it stopped."""
+    from partners.tradevest import keys as tradevest_keys
+    from partners.tradevest.sweeper import customers_due
+
+    day = 86_400_000
+    now = 100 * day
+    r.zadd(tradevest_keys.ACTIVITY, {f"old-{n:04d}": n for n in range(5000)})
+    r.zadd(tradevest_keys.ACTIVITY, {f"busy-{n:04d}": now - 1000 * n for n in range(5000)})
+    first = customers_due(r, now, 2, 60, budget=100)
+    assert len(first) == 100
+    busy = [c for c in first if c.startswith("busy-")]
+    assert busy == [f"busy-{n:04d}" for n in range(90)]  # the most recently active
+    second = customers_due(r, now, 2, 60, budget=100)
+    old = [c for c in first + second if c.startswith("old-")]
+    assert old == [f"old-{n:04d}" for n in range(20)]  # the rotation went on

@@ -22,21 +22,32 @@ _item = msgspec.json.Decoder(dict[str, Any])
 
 
 def customers_due(
-    connection: redis.Redis, now_ms: int, window_days: int, interval_s: float
+    connection: redis.Redis, now_ms: int, window_days: int, interval_s: float, budget: int
 ) -> list[str]:
-    """The customers whose transactions this sweep lists: every customer with an entity
-    change within the window (live work), and a slice of the dormant ones, sized so the
-    whole rotation takes at most half the window (an incoming payment to a dormant
-    customer, which no webhook announces, is still found within it)."""
+    """The customers whose transactions this sweep lists, at most `budget` (one listing
+    each, so partner calls follow the budget, not the number of customers): those with an
+    entity change within the window, most recent first (live work), and a slice of the
+    dormant ones, sized so the whole rotation takes half the window if the budget allows
+    (an incoming payment to a dormant customer, which no webhook announces, is found
+    within it), with a tenth of the budget kept for it."""
     window_ms = window_days * 86_400_000
-    active = replies.texts(
-        connection.zrangebyscore(tradevest_keys.ACTIVITY, now_ms - window_ms, "+inf")
-    )
     dormant = connection.zcount(tradevest_keys.ACTIVITY, "-inf", f"({now_ms - window_ms}")
+    reserved = max(1, budget // 10) if dormant else 0
+    active = replies.texts(
+        connection.zrange(
+            tradevest_keys.ACTIVITY,
+            "+inf",
+            now_ms - window_ms,
+            desc=True,
+            byscore=True,
+            offset=0,
+            num=budget - reserved,
+        )  # fmt: skip
+    )
     if not dormant:
         return active
     rotations = max(1, int(window_ms / 2 / 1000 / max(interval_s, 0.001)))
-    size = max(50, -(-dormant // rotations))
+    size = min(max(50, -(-dormant // rotations)), budget - len(active))
     start = int(connection.get(tradevest_keys.ROTATION) or 0)
     if start >= dormant:
         start = 0
@@ -50,11 +61,14 @@ def customers_due(
 
 async def transactions(ctx: Context, window_days: int = 2) -> int:
     """Reconcile the transactions booked in the last `window_days` of the customers due
-    (`customers_due`): O(active customers + a slice of the dormant) partner calls a sweep."""
+    (`customers_due`): at most PARTNERSYNC_RECHECK_BUDGET_PER_MIN customers' listings a
+    minute (the stale sweep's re-fetches have as many of their own)."""
     client = ctx.clients["tradevest"]
+    s = ctx.settings
+    budget = max(1, int(s.recheck_budget_per_min * s.sweep_interval_s / 60))
     customers = customers_due(
-        ctx.connection, workqueue.redis_ms(ctx.connection), window_days,
-        ctx.settings.sweep_interval_s,
+        ctx.connection, workqueue.redis_ms(ctx.connection), window_days, s.sweep_interval_s,
+        budget,
     )  # fmt: skip
     start = (datetime.now(UTC) - timedelta(days=window_days)).date().isoformat()
     due: list[str] = []
