@@ -30,10 +30,8 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
     kinds = sorted(catalog.kinds)
     partners = sorted(catalog.partners)
     pipe = connection.pipeline(transaction=False)
-    for partner, kind in kinds:
-        entity = keys.entity_key(partner, kind, ident)
-        pipe.exists(keys.entity(entity))
-        pipe.hget(store.bucket(entity), entity)
+    candidates = [keys.entity_key(partner, kind, ident) for partner, kind in kinds]
+    store.read_queue(pipe, candidates)
     for partner in partners:
         store.queue_by_external_id(pipe, partner, ident)
     for partner in partners:
@@ -42,15 +40,17 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
     inbox.queue_read(pipe, [ident])
     replies_ = pipe.execute()
     found: list[Found] = []
-    for n, (partner, kind) in enumerate(kinds):
-        entity = keys.entity_key(partner, kind, ident)
-        if replies_[2 * n]:
+    stored = store.read_replies(connection, candidates, replies_[:1])
+    for (partner, kind), entity, got in zip(kinds, candidates, stored, strict=True):
+        if got is None:
+            continue
+        if not got.evicted:
             found.append(Found("entity", entity, catalog.kinds[(partner, kind)].id_name))
-        elif (tomb := replies_[2 * n + 1]) is not None:
-            gone = store.decode_tombstone(entity, tomb)
+        else:
+            gone = got.record
             detail = f"evicted after retention: {gone.status} since {gone.updatedAt:%Y-%m-%d}"
             found.append(Found("entity", entity, detail))
-    rest = replies_[2 * len(kinds) :]
+    rest = replies_[1:]
     linked = [replies.optional_text(rest[n]) for n in range(len(partners))]
     by_external = {p: k for p, k in zip(partners, linked, strict=True) if k is not None}
     found += [

@@ -83,7 +83,14 @@ GONE_INDEX = PREFIX + "gone-ix"  # zset entity key -> ms it was evicted (its tom
 
 
 def entity(entity_key: str) -> str:
+    """An entity's value as a key of its own: what stores written before the value buckets
+    hold, read as a fallback and moved to its bucket on the entity's next write."""
     return f"{PREFIX}entity:{entity_key}"
+
+
+def entities(partner: str, kind: str, bucket: int) -> str:
+    """A bucket of entity values of one kind: id -> the stored value (store.py)."""
+    return f"{PREFIX}entities:{partner}:{kind}:{bucket}"
 
 
 def index(partner: str, kind: str, status: str) -> str:

@@ -3,9 +3,13 @@ partner / kind / status ordered by last change, externalId links, the change str
 what is left of an entity once retention evicted it (its tombstone).
 
 Layout (key names in keys.py):
-- `ps:entity:{key}` — one value per entity: a format byte, then the record and its latest
-  transitions as msgpack, compressed with its kind's zstd dictionary (packing.py), or
-  deflated when the kind has none and that is smaller.
+- `ps:entities:{partner}:{kind}:{bucket}` — hash id → one value per entity: a format byte,
+  then the record and its latest transitions as msgpack, compressed with its kind's zstd
+  dictionary (packing.py), or deflated when the kind has none and that is smaller. A field
+  of one of 8,192 hashes per kind instead of a key of its own: a key costs ~130 bytes of
+  Redis's own before its value, a field ~40 (or ~5 where the hash stays a listpack: raise
+  hash-max-listpack-value to 1024 and -entries to 512, as `partnersync run` does). A value
+  written as a key of its own (`ps:entity:{key}`) still reads, and moves on its next write.
 - `ps:ix:{partner}:{kind}:{status}` — zset of entity ids by ms of their last update. A
   listing merges the few indexes its filter names (O(page)); retention reads the oldest of
   final statuses' (O(expired)).
@@ -77,6 +81,7 @@ _json = msgspec.json.encode
 BUCKETS = 8_192
 _LUA = Path(__file__).parent / "lua"
 EVICT = (_LUA / "evict.lua").read_text()
+READ = (_LUA / "read.lua").read_text()
 FORGET = (_LUA / "forget.lua").read_text()
 
 
@@ -166,6 +171,12 @@ def decode(key: str, raw: Any) -> Stored | None:
     return Stored(record, _transitions(key, s.history))
 
 
+def value_bucket(entity_key: str) -> tuple[str, str]:
+    """The hash holding the entity's value, and its field there (the id)."""
+    partner, kind, id = keys.split_entity_key(entity_key)
+    return keys.entities(partner, kind, zlib.crc32(id.encode()) % BUCKETS), id
+
+
 def bucket(entity_key: str) -> str:
     """The hash holding the entity's tombstone, if it has one."""
     return keys.gone(zlib.crc32(entity_key.encode()) % BUCKETS)
@@ -211,28 +222,32 @@ def load(connection: redis.Redis, entity_keys: Sequence[str]) -> list[EntityReco
     """The stored records (None where there is none, evicted entities included)."""
     if not entity_keys:
         return []
-    raws = connection.mget([keys.entity(k) for k in entity_keys])
     return [
-        s.record if (s := decode(k, r)) else None for k, r in zip(entity_keys, raws, strict=True)
+        s.record if s is not None and not s.evicted else None for s in read(connection, entity_keys)
     ]
 
 
 def read_queue(pipe: redis.client.Pipeline, entity_keys: Sequence[str]) -> None:
-    """Queue what `read_replies` turns into each entity's `Stored`: one MGET of the values and
-    one HGET per tombstone bucket."""
-    pipe.mget([keys.entity(k) for k in entity_keys])
-    for k in entity_keys:
-        pipe.hget(bucket(k), k)
+    """Queue what `read_replies` turns into each entity's `Stored`: one script reading each
+    value, else its tombstone (lua/read.lua)."""
+    script_keys: list[str] = []
+    args: list[str] = []
+    for key in entity_keys:
+        values, id = value_bucket(key)
+        script_keys += [values, keys.entity(key), bucket(key)]
+        args += [id, key]
+    pipe.eval(READ, len(script_keys), *script_keys, *args)
 
 
 def read_replies(
     connection: redis.Redis, entity_keys: Sequence[str], replies_: list[Any]
 ) -> list[Stored | None]:
-    """The entities `read_queue` asked for (its replies in order): a stored one, a tombstone,
-    or None."""
-    raws, tombs = replies_[0], replies_[1:]
+    """The entities `read_queue` asked for (its one reply): a stored one, a tombstone, or
+    None."""
+    pairs = replies_[0]
     out: list[Stored | None] = []
-    for key, raw, tomb in zip(entity_keys, raws, tombs, strict=True):
+    for n, key in enumerate(entity_keys):
+        raw, tomb = pairs[2 * n], pairs[2 * n + 1]
         stored = decode(key, raw)
         out.append(stored if stored else _tombstone(key, tomb) if tomb is not None else None)
     return out
@@ -279,7 +294,9 @@ def write(
     history = list(before.history) if before is not None else []
     if transition is not None:
         history.append(transition)
-    pipe.set(keys.entity(record.key), encode(record, history[-history_max:]))
+    values, id = value_bucket(record.key)
+    pipe.hset(values, id, encode(record, history[-history_max:]))
+    pipe.delete(keys.entity(record.key))  # a value of an older store, moved to its bucket
     # the status it is counted and indexed under now (None: new, or only a tombstone)
     previous = before.record.status if before is not None and not before.evicted else None
     pipe.zadd(
@@ -456,7 +473,7 @@ def evict(
     ]  # fmt: skip
     args: list[Any] = [f"{partner}:{kind}:{status}", before_ms]
     for id, key, record in zip(ids, entity_keys, stored, strict=True):
-        script_keys += [keys.entity(key), keys.lease(key), bucket(key)]
+        script_keys += [value_bucket(key)[0], keys.entity(key), keys.lease(key), bucket(key)]
         tomb = b""
         if record is not None:
             tomb = _pack(_Tombstone(record.status, record.modifiedOn, record.updatedAt,

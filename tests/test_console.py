@@ -18,7 +18,7 @@ import pytest
 
 from cli.redisserver import free_port
 from console import users
-from partnersync import dlq, keys
+from partnersync import dlq, keys, store
 from tests.conftest import ROOT, System, wait_for, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -226,7 +226,7 @@ def test_screenshots_for_the_readme(system: System, console_url: str, browser: A
                                    externalId=f"demo-{uuid.uuid4().hex[:8]}")
             for amount in (12.5, 99_999_999, 3)]  # fmt: skip
     for transfer in made:
-        wait_for(lambda t=transfer: system.r.exists(keys.entity(keys.entity_key("tradevest", "transfer", t))),
+        wait_for(lambda t=transfer: store.load(system.r, [keys.entity_key("tradevest", "transfer", t)])[0],
                  what="stored")  # fmt: skip
     key = keys.entity_key("tradevest", "transfer", made[0])
     system.wait_status(key, "PROCESSED")

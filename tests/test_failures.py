@@ -36,7 +36,7 @@ def test_partner_outage_is_dead_lettered_and_replay_applies_it(system: System) -
     )
     key = keys.entity_key("tradevest", "transfer", transfer)
     system.wait_status(key, "PROCESSED")
-    system.r.delete(keys.entity(key))  # forget it: the next event must re-create it
+    system.r.hdel(*store.value_bucket(key))  # forget it: the next event must re-create it
     system.http.post(system.sandbox + "/_sandbox/faults", json={"http_5xx": 1.0})
     try:
         body = json.dumps({"transferId": transfer, "status": "PROCESSED", "modifiedOn": "2026-01-02T00:00:00Z",

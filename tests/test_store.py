@@ -165,3 +165,30 @@ def test_a_sweep_lists_at_most_its_budget_of_customers(r: redis.Redis) -> None:
     second = customers_due(r, now, 2, 60, budget=100)
     old = [c for c in first + second if c.startswith("old-")]
     assert old == [f"old-{n:04d}" for n in range(20)]  # the rotation went on
+
+
+def test_a_value_of_an_older_store_reads_moves_on_write_and_evicts(r: redis.Redis) -> None:
+    """Values are fields of per-kind bucket hashes; one written as a key of its own
+    (`ps:entity:{key}`, a store from before the buckets) is read, moved to its bucket on
+    the next write, and evicted like the others."""
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    key, other = "tradevest:transfer:old-1", "tradevest:transfer:old-2"
+    for k in (key, other):
+        put(r, k, "PENDING", at)
+        values, id = store.value_bucket(k)
+        r.set(keys.entity(k), r.hget(values, id))  # as an older store holds it
+        r.hdel(values, id)
+    assert [rec.status for rec in store.load(r, [key, other])] == ["PENDING", "PENDING"]
+    put(r, key, "PROCESSED", at)
+    assert not r.exists(keys.entity(key)) and r.hexists(*store.value_bucket(key))
+    assert [t.to for t in store.history(r, key)] == ["PENDING", "PROCESSED"]
+    put(r, other, "REJECTED", at)
+    r.set(keys.entity(other), r.hget(*store.value_bucket(other)))
+    r.hdel(*store.value_bucket(other))
+    assert (
+        store.evict(
+            r, "tradevest", "transfer", "REJECTED", ["old-2"], int(at.timestamp() * 1000) + 1
+        )
+        == 1
+    )
+    assert not r.exists(keys.entity(other)) and store.tombstone(r, other) is not None

@@ -550,7 +550,7 @@ class Bench:
             key = f"tradevest:transfer:{entity}"
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and (
-                self.r.zscore(keys.DIRTY, key) is not None or not self.r.exists(keys.entity(key))
+                self.r.zscore(keys.DIRTY, key) is not None or store.load(self.r, [key]) == [None]
             ):
                 time.sleep(0.05)
             gets = http.get(stub_url + "/_stub/gets?all=1").json()["by_id"].get(entity, 0)

@@ -143,6 +143,9 @@ class FastPipe:
     def hset(self, key: str, name: str, value: Any) -> None:
         self._queue("HSET", key, name, value)
 
+    def delete(self, *names: str) -> None:
+        self._queue("DEL", *names)
+
     def hdel(self, key: str, *names: str) -> None:
         self._queue("HDEL", key, *names)
 
@@ -266,10 +269,17 @@ def _breakdown(r: redis.Redis, stored: int) -> dict[str, float]:
         return statistics.mean(usage(replies.text(k)) for k in sample) * total
 
     def each(pattern: str) -> float:
-        return float(sum(usage(replies.text(k)) for k in r.scan_iter(match=pattern, count=5000)))
+        found = [replies.text(k) for k in r.scan_iter(match=pattern, count=5000)]
+        total = 0
+        for start in range(0, len(found), 1000):
+            pipe = r.pipeline(transaction=False)
+            for key in found[start : start + 1000]:
+                pipe.memory_usage(key, samples=1000)
+            total += sum(int(x or 0) for x in pipe.execute())
+        return float(total)
 
     parts = {
-        "values": sampled(keys.entity("*")),
+        "values": each(keys.PREFIX + "entities:*"),
         "indexes": each(keys.INDEX + "*"),
         "change stream": float(usage(keys.CHANGES)),
         "watch": float(usage(keys.WATCH)),
