@@ -28,7 +28,7 @@ from cli import (
 from cli import (
     config as config_table,
 )
-from partnersync import config
+from partnersync import config, partner
 from partnersync.config import ConfigError
 
 GROUPS = (
@@ -100,6 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem is not None:
             raise problem
         assert settings is not None
+        partner.load(settings.partners)  # their dictionaries: stored values read with them
         return int(args.func(args, settings) or 0)
     except ConfigError as exc:
         print(f"partnersync: {exc}", file=sys.stderr)

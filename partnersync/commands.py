@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -68,6 +69,7 @@ COMMAND = "command"  # the kind segment of a command's work-queue key
 REPLICAS_WAIT_S = 5.0  # a send stopped for want of replicas is tried again this much later
 EXTERNAL_ID_MAX = 50  # the shortest a partner allows (Saxo's ExternalReference)
 _record_decoder = msgspec.json.Decoder(CommandRecord)
+_FIELDS = (Path(__file__).parent / "lua" / "fields.lua").read_text()
 _ZSTD = b"\x03"  # a compressed record's first byte (a JSON one starts with "{")
 _item = msgspec.json.Decoder(dict[str, Any])
 _exact = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)  # amounts stay exact
@@ -118,7 +120,22 @@ def command_key(partner: str, external_id: str) -> str:
 
 
 def load(connection: redis.Redis, external_id: str) -> CommandRecord | None:
-    return decode(connection.get(keys.command(external_id)))
+    return decode(read(connection, [external_id])[0])
+
+
+def queue_read(pipe: redis.client.Pipeline, external_ids: Sequence[str]) -> None:
+    """Queue one read of these journal entries (lua/fields.lua); its reply is a list."""
+    script_keys = [k for x in external_ids for k in (keys.journal(x)[0], keys.command(x))]
+    pipe.eval(_FIELDS, len(script_keys), *script_keys, *external_ids)
+
+
+def read(connection: redis.Redis, external_ids: Sequence[str]) -> list[Any]:
+    """The journal entries as stored (None where there is none)."""
+    if not external_ids:
+        return []
+    pipe = connection.pipeline(transaction=False)
+    queue_read(pipe, external_ids)
+    return list(pipe.execute()[0])
 
 
 def decode(raw: bytes | str | None) -> CommandRecord | None:
@@ -139,7 +156,9 @@ def encode(record: CommandRecord) -> bytes:
 
 
 def save(connection: redis.Redis | redis.client.Pipeline, record: CommandRecord) -> None:
-    connection.set(keys.command(record.externalId), encode(record))
+    """Write the journal entry (in its bucket; an older store's key of its own goes)."""
+    connection.hset(*keys.journal(record.externalId), encode(record))
+    connection.delete(keys.command(record.externalId))
 
 
 def _kind(settings: Settings, kind_name: str, acting_for: str | None) -> CommandKind:
@@ -222,7 +241,7 @@ def submit(
         actingFor=acting_for, createdAt=now, updatedAt=now,
     )  # fmt: skip
     pipe = connection.pipeline(transaction=True)
-    pipe.set(keys.command(external_id), encode(record), nx=True)
+    pipe.hsetnx(*keys.journal(external_id), encode(record))
     pipe.zadd(keys.command_index(kind.name, CommandState.PENDING_SEND),
               {external_id: int(now.timestamp() * 1000)})  # fmt: skip
     created, _ = pipe.execute()
@@ -460,7 +479,8 @@ async def _send(
     # durable before the request goes out — and only while this worker holds the lease
     key = command_key(record.partner, record.externalId)
     encoded = encode(record)
-    if not ctx.workqueue.fenced_set(key, lease.me, keys.command(record.externalId), encoded):
+    where, older = keys.journal(record.externalId), keys.command(record.externalId)
+    if not ctx.workqueue.fenced_set(key, lease.me, where, encoded, older):
         raise LeaseLost(record.externalId)
     s = ctx.settings
     try:
@@ -585,7 +605,7 @@ async def run_batch(
         expires=deadline + s.http_timeout_s,
     )  # fmt: skip
     ids = [keys.split_entity_key(k)[2] for k in claimed]
-    raws = connection.mget([keys.command(i) for i in ids])
+    raws = read(connection, ids)
     attempts_raw = [int(a or 0) for a in connection.mget([keys.attempts(k) for k in claimed])]
     crashed = workqueue.crashes(connection.mget([keys.claims(k) for k in claimed]))
     records = [decode(r) for r in raws]
@@ -653,7 +673,7 @@ def _queue_writes(
             ctx.workqueue.complete(pipe, key, me, 0, "ok")
             continue
         if isinstance(result, Outcome):
-            pipe.set(keys.command(result.record.externalId), encode(result.record))
+            save(pipe, result.record)
             if result.orphaned:
                 pipe.zadd(keys.COMMAND_ATTENTION, {record.externalId: workqueue.now_ms()})
                 pipe.hincrby(keys.COUNTERS, "orphaned-create", 1)
@@ -755,7 +775,7 @@ def page(
     shown, more = paging.newest(
         connection, indexes, high=high, low=since_ms or 0, limit=limit, cursor=cursor
     )
-    raws = connection.mget([keys.command(x) for _, x in shown]) if shown else []
+    raws = read(connection, [x for _, x in shown])
     records = [r for r in map(decode, raws) if r is not None]
     return Page(records, paging.Cursor(*shown[-1]) if more and shown else None)
 
@@ -778,6 +798,8 @@ def forget(
             if not gone:
                 continue
             pipe = connection.pipeline(transaction=True)
+            for x in gone:
+                pipe.hdel(*keys.journal(x))
             pipe.delete(*(keys.command(x) for x in gone))
             pipe.zrem(keys.COMMANDS, *gone)  # what a store written before the indexes has
             pipe.zrem(index, *gone)

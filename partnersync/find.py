@@ -36,7 +36,7 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         store.queue_by_external_id(pipe, partner, ident)
     for partner in partners:
         pipe.get(keys.alias(partner, ident))
-    pipe.get(keys.command(ident))
+    commands.queue_read(pipe, [ident])
     inbox.queue_read(pipe, [ident])
     replies_ = pipe.execute()
     found: list[Found] = []
@@ -68,7 +68,7 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         detail = f"delivery of {delivery.type}"
         named = delivery.entities
         found += [Found("delivery", e, detail) for e in named] or [Found("delivery", None, detail)]
-    record = commands.decode(rest[0])
+    record = commands.decode(rest[0][0])
     if record is not None:
         command = catalog.commands.get(record.kind)
         led_to: str | None = None

@@ -118,7 +118,14 @@ def rq_template(queue: str) -> str:
 
 
 def command(external_id: str) -> str:
+    """A journal entry as a key of its own: what stores written before the buckets hold,
+    read as a fallback and moved on the command's next write."""
     return f"{PREFIX}cmd:{external_id}"
+
+
+def journal(external_id: str) -> tuple[str, str]:
+    """The hash holding a command's journal entry (one of 8,192), and its field there."""
+    return f"{PREFIX}cmds:{zlib.crc32(external_id.encode()) % 8192}", external_id
 
 
 def command_index(kind: str, state: str) -> str:

@@ -160,11 +160,16 @@ class WorkQueue:
         self._fenced_set = connection.register_script(FENCED_SET)
         self._drainer_keys = rqbridge.drainer_keys(queue)
 
-    def fenced_set(self, entity: str, me: str, key: str, value: bytes, pipe: Any = None) -> Any:
-        """SET key value if `me` still holds `entity`'s lease (1), else nothing (0)."""
+    def fenced_set(
+        self, entity: str, me: str, where: tuple[str, str], value: bytes, older: str
+    ) -> Any:
+        """HSET `where` (hash, field) to value if `me` still holds `entity`'s lease (1), else
+        nothing (0); `older`, the value's key of its own in an older store, goes."""
+        hash, name = where
         return self._fenced_set(
-            keys=[keys.lease(entity), key], args=[me, value], client=pipe or self.connection
-        )
+            keys=[keys.lease(entity), hash, older], args=[me, name, value],
+            client=self.connection,
+        )  # fmt: skip
 
     def requeue(self, dlq_id: str, inbox_ttl: int) -> str | None:
         """Atomically take dead letter `dlq_id` out of the DLQ and put its events back on

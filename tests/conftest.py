@@ -24,10 +24,13 @@ import redis
 from cli import process, supervisor
 from cli.redisserver import RedisServer, free_port
 from partners.tradevest.registration import register
-from partnersync import config, store
+from partnersync import config, partner, store
 from partnersync.webhooks import Registration
 
 ROOT = Path(__file__).resolve().parent.parent
+# the partners' dictionaries, which the suite's own reads of stored values need (as every
+# partnersync process loads its partners)
+partner.load(config.DEFAULT_PARTNERS)
 WEBHOOK_SECRET = "test-webhook-secret"
 SUITE_SAXO_LIMITS = "Session=100000/60,AppDay=10000000/86400"
 SUITE_SANDBOX_LIMIT = "100000/60"

@@ -89,7 +89,7 @@ def test_a_signup_is_found_by_its_client_key_in_a_few_reads(
                            body=msgspec.Raw(b"{}"), state=CommandState.ACCEPTED, entityId="CK-1==",
                            result={"ClientKey": "CK-1==", "SignUpId": "S-1"},
                            createdAt=now, updatedAt=now)  # fmt: skip
-    r.set(keys.command(xid), msgspec.json.encode(record))
+    r.hset(*keys.journal(xid), msgspec.json.encode(record))
     r.zadd(
         keys.COMMANDS, {xid: int(now.timestamp() * 1000) + 1}
     )  # the newest: a scan reads it last

@@ -91,7 +91,7 @@ def test_funding_check_ignore_is_refused_before_sending(system: System) -> None:
     wrong_way = funding(FundingCheck="Ignore")
     with pytest.raises(commands.CommandError, match="funding account"):
         submit(system, wrong_way, f"k-{uuid.uuid4()}")
-    assert not list(system.r.scan_iter(keys.command("*")))  # nothing journaled
+    assert not list(system.r.scan_iter(keys.PREFIX + "cmds:*"))  # nothing journaled
 
 
 @pytest.mark.worker_env(PARTNERSYNC_MAX_ATTEMPTS="15", PARTNERSYNC_RETRY_SCHEDULE_S="0.1")

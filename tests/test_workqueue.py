@@ -141,9 +141,12 @@ def test_a_worker_that_lost_its_lease_cannot_write(r: redis.Redis) -> None:
     wq = make(r, lease_ms=200)
     intake(r, wq, E1, "a")
     assert wq.claim("slow-job", 10)
-    assert wq.fenced_set(E1, "slow-job", "ps:test:journal", b"v1") == 1  # holds the lease
+    journal = ("ps:test:journal", "x1")
+    r.set("ps:test:older", b"v0")
+    assert wq.fenced_set(E1, "slow-job", journal, b"v1", "ps:test:older") == 1  # holds the lease
+    assert not r.exists("ps:test:older")
     time.sleep(0.25)  # its request outlived the lease...
     assert wq.claim("next-job", 10)  # ...and a successor took the entity over
-    assert wq.fenced_set(E1, "next-job", "ps:test:journal", b"v2") == 1
-    assert wq.fenced_set(E1, "slow-job", "ps:test:journal", b"stale") == 0
-    assert r.get("ps:test:journal") == b"v2"
+    assert wq.fenced_set(E1, "next-job", journal, b"v2", "ps:test:older") == 1
+    assert wq.fenced_set(E1, "slow-job", journal, b"stale", "ps:test:older") == 0
+    assert r.hget(*journal) == b"v2"

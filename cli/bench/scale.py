@@ -103,7 +103,7 @@ def write_sample(
     if command is not None:  # as submit, the send and _finish leave an accepted command
         xid = command.externalId
         submitted = _ms(command.createdAt)
-        pipe.set(keys.command(xid), commands.encode(command))
+        pipe.hset(*keys.journal(xid), commands.encode(command))
         pipe.zadd(keys.command_index(command.kind, str(command.state)), {xid: submitted})
         pipe.hincrby(keys.COMMAND_STATES, str(command.state), 1)
         pipe.hset(keys.command_links(record.key), record.key, xid)
@@ -284,7 +284,7 @@ def _breakdown(r: redis.Redis, stored: int) -> dict[str, float]:
         "change stream": float(usage(keys.CHANGES)),
         "watch": float(usage(keys.WATCH)),
         "externalId links": each(keys.links(0).rsplit(":", 1)[0] + ":*"),
-        "command records": sampled(keys.command("*")),
+        "command records": each(keys.PREFIX + "cmds:*"),
         "command indexes and links": each(keys.command_index("*", "*"))
         + each(keys.PREFIX + "cmd-links:*") + sampled(keys.alias("*", "*")),
     }  # fmt: skip
