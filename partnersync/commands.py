@@ -787,7 +787,7 @@ def forget(
     connection: redis.Redis, catalog: partner.Catalog, before_ms: int, limit: int = 500
 ) -> int:
     """Remove finished commands submitted before `before_ms` from the journal (record,
-    indexes, state count), oldest first; returns how many. Their entity's link to them goes
+    indexes, state count, the aliases they gave), oldest first; returns how many. Their entity's link to them goes
     with the entity's tombstone (store.forget)."""
     forgotten = 0
     for kind in catalog.commands.values():
@@ -797,9 +797,12 @@ def forget(
                                                           num=limit - forgotten))  # fmt: skip
             if not gone:
                 continue
+            records = [decode(raw) for raw in read(connection, gone)]
             pipe = connection.pipeline(transaction=True)
-            for x in gone:
+            for x, record in zip(gone, records, strict=True):
                 pipe.hdel(*keys.journal(x))
+                for _, ident in aliases(kind, record) if record else ():
+                    pipe.hdel(*keys.alias(kind.partner, ident))
             pipe.delete(*(keys.command(x) for x in gone))
             pipe.zrem(keys.COMMANDS, *gone)  # what a store written before the indexes has
             pipe.zrem(index, *gone)
@@ -819,12 +822,8 @@ def _finish(
     if record.state == CommandState.ACCEPTED and record.entityId:
         entity_key = keys.entity_key(kind.partner, kind.entity_kind, record.entityId)
         store.link(pipe, kind.partner, record.externalId, entity_key)
-        # an alias lives as long as the journal entry it came from
-        lifetime = int(ctx.settings.command_retention_days * 86_400)
-        for name in kind.aliases:
-            if record.result and record.result.get(name):
-                pipe.set(keys.alias(kind.partner, str(record.result[name])),
-                         f"{name}={entity_key}", ex=lifetime)  # fmt: skip
+        for name, ident in aliases(kind, record):  # they go with the journal entry (forget)
+            pipe.hset(*keys.alias(kind.partner, ident), f"{name}={entity_key}")
         # reconcile right away; webhooks keep it current from then on
         ctx.workqueue.touch_on(pipe, [entity_key])
         counts["accepted"] += 1
@@ -838,6 +837,13 @@ def _finish(
                 "status": record.rejection.status if record.rejection else None,
             },
         )
+
+
+def aliases(kind: CommandKind, record: CommandRecord) -> list[tuple[str, str]]:
+    """(name, id) of each other id the create's answer gave its entity (Saxo's SignUpId)."""
+    return [
+        (n, str(record.result[n])) for n in kind.aliases if record.result and record.result.get(n)
+    ]
 
 
 def wait(connection: redis.Redis, external_id: str, timeout: float) -> CommandRecord | None:

@@ -35,7 +35,7 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
     for partner in partners:
         store.queue_by_external_id(pipe, partner, ident)
     for partner in partners:
-        pipe.get(keys.alias(partner, ident))
+        pipe.hget(*keys.alias(partner, ident))
     commands.queue_read(pipe, [ident])
     inbox.queue_read(pipe, [ident])
     replies_ = pipe.execute()

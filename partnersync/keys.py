@@ -107,9 +107,12 @@ def links(bucket: int) -> str:
     return f"{PREFIX}links:{bucket}"
 
 
-def alias(partner: str, ident: str) -> str:
-    """Another id of an entity (e.g. Saxo's SignUpId) -> "name=entity key", for good."""
-    return f"{PREFIX}alias:{partner}:{ident}"
+def alias(partner: str, ident: str) -> tuple[str, str]:
+    """Another id of an entity (e.g. Saxo's SignUpId): the hash holding it (one of 8,192)
+    and its field there, whose value is "name=entity key"; it goes with the command that
+    gave it (commands.forget)."""
+    name = f"{partner}:{ident}"
+    return f"{PREFIX}aliases:{zlib.crc32(name.encode()) % 8192}", name
 
 
 def rq_template(queue: str) -> str:

@@ -274,3 +274,23 @@ def test_nothing_of_an_evicted_entity_is_left_once_its_lifetimes_passed(
     assert store.tombstone(r, key) is None and commands.load(r, xid) is None
     assert find.find(r, CATALOG, transfer_id) == [] and find.find(r, CATALOG, xid) == []
     server.stop()
+
+
+def test_a_forgotten_command_takes_the_aliases_it_gave(r: redis.Redis) -> None:
+    """A signup's SignUpId and ClientId find its entity while its command is in the
+    journal; they had no lifetime at all (#38), now they go with it."""
+    from schemas.commands import CommandRecord, CommandState
+
+    at = datetime.now(UTC) - timedelta(days=500)
+    record = CommandRecord(externalId="su-old", partner="saxo", kind="signup",
+                           body=msgspec.Raw(b"{}"), state=CommandState.ACCEPTED, entityId="CK==",
+                           result={"ClientKey": "CK==", "SignUpId": "S-1", "ClientId": "77"},
+                           createdAt=at, updatedAt=at)  # fmt: skip
+    commands.save(r, record)
+    r.zadd(keys.command_index("signup", "ACCEPTED"), {"su-old": int(at.timestamp() * 1000)})
+    for name, ident in commands.aliases(CATALOG.commands["signup"], record):
+        r.hset(*keys.alias("saxo", ident), f"{name}=saxo:signup:CK==")
+    assert [f.what for f in find.find(r, CATALOG, "S-1")] == ["alias"]
+    assert commands.forget(r, CATALOG, int((at + timedelta(days=1)).timestamp() * 1000)) == 1
+    assert commands.load(r, "su-old") is None
+    assert find.find(r, CATALOG, "S-1") == [] and find.find(r, CATALOG, "77") == []

@@ -108,10 +108,8 @@ def write_sample(
         pipe.hincrby(keys.COMMAND_STATES, str(command.state), 1)
         pipe.hset(keys.command_links(record.key), record.key, xid)
         store.link(pipe, command.partner, xid, record.key)
-        for name in CATALOG.commands[command.kind].aliases:
-            if command.result and command.result.get(name):
-                pipe.set(keys.alias(command.partner, str(command.result[name])),
-                         f"{name}={record.key}", ex=int(settings.command_retention_days * 86_400))  # fmt: skip
+        for name, ident in commands.aliases(CATALOG.commands[command.kind], command):
+            pipe.hset(*keys.alias(command.partner, ident), f"{name}={record.key}")
 
 
 class FastPipe:
@@ -286,7 +284,7 @@ def _breakdown(r: redis.Redis, stored: int) -> dict[str, float]:
         "externalId links": each(keys.links(0).rsplit(":", 1)[0] + ":*"),
         "command records": each(keys.PREFIX + "cmds:*"),
         "command indexes and links": each(keys.command_index("*", "*"))
-        + each(keys.PREFIX + "cmd-links:*") + sampled(keys.alias("*", "*")),
+        + each(keys.PREFIX + "cmd-links:*") + each(keys.PREFIX + "aliases:*"),
     }  # fmt: skip
     return {name: total / stored for name, total in parts.items()}
 
@@ -434,7 +432,7 @@ class Scale:
                    if s.kind not in mix.LIVE]  # fmt: skip
         kinds = {(s.partner, s.kind) for s in leaving}
         days = self.retention_s / 86400
-        # every lifetime shortened alike: retention, tombstones, commands and aliases, the
+        # every lifetime shortened alike: retention, tombstones, commands (and their aliases), the
         # partners' own TTL'd keys, and the change stream to what one retention writes
         transitions = sum(len(s.statuses) for s in leaving) / len(leaving)
         lifetimes = msgspec.structs.replace(
