@@ -49,9 +49,11 @@ def story(connection: redis.Redis, key: str) -> Story:
     sources = sources[:MAX_DELIVERIES]
     pipe = connection.pipeline(transaction=False)
     inbox.queue_read(pipe, sources)
-    pipe.hget(keys.command_links(key), key)
+    pipe.hget(*keys.command_link(key))
+    pipe.get(keys.older_command_link(key))
     got: Any = pipe.execute()
-    link = got.pop()
+    older = got.pop()
+    link = got.pop() or older
     for delivery, record in zip(sources, inbox.records(sources, got), strict=True):
         if record.received_ms:
             at = datetime.fromtimestamp(record.received_ms / 1000, UTC)

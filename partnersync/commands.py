@@ -343,7 +343,11 @@ def _take(connection: redis.Redis, key: str, value: str) -> bool:
 
 def linked(connection: redis.Redis, entity_key: str) -> str | None:
     """The externalId of the command the entity is linked to, if any."""
-    return replies.optional_text(connection.hget(keys.command_links(entity_key), entity_key))
+    pipe = connection.pipeline(transaction=False)
+    pipe.hget(*keys.command_link(entity_key))
+    pipe.get(keys.older_command_link(entity_key))
+    new, older = pipe.execute()
+    return replies.optional_text(new if new is not None else older)
 
 
 def _link(
@@ -354,10 +358,14 @@ def _link(
     a link never changes once set, only goes away)."""
     for entity_id in ids:
         entity = keys.entity_key(kind.partner, kind.entity_kind, entity_id)
-        links = keys.command_links(entity)
-        if (
-            connection.hsetnx(links, entity, record.externalId)
-            or linked(connection, entity) == record.externalId
+        older = replies.optional_text(connection.get(keys.older_command_link(entity)))
+        if older is not None:  # linked in an older store: that link stands
+            if older == record.externalId:
+                return entity_id
+            continue
+        where = keys.command_link(entity)
+        if connection.hsetnx(*where, record.externalId) or (
+            replies.optional_text(connection.hget(*where)) == record.externalId
         ):
             return entity_id
     return None

@@ -141,11 +141,16 @@ def command_scope(partner: str, kind: str, scope: str) -> str:
     return f"{PREFIX}cmd-scope:{partner}:{kind}:{scope}"
 
 
-def command_links(entity_key: str) -> str:
-    """The hash holding the entity's link to its command (field: the entity key; value: the
-    command's externalId; at most one, for good). 8,192 buckets, as store.py's, so a link
-    costs a listpack entry, not a key."""
-    return f"{PREFIX}cmd-links:{zlib.crc32(entity_key.encode()) % 8192}"
+def command_link(entity_key: str) -> tuple[str, str]:
+    """The hash holding the entity's link to its command (one of 8,192 per kind) and its
+    field there (the id); the value is the command's externalId (at most one, for good)."""
+    partner, kind, id = entity_key.split(":", 2)
+    return f"{PREFIX}cmd-links:{partner}:{kind}:{zlib.crc32(id.encode()) % 8192}", id
+
+
+def older_command_link(entity_key: str) -> str:
+    """The link as a key of its own, in a store written before the buckets (still read)."""
+    return f"{PREFIX}cmd-link:{entity_key}"
 
 
 def dead_letter(dlq_id: str) -> str:

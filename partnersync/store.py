@@ -500,6 +500,7 @@ def forget(connection: redis.Redis, before_ms: int, limit: int = 500) -> int:
         external_id = _unpack_tombstone(raw).externalId if raw is not None else None
         partner = keys.split_entity_key(key)[0]
         links = link_bucket(partner, external_id) if external_id else bucket(key)
-        script_keys += [bucket(key), links, keys.command_links(key)]
-        args += [key, _link_field(partner, external_id) if external_id else ""]
+        command_links, id = keys.command_link(key)
+        script_keys += [bucket(key), links, command_links, keys.older_command_link(key)]
+        args += [key, _link_field(partner, external_id) if external_id else "", id]
     return int(connection.eval(FORGET, len(script_keys), *script_keys, *args))

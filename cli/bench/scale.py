@@ -106,7 +106,7 @@ def write_sample(
         pipe.hset(*keys.journal(xid), commands.encode(command))
         pipe.zadd(keys.command_index(command.kind, str(command.state)), {xid: submitted})
         pipe.hincrby(keys.COMMAND_STATES, str(command.state), 1)
-        pipe.hset(keys.command_links(record.key), record.key, xid)
+        pipe.hset(*keys.command_link(record.key), xid)
         store.link(pipe, command.partner, xid, record.key)
         for name, ident in commands.aliases(CATALOG.commands[command.kind], command):
             pipe.hset(*keys.alias(command.partner, ident), f"{name}={record.key}")
