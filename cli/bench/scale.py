@@ -95,7 +95,10 @@ def write_sample(
     )  # fmt: skip
     store.watch(pipe, record.key, due)
     index = CATALOG.partners[sample.partner].index
-    if index is not None and kind.decoder is not None:
+    # a partner's lookups may expire (Saxo's positions: PARTNERSYNC_DLQ_RETENTION): in a
+    # store that ran a while, those of entities changed longer ago are gone
+    recent = clock_ms - _ms(record.updatedAt) < settings.dlq_retention * 1000
+    if index is not None and kind.decoder is not None and (recent or sample.partner != "saxo"):
         index(pipe, kind, record.key, kind.decoder.decode(sample.bodies[-1]), settings)
     if record.status in kind.attention:
         pipe.zadd(keys.ATTENTION, {record.key: clock_ms})
@@ -339,7 +342,8 @@ class Scale:
             r, p = s.r, s.picks
             status_settings = msgspec.structs.replace(SETTINGS, redis_url=s.server.url)
             newest = store.page(r, limit=1).records[0].updatedAt
-            window = int((newest - timedelta(hours=6)).timestamp() * 1000)
+            # a week: more than a page on the small store too (the same page size on both)
+            window = int((newest - timedelta(days=7)).timestamp() * 1000)
             cycles = {name: itertools.cycle(random.Random(3).sample(values, len(values)))
                       for name, values in p.__dict__.items()}  # fmt: skip
 
@@ -356,7 +360,7 @@ class Scale:
                 "entities list --kind transfer --status PROCESSED": lambda: store.page(
                     r, kind="transfer", status="PROCESSED"),
                 "entities list": lambda: store.page(r),
-                "entities list --since (6 h)": lambda: store.page(r, since_ms=window),
+                "entities list --since 7d": lambda: store.page(r, since_ms=window),
                 "find entity id": finding("ids"),
                 "find externalId": finding("external_ids"),
                 "find Saxo TransactionId": finding("transaction_ids"),
