@@ -163,3 +163,34 @@ def test_a_second_terminal_gets_runs_settings(tmp_path: Path, sandbox_port_free:
     finally:
         dashboard.close()
         again.stop()
+
+
+@pytest.mark.long  # about 90 s: `make chaos`
+def test_the_suite_passes_with_run_up_in_the_same_checkout(
+    tmp_path: Path, sandbox_port_free: None
+) -> None:
+    """#39: the README's two commands side by side. With `run` up in a checkout (its
+    var/run.env naming its Redis, Tradevest auth URL and console users), the suite started
+    from a second terminal in that checkout uses its own parts only (it failed with the
+    run's token URL and users before)."""
+    import shutil
+
+    checkout = tmp_path / "checkout"
+    shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(
+        ".venv", "var", ".git", "__pycache__", ".*_cache", "docs"))  # fmt: skip
+    run = Run(checkout, free_port())
+    try:
+        run.wait_running()
+        assert (checkout / "var" / "run.env").exists()
+        env = clean_env()
+        env["PYTHONPATH"] = str(checkout)
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "tests/test_commands.py::test_command_is_accepted_and_its_story_told",
+             "tests/test_console_sessions.py"],
+            cwd=checkout, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+        assert " passed" in done.stdout and "failed" not in done.stdout
+    finally:
+        run.stop()
