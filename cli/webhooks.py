@@ -38,21 +38,32 @@ def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
     types = tuple(t.strip() for t in (args.types or "").split(",") if t.strip())
     asked = Registration(url, args.check, types, args.remove)
     drifted = False
+    rows: list[tuple[str, str, str]] = []
     for p in registering:
         assert p.webhooks is not None and p.webhooks.register is not None
         try:
             report = asyncio.run(p.webhooks.register(settings, asked))
         except RegistrationError as exc:
+            _print(rows)
             print(f"partnersync: {p.name}: {exc}", file=sys.stderr)
             return 2
         except (PartnerError, Retryable) as exc:
+            _print(rows)
             print(f"partnersync: {p.name} at {p.base_url(settings)}: {exc}", file=sys.stderr)
             return 1
         settled = "absent" if args.remove else "ok"
-        for d in report:
-            print(f"{d.event_type:<45} {_verb(d.problem, settled, args):<22} {d.url}")
+        rows += [(d.event_type, _verb(d.problem, settled, args), d.url) for d in report]
         drifted |= any(d.problem != settled for d in report)
+    _print(rows)
     return 1 if args.check and drifted else 0
+
+
+def _print(rows: list[tuple[str, str, str]]) -> None:
+    """Columns as wide as their values (cli/table.py), an event type never broken."""
+    from cli.table import render
+
+    if rows:
+        render(["EVENT TYPE", "STATE", "URL"], rows, whole=("EVENT TYPE",))
 
 
 def _verb(problem: str, settled: str, args: argparse.Namespace) -> str:

@@ -37,6 +37,11 @@ def test_every_event_type_is_registered_and_drift_is_reported(system: System) ->
     )
     clean = system.cli("register-webhooks", "--url", system.receiver, "--check")
     assert clean.returncode == 0, clean.stdout + clean.stderr
+    # columns as wide as their values (#39: padded to ~146 columns before)
+    cells = [line.split() for line in clean.stdout.splitlines()[1:]]
+    headers = ("EVENT TYPE", "STATE", "URL")
+    widest = sum(max(len(h), *(len(row[n]) for row in cells)) for n, h in enumerate(headers)) + 4
+    assert max(len(line) for line in clean.stdout.splitlines()) <= widest, clean.stdout
 
     system.tv("DELETE", "/webhooks/TRANSFER_NOTIFICATION")
     system.tv(
@@ -46,7 +51,7 @@ def test_every_event_type_is_registered_and_drift_is_reported(system: System) ->
     )
     drift = system.cli("register-webhooks", "--url", system.receiver, "--check")
     assert drift.returncode == 1
-    lines = {line.split()[0]: line for line in drift.stdout.splitlines()}
+    lines = {line.split()[0]: line for line in drift.stdout.splitlines()[1:]}
     assert "drift: missing" in lines["TRANSFER_NOTIFICATION"]
     assert "drift: url" in lines["CUSTOMER_NOTIFICATION"]
     assert "TRANSFER_NOTIFICATION" not in {
@@ -87,7 +92,7 @@ def test_chosen_event_types_are_registered_or_removed(system: System) -> None:
         return system.cli("register-webhooks", "--url", system.receiver, *args)
 
     def verbs(done) -> dict[str, str]:
-        return {line.split()[0]: line for line in done.stdout.splitlines()}
+        return {line.split()[0]: line for line in done.stdout.splitlines()[1:]}  # less the header
 
     chosen = "PROXY_NOTIFICATION,USER_NOTIFICATION"
     try:
