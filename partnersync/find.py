@@ -51,7 +51,7 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
             detail = f"evicted after retention: {gone.status} since {gone.updatedAt:%Y-%m-%d}"
             found.append(Found("entity", entity, detail))
     rest = replies_[1:]
-    linked = [replies.optional_text(rest[n]) for n in range(len(partners))]
+    linked = [store.linked_key(p, rest[n]) for n, p in enumerate(partners)]
     by_external = {p: k for p, k in zip(partners, linked, strict=True) if k is not None}
     found += [
         Found("externalId", key, f"{p} {catalog.partners[p].external_id_name}")

@@ -193,11 +193,21 @@ def link_bucket(partner: str, external_id: str) -> str:
 
 def link(pipe: redis.client.Pipeline, partner: str, external_id: str, entity_key: str) -> None:
     """Queue the externalId → entity link (never reusable at the partner: kept for good)."""
-    pipe.hset(link_bucket(partner, external_id), _link_field(partner, external_id), entity_key)
+    # the entity key less its partner (the field names it): ~10 bytes a link
+    value = entity_key.removeprefix(f"{partner}:")
+    pipe.hset(link_bucket(partner, external_id), _link_field(partner, external_id), value)
+
+
+def linked_key(partner: str, raw: Any) -> str | None:
+    """The entity key a link's stored value names (an older store kept the whole key)."""
+    value = replies.optional_text(raw)
+    if value is None or value.startswith(f"{partner}:"):
+        return value
+    return f"{partner}:{value}"
 
 
 def queue_by_external_id(pipe: redis.client.Pipeline, partner: str, external_id: str) -> None:
-    """Queue the read of the entity key an externalId is linked to (`replies.optional_text`)."""
+    """Queue the read of the entity key an externalId is linked to (`linked_key`)."""
     pipe.hget(link_bucket(partner, external_id), _link_field(partner, external_id))
 
 
@@ -273,7 +283,7 @@ def tombstone(connection: redis.Redis, entity_key: str) -> EntityRecord | None:
 def by_external_id(connection: redis.Redis, partner: str, external_id: str) -> str | None:
     pipe = connection.pipeline(transaction=False)
     queue_by_external_id(pipe, partner, external_id)
-    return replies.optional_text(pipe.execute()[0])
+    return linked_key(partner, pipe.execute()[0])
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -192,3 +192,15 @@ def test_a_value_of_an_older_store_reads_moves_on_write_and_evicts(r: redis.Redi
         == 1
     )
     assert not r.exists(keys.entity(other)) and store.tombstone(r, other) is not None
+
+
+def test_a_link_is_stored_less_its_partner_and_an_older_whole_one_still_reads(
+    r: redis.Redis,
+) -> None:
+    with r.pipeline() as pipe:
+        store.link(pipe, "tradevest", "x-new", "tradevest:transfer:t-new")
+        pipe.execute()
+    assert r.hget(store.link_bucket("tradevest", "x-new"), "tradevest:x-new") == b"transfer:t-new"
+    assert store.by_external_id(r, "tradevest", "x-new") == "tradevest:transfer:t-new"
+    r.hset(store.link_bucket("tradevest", "x-old"), "tradevest:x-old", "tradevest:transfer:t-old")
+    assert store.by_external_id(r, "tradevest", "x-old") == "tradevest:transfer:t-old"

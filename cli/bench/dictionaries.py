@@ -28,8 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def dict_id(partner: str, kind: str) -> int:
-    """A stable id in zstd's unreserved range (32,768 to 2^31 - 1)."""
-    return 32_768 + zlib.crc32(f"{partner}:{kind}".encode()) % (2**31 - 32_768)
+    """A stable id below 65,536 (2 bytes in a frame), checked unique among the repository's
+    dictionaries by `main`."""
+    return 256 + zlib.crc32(f"{partner}:{kind}".encode()) % (65_536 - 256)
 
 
 def main() -> int:
@@ -43,8 +44,18 @@ def main() -> int:
         command = mix.command_record(sample)
         if command is not None:  # the journal entry's JSON (commands.encode)
             values[(sample.partner, f"cmd-{command.kind}")].append(commands.encode(command))
+    taken: dict[int, str] = {}
+    for path in ROOT.glob("partners/*/dictionaries/*.zdict"):
+        owner = f"{path.parent.parent.name}:{path.name.partition('.')[0]}"
+        taken[zstandard.ZstdCompressionDict(path.read_bytes()).dict_id()] = owner
     for (partner, kind), found in sorted(values.items()):
-        trained = zstandard.train_dictionary(SIZE, found, dict_id=dict_id(partner, kind))
+        wanted = dict_id(partner, kind)
+        if taken.get(wanted, f"{partner}:{kind}") != f"{partner}:{kind}":
+            print(
+                f"dictionary id {wanted} of {partner}:{kind} is {taken[wanted]}'s", file=sys.stderr
+            )
+            return 1
+        trained = zstandard.train_dictionary(SIZE, found, dict_id=wanted)
         path = ROOT / "partners" / partner / "dictionaries" / f"{kind}.zdict"
         path.parent.mkdir(exist_ok=True)
         path.write_bytes(trained.as_bytes())

@@ -12,8 +12,11 @@ for i = 0, (#KEYS - 1) / 4 - 1 do
   local k, a = 2 + i * 4, 1 + i * 3
   local key, field, id = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   if redis.call('HDEL', KEYS[k], key) == 1 then
-    if field ~= '' and redis.call('HGET', KEYS[k + 1], field) == key then
-      redis.call('HDEL', KEYS[k + 1], field)
+    if field ~= '' then  -- the link, unless another entity's now (stored less its partner)
+      local linked = redis.call('HGET', KEYS[k + 1], field)
+      if linked == key or linked == string.sub(key, string.find(key, ':', 1, true) + 1) then
+        redis.call('HDEL', KEYS[k + 1], field)
+      end
     end
     redis.call('HDEL', KEYS[k + 2], id)
     redis.call('DEL', KEYS[k + 3])
