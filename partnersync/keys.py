@@ -142,10 +142,11 @@ def command_scope(partner: str, kind: str, scope: str) -> str:
 
 
 def command_link(entity_key: str) -> tuple[str, str]:
-    """The hash holding the entity's link to its command (one of 8,192 per kind) and its
-    field there (the id); the value is the command's externalId (at most one, for good)."""
+    """The hash holding the entity's link to its command (one of 2,048 per kind: a few
+    hundred links each at 10M entities) and its field there (the id); the value is the
+    command's externalId (at most one, for good)."""
     partner, kind, id = entity_key.split(":", 2)
-    return f"{PREFIX}cmd-links:{partner}:{kind}:{zlib.crc32(id.encode()) % 8192}", id
+    return f"{PREFIX}cmd-links:{partner}:{kind}:{zlib.crc32(id.encode()) % 2048}", id
 
 
 def older_command_link(entity_key: str) -> str:

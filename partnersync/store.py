@@ -8,16 +8,16 @@ Layout (key names in keys.py):
   dictionary (packing.py), or deflated when the kind has none and that is smaller. A field
   of one of 8,192 hashes per kind instead of a key of its own: a key costs ~130 bytes of
   Redis's own before its value, a field ~40 (or ~5 where the hash stays a listpack: raise
-  hash-max-listpack-value to 1024 and -entries to 512, as `partnersync run` does). A value
+  hash-max-listpack-value and -entries to 1024, as `partnersync run` does). A value
   written as a key of its own (`ps:entity:{key}`) still reads, and moves on its next write.
 - `ps:ix:{partner}:{kind}:{status}` — zset of entity ids by ms of their last update. A
   listing merges the few indexes its filter names (O(page)); retention reads the oldest of
   final statuses' (O(expired)).
 - `ps:gone:{bucket}` — hash entity key → tombstone (final status, modifiedOn, when) of an
-  evicted entity; `ps:links:{bucket}` — hash "partner:externalId" → entity key, for good.
-  Hashing into 8,192 buckets keeps the keyspace bounded (no per-entity key outlives its
-  entity) and each hash in Redis's compact listpack encoding up to ~1M entries per kind of
-  bucket (hash-max-listpack-entries 128; raise it for more).
+  evicted entity; `ps:links:{bucket}` — hash "partner:externalId" → entity key less its
+  partner. Both go PARTNERSYNC_TOMBSTONE_DAYS after the eviction (`forget`). Hashing into
+  8,192 buckets keeps each in Redis's compact listpack encoding up to ~8M entries (with
+  hash-max-listpack-entries 1024).
 """
 
 from __future__ import annotations
