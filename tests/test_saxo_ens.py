@@ -4,7 +4,9 @@ every activity is stored, logged and handed to handlers, a margin call flagged."
 
 from __future__ import annotations
 
+import msgspec
 import pytest
+import redis
 
 from partners.saxo import keys as saxo_keys
 from partnersync import inbox, keys
@@ -138,3 +140,38 @@ def test_every_activity_is_stored_handled_and_margin_calls_flagged(system: Syste
     ]  # fmt: skip
     assert margin in changes
     assert counter(system, "ens-parked:ENS_MARGIN_CALLS") == 0
+
+
+def test_an_account_funding_finds_its_cash_transfer_by_position(r: redis.Redis) -> None:
+    """A cash transfer's positions (From/ToAccountPositionId) lead an ENS AccountFundings
+    activity to it for PARTNERSYNC_DLQ_RETENTION: fields of a day's hashes, each expiring
+    after that; a position an older store kept as a key of its own still reads."""
+    from partners.saxo import PARTNER
+    from partners.saxo import keys as saxo_keys
+    from partners.saxo.ens import position_of
+    from partnersync import config, partner
+
+    settings = config.load({}, state_fallback=False)
+    kind = partner.load(config.DEFAULT_PARTNERS).kinds[("saxo", "cash-transfer")]
+    body = {
+        "TransactionId": "1269",
+        "TransferStatus": "Successful",
+        "Amount": 10,
+        "Currency": "EUR",
+        "FromAccount": "a",
+        "ToAccount": "b",
+        "FromAccountPositionId": "1267",
+        "ToAccountPositionId": "1268",
+    }  # atr.yaml's example
+    entity, _ = kind.decode(msgspec.json.encode(body))
+    assert PARTNER.index is not None
+    with r.pipeline() as pipe:
+        PARTNER.index(pipe, kind, "saxo:cash-transfer:1269", entity, settings)
+        pipe.execute()
+    retention = settings.dlq_retention
+    assert position_of(r, "1268", retention) == "saxo:cash-transfer:1269"
+    assert position_of(r, "9999", retention) is None
+    hashes = list(r.scan_iter(saxo_keys.PREFIX + "saxo:positions:*"))
+    assert hashes and all(0 < r.ttl(h) <= retention + 86_400 for h in hashes)
+    r.set(saxo_keys.position("555"), "saxo:cash-transfer:42", ex=60)
+    assert position_of(r, "555", retention) == "saxo:cash-transfer:42"

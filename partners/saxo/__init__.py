@@ -8,6 +8,7 @@ its console page (console.py, templates/), its commands (cli/).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from partners.saxo import keys as saxo_keys
 from partners.saxo.client import SaxoClient, limits
 from partners.saxo.settings import SaxoSettings
 from partnersync.config import Settings
+from partnersync.keys import split_entity_key
 from partnersync.kinds import Kind
 from partnersync.partner import Partner, Task
 from partnersync.ratelimit import Limiter
@@ -37,12 +39,17 @@ def _client(settings: Settings, http: httpx.AsyncClient, connection: redis.Redis
 def _index(
     write: redis.client.Pipeline, kind: Kind, key: str, entity: Any, settings: Settings
 ) -> None:
-    """A cash transfer's positions, so an ENS AccountFundings activity finds its transfer."""
+    """A cash transfer's positions, so an ENS AccountFundings activity finds its transfer
+    (`ens.cash_transfer_of`), for PARTNERSYNC_DLQ_RETENTION after the day it was seen."""
     if kind.kind != "cash-transfer":
         return
+    day = int(time.time() // 86_400)
+    transaction = split_entity_key(key)[2]
     for position in (entity.FromAccountPositionId, entity.ToAccountPositionId):
         if position:
-            write.set(saxo_keys.position(position), key, ex=settings.dlq_retention)
+            where = saxo_keys.positions(day, position)
+            write.hset(where, position, transaction)
+            write.expireat(where, (day + 1) * 86_400 + settings.dlq_retention)
 
 
 def _tasks(ctx: Context) -> list[Task]:

@@ -15,6 +15,7 @@ last activity it saw, says so in the log and a counter, and never silently skips
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,10 +71,23 @@ def cash_transfer_of(ctx: Context, activity: dict[str, Any]) -> str | None:
             return linked
     position = activity.get("PositionId")
     if position:
-        found = ctx.connection.get(saxo_keys.position(str(position)))
-        if found:
-            return replies.text(found)
+        return position_of(ctx.connection, str(position), ctx.settings.dlq_retention)
     return None
+
+
+def position_of(connection: Any, position: str, retention_s: int) -> str | None:
+    """The cash transfer that made a position, seen within `retention_s`: the day hashes
+    from today back, newest first (plus the key an older store kept)."""
+    today = int(time.time() // 86_400)
+    pipe = connection.pipeline(transaction=False)
+    for day in range(today, today - retention_s // 86_400 - 2, -1):
+        pipe.hget(saxo_keys.positions(day, position), position)
+    pipe.get(saxo_keys.position(position))
+    *days, older = pipe.execute()
+    found = next((d for d in days if d is not None), None)
+    if found is not None:
+        return keys.entity_key("saxo", "cash-transfer", replies.text(found))
+    return replies.text(older) if older is not None else None
 
 
 async def poll(ctx: Context) -> int:

@@ -1,5 +1,7 @@
 """The Redis keys only the Saxo package writes (the engine's are in partnersync/keys.py)."""
 
+import zlib
+
 from partnersync.keys import PREFIX
 
 ENS_CHECKPOINT = PREFIX + "saxo:ens:sequence"  # the last ENS SequenceId taken in
@@ -13,5 +15,14 @@ SIGNUP_OPTIONS = PREFIX + "saxo:signup-options"  # the cached signup options (JS
 
 
 def position(position_id: str) -> str:
-    """A Saxo cash position id → the partner cash transfer that made it."""
+    """A position's cash transfer as a key of its own, in a store written before the day
+    hashes (still read until it expires)."""
     return f"{PREFIX}saxo:position:{position_id}"
+
+
+def positions(day: int, position_id: str) -> str:
+    """The cash positions of a UTC day (days since 1970), one of 8 hashes: position id →
+    the TransactionId of the partner cash transfer that made it. A hash expires
+    PARTNERSYNC_DLQ_RETENTION after its day: a field of a small hash costs ~25 bytes where a
+    key with a TTL cost ~190."""
+    return f"{PREFIX}saxo:positions:{day}:{zlib.crc32(position_id.encode()) % 8}"
