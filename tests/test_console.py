@@ -326,3 +326,18 @@ def test_the_dead_letter_page_is_paged(system: System, console_url: str, browser
     assert page.locator("tr", has_text=marker).count() == 10
     assert f"error={marker}" in page.url and page.locator("a[rel=next]").count() == 0
     page.context.close()
+
+
+def test_the_search_box_is_usable_at_phone_width(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#39: at 390 px the header's links squeezed the search box to nothing."""
+    page = signed_in(browser, console_url, VIEWER)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/")
+    box = page.locator("#q").bounding_box()
+    assert box is not None and box["width"] >= 300, box
+    page.fill("#q", "no-such-id")
+    page.press("#q", "Enter")
+    page.wait_for_url("**/search?q=no-such-id")
+    page.context.close()
