@@ -144,6 +144,9 @@ class FastPipe:
     def hset(self, key: str, name: str, value: Any) -> None:
         self._queue("HSET", key, name, value)
 
+    def expireat(self, key: str, when: int) -> None:
+        self._queue("EXPIREAT", key, when)
+
     def delete(self, *names: str) -> None:
         self._queue("DEL", *names)
 
