@@ -50,6 +50,7 @@ from partnersync import (
     replay,
     replies,
     store,
+    workqueue,
 )
 from partnersync.config import ConfigError, Settings
 from partnersync.masking import masked_data, raw_data
@@ -268,7 +269,27 @@ class Console:
             data=json.dumps(masked_data(record, self.catalog), indent=2, default=str)
             if record else None,
             after=replies.text(last[0][0]) if last else "0",
+            refetchable=record is not None and self.catalog.kinds[
+                (record.partner, record.kind)].fetched,
+            refetched=request.query_params.get("refetched") == "1",
         )  # fmt: skip
+
+    async def refetch(self, request: Request) -> Response:
+        """Re-fetch the entity from its partner now (an operator's question: is what we
+        hold still true?): marked due, so a worker GETs and reconciles it; audited."""
+        user = self.need(request, operator=True)
+        await self.form(request)
+        key = request.path_params["key"]
+        record = (await run_in_threadpool(store.load, self.connection, [key]))[0]
+        if record is None:
+            raise HTTPException(404, "no such entity")
+        kind = self.catalog.kinds.get((record.partner, record.kind))
+        if kind is None or not kind.fetched:
+            raise HTTPException(400, f"{record.partner} serves no GET for a {record.kind}")
+        wq = workqueue.WorkQueue.from_settings(self.connection, self.settings)
+        await run_in_threadpool(wq.touch, [key])
+        await run_in_threadpool(audit.record, self.connection, user.name, "refetch", key)
+        return RedirectResponse(f"/entity/{quote(key)}?refetched=1", 303)
 
     async def reveal(self, request: Request) -> Response:
         user = self.need(request, operator=True)
@@ -540,6 +561,7 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/entities", console.entities),
         Route("/entity/{key:path}/live", console.live),
         Route("/entity/{key:path}/reveal", console.reveal, methods=["POST"]),
+        Route("/entity/{key:path}/refetch", console.refetch, methods=["POST"]),
         Route("/entity/{key:path}", console.entity),
         Route("/dlq", console.dead_letters),
         Route("/dlq/replay", console.replay, methods=["POST"]),

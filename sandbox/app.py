@@ -55,6 +55,7 @@ def create_app(
                 "entities": tv.ledger() + sx.ledger(),
                 "createRequests": counts,
                 "actionRequests": dict(tv.action_requests),
+                "reads": dict(tv.reads),  # Tradevest entity id -> GETs of it
                 "saxoCreateRequests": dict(sx.create_requests),
                 "saxoSignupRequests": sx.signup_requests,
                 "saxoSessionRefused": sx.session_refused,  # 429s for a spent Session budget

@@ -341,3 +341,36 @@ def test_the_search_box_is_usable_at_phone_width(
     page.press("#q", "Enter")
     page.wait_for_url("**/search?q=no-such-id")
     page.context.close()
+
+
+def test_an_operator_re_fetches_an_entity_from_its_partner(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#39: 'is what we hold still true?' asked where it is read: an operator re-fetches
+    the entity now (a worker GETs it from the partner), and the audit says who did."""
+    fx = system.fixtures()
+    transfer = system.create_transfer(customerProductId=fx["balanceAccountId"], amount=2,
+                                      reference="refetch", externalId=f"rf-{uuid.uuid4()}")  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    system.wait_status(key, "PROCESSED")
+    viewer = signed_in(browser, console_url, VIEWER)
+    viewer.goto(f"/entity/{key}")
+    assert viewer.locator("button", has_text="Re-fetch").count() == 0
+    token = viewer.locator("input[name=csrf]").first.get_attribute("value")
+    refused = viewer.request.post(f"/entity/{key}/refetch", form={"csrf": token or ""})
+    assert refused.status == 403
+    viewer.context.close()
+
+    def gets() -> int:  # the sandbox's count of GETs of this transfer
+        ledger = system.http.get(system.sandbox + "/_sandbox/ledger").json()
+        return int(ledger["reads"].get(transfer, 0))
+
+    page = signed_in(browser, console_url, OPERATOR)
+    page.goto(f"/entity/{key}")
+    before = gets()
+    page.click("button:has-text('Re-fetch from tradevest now')")
+    page.wait_for_selector("#refetched")
+    wait_for(lambda: gets() > before, what="the partner asked again")
+    page.goto("/audit")
+    assert re.search(rf"{OPERATOR[0]}\s+refetch\s+{key}", page.inner_text("main"))
+    page.context.close()

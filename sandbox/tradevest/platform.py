@@ -41,6 +41,7 @@ class Platform:
         self.tokens: set[str] = set()
         self.store: dict[str, dict[str, dict[str, Any]]] = {k: {} for k in KINDS}
         self.create_requests: dict[str, int] = {}  # externalId -> POSTs received
+        self.reads: dict[str, int] = {}  # entity id -> GETs answered with it
         self.action_requests: dict[str, int] = {}  # "DELETE /trading/order/{id}" -> received
         self.signatures: list[dict[str, Any]] = []  # POST /v2/documents/sign bodies
         self.external_ids: dict[str, str] = {}  # externalId -> entity id (kept after purge)
@@ -149,6 +150,8 @@ class Platform:
             if entity is None:
                 return error(404, "Not found", "NOT_FOUND")
             body = visible(entity)
+            found = request.path_params["id"]
+            self.reads[found] = self.reads.get(found, 0) + 1
             return JSONResponse({envelope: body} if envelope else body)
 
         return get
