@@ -102,7 +102,8 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     ]
     summary = replay.replay(connection, settings, ids, progress=sys.stderr)
     shown = summary.as_dict()
-    print(to_json(shown) if args.json else ", ".join(f"{k}: {v}" for k, v in shown.items()))
+    counts = ", ".join(f"{k}: {v}" for k, v in shown.items() if k != "outcomes")
+    print(to_json(shown) if args.json else counts)
     if summary.interrupted:
         print(
             "partnersync: replay interrupted; letters not reached are still in the DLQ, "

@@ -27,6 +27,7 @@ from partnersync import dlq, failpoints, handlers, keys, store, workqueue
 from partnersync.config import Settings
 from partnersync.workqueue import Taken
 
+SHOWN = 100  # entities named per outcome (the counts cover them all)
 HANDLER_LOCK_S = 300  # a replayer killed mid-handler leaves its lock this long
 
 
@@ -45,6 +46,8 @@ class Summary:
     failed_again: int = 0  # of those: dead-lettered again
     still_pending: int = 0  # of those: not done when the wait ended
     interrupted: bool = False
+    # the entities of each outcome, the first SHOWN of each (what the console names)
+    outcomes: dict[str, list[str]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -59,6 +62,7 @@ class Summary:
             "entities_failed_again": self.failed_again,
             "entities_still_pending": self.still_pending,
             "interrupted": self.interrupted,
+            "outcomes": self.outcomes,
         }
 
     @property
@@ -172,11 +176,19 @@ def _wait(
             report("waiting", len(summary.entities) - len(waiting), len(summary.entities))
         time.sleep(0.2)
         waiting = wq.due_among(waiting)
-    failed = {
-        letter.entity
-        for letter in dlq.all_letters(connection)
-        if letter.entity in summary.entities and int(letter.at.timestamp() * 1000) >= started
+    failed = {  # each entity's own letters: O(entities replayed), not the whole queue
+        entity
+        for entity in summary.entities
+        if any(int(x.at.timestamp() * 1000) >= started for x in dlq.of_entity(connection, entity))
     }
+    pending = set(waiting) - failed
+    applied = summary.entities - failed - pending
     summary.failed_again = len(failed)
-    summary.still_pending = len(set(waiting) - failed)
-    summary.applied = len(summary.entities) - summary.failed_again - summary.still_pending
+    summary.still_pending = len(pending)
+    summary.applied = len(applied)
+    summary.outcomes = {
+        name: sorted(found)[:SHOWN]
+        for name, found in (("applied", applied), ("dead-lettered again", failed),
+                            ("still pending", pending))
+        if found
+    }  # fmt: skip

@@ -164,7 +164,8 @@ def test_dead_letter_replayed_from_the_console(
     page.wait_for_selector("#outcome", timeout=60_000)  # its progress page, refreshed until done
     assert "/dlq/replays/" in page.url
     outcome = page.inner_text("#outcome")
-    assert re.search(r"entities_applied\s+1", outcome), outcome
+    assert "1 applied, 0 dead-lettered again, 0 still pending" in outcome, outcome
+    assert page.locator("ul.applied a", has_text=key).count() == 1  # named, linked
     assert dlq.get(system.r, letter.id) is None
     page.goto("/audit")
     assert re.search(rf"{OPERATOR[0]}\s+replay\s+{letter.id}", page.inner_text("main"))

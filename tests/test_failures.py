@@ -72,6 +72,7 @@ def test_partner_outage_is_dead_lettered_and_replay_applies_it(system: System) -
         "entities_failed_again": 0,
         "entities_still_pending": 0,
         "interrupted": False,
+        "outcomes": {"applied": [key]},  # the entities, named
     }
     assert store.load(system.r, [key])[0].status == "PROCESSED"
     assert [x for x in dlq.all_letters(system.r) if x.entity == key] == []
