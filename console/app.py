@@ -277,12 +277,7 @@ class Console:
     async def refetch(self, request: Request) -> Response:
         """Re-fetch the entity from its partner now (an operator's question: is what we
         hold still true?): marked due, so a worker GETs and reconciles it; audited."""
-        user = self.need(request, operator=True)
-        await self.form(request)
-        key = request.path_params["key"]
-        record = (await run_in_threadpool(store.load, self.connection, [key]))[0]
-        if record is None:
-            raise HTTPException(404, "no such entity")
+        user, key, record = await self._operated(request)
         kind = self.catalog.kinds.get((record.partner, record.kind))
         if kind is None or not kind.fetched:
             raise HTTPException(400, f"{record.partner} serves no GET for a {record.kind}")
@@ -291,13 +286,18 @@ class Console:
         await run_in_threadpool(audit.record, self.connection, user.name, "refetch", key)
         return RedirectResponse(f"/entity/{quote(key)}?refetched=1", 303)
 
-    async def reveal(self, request: Request) -> Response:
+    async def _operated(self, request: Request) -> tuple[Any, str, Any]:
+        """An operator's POST about a stored entity: (user, entity key, its record)."""
         user = self.need(request, operator=True)
         await self.form(request)
         key = request.path_params["key"]
         record = (await run_in_threadpool(store.load, self.connection, [key]))[0]
         if record is None:
             raise HTTPException(404, "no such entity")
+        return user, key, record
+
+    async def reveal(self, request: Request) -> Response:
+        user, key, record = await self._operated(request)
         await run_in_threadpool(audit.record, self.connection, user.name, "reveal", key)
         return self.page(request, "reveal.html", key=key,
                          data=json.dumps(raw_data(record), indent=2))  # fmt: skip
