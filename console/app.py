@@ -503,8 +503,36 @@ class Console:
         return self.page(request, "command.html", record=record, entity=entity)
 
     def audit_page(self, request: Request) -> Response:
+        """Newest first, 100 a page, filtered by who, what and since; each target that names
+        an entity, a dead letter or a replay links to it."""
         self.need(request)
-        return self.page(request, "audit.html", entries=audit.latest(self.connection))
+        q = request.query_params
+        try:
+            since = q.get("since")
+            since_ms = (int(dlq.parse_since(since, datetime.now(UTC)).timestamp() * 1000)
+                        if since else None)  # fmt: skip
+        except ValueError:
+            raise HTTPException(
+                400, f"since: not 30m, 2h, 7d or an ISO date-time: {since!r}"
+            ) from None
+        entries, older = audit.page(self.connection, who=q.get("who") or None,
+                                    what=q.get("what") or None, since_ms=since_ms,
+                                    before=q.get("before") or None)  # fmt: skip
+        links = [self._link_of(entry.get("target", "")) for entry in entries]
+        filters = {k: q[k] for k in ("who", "what", "since") if q.get(k)}
+        return self.page(request, "audit.html", entries=zip(entries, links, strict=True),
+                         older=older, filters=filters)  # fmt: skip
+
+    def _link_of(self, target: str) -> str | None:
+        """Where an audited target is shown: an entity, a replay job, a dead letter."""
+        if target.startswith("job "):
+            return f"/dlq/replays/{quote(target[4:])}"
+        parts = target.split(":", 2)
+        if len(parts) == 3 and (parts[0], parts[1]) in self.catalog.kinds:
+            return f"/entity/{quote(target, safe=':')}"
+        if target and " " not in target and ":" not in target:
+            return f"/dlq/{quote(target)}"
+        return None
 
     # -- errors ----------------------------------------------------------------------------
 

@@ -375,3 +375,30 @@ def test_an_operator_re_fetches_an_entity_from_its_partner(
     page.goto("/audit")
     assert re.search(rf"{OPERATOR[0]}\s+refetch\s+{key}", page.inner_text("main"))
     page.context.close()
+
+
+def test_the_audit_page_filters_and_links_what_was_touched(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#39: who, what and since filter the audit; a target that is an entity or a dead
+    letter links to it; more than a page links on."""
+    from console import audit
+
+    key = keys.entity_key("tradevest", "transfer", str(uuid.uuid4()))
+    for n in range(120):
+        audit.record(system.r, "pat", "refetch", key)
+    audit.record(system.r, "sam", "reveal", key)
+    audit.record(system.r, "pat", "replay", "dlq-123")
+    page = signed_in(browser, console_url, VIEWER)
+    page.goto("/audit?who=sam")
+    rows = page.locator("table tr")
+    assert rows.count() == 2 and "reveal" in rows.nth(1).inner_text()
+    assert page.locator(f"a[href='/entity/{key}']").count() == 1
+    page.goto("/audit?who=pat&what=replay")
+    assert page.locator("a[href='/dlq/dlq-123']").count() == 1
+    page.goto("/audit?who=pat&what=refetch&since=1h")
+    assert page.locator("table tr").count() == 101  # a page of 100, and
+    page.click("a[rel=next]")
+    assert page.locator("table tr").count() == 21 and "who=pat" in page.url
+    assert page.request.get(console_url + "/audit?since=soon").status == 400
+    page.context.close()
