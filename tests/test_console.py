@@ -385,7 +385,7 @@ def test_the_audit_page_filters_and_links_what_was_touched(
     from console import audit
 
     key = keys.entity_key("tradevest", "transfer", str(uuid.uuid4()))
-    for n in range(120):
+    for _ in range(120):
         audit.record(system.r, "pat", "refetch", key)
     audit.record(system.r, "sam", "reveal", key)
     audit.record(system.r, "pat", "replay", "dlq-123")
