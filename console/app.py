@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -273,6 +273,21 @@ class Console:
                 (record.partner, record.kind)].fetched,
             refetched=request.query_params.get("refetched") == "1",
         )  # fmt: skip
+
+    async def state(self, request: Request) -> Response:
+        """What the entity page shows of the record now (personal data masked): its live
+        updates read it after each transition, so data and modifiedOn follow the status."""
+        self.need(request)
+        key = request.path_params["key"]
+        record = (await run_in_threadpool(store.load, self.connection, [key]))[0]
+        if record is None:
+            raise HTTPException(404, "no such entity")
+        return JSONResponse({
+            "status": record.status,
+            "modifiedOn": str(record.modifiedOn) if record.modifiedOn else "—",
+            "updatedAt": record.updatedAt.isoformat(timespec="seconds"),
+            "data": json.dumps(masked_data(record, self.catalog), indent=2, default=str),
+        }, headers={"Cache-Control": "no-store"})  # fmt: skip
 
     async def refetch(self, request: Request) -> Response:
         """Re-fetch the entity from its partner now (an operator's question: is what we
@@ -590,6 +605,7 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/entity/{key:path}/live", console.live),
         Route("/entity/{key:path}/reveal", console.reveal, methods=["POST"]),
         Route("/entity/{key:path}/refetch", console.refetch, methods=["POST"]),
+        Route("/entity/{key:path}/state", console.state),
         Route("/entity/{key:path}", console.entity),
         Route("/dlq", console.dead_letters),
         Route("/dlq/replay", console.replay, methods=["POST"]),

@@ -402,3 +402,44 @@ def test_the_audit_page_filters_and_links_what_was_touched(
     assert page.locator("table tr").count() == 21 and "who=pat" in page.url
     assert page.request.get(console_url + "/audit?since=soon").status == 400
     page.context.close()
+
+
+def test_the_entity_page_follows_the_record_live(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#39: a RETURNED row sat beside the data's old status. The page of a transfer whose
+    mirror lags (stored PENDING, PROCESSED at the partner) follows a re-fetch live: status,
+    modifiedOn and the data all turn PROCESSED without a reload."""
+    from datetime import UTC, datetime, timedelta
+
+    import msgspec
+
+    from schemas.store import EntityRecord
+
+    fx = system.fixtures()
+    transfer = system.create_transfer(customerProductId=fx["balanceAccountId"], amount=3,
+                                      reference="live", externalId=f"lv-{uuid.uuid4()}")  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    done = system.wait_status(key, "PROCESSED")
+    old = (done.modifiedOn or datetime.now(UTC)) - timedelta(minutes=5)
+    lagging = EntityRecord(key=key, partner="tradevest", kind="transfer", id=transfer,
+                           status="PENDING", modifiedOn=old, updatedAt=old, createdAt=old,
+                           externalId=done.externalId, data=msgspec.Raw(msgspec.json.encode(
+                               {"transferId": transfer, "transferStatus": "PENDING"})))  # fmt: skip
+    with system.r.pipeline() as pipe:  # the mirror as it was five minutes ago
+        store.write(pipe, lagging, None, before=store.read(system.r, [key])[0],
+                    changes_maxlen=1000)  # fmt: skip
+        pipe.execute()
+    page = signed_in(browser, console_url, OPERATOR)
+    page.goto(f"/entity/{key}")
+    assert '"PENDING"' in page.inner_text("#data") and page.inner_text("#status") == "PENDING"
+    shown_modified = page.inner_text("#modified")
+    page.wait_for_selector("#live:not(.off)")
+    page.evaluate("() => { window.notReloaded = true; }")
+    page.evaluate("""() => fetch(location.pathname + '/refetch', {method: 'POST',
+        body: new URLSearchParams({csrf: document.querySelector('input[name=csrf]').value})})""")
+    wait_for(lambda: "PROCESSED" in page.inner_text("#data"), what="the data followed")
+    assert page.evaluate("() => window.notReloaded") is True  # the same page, not a reload
+    assert page.inner_text("#status") == "PROCESSED"
+    assert page.inner_text("#modified") != shown_modified
+    page.context.close()

@@ -37,5 +37,16 @@ window.addEventListener("DOMContentLoaded", () => {
     }
     const status = document.getElementById("status");
     if (status) status.textContent = change.to;
+    // the record itself: data and modifiedOn follow the status
+    fetch(live.dataset.state, {headers: {"Accept": "application/json"}})
+      .then((answer) => answer.ok ? answer.json() : null)
+      .then((now) => {
+        if (!now) return;
+        for (const [id, value] of [["status", now.status], ["modified", now.modifiedOn],
+                                   ["updated", now.updatedAt], ["data", now.data]]) {
+          const shown = document.getElementById(id);
+          if (shown) shown.textContent = value;
+        }
+      });
   };
 });
