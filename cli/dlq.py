@@ -100,7 +100,7 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     ids = args.ids or [
         letter.id for letter in dlq.all_letters(connection) if selected.matches(letter)
     ]
-    summary = replay.replay(connection, settings, ids, progress=sys.stderr)
+    summary = replay.replay(connection, settings, ids, progress=sys.stderr, by=_who())
     shown = summary.as_dict()
     counts = ", ".join(f"{k}: {v}" for k, v in shown.items() if k != "outcomes")
     print(to_json(shown) if args.json else counts)
@@ -112,6 +112,16 @@ def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 130
     return 0 if summary.ok else 1
+
+
+def _who() -> str:
+    """Who replays from the CLI, as the timeline shows it."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (cli)"
+    except (KeyError, OSError):  # no name for this uid
+        return "cli"
 
 
 def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:

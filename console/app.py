@@ -395,7 +395,7 @@ class Console:
 
         try:
             outcome = replay.replay(
-                self.connection, self.settings, ids, wait_s=120.0, report=report
+                self.connection, self.settings, ids, wait_s=120.0, report=report, by=user
             ).as_dict()
         except Exception as exc:  # shown on its page and audited, never lost silently
             outcome = {"error": f"{type(exc).__name__}: {exc}"}

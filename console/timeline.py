@@ -1,6 +1,6 @@
 """One entity's whole story, merged in time order: the deliveries that named it (inbox), its
 transitions with their decision, the command that created it (each attempt and its
-outcome), and its dead letters and failed handlers."""
+outcome), its dead letters and failed handlers, and those replayed (who, what came of it)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ MAX_DELIVERIES = 200  # the newest transitions' sources, at most (one HMGET each
 @dataclass(frozen=True)
 class Entry:
     at: datetime
-    what: str  # delivery | transition | command | dead-letter | handler
+    what: str  # delivery | transition | command | dead-letter | handler | replayed
     title: str
     detail: str = ""
     ref: str = ""  # a delivery id, an externalId or a dead-letter id
@@ -66,6 +66,9 @@ def story(connection: redis.Redis, key: str) -> Story:
             Entry(a.at, "command", f"{a.action}: {a.outcome}", "", command.externalId)
             for a in command.history
         ]
+    for done in dlq.replays_of(connection, key):  # letters that left the queue, replayed
+        entries.append(Entry(done.at, "replayed", f"dead letter replayed by {done.by}",
+                             f"{done.outcome} (it had failed: {done.error})", done.letter))  # fmt: skip
     for letter in dlq.of_entity(connection, key):
         what = "handler" if letter.reason == "handler" else "dead-letter"
         entries.append(Entry(letter.at, what, letter.error, f"{letter.attempts} attempt(s)",

@@ -104,6 +104,36 @@ def all_letters(connection: redis.Redis) -> list[DeadLetter]:
     return out
 
 
+class Replayed(msgspec.Struct, kw_only=True):
+    """A dead letter that was replayed: kept on its entity's timeline after it left the
+    queue, with who replayed it and what came of it."""
+
+    letter: str
+    at: datetime
+    by: str
+    error: str  # why it had been dead-lettered
+    outcome: str  # applied | dead-lettered again | still pending | handler ran | handler failed
+
+
+def remember_replays(
+    connection: redis.Redis, entity: str, replayed: list[Replayed], retention: int
+) -> None:
+    pipe = connection.pipeline(transaction=False)
+    where = keys.replays_of(entity)
+    pipe.lpush(where, *(msgspec.json.encode(r) for r in replayed))
+    pipe.ltrim(where, 0, 49)
+    pipe.expire(where, retention)
+    pipe.execute()
+
+
+def replays_of(connection: redis.Redis, entity: str) -> list[Replayed]:
+    raws: Any = connection.lrange(keys.replays_of(entity), 0, -1)
+    return [_replayed.decode(raw) for raw in raws]
+
+
+_replayed = msgspec.json.Decoder(Replayed)
+
+
 @dataclass
 class Page:
     letters: list[DeadLetter]

@@ -178,6 +178,12 @@ def dead_letters_of(entity_key: str) -> str:
     return f"{PREFIX}dlq-of:{entity_key}"
 
 
+def replays_of(entity_key: str) -> str:
+    """An entity's replayed dead letters, newest first: a list of JSON (dlq.Replayed),
+    the latest 50, expiring PARTNERSYNC_DLQ_RETENTION after the last replay."""
+    return f"{PREFIX}replays-of:{entity_key}"
+
+
 def backfill(partner: str) -> str:
     """Hash listing name -> resume token of a backfill under way (backfill.py)."""
     return f"{PREFIX}backfill:{partner}"

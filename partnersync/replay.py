@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import IO
 
 import redis
@@ -48,6 +49,7 @@ class Summary:
     interrupted: bool = False
     # the entities of each outcome, the first SHOWN of each (what the console names)
     outcomes: dict[str, list[str]] = field(default_factory=dict)
+    outcome_of: dict[str, str] = field(default_factory=dict)  # every entity's
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -109,16 +111,19 @@ def replay(
     progress: IO[str] | None = None,
     wait_s: float = 120.0,
     report: Callable[[str, int, int], None] | None = None,
+    by: str = "cli",
 ) -> Summary:
     """Replay the given letters (all when `ids` is None), then wait for their entities.
     Interrupted (Ctrl-C), it stops where it is and the summary says so: every letter is
-    either still in the DLQ or its entity is due."""
+    either still in the DLQ or its entity is due. Each replayed letter stays on its
+    entity's timeline with `by` (who replayed it) and its outcome."""
     wq = workqueue.WorkQueue.from_settings(connection, settings)
     wanted = dlq.ids(connection) if ids is None else ids
     summary = Summary(letters=len(wanted))
     started = workqueue.redis_ms(connection)
     me = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     user_handlers: handlers.Handlers | None = None
+    replayed: list[tuple[dlq.DeadLetter, str | None]] = []  # (letter, outcome if known now)
     try:
         for n, dlq_id in enumerate(wanted, 1):
             if progress:
@@ -135,8 +140,10 @@ def replay(
                     user_handlers = user_handlers or handlers.load(settings.handlers)
                     if _run_handler(connection, letter, user_handlers, me):
                         summary.handlers_ok += 1
+                        replayed.append((letter, "handler ran"))
                     else:
                         summary.handlers_failed += 1
+                        replayed.append((letter, "handler failed"))
                     continue
                 entity = wq.requeue(dlq_id, settings.inbox_ttl)
             except Taken:
@@ -147,14 +154,34 @@ def replay(
                 continue
             summary.requeued += 1
             summary.entities.add(entity)
+            replayed.append((letter, None))
         if summary.entities:
             wq.kick()
         _wait(connection, wq, summary, started, wait_s, progress, report)
     except KeyboardInterrupt:
         summary.interrupted = True
+    _remember(connection, settings, summary, replayed, by)
     if progress:
         progress.write("\n")
     return summary
+
+
+def _remember(
+    connection: redis.Redis,
+    settings: Settings,
+    summary: Summary,
+    replayed: list[tuple[dlq.DeadLetter, str | None]],
+    by: str,
+) -> None:
+    """Each replayed letter, on its entity's timeline, with who and what came of it."""
+    now = datetime.now(UTC)
+    by_entity: dict[str, list[dlq.Replayed]] = {}
+    for letter, known in replayed:
+        outcome = known or summary.outcome_of.get(letter.entity, "still pending")
+        by_entity.setdefault(letter.entity, []).append(dlq.Replayed(
+            letter=letter.id, at=now, by=by, error=letter.error, outcome=outcome))  # fmt: skip
+    for entity, done in by_entity.items():
+        dlq.remember_replays(connection, entity, done, settings.dlq_retention)
 
 
 def _wait(
@@ -186,9 +213,6 @@ def _wait(
     summary.failed_again = len(failed)
     summary.still_pending = len(pending)
     summary.applied = len(applied)
-    summary.outcomes = {
-        name: sorted(found)[:SHOWN]
-        for name, found in (("applied", applied), ("dead-lettered again", failed),
-                            ("still pending", pending))
-        if found
-    }  # fmt: skip
+    named = (("applied", applied), ("dead-lettered again", failed), ("still pending", pending))
+    summary.outcome_of = {e: name for name, found in named for e in found}
+    summary.outcomes = {name: sorted(found)[:SHOWN] for name, found in named if found}

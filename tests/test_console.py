@@ -167,6 +167,11 @@ def test_dead_letter_replayed_from_the_console(
     assert "1 applied, 0 dead-lettered again, 0 still pending" in outcome, outcome
     assert page.locator("ul.applied a", has_text=key).count() == 1  # named, linked
     assert dlq.get(system.r, letter.id) is None
+    page.goto(f"/entity/{key}")  # the letter left the queue, not the entity's timeline
+    replayed = page.locator("#timeline tr.replayed")
+    assert replayed.count() == 1, page.inner_text("#timeline")
+    assert f"replayed by {OPERATOR[0]}" in replayed.inner_text()
+    assert "applied" in replayed.inner_text() and letter.id in replayed.inner_text()
     page.goto("/audit")
     assert re.search(rf"{OPERATOR[0]}\s+replay\s+{letter.id}", page.inner_text("main"))
     page.context.close()
