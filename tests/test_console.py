@@ -448,3 +448,39 @@ def test_the_entity_page_follows_the_record_live(
     assert page.inner_text("#status") == "PROCESSED"
     assert page.inner_text("#modified") != shown_modified
     page.context.close()
+
+
+def test_in_a_browser_logout_revokes_and_failed_sign_ins_are_throttled(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#39, in Debian's chromium: a session cookie copied before Sign out opens nothing
+    after it; the sixth sign-in after five wrong passwords is refused, right or wrong."""
+    page = signed_in(browser, console_url, VIEWER)
+    copied = page.context.cookies()
+    page.click("button:has-text('Sign out')")
+    page.wait_for_url("**/login**")
+    thief = browser.new_context(base_url=console_url)
+    thief.add_cookies(copied)
+    stolen = thief.new_page()
+    stolen.goto("/dlq")
+    assert "/login" in stolen.url and stolen.locator("input[name=password]").count() == 1
+    thief.close()
+    page.context.close()
+
+    tries = browser.new_context(base_url=console_url).new_page()
+    try:
+        for n in range(5):
+            tries.goto("/login")
+            tries.fill("input[name=name]", OPERATOR[0])
+            tries.fill("input[name=password]", f"wrong-{n}")
+            tries.click("button[type=submit]")
+            assert "wrong name or password" in tries.inner_text("main")
+        tries.goto("/login")
+        tries.fill("input[name=name]", OPERATOR[0])
+        tries.fill("input[name=password]", OPERATOR[1])
+        tries.click("button[type=submit]")
+        assert "too many failed sign-ins" in tries.inner_text("main")
+        assert "/login" in tries.url
+    finally:  # the rest of this module signs in from the same address
+        tries.context.close()
+        system.r.delete(*system.r.keys(keys.console_login_failures("*")))
