@@ -139,7 +139,11 @@ class Console:
         expected = request.session.get("csrf", "")
         if not expected or not secrets.compare_digest(sent, str(expected)):
             raise HTTPException(403, "the form's CSRF token is missing or wrong: reload the page")
-        return {k: str(v) for k, v in form.items()}
+        fields = {k: str(v) for k, v in form.items()}
+        picked = [str(v) for v in form.getlist("pick")]  # the letters ticked on the page
+        if picked:
+            fields["pick"] = " ".join(picked)
+        return fields
 
     def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
         context.update(request=request, me=self.user(request), csrf=self.csrf(request))
@@ -429,6 +433,8 @@ class Console:
             raise HTTPException(400, problem)
         if form.get("confirm") != "yes":
             raise HTTPException(400, "confirm the action (confirm=yes)")
+        if "pick" in form:  # the letters ticked, not a filter's matches
+            return form["pick"].split()
         return [x.id for x in dlq.all_letters(self.connection) if chosen.matches(x)]
 
     def _filter(self, values: Any) -> tuple[dlq.Filter, str | None]:

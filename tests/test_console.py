@@ -484,3 +484,28 @@ def test_in_a_browser_logout_revokes_and_failed_sign_ins_are_throttled(
     finally:  # the rest of this module signs in from the same address
         tries.context.close()
         system.r.delete(*system.r.keys(keys.console_login_failures("*")))
+
+
+def test_an_operator_replays_the_letters_ticked(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#39: bulk selection. Three letters; two ticked and replayed; the third stays."""
+    from datetime import UTC, datetime
+
+    marker = f"tick-{uuid.uuid4().hex[:8]}"
+    pipe = system.r.pipeline()
+    for n in range(3):
+        dlq.add(pipe, dlq.DeadLetter(id=f"{marker}-{n}", at=datetime.now(UTC), reason="reconcile",
+                                     entity=f"tradevest:customer:{marker}{n}", error=marker,
+                                     traceback="", attempts=1), retention=600)  # fmt: skip
+    pipe.execute()
+    page = signed_in(browser, console_url, OPERATOR)
+    page.goto(f"/dlq?error={marker}")
+    page.check(f"input[value='{marker}-0']")
+    page.check(f"input[value='{marker}-2']")
+    page.click("button:has-text('Replay ticked')")
+    page.wait_for_selector("#outcome", timeout=60_000)
+    assert "/dlq/replays/" in page.url and "Done: 2 letter(s)" in page.inner_text("main")
+    assert dlq.get(system.r, f"{marker}-0") is None and dlq.get(system.r, f"{marker}-2") is None
+    assert dlq.get(system.r, f"{marker}-1") is not None  # not ticked: still there
+    page.context.close()
