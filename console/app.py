@@ -10,6 +10,7 @@ to the audit stream. Pages read the engine's indexes: none scans the entity stor
 from __future__ import annotations
 
 import collections
+import contextlib
 import ipaddress
 import json
 import os
@@ -43,6 +44,7 @@ from partnersync import (
     dlq,
     find,
     health,
+    inbox,
     keys,
     paging,
     partner,
@@ -277,6 +279,55 @@ class Console:
                 (record.partner, record.kind)].fetched,
             refetched=request.query_params.get("refetched") == "1",
         )  # fmt: skip
+
+    def delivery(self, request: Request) -> Response:
+        """One delivery as a row of its own: its event type, when it came, the entities it
+        named and what came of it for each; its body's field names (values hidden: an
+        operator reveals them, audited)."""
+        self.need(request)
+        delivery_id = request.path_params["id"]
+        found = inbox.read(self.connection, [delivery_id])[0]
+        if found is inbox.MISSING:
+            raise HTTPException(404, "no such delivery (its inbox copy expires after "
+                                     "PARTNERSYNC_INBOX_TTL)")  # fmt: skip
+        return self._delivery_page(request, delivery_id, found, None)
+
+    def _delivery_page(
+        self, request: Request, delivery_id: str, found: inbox.Record, body: str | None
+    ) -> Response:
+        return self.page(request, "delivery.html", id=delivery_id, delivery=found,
+                         at=_at(found.received_ms), fields=_fields(found.body),
+                         size=len(found.body or b""),
+                         outcomes=[(e, self._outcome(e, delivery_id)) for e in found.entities],
+                         body=body)  # fmt: skip
+
+    async def reveal_delivery(self, request: Request) -> Response:
+        user = self.need(request, operator=True)
+        await self.form(request)
+        delivery_id = request.path_params["id"]
+        found = (await run_in_threadpool(inbox.read, self.connection, [delivery_id]))[0]
+        if found is inbox.MISSING:
+            raise HTTPException(404, "no such delivery")
+        await run_in_threadpool(audit.record, self.connection, user.name, "reveal-delivery",
+                                delivery_id)  # fmt: skip
+        body = (found.body or b"").decode("utf-8", "replace")
+        with contextlib.suppress(ValueError):  # else shown as it came
+            body = json.dumps(json.loads(body), indent=2)
+        return await run_in_threadpool(self._delivery_page, request, delivery_id, found, body)
+
+    def _outcome(self, entity: str, delivery_id: str) -> str:
+        """What the delivery did to one entity it named, from the entity's own record."""
+        letters = [x for x in dlq.of_entity(self.connection, entity)
+                   if any(e.deliveryId == delivery_id for e in x.events)]  # fmt: skip
+        if letters:
+            return f"dead-lettered: {letters[-1].error}"
+        stored = store.read(self.connection, [entity])[0]
+        if stored is None:
+            return "not stored (yet)"
+        moved = [t for t in stored.history if delivery_id in t.source]
+        if moved:
+            return "; ".join(f"{t.from_ or '∅'} → {t.to} ({t.decision})" for t in moved)
+        return f"no transition of its own (the entity is {stored.record.status})"
 
     async def state(self, request: Request) -> Response:
         """What the entity page shows of the record now (personal data masked): its live
@@ -568,6 +619,32 @@ class Console:
         return self.page(request, "error.html", exc.status_code, message=exc.detail)
 
 
+def _at(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds") if ms else "—"
+
+
+def _fields(body: bytes | None) -> list[str]:
+    """A JSON body's field names, at any depth (dotted), without their values."""
+    try:
+        value = json.loads(body or b"")
+    except ValueError:
+        return []
+    out: list[str] = []
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, f"{path}.{k}" if path else str(k))
+        elif isinstance(node, list):
+            for item in node[:1]:
+                walk(item, f"{path}[]")
+        elif path:
+            out.append(path)
+
+    walk(value, "")
+    return out
+
+
 def _mtime(path: str | None) -> float | None:
     try:
         return os.stat(path).st_mtime if path else None
@@ -613,6 +690,8 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/entity/{key:path}/refetch", console.refetch, methods=["POST"]),
         Route("/entity/{key:path}/state", console.state),
         Route("/entity/{key:path}", console.entity),
+        Route("/delivery/{id}/reveal", console.reveal_delivery, methods=["POST"]),
+        Route("/delivery/{id}", console.delivery),
         Route("/dlq", console.dead_letters),
         Route("/dlq/replay", console.replay, methods=["POST"]),
         Route("/dlq/purge", console.purge, methods=["POST"]),

@@ -509,3 +509,37 @@ def test_an_operator_replays_the_letters_ticked(
     assert dlq.get(system.r, f"{marker}-0") is None and dlq.get(system.r, f"{marker}-2") is None
     assert dlq.get(system.r, f"{marker}-1") is not None  # not ticked: still there
     page.context.close()
+
+
+def test_a_delivery_is_a_row_of_its_own(system: System, console_url: str, browser: Any) -> None:
+    """#39: from an entity's timeline to the delivery that moved it: its event, when, what
+    came of it for each entity it named; its body's values hidden until an operator
+    reveals them (audited)."""
+    fx = system.fixtures()
+    transfer = system.create_transfer(customerProductId=fx["balanceAccountId"], amount=4,
+                                      reference="delivery", externalId=f"dv-{uuid.uuid4()}")  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    system.wait_status(key, "PROCESSED")
+    viewer = signed_in(browser, console_url, VIEWER)
+    viewer.goto(f"/entity/{key}")
+    viewer.locator("#timeline a[href^='/delivery/']").last.click()
+    viewer.wait_for_selector("#outcomes")
+    assert viewer.inner_text("#event") == "TRANSFER_NOTIFICATION"
+    outcome = viewer.locator("#outcomes tr", has_text=key).inner_text()
+    assert "→" in outcome or "no transition of its own" in outcome, outcome
+    assert "transferId" in viewer.inner_text("main")  # a field name...
+    assert transfer not in viewer.inner_text("dl.facts")  # ...not its value
+    assert viewer.locator("button", has_text="Reveal the body").count() == 0
+    delivery_url = viewer.url
+    viewer.context.close()
+
+    page = signed_in(browser, console_url, OPERATOR)
+    page.goto(delivery_url)
+    page.click("button:has-text('Reveal the body')")
+    page.wait_for_selector("#body")
+    assert transfer in page.inner_text("#body")
+    delivery_id = delivery_url.rsplit("/", 1)[1]
+    page.goto("/audit?what=reveal-delivery")
+    assert delivery_id in page.inner_text("main")
+    assert page.request.get(console_url + "/delivery/no-such-id").status == 404
+    page.context.close()
