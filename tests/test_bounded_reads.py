@@ -90,9 +90,6 @@ def test_a_signup_is_found_by_its_client_key_in_a_few_reads(
                            result={"ClientKey": "CK-1==", "SignUpId": "S-1"},
                            createdAt=now, updatedAt=now)  # fmt: skip
     r.hset(*keys.journal(xid), msgspec.json.encode(record))
-    r.zadd(
-        keys.COMMANDS, {xid: int(now.timestamp() * 1000) + 1}
-    )  # the newest: a scan reads it last
     signup = keys.entity_key("saxo", "signup", "CK-1==")
     r.hset(*keys.command_link(signup), xid)
     r.config_resetstat()

@@ -118,7 +118,8 @@ def test_failover_loses_no_acknowledged_delivery(cluster: Cluster, sandbox_url: 
         answered = sum(statuses.values())
         wait_for(lambda: sum(statuses.values()) >= answered + 8, what="answers, replica behind")
         first = submit_cash_transfer(env, key)
-        xid = redis.Redis(port=cluster.primary.port).zrange(keys.COMMANDS, 0, -1)[0].decode()
+        primary = redis.Redis(port=cluster.primary.port)
+        xid = next(f for h in primary.scan_iter("ps:cmds:*") for f in primary.hkeys(h)).decode()
         if replicated:
             assert first.returncode == 75, (first.stdout, first.stderr)  # EX_TEMPFAIL
             assert "not on PARTNERSYNC_MIN_REPLICAS=1 replicas" in first.stderr, first.stderr
