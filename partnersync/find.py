@@ -36,6 +36,7 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         store.queue_by_external_id(pipe, partner, ident)
     for partner in partners:
         pipe.hget(*keys.alias(partner, ident))
+        pipe.get(keys.older_alias(partner, ident))
     commands.queue_read(pipe, [ident])
     inbox.queue_read(pipe, [ident])
     replies_ = pipe.execute()
@@ -58,11 +59,12 @@ def find(connection: redis.Redis, catalog: Catalog, ident: str) -> list[Found]:
         for p, key in by_external.items()
     ]
     rest = rest[len(partners) :]
-    for p, value in zip(partners, rest, strict=False):
+    for n, p in enumerate(partners):
+        value = rest[2 * n] if rest[2 * n] is not None else rest[2 * n + 1]
         if value is not None:  # "SignUpId=saxo:signup:…"
             name, _, entity = replies.text(value).partition("=")
             found.append(Found("alias", entity, f"{p} {name}"))
-    rest = rest[len(partners) :]
+    rest = rest[2 * len(partners) :]
     delivery = inbox.records([ident], rest[1:])[0]
     if delivery.type is not None:
         detail = f"delivery of {delivery.type}"

@@ -115,6 +115,11 @@ def alias(partner: str, ident: str) -> tuple[str, str]:
     return f"{PREFIX}aliases:{zlib.crc32(name.encode()) % 8192}", name
 
 
+def older_alias(partner: str, ident: str) -> str:
+    """An alias as a key of its own, in a store written before the buckets (still read)."""
+    return f"{PREFIX}alias:{partner}:{ident}"
+
+
 def rq_template(queue: str) -> str:
     """The drain job's RQ hash fields, read by the Lua scripts (see workqueue.py)."""
     return f"{PREFIX}rq-template:{queue}"

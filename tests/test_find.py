@@ -112,3 +112,12 @@ def test_list_pages_with_a_cursor(system: System) -> None:
     assert next_row["key"] in everything.stdout and "more:" not in everything.stdout
     bad = system.cli("entities", "list", "--cursor", "junk")
     assert bad.returncode == 2 and "not a cursor" in bad.stderr
+
+
+def test_an_alias_of_an_older_store_still_finds_its_entity(r) -> None:
+    from partnersync import find, partner
+    from partnersync.config import DEFAULT_PARTNERS
+
+    r.set(keys.older_alias("saxo", "S-old"), "SignUpId=saxo:signup:CK-old==")
+    got = find.find(r, partner.load(DEFAULT_PARTNERS), "S-old")
+    assert [(f.what, f.entity) for f in got] == [("alias", "saxo:signup:CK-old==")]
