@@ -20,6 +20,7 @@ from cli import (
     command,
     console,
     dlq,
+    endpoints,
     entities,
     processes,
     status,
@@ -32,7 +33,8 @@ from partnersync import config, partner
 from partnersync.config import ConfigError
 
 GROUPS = (
-    processes, webhooks, backfill, entities, dlq, command, status, console, bench, config_table,
+    processes, webhooks, backfill, entities, dlq, command, endpoints, status, console, bench,
+    config_table,
 )  # fmt: skip
 
 

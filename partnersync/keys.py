@@ -32,6 +32,7 @@ RATE_LIMITS = (
 )  # hash "partner:waited" / "partner:spent:dimension" -> n
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
 AUDIT = PREFIX + "audit"  # stream of console operator actions (who, what, when)
+ENDPOINTS = PREFIX + "endpoints"  # hash endpoint id -> JSON (endpoints.py): outbound webhooks
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
 REPLICATION_MARK = (
     PREFIX + "replication-mark"
