@@ -92,6 +92,7 @@ class Stored:
     record: EntityRecord
     history: list[Transition] = field(default_factory=list)
     evicted: bool = False  # only its tombstone is left: counted and indexed nowhere
+    older: bool = False  # its value is an older store's key of its own (moved on write)
 
 
 def _ms(at: datetime) -> int:
@@ -254,11 +255,13 @@ def read_replies(
 ) -> list[Stored | None]:
     """The entities `read_queue` asked for (its one reply): a stored one, a tombstone, or
     None."""
-    pairs = replies_[0]
+    got = replies_[0]
     out: list[Stored | None] = []
     for n, key in enumerate(entity_keys):
-        raw, tomb = pairs[2 * n], pairs[2 * n + 1]
+        raw, tomb, older = got[3 * n], got[3 * n + 1], got[3 * n + 2]
         stored = decode(key, raw)
+        if stored is not None:
+            stored.older = older is not None
         out.append(stored if stored else _tombstone(key, tomb) if tomb is not None else None)
     return out
 
@@ -306,7 +309,8 @@ def write(
         history.append(transition)
     values, id = value_bucket(record.key)
     pipe.hset(values, id, encode(record, history[-history_max:]))
-    pipe.delete(keys.entity(record.key))  # a value of an older store, moved to its bucket
+    if before is not None and before.older:
+        pipe.delete(keys.entity(record.key))  # an older store's value, moved to its bucket
     # the status it is counted and indexed under now (None: new, or only a tombstone)
     previous = before.record.status if before is not None and not before.evicted else None
     pipe.zadd(
