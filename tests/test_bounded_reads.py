@@ -162,3 +162,20 @@ def test_a_command_link_of_an_older_store_still_reads_and_stands(r: redis.Redis)
     assert commands._link(r, kind, other, ["t-old", "t-new"]) == "t-new"
     assert commands.linked(r, keys.entity_key("tradevest", "transfer", "t-new")) == "cmd-b"
     assert commands.linked(r, entity) == "cmd-a"
+
+
+def test_a_journal_entry_of_an_older_store_still_reads_and_moves_on_save(
+    r: redis.Redis,
+) -> None:
+    """Journal entries are fields of bucket hashes; one an older store kept as a key of its
+    own (plain JSON at ps:cmd:{externalId}) is read, and moves to its bucket when saved."""
+    now = datetime.now(UTC)
+    record = CommandRecord(externalId="cmd-older", partner="tradevest", kind="transfer",
+                           body=msgspec.Raw(b"{}"), createdAt=now, updatedAt=now)  # fmt: skip
+    r.set(keys.command("cmd-older"), msgspec.json.encode(record))
+    assert commands.load(r, "cmd-older") == record
+    record.state = CommandState.ACCEPTED
+    commands.save(r, record)
+    assert not r.exists(keys.command("cmd-older")) and r.hexists(*keys.journal("cmd-older"))
+    loaded = commands.load(r, "cmd-older")
+    assert loaded is not None and loaded.state == CommandState.ACCEPTED
