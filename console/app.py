@@ -590,21 +590,10 @@ class Console:
         entries, older = audit.page(self.connection, who=q.get("who") or None,
                                     what=q.get("what") or None, since_ms=since_ms,
                                     before=q.get("before") or None)  # fmt: skip
-        links = [self._link_of(entry.get("target", "")) for entry in entries]
+        links = [_link_of(e.get("action", ""), e.get("target", "")) for e in entries]
         filters = {k: q[k] for k in ("who", "what", "since") if q.get(k)}
         return self.page(request, "audit.html", entries=zip(entries, links, strict=True),
                          older=older, filters=filters)  # fmt: skip
-
-    def _link_of(self, target: str) -> str | None:
-        """Where an audited target is shown: an entity, a replay job, a dead letter."""
-        if target.startswith("job "):
-            return f"/dlq/replays/{quote(target[4:])}"
-        parts = target.split(":", 2)
-        if len(parts) == 3 and (parts[0], parts[1]) in self.catalog.kinds:
-            return f"/entity/{quote(target, safe=':')}"
-        if target and " " not in target and ":" not in target:
-            return f"/dlq/{quote(target)}"
-        return None
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -617,6 +606,21 @@ class Console:
                 return RedirectResponse(f"/login?next={quote(request.url.path)}", 303)
             return self.page(request, "error.html", 401, message="sign in first")
         return self.page(request, "error.html", exc.status_code, message=exc.detail)
+
+
+# what each audited action's target is, so the audit page links to where it is shown
+_TARGET_PAGES = {
+    "reveal": "/entity/", "refetch": "/entity/", "reveal-delivery": "/delivery/",
+    "replay": "/dlq/", "replayed": "/dlq/replays/",
+}  # fmt: skip
+
+
+def _link_of(action: str, target: str) -> str | None:
+    """The page of an audited action's target (a replay of several letters links none)."""
+    page = _TARGET_PAGES.get(action)
+    if page is None or not target or " " in target.removeprefix("job "):
+        return None
+    return page + quote(target.removeprefix("job "), safe=":")
 
 
 def _at(ms: int | None) -> str:

@@ -401,6 +401,11 @@ def test_the_audit_page_filters_and_links_what_was_touched(
     assert page.locator(f"a[href='/entity/{key}']").count() == 1
     page.goto("/audit?who=pat&what=replay")
     assert page.locator("a[href='/dlq/dlq-123']").count() == 1
+    audit.record(system.r, "sam", "reveal-delivery", "1796000000000-7")
+    audit.record(system.r, "sam", "login", "console")
+    page.goto("/audit?who=sam")
+    assert page.locator("a[href='/delivery/1796000000000-7']").count() == 1
+    assert page.locator("a[href='/dlq/console']").count() == 0  # a sign-in links nowhere
     page.goto("/audit?who=pat&what=refetch&since=1h")
     assert page.locator("table tr").count() == 101  # a page of 100, and
     page.click("a[rel=next]")
