@@ -47,9 +47,15 @@ class Summary:
     failed_again: int = 0  # of those: dead-lettered again
     still_pending: int = 0  # of those: not done when the wait ended
     interrupted: bool = False
-    # the entities of each outcome, the first SHOWN of each (what the console names)
-    outcomes: dict[str, list[str]] = field(default_factory=dict)
-    outcome_of: dict[str, str] = field(default_factory=dict)  # every entity's
+    outcome_of: dict[str, str] = field(default_factory=dict)  # every entity's outcome
+
+    @property
+    def outcomes(self) -> dict[str, list[str]]:
+        """The entities of each outcome, the first SHOWN of each (what the console names)."""
+        named: dict[str, list[str]] = {}
+        for entity, outcome in sorted(self.outcome_of.items()):
+            named.setdefault(outcome, []).append(entity)
+        return {name: found[:SHOWN] for name, found in named.items()}
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -215,4 +221,3 @@ def _wait(
     summary.applied = len(applied)
     named = (("applied", applied), ("dead-lettered again", failed), ("still pending", pending))
     summary.outcome_of = {e: name for name, found in named for e in found}
-    summary.outcomes = {name: sorted(found)[:SHOWN] for name, found in named if found}

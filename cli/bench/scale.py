@@ -256,22 +256,6 @@ def _breakdown(r: redis.Redis, stored: int) -> dict[str, float]:
     def usage(key: str) -> int:
         return int(r.memory_usage(key, samples=1000) or 0)
 
-    def sampled(pattern: str) -> float:
-        """Total bytes of the keys matching `pattern`, from a sample of them."""
-        found: list[Any] = []
-        total, cursor = 0, 0
-        while True:
-            cursor, batch = r.scan(cursor, match=pattern, count=5000)
-            total += len(batch)
-            if len(found) < 2000:
-                found += batch
-            if cursor == 0:
-                break
-        if not found:
-            return 0.0
-        sample = random.sample(found, min(2000, len(found)))
-        return statistics.mean(usage(replies.text(k)) for k in sample) * total
-
     def each(pattern: str) -> float:
         found = [replies.text(k) for k in r.scan_iter(match=pattern, count=5000)]
         total = 0
