@@ -295,8 +295,12 @@ class Console:
     def _delivery_page(
         self, request: Request, delivery_id: str, found: inbox.Record, body: str | None
     ) -> Response:
+        resends = inbox.resends(self.connection, delivery_id)
         return self.page(request, "delivery.html", id=delivery_id, delivery=found,
                          at=_at(found.received_ms), fields=_fields(found.body),
+                         attempts=[(_at(found.received_ms), "accepted", found.headers)] + [
+                             (_at(a.received_ms), "duplicate: answered as accepted, not applied "
+                              "again", a.headers) for a in resends],
                          size=len(found.body or b""),
                          outcomes=[(e, self._outcome(e, delivery_id)) for e in found.entities],
                          body=body)  # fmt: skip

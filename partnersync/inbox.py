@@ -5,12 +5,20 @@ Two layouts, both read:
 - **Blocks** (written by the intake script, lua/intake.lua): the deliveries of one intake
   batch share a value, `keys.inbox_block(block)`, a msgpack array
   `[receivedAt, offset, record, offset, record, ...]` where each record is `encode`'s
-  `[type, entities, body]`. A delivery id `{ms:013d}-{seq}` names its block
+  `[type, entities, body, headers]` (older blocks: no headers). A delivery id `{ms:013d}-{seq}` names its block
   (`seq // BLOCK`) and its offset in it (`seq % BLOCK`). One value per batch instead of a
   key per delivery: a new key costs Redis several µs of CPU and ~100 bytes.
 - **One record** (`keys.inbox(delivery id)`, a hash of type, body, receivedAt, entities):
   a DLQ replay's rewrite of a delivery (`write`). Read
-  first: a replayed delivery's rewrite is newer than its block.
+  first: a replayed delivery's rewrite is newer than its block (whose headers it keeps).
+
+A partner's resends of a delivery (answered as duplicates) are kept beside it:
+`keys.resends(delivery id)`, a list of msgpack `[receivedAt, headers]`, the latest
+`RESENDS_KEPT`, expiring with the inbox.
+
+Headers are kept as the request had them, at most `MAX_HEADERS` of at most
+`MAX_HEADER_VALUE` characters, except credentials: their names are kept, their values
+replaced by `REDACTED` (`kept_headers`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,14 @@ import redis
 from partnersync import keys
 
 BLOCK = 1024  # delivery ids per block (lua/intake.lua's BLOCK)
+RESENDS_KEPT = 20  # lua/intake.lua keeps the latest this many resends of a delivery
+MAX_HEADERS = 32
+MAX_HEADER_VALUE = 256
+REDACTED = "[redacted]"
+# credentials whatever the partner: their values never reach Redis (nor the console)
+CREDENTIALS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"})
+
+Headers = tuple[tuple[str, str], ...]
 
 # the one-record hash's fields: type, body, receivedAt, entities (space-separated keys)
 FIELDS = ("type", "body", "receivedAt", "entities")
@@ -36,17 +52,55 @@ class Record:
     body: bytes | None  # the body as delivered
     received_ms: int | None  # Redis's clock at intake
     entities: tuple[str, ...] = ()  # the entity keys it names
+    headers: Headers = ()  # the request's headers, credentials redacted (kept_headers)
+
+
+@dataclass(frozen=True)
+class Resend:
+    """A partner's resend of a delivery already taken in, answered as a duplicate."""
+
+    received_ms: int  # Redis's clock when it came
+    headers: Headers
 
 
 MISSING = Record(None, None, None)
 
 _encoder = msgspec.msgpack.Encoder()
 _block = msgspec.msgpack.Decoder(list[Any])
+_resend = msgspec.msgpack.Decoder(tuple[int, list[tuple[str, str]]])
+NO_HEADERS = _encoder.encode(())
+
+
+def kept_headers(
+    raw: Iterable[tuple[bytes, bytes]], credentials: Iterable[str] = ()
+) -> list[tuple[str, str]]:
+    """What the inbox keeps of a request's headers (ASGI's lower-case raw pairs): the
+    first MAX_HEADERS, values cut to MAX_HEADER_VALUE, a credential's value REDACTED
+    (CREDENTIALS, and the partner's own `credentials`)."""
+    secret = CREDENTIALS.union(credentials)
+    out: list[tuple[str, str]] = []
+    for name, value in raw:
+        if len(out) == MAX_HEADERS:
+            break
+        key = name.decode("latin-1")
+        out.append((key, REDACTED if key in secret else value[:MAX_HEADER_VALUE].decode("latin-1")))
+    return out
+
+
+def encode_headers(headers: Sequence[tuple[str, str]]) -> bytes:
+    """The headers part of a record (lua/intake.lua appends it, or keeps it with a resend)."""
+    return _encoder.encode(headers) if headers else NO_HEADERS
 
 
 def encode(event_type: str, entities: Sequence[str], body: bytes) -> bytes:
-    """A delivery's record as the intake script stores it in its block."""
-    return _encoder.encode((event_type, " ".join(entities), body))
+    """A delivery's record as the intake script stores it in its block, less its headers:
+    a msgpack array of 4 whose last element (`encode_headers`) the script appends."""
+    return (
+        b"\x94"
+        + _encoder.encode(event_type)
+        + _encoder.encode(" ".join(entities))
+        + (_encoder.encode(body))
+    )
 
 
 def block_of(delivery_id: str) -> tuple[int, int] | None:
@@ -82,17 +136,18 @@ def records(delivery_ids: Sequence[str], replies: Sequence[Any]) -> list[Record]
     }
     out = []
     for delivery_id, single in zip(delivery_ids, singles, strict=True):
+        found = block_of(delivery_id)
+        archived = decoded.get(found[0], {}).get(found[1], MISSING) if found else MISSING
         type_, body, received, entities = single
         if type_ is not None:
             out.append(
                 Record(
                     type_.decode() or None, body, int(received) if received else None,
-                    tuple((entities or b"").decode().split()),
+                    tuple((entities or b"").decode().split()), archived.headers,
                 )
             )  # fmt: skip
             continue
-        found = block_of(delivery_id)
-        out.append(decoded.get(found[0], {}).get(found[1], MISSING) if found else MISSING)
+        out.append(archived)
     return out
 
 
@@ -108,8 +163,19 @@ def _decode_block(value: bytes) -> dict[int, Record]:
     received = int(items[0])
     out = {}
     for i in range(1, len(items) - 1, 2):
-        type_, entities, body = items[i + 1]
-        out[int(items[i])] = Record(type_, bytes(body), received, tuple(entities.split()))
+        type_, entities, body, *rest = items[i + 1]
+        headers = tuple((str(k), str(v)) for k, v in rest[0]) if rest else ()
+        out[int(items[i])] = Record(type_, bytes(body), received, tuple(entities.split()), headers)
+    return out
+
+
+def resends(connection: redis.Redis, delivery_id: str) -> list[Resend]:
+    """The partner's resends of a delivery, oldest first (the latest RESENDS_KEPT)."""
+    out = []
+    raw: Any
+    for raw in connection.lrange(keys.resends(delivery_id), 0, -1):
+        received, headers = _resend.decode(raw)
+        out.append(Resend(received, tuple(headers)))
     return out
 
 

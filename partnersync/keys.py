@@ -48,6 +48,11 @@ def inbox(delivery_id: str) -> str:
     return f"{PREFIX}inbox:{delivery_id}"
 
 
+def resends(delivery_id: str) -> str:
+    """A partner's resends of a delivery, answered as duplicates (partnersync/inbox.py)."""
+    return f"{PREFIX}resends:{delivery_id}"
+
+
 def inbox_block(block: int | str) -> str:
     """The records of the deliveries of one inbox block (partnersync/inbox.py)."""
     return f"{PREFIX}inbox-block:{block}"

@@ -22,6 +22,7 @@ class HeaderAuth:
 
     def __init__(self, header: str, secrets: Sequence[str]):
         self.header = header.lower()
+        self.credentials = (self.header,)
         self.secrets = [s.encode() for s in secrets if s]
 
     def check(self, headers: Mapping[str, str], body: bytes = b"") -> str | None:
@@ -58,6 +59,7 @@ class StandardWebhooksAuth:
     `v1,<base64>` (space-separated, any may match), timestamp within ±tolerance."""
 
     needs_body = True
+    credentials = ()  # a signature proves, it does not open: kept
 
     def __init__(self, secrets: Sequence[str], tolerance_s: float = 300.0):
         self.keys = [signing_key(s) for s in secrets if s]

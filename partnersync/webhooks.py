@@ -23,6 +23,9 @@ class Authenticator(Protocol):
     @property
     def needs_body(self) -> bool: ...  # False: checked before the body is read
 
+    @property
+    def credentials(self) -> tuple[str, ...]: ...  # headers holding a secret: never stored
+
     def check(self, headers: Mapping[str, str], body: bytes) -> str | None:
         """None when authentic, else the reason (the 401's detail)."""
         ...

@@ -81,6 +81,7 @@ class Delivery:
     entities: Sequence[str]
     dedupe_key: str = ""  # keys.dedupe(...) or '' for none
     label: str | None = None  # its name in the counters (None: its type); bounded by the caller
+    headers: Sequence[tuple[str, str]] = ()  # the request's, as inbox.kept_headers keeps them
 
 
 def intake_call(
@@ -102,6 +103,7 @@ def intake_call(
         keys.events(""),
         keys.cool(""),
         keys.inbox_block(""),
+        keys.resends(""),
         *(e.dedupe_key for e in events),
     ]
     args: list[Any] = [
@@ -115,7 +117,8 @@ def intake_call(
     ]
     for e in events:
         record = inbox.encode(e.event_type, e.entities, e.body)
-        args += [e.label or e.event_type, record, len(e.entities), *e.entities]
+        headers = inbox.encode_headers(e.headers)
+        args += [e.label or e.event_type, record, headers, len(e.entities), *e.entities]
     return script_keys, args
 
 

@@ -57,11 +57,12 @@ class Intake:
         entities: Sequence[str],
         dedupe: str | None,
         label: str | None = None,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> tuple[bool, str]:
         """Returns (accepted, delivery id); accepted is False for a duplicate. `label`
-        names the event in the counters (default: its type)."""
+        names the event in the counters (default: its type); `headers` are kept with it."""
         event = workqueue.Delivery(
-            event_type, body, entities, keys.dedupe(dedupe) if dedupe else "", label
+            event_type, body, entities, keys.dedupe(dedupe) if dedupe else "", label, headers
         )
         loop = asyncio.get_running_loop()
         # one future per request, not one per batch: cancelling a request's task cancels

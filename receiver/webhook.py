@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
+from partnersync.inbox import kept_headers
 from partnersync.replication import NotReplicated
 from partnersync.webhooks import Authenticator, WebhookEvent, Webhooks
 from receiver.allowlist import SourceAllowlist
@@ -227,6 +228,7 @@ class PartnerWebhook:
             accepted, delivery_id = await self.intake.accept(
                 event_type=event_type, body=body, entities=entities, dedupe=dedupe,
                 label=event.name if event else OTHER,
+                headers=kept_headers(scope["headers"], auth.credentials),
             )  # fmt: skip
         except NotReplicated as exc:
             self.outage.refused(exc)

@@ -18,8 +18,8 @@ import pytest
 
 from cli.redisserver import free_port
 from console import users
-from partnersync import dlq, keys, store
-from tests.conftest import ROOT, System, wait_for, wait_http
+from partnersync import dlq, inbox, keys, store
+from tests.conftest import ROOT, WEBHOOK_SECRET, System, wait_for, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -529,6 +529,26 @@ def test_a_delivery_is_a_row_of_its_own(system: System, console_url: str, browse
     viewer.goto(f"/entity/{key}")
     viewer.locator("#timeline a[href^='/delivery/']").last.click()
     viewer.wait_for_selector("#outcomes")
+    delivery_id = viewer.url.rsplit("/", 1)[1]
+    # the partner resends it: a second attempt, answered as a duplicate, on the page
+    sent = inbox.read(system.r, [delivery_id])[0]
+    resend = system.http.post(
+        system.receiver + "/webhooks/tradevest/transfer-notification", content=sent.body,
+        headers={"api-key": WEBHOOK_SECRET, "content-type": "application/json",
+                 "x-resend-marker": "second-try"},
+    )  # fmt: skip
+    assert resend.headers["partnersync-outcome"] == "duplicate"
+    viewer.reload()
+    attempts = viewer.locator("#attempts > tbody > tr")
+    assert attempts.count() == 3, viewer.inner_text("#attempts")  # heading, first, resend
+    assert "accepted" in attempts.nth(1).inner_text()
+    assert "duplicate" in attempts.nth(2).inner_text()
+    attempts.nth(2).locator("summary").click()
+    assert "second-try" in attempts.nth(2).inner_text()
+    assert WEBHOOK_SECRET not in viewer.inner_text("main")
+    assert "api-key" in viewer.inner_text("#attempts") and inbox.REDACTED in viewer.inner_text(
+        "#attempts"
+    )
     assert viewer.inner_text("#event") == "TRANSFER_NOTIFICATION"
     outcome = viewer.locator("#outcomes tr", has_text=key).inner_text()
     assert "→" in outcome or "no transition of its own" in outcome, outcome
@@ -543,7 +563,6 @@ def test_a_delivery_is_a_row_of_its_own(system: System, console_url: str, browse
     page.click("button:has-text('Reveal the body')")
     page.wait_for_selector("#body")
     assert transfer in page.inner_text("#body")
-    delivery_id = delivery_url.rsplit("/", 1)[1]
     page.goto("/audit?what=reveal-delivery")
     assert delivery_id in page.inner_text("main")
     assert page.request.get(console_url + "/delivery/no-such-id").status == 404

@@ -189,3 +189,39 @@ def test_redis_down_gives_503_then_recovers(tmp_path) -> None:
     finally:
         proc.stop()
         server.stop()
+
+
+def test_a_delivery_keeps_its_headers_and_every_resend_but_no_credential(
+    receiver_url: str, r: redis.Redis
+) -> None:
+    """#39: the delivery view shows the request's headers and every attempt. The partner's
+    credential (Tradevest's static api-key) is kept as a name, never as its value."""
+    content = body()
+    sent = {"User-Agent": "tradevest-webhooks/1.0", "X-Request-Id": "req-1"}
+    first = post(receiver_url + ROUTE, content, sent)
+    resends = [post(receiver_url + ROUTE, content, {"X-Request-Id": f"req-{n}"}) for n in (2, 3)]
+    delivery_id = first.headers["partnersync-delivery-id"]
+    assert {a.headers["partnersync-delivery-id"] for a in resends} == {delivery_id}
+    stored = inbox.read(r, [delivery_id])[0]
+    headers = dict(stored.headers)
+    assert headers["user-agent"] == "tradevest-webhooks/1.0"
+    assert headers["x-request-id"] == "req-1"
+    assert headers["api-key"] == inbox.REDACTED
+    attempts = inbox.resends(r, delivery_id)
+    assert [dict(a.headers)["x-request-id"] for a in attempts] == ["req-2", "req-3"]
+    assert all(dict(a.headers)["api-key"] == inbox.REDACTED for a in attempts)
+    assert all(a.received_ms >= (stored.received_ms or 0) for a in attempts)
+    held = b"".join(_values(r, k) for k in r.scan_iter("ps:*"))
+    assert b"req-3" in held and WEBHOOK_SECRET.encode() not in held
+
+
+def _values(r: redis.Redis, key: bytes) -> bytes:
+    """Every byte a string, list or hash key holds (DUMP may compress them)."""
+    kind = r.type(key)
+    if kind == b"string":
+        return r.get(key) or b""
+    if kind == b"list":
+        return b"".join(r.lrange(key, 0, -1))
+    if kind == b"hash":
+        return b"".join(k + v for k, v in r.hgetall(key).items())
+    return b""
