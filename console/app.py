@@ -302,7 +302,7 @@ class Console:
                              (_at(a.received_ms), "duplicate: answered as accepted, not applied "
                               "again", a.headers) for a in resends],
                          size=len(found.body or b""),
-                         outcomes=[(e, self._outcome(e, delivery_id)) for e in found.entities],
+                         outcomes=[(e, *self._outcome(e, delivery_id)) for e in found.entities],
                          body=body)  # fmt: skip
 
     async def reveal_delivery(self, request: Request) -> Response:
@@ -319,19 +319,20 @@ class Console:
             body = json.dumps(json.loads(body), indent=2)
         return await run_in_threadpool(self._delivery_page, request, delivery_id, found, body)
 
-    def _outcome(self, entity: str, delivery_id: str) -> str:
-        """What the delivery did to one entity it named, from the entity's own record."""
+    def _outcome(self, entity: str, delivery_id: str) -> tuple[str, str | None]:
+        """What the delivery did to one entity it named, from the entity's own record, and
+        the dead letter holding it there (replayable from the page), if one does."""
         letters = [x for x in dlq.of_entity(self.connection, entity)
                    if any(e.deliveryId == delivery_id for e in x.events)]  # fmt: skip
         if letters:
-            return f"dead-lettered: {letters[-1].error}"
+            return f"dead-lettered: {letters[-1].error}", letters[-1].id
         stored = store.read(self.connection, [entity])[0]
         if stored is None:
-            return "not stored (yet)"
+            return "not stored (yet)", None
         moved = [t for t in stored.history if delivery_id in t.source]
         if moved:
-            return "; ".join(f"{t.from_ or '∅'} → {t.to} ({t.decision})" for t in moved)
-        return f"no transition of its own (the entity is {stored.record.status})"
+            return "; ".join(f"{t.from_ or '∅'} → {t.to} ({t.decision})" for t in moved), None
+        return f"no transition of its own (the entity is {stored.record.status})", None
 
     async def state(self, request: Request) -> Response:
         """What the entity page shows of the record now (personal data masked): its live

@@ -139,7 +139,9 @@ def test_dead_letter_replayed_from_the_console(
     try:
         body = {"transferId": transfer, "status": "PROCESSED", "notificationType": "UPDATED",
                 "modifiedOn": "2026-01-02T00:00:00Z"}  # fmt: skip
-        assert system.deliver("transfer-notification", json.dumps(body).encode()).status_code == 200
+        delivered = system.deliver("transfer-notification", json.dumps(body).encode())
+        assert delivered.status_code == 200
+        delivery_id = delivered.headers["partnersync-delivery-id"]
         (letter,) = wait_for(
             lambda: [x for x in dlq.all_letters(system.r) if x.entity == key],
             timeout=30, what="dead letter",
@@ -159,7 +161,12 @@ def test_dead_letter_replayed_from_the_console(
     page.goto(f"/entity/{key}")
     assert "dead-letter" in page.inner_text("#timeline")
     page.goto("/dlq?kind=transfer&error=503")
-    row = page.locator("tr", has_text=key)
+    assert page.locator("tr", has_text=key).locator("button", has_text="Replay").count() == 1
+    # replayed where the question is asked: the delivery that failed
+    page.goto(f"/delivery/{delivery_id}")
+    row = page.locator("#outcomes tr", has_text=key)
+    assert "dead-lettered" in row.inner_text()
+    assert row.locator(f"a[href='/dlq/{letter.id}']").count() == 1
     row.locator("button", has_text="Replay").click()
     page.wait_for_selector("#outcome", timeout=60_000)  # its progress page, refreshed until done
     assert "/dlq/replays/" in page.url
