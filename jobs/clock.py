@@ -2,6 +2,8 @@
 
 - kick (every tick): start a drain job when entities are due — retries whose backoff ran
   out, entities whose lease a dead worker left behind — and none is live.
+- deliver-kick (every tick): start a sender job when changes wait for an endpoint (a
+  retry due, a sender killed mid-delivery) and none is queued or running.
 - stale-entities (every PARTNERSYNC_SWEEP_INTERVAL_S): entities stuck in a non-terminal
   state are re-fetched.
 - retention (same interval): final-state entities past PARTNERSYNC_RETENTION_DAYS leave,
@@ -29,6 +31,7 @@ def tasks(ctx: context.Context) -> list[Task]:
     s = ctx.settings
     engine: list[Task] = [
         ("kick", 0.0, ctx.workqueue.kick),
+        ("deliver-kick", 0.0, lambda: ctx.outbox.kick(s.queue, check=True)),
         ("stale-entities", s.sweep_interval_s, lambda: stale.stale_entities(ctx)),
         (
             "retention",
@@ -90,7 +93,7 @@ def run_clock(settings: Settings) -> int:
             try:
                 result = run()
                 ctx.connection.hset(keys.CLOCK, name, workqueue.now_ms())
-                if result and name != "kick":
+                if result and name not in ("kick", "deliver-kick"):
                     log.info("sweep", extra={"task": name, "result": result})
             except Exception as exc:  # a partner or Redis hiccup: next round retries
                 failures.failed(name, exc)

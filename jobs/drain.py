@@ -26,6 +26,8 @@ def drain() -> dict[str, int]:
             raise
         if batch is None:
             break  # CLAIM deregistered this drainer atomically
+        if batch.applied:
+            ctx.outbox.kick(ctx.settings.queue)  # its changes go to the endpoints
         totals.applied += batch.applied
         totals.unchanged += batch.unchanged
         totals.retried += batch.retried

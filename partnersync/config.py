@@ -228,6 +228,30 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "delays before each retry, comma-separated seconds (the last repeats); jittered ±20%, Retry-After is the floor",
         ),
     ] = (5, 60, 300, 1800, 3600, 7200, 14400, 28800, 36000)
+    endpoint_attempts: Annotated[
+        int,
+        Env(
+            "PARTNERSYNC_ENDPOINT_ATTEMPTS",
+            "attempts to deliver a change to an endpoint (on PARTNERSYNC_RETRY_SCHEDULE_S) before it becomes that endpoint's dead letter",
+            minimum=1,
+        ),
+    ] = 10
+    endpoint_disable_after_s: Annotated[
+        float,
+        Env(
+            "PARTNERSYNC_ENDPOINT_DISABLE_AFTER_S",
+            "seconds an endpoint may fail without one success before it is disabled (its changes still queue)",
+            minimum=0.1,
+        ),
+    ] = 5 * 24 * 3600.0
+    endpoint_concurrency: Annotated[
+        int,
+        Env(
+            "PARTNERSYNC_ENDPOINT_CONCURRENCY",
+            "deliveries in flight to one endpoint (each to a different entity)",
+            minimum=1,
+        ),
+    ] = 8
     changes_maxlen: Annotated[
         int,
         Env(

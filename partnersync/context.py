@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 
-from partnersync import config, handlers, partner, redisurl, transport, workqueue
+from partnersync import config, handlers, outbound, partner, redisurl, transport, workqueue
 from partnersync.config import Settings
 
 T = TypeVar("T")
@@ -54,6 +54,9 @@ class Context:
         self.command_http = self._client(max(settings.batch, FETCH_CONCURRENCY))
         self.command_clients = {n: c.over(self.command_http) for n, c in self.clients.items()}
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
+        self.outbox = outbound.Outbox(
+            connection, lease_ms=settings.lease_ms, attempts=settings.endpoint_attempts
+        )
 
     def _client(self, connections: int) -> httpx.AsyncClient:
         """A keep-alive partner client over the workers' transport, its calls counted."""

@@ -43,6 +43,7 @@ class Endpoint(msgspec.Struct, kw_only=True):
     secrets: list[str]  # newest first; every one signs while a rotation is under way
     createdAt: datetime
     disabled: bool = False
+    disabledReason: str | None = None
 
     def wants(self, partner: str, kind: str, status: str) -> bool:
         name = f"{partner}.{kind}.{status}"
@@ -115,6 +116,22 @@ def listed(connection: redis.Redis) -> list[Endpoint]:
 def remove(connection: redis.Redis, endpoint_id: str) -> None:
     if not connection.hdel(keys.ENDPOINTS, endpoint_id):
         raise EndpointError(f"no endpoint {endpoint_id!r} (partnersync endpoints list)")
+
+
+def disable(connection: redis.Redis, endpoint_id: str, reason: str) -> Endpoint:
+    endpoint = get(connection, endpoint_id)
+    endpoint.disabled, endpoint.disabledReason = True, reason
+    save(connection, endpoint)
+    return endpoint
+
+
+def enable(connection: redis.Redis, endpoint_id: str) -> Endpoint:
+    """Resume delivery: what queued while it was off goes, oldest first per entity."""
+    endpoint = get(connection, endpoint_id)
+    endpoint.disabled, endpoint.disabledReason = False, None
+    save(connection, endpoint)
+    connection.hdel(keys.OUT_HEALTH, endpoint_id)
+    return endpoint
 
 
 def rotate(connection: redis.Redis, endpoint_id: str, keep: int = 2) -> Endpoint:

@@ -33,6 +33,44 @@ RATE_LIMITS = (
 ENTITY_COUNTS = PREFIX + "metrics:entities"  # hash "partner:kind:status" -> n
 AUDIT = PREFIX + "audit"  # stream of console operator actions (who, what, when)
 ENDPOINTS = PREFIX + "endpoints"  # hash endpoint id -> JSON (endpoints.py): outbound webhooks
+# the outbox (outbound.py): the changes on their way to the endpoints
+OUT_CURSOR = PREFIX + "out:cursor"  # the last change stream id routed to the endpoints
+OUT_RUNNER = PREFIX + "out:runner"  # the sender job holding the outbox (its id), or "kicked"
+OUT_HEALTH = PREFIX + "out:failing"  # hash endpoint id -> ms of its first failure since a success
+OUT_COUNTS = PREFIX + "out:counts"  # hash "endpoint:outcome" -> attempts
+OUT_LAG = PREFIX + "out:lag"  # hash "endpoint:bucket" -> deliveries, change to delivery
+
+
+def out_queue(endpoint: str, entity_key: str) -> str:
+    """One endpoint's messages for one entity, in change order (only the first in flight)."""
+    return f"{PREFIX}out:q:{endpoint}:{entity_key}"
+
+
+def out_due(endpoint: str) -> str:
+    """zset entity key -> ms its first message is due (a claim moves it to its lease's end)."""
+    return f"{PREFIX}out:due:{endpoint}"
+
+
+def out_pending(endpoint: str) -> str:
+    """zset entity key -> ms of its first queued change (the endpoint's lag: the oldest)."""
+    return f"{PREFIX}out:pending:{endpoint}"
+
+
+def out_tries(endpoint: str) -> str:
+    """hash entity key -> failed attempts of its first message."""
+    return f"{PREFIX}out:tries:{endpoint}"
+
+
+def out_held(endpoint: str) -> str:
+    """set of entity keys whose first message is a dead letter (the rest waits)."""
+    return f"{PREFIX}out:held:{endpoint}"
+
+
+def out_dlq(endpoint: str) -> str:
+    """hash entity key -> the endpoint's dead letter for it (outbound.Letter, JSON)."""
+    return f"{PREFIX}out:dlq:{endpoint}"
+
+
 CLOCK = PREFIX + "clock"  # hash task -> ms of its last successful run (sweepers, pollers)
 REPLICATION_MARK = (
     PREFIX + "replication-mark"

@@ -21,6 +21,7 @@ from rq.serializers import JSONSerializer
 from partnersync import keys
 
 DRAIN_FUNC = "jobs.drain.drain"
+DELIVER_FUNC = "jobs.deliver.deliver"  # the outbound sender (partnersync/sender.py)
 NOW = "\x00now"  # placeholder for RQ's created_at / enqueued_at in the template (drainer.lua)
 
 QUEUES = Queue.redis_queues_keys  # RQ's set of queues
@@ -90,3 +91,10 @@ def install_template(connection: redis.Redis, queue: str) -> None:
 def rq_now(ms: int) -> str:
     """RQ's timestamp format (rq.utils.utcformat)."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def enqueue(connection: redis.Redis, queue: str, func: str, description: str) -> None:
+    """Enqueue a job the way RQ does (for jobs not enqueued inside a script)."""
+    Queue(queue, connection=connection, serializer=JSONSerializer).enqueue(
+        func, job_timeout=300, result_ttl=60, failure_ttl=86400, description=description
+    )

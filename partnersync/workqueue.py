@@ -35,19 +35,19 @@ MAX_EVENTS = 1000  # events of one entity taken by one claim (bounded memory per
 _LUA = Path(__file__).parent / "lua"
 
 
-def _lua(name: str, *, drainer: bool = False) -> str:
+def lua(name: str, *, drainer: bool = False) -> str:
     """A script from lua/, after the shared clock (and the drain-job enqueue, where it may
     start one). Each file documents its KEYS and ARGV at the top."""
     parts = ["clock.lua", *(["drainer.lua"] if drainer else []), name]
     return "\n".join((_LUA / part).read_text() for part in parts)
 
 
-INTAKE = _lua("intake.lua", drainer=True)
-KICK = _lua("kick.lua", drainer=True)
-TOUCH = _lua("touch.lua", drainer=True)
-CLAIM = _lua("claim.lua")
-COMPLETE = _lua("complete.lua")
-FENCED_SET = _lua("fenced_set.lua")
+INTAKE = lua("intake.lua", drainer=True)
+KICK = lua("kick.lua", drainer=True)
+TOUCH = lua("touch.lua", drainer=True)
+CLAIM = lua("claim.lua")
+COMPLETE = lua("complete.lua")
+FENCED_SET = lua("fenced_set.lua")
 
 install_template = rqbridge.install_template
 rq_now = rqbridge.rq_now

@@ -1,0 +1,337 @@
+"""The outbox: the mirror's changes on their way to the team's endpoints (outbound
+webhooks, partnersync/endpoints.py), at least once and in order per entity.
+
+The router reads the change stream from its cursor and appends each change to a queue
+per endpoint and entity, for every endpoint whose patterns want it, moving the cursor in
+the same script (a second router finds the cursor moved and writes nothing). Only an
+entity's first message is ever in flight to an endpoint: a later transition never
+overtakes an earlier one there, and other entities never wait for it. A claim leases the
+first message (its due time moves to the lease's end), so a sender killed mid-delivery
+leaves it due again: it is redelivered with the same `webhook-id`, the change's id.
+
+A failed attempt is retried on the retry schedule (jittered, Retry-After the floor); with
+its attempts spent it becomes the endpoint's dead letter for that entity, and the
+entity's later messages wait behind it until it is replayed or purged. A disabled
+endpoint's changes keep being queued: nothing is dropped while it is off.
+
+Keys (keys.py): `ps:out:cursor`, `ps:out:runner`, `ps:out:failing`, `ps:out:counts`,
+`ps:out:lag`, and per endpoint `ps:out:q:{ep}:{entity}`, `ps:out:due:{ep}`,
+`ps:out:pending:{ep}`, `ps:out:tries:{ep}`, `ps:out:held:{ep}`, `ps:out:dlq:{ep}`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import msgspec
+import redis
+
+from partnersync import endpoints, keys, metrics, replies, rqbridge
+from partnersync.endpoints import Endpoint
+from partnersync.workqueue import lua, now_ms
+
+log = logging.getLogger("partnersync.outbound")
+
+ROUTE = lua("out_route.lua")
+CLAIM = lua("out_claim.lua")
+DONE = lua("out_done.lua")
+FAIL = lua("out_fail.lua")
+RELEASE = lua("out_release.lua")
+RUNNER = lua("out_runner.lua")
+ROUTE_BATCH = 500  # changes routed per script call
+KICKED_TTL_MS = 30_000  # a queued sender job not started by then may be queued again
+ENDPOINTS_CACHED_S = 5.0  # how long `kick` trusts its count of endpoints
+
+
+class Message(NamedTuple):
+    """One change as an endpoint gets it. Stored as `{change ms:013d} {change id} {body}`:
+    the scripts read the change's time from its first 13 bytes."""
+
+    change_ms: int
+    change_id: str  # the stream entry's id: the delivery's webhook-id
+    body: bytes
+
+    def encode(self) -> bytes:
+        return b"%013d %s " % (self.change_ms, self.change_id.encode()) + self.body
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Message:
+        at, change_id, body = raw.split(b" ", 2)
+        return cls(int(at), change_id.decode(), body)
+
+
+class Claim(NamedTuple):
+    entity: str
+    message: bytes  # as stored: the scripts compare it to the queue's first
+    tries: int  # failed attempts before this one
+
+
+class Letter(msgspec.Struct, kw_only=True):
+    """An endpoint's dead letter: an entity's first message, its attempts spent."""
+
+    entity: str
+    changeId: str
+    type: str
+    attempts: int
+    error: str  # the last attempt's outcome: `HTTP 503`, `ConnectTimeout`…
+    at: datetime
+
+
+_letter = msgspec.json.Decoder(Letter)
+_change = msgspec.json.Encoder()
+
+
+def payload(change_id: str, fields: dict[str, str]) -> tuple[str, bytes]:
+    """(event type, body) of a change stream entry as endpoints get it, Standard Webhooks'
+    envelope: {type, timestamp, data}. The entry holds no partner data beyond ids and
+    statuses, so there is nothing to mask."""
+    event_type = f"{fields['partner']}.{fields['kind']}.{fields['to']}"
+    data = {
+        "key": fields["key"],
+        "partner": fields["partner"],
+        "kind": fields["kind"],
+        "id": fields["id"],
+        "externalId": fields.get("externalId") or None,
+        "from": fields.get("from") or None,
+        "to": fields["to"],
+        "modifiedOn": fields.get("modifiedOn") or None,
+        "decision": fields.get("decision", ""),
+        "changeId": change_id,
+    }
+    body = _change.encode({"type": event_type, "timestamp": fields.get("at", ""), "data": data})
+    return event_type, body
+
+
+def change_ms(change_id: str) -> int:
+    return int(change_id.partition("-")[0])
+
+
+class Outbox:
+    """The outbox's keys and scripts; the sender (partnersync/sender.py) drives it."""
+
+    def __init__(self, connection: redis.Redis, *, lease_ms: int, attempts: int):
+        self.connection = connection
+        self.lease_ms = lease_ms
+        self.attempts = attempts
+        self._route = connection.register_script(ROUTE)
+        self._claim = connection.register_script(CLAIM)
+        self._done = connection.register_script(DONE)
+        self._fail = connection.register_script(FAIL)
+        self._release = connection.register_script(RELEASE)
+        self._runner = connection.register_script(RUNNER)
+        self._endpoints_seen = (-1e9, 0)  # (monotonic time, how many) for `kick`
+
+    # -- routing --------------------------------------------------------------------
+
+    def route(self, targets: Sequence[Endpoint], most: int = ROUTE_BATCH) -> int:
+        """Route the changes after the cursor (at most `most`) to the endpoints that want
+        them; returns how many changes it read (0: none new, or another router won)."""
+        if not targets:
+            return 0
+        cursor = replies.optional_text(self.connection.get(keys.OUT_CURSOR))
+        start = cursor or f"{min(_ms(e.createdAt) for e in targets)}-0"
+        entries = self.connection.xrange(keys.CHANGES, f"({start}", "+", count=most)
+        if not entries:
+            return 0
+        if cursor:
+            self._check_trimmed(cursor)
+        args: list[Any] = [cursor or "", replies.text(entries[-1][0]), 0]
+        n = 0
+        for raw_id, raw_fields in entries:
+            change_id = replies.text(raw_id)
+            fields = {replies.text(k): replies.text(v) for k, v in (raw_fields or {}).items()}
+            at = change_ms(change_id)
+            message = b""
+            for endpoint in targets:
+                if at < _ms(endpoint.createdAt) or not endpoint.wants(
+                    fields["partner"], fields["kind"], fields["to"]
+                ):
+                    continue
+                if not message:
+                    message = Message(at, change_id, payload(change_id, fields)[1]).encode()
+                args += [endpoint.id, fields["key"], at, message]
+                n += 1
+        args[2] = n
+        queues = keys.out_queue("", "").removesuffix(":")  # the script adds `{ep}:{entity}`
+        script_keys = [keys.OUT_CURSOR, queues, keys.out_due(""),
+                       keys.out_pending(""), keys.out_held("")]  # fmt: skip
+        return len(entries) if self._route(keys=script_keys, args=args) else 0
+
+    def _check_trimmed(self, cursor: str) -> None:
+        """Changes the stream trimmed (PARTNERSYNC_CHANGES_MAXLEN) before they were routed
+        are lost to the endpoints: said loudly, counted."""
+        info = self.connection.xinfo_stream(keys.CHANGES)
+        deleted = replies.text(info.get("max-deleted-entry-id") or "0-0")
+        if _id(deleted) > _id(cursor):
+            self.connection.hincrby(keys.OUT_COUNTS, "router:trimmed", 1)
+            log.error(
+                "changes trimmed from the stream before they were routed to the endpoints; "
+                "raise PARTNERSYNC_CHANGES_MAXLEN",
+                extra={"cursor": cursor, "trimmedUpTo": deleted},
+            )
+
+    # -- delivery ---------------------------------------------------------------------
+
+    def claim(self, endpoint: str, most: int) -> list[Claim]:
+        got = self._claim(
+            keys=[keys.out_due(endpoint), keys.out_queue(endpoint, ""), keys.out_tries(endpoint)],
+            args=[self.lease_ms, most],
+        )
+        return [
+            Claim(replies.text(got[i]), bytes(got[i + 1]), int(got[i + 2]))
+            for i in range(0, len(got), 3)
+        ]
+
+    def done(self, endpoint: str, claim: Claim, lag_s: float) -> bool:
+        """Delivered: the entity's next message is due now. False when another sender
+        delivered it first (this one outlived its lease)."""
+        pipe = self.connection.pipeline(transaction=False)
+        self._done(keys=[keys.out_queue(endpoint, claim.entity), keys.out_due(endpoint),
+                         keys.out_tries(endpoint), keys.out_pending(endpoint)],
+                   args=[claim.entity, claim.message], client=pipe)  # fmt: skip
+        pipe.hdel(keys.OUT_HEALTH, endpoint)
+        pipe.hincrby(keys.OUT_COUNTS, f"{endpoint}:delivered", 1)
+        pipe.hincrby(keys.OUT_LAG, f"{endpoint}:{metrics.bucket(lag_s)}", 1)
+        return bool(pipe.execute()[0])
+
+    def fail(self, endpoint: str, claim: Claim, outcome: str, retry_in_ms: int) -> int:
+        """Not delivered (`outcome`: `http_503`, `timeout`…): retried in `retry_in_ms`, or
+        a dead letter once its attempts are spent. Returns the attempts made, negative for
+        a dead letter, 0 when another sender delivered it meanwhile."""
+        message = Message.decode(claim.message)
+        letter = Letter(entity=claim.entity, changeId=message.change_id,
+                        type=_type_of(message.body), attempts=claim.tries + 1,
+                        error=outcome, at=datetime.now(UTC))  # fmt: skip
+        pipe = self.connection.pipeline(transaction=False)
+        self._fail(keys=[keys.out_queue(endpoint, claim.entity), keys.out_due(endpoint),
+                         keys.out_tries(endpoint), keys.out_pending(endpoint),
+                         keys.out_held(endpoint), keys.out_dlq(endpoint)],
+                   args=[claim.entity, claim.message, retry_in_ms, self.attempts,
+                         msgspec.json.encode(letter)], client=pipe)  # fmt: skip
+        pipe.hsetnx(keys.OUT_HEALTH, endpoint, now_ms())
+        pipe.hincrby(keys.OUT_COUNTS, f"{endpoint}:{outcome}", 1)
+        made = int(pipe.execute()[0])
+        if made < 0:
+            self.connection.hincrby(keys.OUT_COUNTS, f"{endpoint}:dead_lettered", 1)
+            log.warning("outbound delivery dead-lettered", extra={
+                "endpoint": endpoint, "entity": claim.entity, "changeId": message.change_id,
+                "attempts": -made, "error": outcome})  # fmt: skip
+        return made
+
+    # -- dead letters -----------------------------------------------------------------
+
+    def letters(self, endpoint: str) -> list[Letter]:
+        """The endpoint's dead letters, oldest first (one per entity at most)."""
+        found = [_letter.decode(v) for v in self.connection.hvals(keys.out_dlq(endpoint))]
+        return sorted(found, key=lambda x: x.at)
+
+    def release(self, endpoint: str, entity: str, *, purge: bool = False) -> bool:
+        """Replay a dead letter (sent again with a fresh budget, the entity's queue goes on
+        behind it) or purge it (dropped: the next message goes). False: no such letter."""
+        return bool(self._release(
+            keys=[keys.out_queue(endpoint, entity), keys.out_due(endpoint),
+                  keys.out_pending(endpoint), keys.out_held(endpoint), keys.out_dlq(endpoint)],
+            args=[entity, "purge" if purge else "replay"],
+        ))  # fmt: skip
+
+    # -- state --------------------------------------------------------------------------
+
+    def state(self, endpoint_ids: Sequence[str]) -> dict[str, EndpointState]:
+        """Per endpoint: entities waiting, dead letters, lag (the oldest deliverable
+        change's age), failing since; one round trip."""
+        now = now_ms()
+        pipe = self.connection.pipeline(transaction=False)
+        for ep in endpoint_ids:
+            pipe.zcard(keys.out_pending(ep))
+            pipe.hlen(keys.out_dlq(ep))
+            pipe.zrange(keys.out_pending(ep), 0, 0, withscores=True)
+            pipe.hget(keys.OUT_HEALTH, ep)
+        got = pipe.execute()
+        out = {}
+        for i, ep in enumerate(endpoint_ids):
+            waiting, dead, oldest, failing = got[i * 4 : i * 4 + 4]
+            lag = max(0, now - int(oldest[0][1])) / 1000 if oldest else 0.0
+            out[ep] = EndpointState(waiting, dead, lag, int(failing) if failing else None)
+        return out
+
+    def forget(self, endpoint: str) -> None:
+        """Drop everything queued for a removed endpoint."""
+        entities = {
+            replies.text(e) for e in self.connection.zrange(keys.out_pending(endpoint), 0, -1)
+        }
+        entities |= {replies.text(e) for e in self.connection.smembers(keys.out_held(endpoint))}
+        entities |= {replies.text(e) for e in self.connection.hkeys(keys.out_dlq(endpoint))}
+        pipe = self.connection.pipeline(transaction=True)
+        for entity in entities:
+            pipe.delete(keys.out_queue(endpoint, entity))
+        pipe.delete(keys.out_due(endpoint), keys.out_pending(endpoint), keys.out_tries(endpoint),
+                    keys.out_held(endpoint), keys.out_dlq(endpoint))  # fmt: skip
+        pipe.hdel(keys.OUT_HEALTH, endpoint)
+        pipe.execute()
+
+    # -- the sender job's slot --------------------------------------------------------------
+
+    def runner(self, action: str, me: str, ttl_ms: int = 0) -> bool:
+        """`take` the outbox for sender `me` (when free or only kicked), `hold` it
+        (extend), `release` it, or `kick` (mark a sender queued; True: one must be
+        enqueued)."""
+        return bool(self._runner(keys=[keys.OUT_RUNNER], args=[action, me, ttl_ms]))
+
+    def kick(self, queue: str, *, check: bool = False) -> bool:
+        """Enqueue a sender job unless one is queued or running; `check`: only when there
+        is work (`has_work`). Costs nothing while no endpoint exists."""
+        seen_at, count = self._endpoints_seen
+        if time.monotonic() - seen_at > ENDPOINTS_CACHED_S:
+            count = int(self.connection.hlen(keys.ENDPOINTS))
+            self._endpoints_seen = (time.monotonic(), count)
+        if not count or (check and not self.has_work()):
+            return False
+        if not self.runner("kick", "", KICKED_TTL_MS):
+            return False
+        rqbridge.enqueue(self.connection, queue, rqbridge.DELIVER_FUNC,
+                         "partnersync: deliver changes to the endpoints")  # fmt: skip
+        return True
+
+    def has_work(self) -> bool:
+        """Changes not yet routed, or a message due now, for any endpoint."""
+        targets = [e.id for e in endpoints.listed(self.connection) if not e.disabled]
+        if not targets:
+            return False
+        now = now_ms()
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.get(keys.OUT_CURSOR)
+        pipe.xrevrange(keys.CHANGES, "+", "-", count=1)
+        for ep in targets:
+            pipe.zcount(keys.out_due(ep), "-inf", now)
+        cursor, last, *due = pipe.execute()
+        unrouted = bool(last) and (
+            cursor is None or replies.text(last[0][0]) != replies.text(cursor)
+        )
+        return unrouted or any(due)
+
+
+class EndpointState(NamedTuple):
+    waiting: int  # entities with a message queued (dead letters apart)
+    dead: int  # dead letters
+    lag_s: float  # age of the oldest deliverable change not yet delivered
+    failing_since_ms: int | None  # first failure since the last success
+
+
+def _ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+def _id(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _type_of(body: bytes) -> str:
+    try:
+        return str(msgspec.json.decode(body).get("type", ""))
+    except (msgspec.DecodeError, AttributeError):
+        return ""
