@@ -17,7 +17,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from partnersync import keys, rqbridge, workqueue
+from partnersync import keys, outbound, rqbridge, workqueue
 
 # Seconds from receiving an event to its entity's state being stored.
 RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -183,6 +183,8 @@ class RedisCollector(Collector):
             "partnersync_watched", "Non-terminal entities still re-fetched when unchanged",
             value=watched,
         )  # fmt: skip
+
+        yield from outbound.collect(self.connection)
 
         for partner_metrics in self.partners:
             yield from partner_metrics(self.connection, now)

@@ -23,14 +23,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import msgspec
 import redis
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
-from partnersync import endpoints, keys, metrics, replies, rqbridge
+from partnersync import endpoints, keys, replies, rqbridge
 from partnersync.endpoints import Endpoint
 from partnersync.workqueue import lua, now_ms
 
@@ -45,6 +51,12 @@ RUNNER = lua("out_runner.lua")
 ROUTE_BATCH = 500  # changes routed per script call
 KICKED_TTL_MS = 30_000  # a queued sender job not started by then may be queued again
 ENDPOINTS_CACHED_S = 5.0  # how long `kick` trusts its count of endpoints
+# seconds from a change's write to its delivery (partnersync_endpoint_delivery_lag_seconds)
+LAG_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0, 3600.0)
+
+
+def lag_bucket(seconds: float) -> str:
+    return next((str(le) for le in LAG_BUCKETS if seconds <= le), "+Inf")
 
 
 class Message(NamedTuple):
@@ -195,7 +207,8 @@ class Outbox:
                    args=[claim.entity, claim.message], client=pipe)  # fmt: skip
         pipe.hdel(keys.OUT_HEALTH, endpoint)
         pipe.hincrby(keys.OUT_COUNTS, f"{endpoint}:delivered", 1)
-        pipe.hincrby(keys.OUT_LAG, f"{endpoint}:{metrics.bucket(lag_s)}", 1)
+        pipe.hincrby(keys.OUT_LAG, f"{endpoint}:{lag_bucket(lag_s)}", 1)
+        pipe.hincrbyfloat(keys.OUT_LAG, f"{endpoint}:sum", lag_s)
         return bool(pipe.execute()[0])
 
     def fail(self, endpoint: str, claim: Claim, outcome: str, retry_in_ms: int) -> int:
@@ -335,3 +348,65 @@ def _type_of(body: bytes) -> str:
         return str(msgspec.json.decode(body).get("type", ""))
     except (msgspec.DecodeError, AttributeError):
         return ""
+
+
+def collect(connection: redis.Redis) -> Iterator[Metric]:
+    """/metrics per endpoint (labels: endpoint ids, a handful): state, lag, attempts by
+    outcome (`delivered`, `http_<status>`, `timeout`, `error`, `dead_lettered`), and the
+    change-to-delivery histogram."""
+    found = endpoints.listed(connection)
+    state = Outbox(connection, lease_ms=0, attempts=0).state([e.id for e in found])
+    pipe = connection.pipeline(transaction=False)
+    pipe.hgetall(keys.OUT_COUNTS)
+    pipe.hgetall(keys.OUT_LAG)
+    counts, lags = pipe.execute()
+    gauges = {
+        "disabled": ("partnersync_endpoint_disabled", "1 while an endpoint is disabled"),
+        "lag": ("partnersync_endpoint_lag_seconds",
+                "Age of the oldest change not yet delivered to the endpoint (dead letters apart)"),
+        "waiting": ("partnersync_endpoint_waiting", "Entities with changes queued for the endpoint"),
+        "dead": ("partnersync_endpoint_dead_letters", "The endpoint's dead letters"),
+    }  # fmt: skip
+    families = {k: GaugeMetricFamily(n, h, labels=["endpoint"]) for k, (n, h) in gauges.items()}
+    known = set()
+    for e in found:
+        known.add(e.id)
+        s = state[e.id]
+        families["disabled"].add_metric([e.id], 1.0 if e.disabled else 0.0)
+        families["lag"].add_metric([e.id], s.lag_s)
+        families["waiting"].add_metric([e.id], s.waiting)
+        families["dead"].add_metric([e.id], s.dead)
+    yield from families.values()
+    attempts = CounterMetricFamily(
+        "partnersync_endpoint_attempts", "Delivery attempts to endpoints, by outcome",
+        labels=["endpoint", "outcome"],
+    )  # fmt: skip
+    trimmed = 0.0
+    for name, value in counts.items():
+        ep, _, outcome = replies.text(name).rpartition(":")
+        if ep == "router":
+            trimmed += float(value)
+        elif ep in known:
+            attempts.add_metric([ep, outcome], float(value))
+    yield attempts
+    yield CounterMetricFamily(
+        "partnersync_outbound_trimmed", "Times changes left the stream before they were routed",
+        value=trimmed,
+    )  # fmt: skip
+    per: dict[str, dict[str, float]] = {}
+    for name, value in lags.items():
+        ep, _, le = replies.text(name).rpartition(":")
+        per.setdefault(ep, {})[le] = float(value)
+    histogram = HistogramMetricFamily(
+        "partnersync_endpoint_delivery_lag_seconds", "From a change's write to its delivery",
+        labels=["endpoint"],
+    )  # fmt: skip
+    for ep, got in per.items():
+        if ep not in known:
+            continue
+        cumulative, buckets = 0.0, []
+        for le in (*(str(x) for x in LAG_BUCKETS), "+Inf"):
+            cumulative += got.get(le, 0.0)
+            buckets.append((le, cumulative))
+        histogram.add_metric([ep], buckets, sum_value=got.get("sum", 0.0))
+    yield histogram

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+import httpx
 import pytest
 import redis
 from standardwebhooks.webhooks import Webhook
@@ -35,7 +36,7 @@ class Arrival(NamedTuple):
     payload: dict[str, Any]
     body: bytes
     headers: dict[str, str]
-    status: int  # what it was answered
+    status: int  # what it was answered (0: not yet)
     at: float  # time.monotonic() when it came
 
 
@@ -48,26 +49,34 @@ class Endpoint:
         self.seen: dict[str, int] = {}
         self.answer: Answer = lambda payload, nth: 200
         self.lock = threading.Lock()
+        self.holding = threading.Event()  # a "hold" answer is waiting
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
         payload, headers, at = json.loads(body), dict(request.headers), time.monotonic()
         with self.lock:
             nth = self.seen[headers["webhook-id"]] = self.seen.get(headers["webhook-id"], 0) + 1
+            self.arrivals.append(Arrival(payload, body, headers, 0, at))
+            mine = len(self.arrivals) - 1
         answer = self.answer(payload, nth)
         if isinstance(answer, tuple) and answer[0] == "sleep":
             await asyncio.sleep(answer[1])
             answer = answer[2]
+        elif isinstance(answer, tuple) and answer[0] == "hold":  # until the test lets go
+            self.holding.set()
+            while not answer[1].is_set():
+                await asyncio.sleep(0.01)
+            answer = answer[2]
         status, extra = answer if isinstance(answer, tuple) else (answer, {})
         with self.lock:
-            self.arrivals.append(Arrival(payload, body, headers, status, at))
+            self.arrivals[mine] = self.arrivals[mine]._replace(status=status)
         return Response(b"" if status == 204 else b"{}", status, headers=extra,
                         media_type="application/json")  # fmt: skip
 
     def oks(self) -> list[dict[str, Any]]:
         """The data of each arrival answered 2xx, in order."""
         with self.lock:
-            return [a.payload["data"] for a in self.arrivals if a.status < 300]
+            return [a.payload["data"] for a in self.arrivals if 200 <= a.status < 300]
 
     def tries(self, change_id: str) -> list[Arrival]:
         with self.lock:
@@ -117,10 +126,12 @@ def transitions(r: redis.Redis, entities: list[str]) -> dict[str, list[str]]:
 
 
 def per_entity(arrivals: list[dict[str, Any]]) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
+    """Per entity, the change ids that arrived, each once (at least once: a redelivery
+    after a crash may repeat one), in the order they first came."""
+    out: dict[str, dict[str, None]] = {}
     for data in arrivals:
-        out.setdefault(data["key"], []).append(data["changeId"])
-    return out
+        out.setdefault(data["key"], {})[data["changeId"]] = None
+    return {k: list(v) for k, v in out.items()}
 
 
 def entities(n: int) -> list[str]:
@@ -165,3 +176,136 @@ def test_an_endpoint_down_for_a_while_gets_everything_after_in_order_per_entity(
     assert json.loads(service.arrivals[0].body)["type"] == f"tradevest.transfer.{first['to']}"
     state = outbound.Outbox(system.r, lease_ms=1, attempts=1).state([made.id])[made.id]
     assert state.waiting == 0 and state.dead == 0
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(
+    system: System, endpoint: tuple[str, Endpoint]
+) -> None:
+    """The sender's worker is SIGKILLed while an endpoint holds a delivery's answer: after
+    the claim's lease the change is delivered again, with the same webhook-id, and every
+    change still arrives in order per entity."""
+    url, service = endpoint
+    add(system.r, url)
+    let_go = threading.Event()
+    held: list[str] = []
+
+    def answer(payload: dict[str, Any], nth: int) -> Any:
+        if not held:
+            held.append(payload["data"]["changeId"])
+            return ("hold", let_go, 200)
+        return 200
+
+    service.answer = answer
+    written = transitions(system.r, entities(3))
+    assert service.holding.wait(20)
+    system.workers.kill()  # SIGKILL, the whole pool, mid-delivery
+    let_go.set()  # its answer goes to a dead connection
+    system.workers.start()  # a fresh pool
+    wait_for(lambda: len(service.oks()) >= 9, timeout=40, what="every change delivered")
+    tries = service.tries(held[0])
+    assert len(tries) >= 2, tries
+    assert {a.headers["webhook-id"] for a in tries} == {held[0]}  # the same webhook-id
+    in_order(service, written)  # nothing lost, in order per entity
+
+
+def test_a_5xx_a_timeout_and_a_slow_answer_each_follow_the_retry_rule(
+    system: System, endpoint: tuple[str, Endpoint]
+) -> None:
+    """A 503 with Retry-After is retried no sooner than it asks (the suite's schedule
+    alone would retry within 0.2 s); a delivery past PARTNERSYNC_HTTP_TIMEOUT_S (3 s here)
+    is a timeout, retried; a slow answer within it is one delivery. Meanwhile another
+    endpoint gets its changes: a slow endpoint holds only its own slots."""
+    url, service = endpoint
+    slow = add(system.r, url)
+    other = Endpoint()
+    app = Starlette(routes=[Route("/hook", other.hook, methods=["POST"])])
+    others_done = threading.Event()
+    five, late, unhurried = entities(3)
+    plan = {five: (503, {"retry-after": "2"}), late: ("sleep", 4.0, 200),
+            unhurried: ("hold", others_done, 200)}  # fmt: skip
+
+    def answer(payload: dict[str, Any], nth: int) -> Any:
+        return plan[payload["data"]["key"]] if nth == 1 else 200
+
+    service.answer = answer
+    with serving(app, "other endpoint") as other_url:
+        add(system.r, other_url + "/hook")
+        written = {e: [change(system.r, e, "", "RECEIVED")] for e in (five, late, unhurried)}
+        wait_for(lambda: len(other.oks()) == 3, timeout=20, what="the other endpoint's changes")
+        others_done.set()  # only now does the unhurried answer come
+        wait_for(lambda: len(service.oks()) >= 3, timeout=30, what="every change delivered")
+    wait_for(lambda: all(a.status for a in service.arrivals), what="the timed-out answer")
+    tries = {e: service.tries(ids[0]) for e, ids in written.items()}
+    assert [a.status for a in tries[five]] == [503, 200]
+    assert tries[five][1].at - tries[five][0].at >= 2.0  # Retry-After: 2, the floor
+    assert [a.status for a in tries[late]] == [200, 200]  # the first answered too late...
+    assert tries[late][1].at - tries[late][0].at < 4.0  # ...retried before it came
+    assert len(tries[unhurried]) == 1  # slow, within the timeout: delivered once
+    counts = {k.decode(): int(v) for k, v in system.r.hgetall(keys.OUT_COUNTS).items()}
+    assert counts[f"{slow.id}:http_503"] == 1 and counts[f"{slow.id}:timeout"] == 1
+    assert counts[f"{slow.id}:delivered"] == 3
+
+
+@pytest.mark.worker_env(PARTNERSYNC_ENDPOINT_ATTEMPTS="3")
+def test_dead_letters_hold_their_entity_back_until_replayed_or_purged(
+    system: System, endpoint: tuple[str, Endpoint]
+) -> None:
+    url, service = endpoint
+    made = add(system.r, url)
+    refused, dropped, fine = entities(3)
+    broken = {refused, dropped}
+    service.answer = lambda p, nth: 500 if p["data"]["key"] in broken else 200
+    written = transitions(system.r, [refused, dropped, fine])
+    wait_for(lambda: len(outbound.Outbox(system.r, lease_ms=1, attempts=1).letters(made.id)) == 2,
+             timeout=30, what="two dead letters")  # fmt: skip
+    wait_for(lambda: len(service.oks()) == 3, what="the healthy entity's changes")
+    assert per_entity(service.oks()) == {fine: written[fine]}  # the others held back
+    assert len(service.tries(written[refused][0])) == 3  # PARTNERSYNC_ENDPOINT_ATTEMPTS
+    listed = cli(system, "dead-letters", made.id, "--json")
+    letters = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {x["entity"] for x in letters} == broken and all(
+        x["error"] == "http_500" for x in letters
+    )
+    assert {x["changeId"] for x in letters} == {written[refused][0], written[dropped][0]}
+
+    broken.clear()
+    assert cli(system, "replay", made.id, refused).returncode == 0
+    purged = cli(system, "purge", made.id, dropped)
+    assert purged.returncode == 0, purged.stderr
+    wait_for(lambda: len(service.oks()) == 8, timeout=20, what="the held changes")
+    assert per_entity(service.oks()) == {
+        fine: written[fine],
+        refused: written[refused],
+        dropped: written[dropped][1:],
+    }
+    again = cli(system, "replay", made.id, refused)  # gone: said, non-zero
+    assert again.returncode == 1 and "no dead letter" in again.stderr
+
+
+@pytest.mark.worker_env(
+    PARTNERSYNC_ENDPOINT_DISABLE_AFTER_S="1", PARTNERSYNC_ENDPOINT_ATTEMPTS="1000",
+    PARTNERSYNC_RETRY_SCHEDULE_S="0.2",
+)  # fmt: skip
+def test_an_endpoint_failing_too_long_is_disabled_and_nothing_is_dropped(
+    system: System, endpoint: tuple[str, Endpoint]
+) -> None:
+    url, service = endpoint
+    made = add(system.r, url)
+    up = threading.Event()
+    service.answer = lambda p, nth: 200 if up.is_set() else 503
+    keys_ = entities(2)
+    written = transitions(system.r, keys_)
+    wait_for(lambda: endpoints.get(system.r, made.id).disabled, what="the endpoint disabled")
+    assert "failing for" in (endpoints.get(system.r, made.id).disabledReason or "")
+    more = {e: change(system.r, e, "PROCESSED", "RETURNED") for e in keys_}  # while it is off
+    listed = json.loads(cli(system, "list", "--json").stdout.splitlines()[0])
+    assert listed["state"] == "disabled" and listed["waiting"] == 2
+    metrics = httpx.get(system.receiver + "/metrics").text
+    assert f'partnersync_endpoint_disabled{{endpoint="{made.id}"}} 1.0' in metrics
+    up.set()
+    arrivals = len(service.arrivals)
+    time.sleep(0.5)
+    assert len(service.arrivals) == arrivals  # disabled: nothing is tried
+    assert cli(system, "enable", made.id).returncode == 0
+    wait_for(lambda: len(service.oks()) == 8, timeout=20, what="what queued while it was off")
+    in_order(service, {e: [*written[e], more[e]] for e in keys_})
