@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from partnersync import endpoints, keys, outbound
+from partnersync import endpoints, keys, outbound, store
 from tests.conftest import ROOT, System, serving, wait_for
 
 Answer = Callable[[dict[str, Any], int], Any]  # (payload, nth arrival of its id) -> answer
@@ -309,3 +309,23 @@ def test_an_endpoint_failing_too_long_is_disabled_and_nothing_is_dropped(
     assert cli(system, "enable", made.id).returncode == 0
     wait_for(lambda: len(service.oks()) == 8, timeout=20, what="what queued while it was off")
     in_order(service, {e: [*written[e], more[e]] for e in keys_})
+
+
+def test_a_transfer_reconciled_from_the_partner_reaches_the_endpoint_in_order(
+    system: System, endpoint: tuple[str, Endpoint]
+) -> None:
+    """End to end: the sandbox's transfer moves through its lifecycle, its webhooks are
+    reconciled into the store, and each stored transition reaches the endpoint, as the
+    change stream has it, in the order the store's history has them."""
+    url, service = endpoint
+    add(system.r, url, "tradevest.transfer.*")
+    transfer = system.create_transfer(customerProductId=system.fixtures()["balanceAccountId"],
+                                      amount=3, reference="out", externalId=f"o-{uuid.uuid4()}")  # fmt: skip
+    key = keys.entity_key("tradevest", "transfer", transfer)
+    system.wait_status(key, "PROCESSED")
+    history = store.read(system.r, [key])[0].history
+    wait_for(lambda: len(per_entity(service.oks()).get(key, [])) == len(history),
+             what="every stored transition delivered")  # fmt: skip
+    got = [d for d in service.oks() if d["key"] == key]
+    assert [(d["from"], d["to"]) for d in got] == [(t.from_, t.to) for t in history]
+    assert got[-1]["externalId"] and got[-1]["partner"] == "tradevest"
