@@ -42,10 +42,12 @@ from partnersync import (
     commands,
     config,
     dlq,
+    endpoints,
     find,
     health,
     inbox,
     keys,
+    outbound,
     paging,
     partner,
     redisurl,
@@ -78,6 +80,8 @@ class Console:
         self.connection = connection
         self.streams = streams  # asyncio client: the live pages' blocking XREADs
         self.catalog = partner.load(settings.partners)
+        self.outbox = outbound.Outbox(connection, lease_ms=settings.lease_ms,
+                                      attempts=settings.endpoint_attempts)  # fmt: skip
         self.users = users.read(settings.console_users)
         self.users_read = _mtime(settings.console_users)
         self.proxies = [
@@ -566,6 +570,55 @@ class Console:
         return self.page(request, "commands.html", shown=got.records, state=state, counts=counts,
                          next=got.next.encode() if got.next else None)  # fmt: skip
 
+    def endpoints_page(self, request: Request) -> Response:
+        """The team's outbound webhook endpoints with their state and lag (#40)."""
+        self.need(request)
+        found = endpoints.listed(self.connection)
+        state = self.outbox.state([e.id for e in found])
+        return self.page(request, "endpoints.html", shown=[(e, state[e.id]) for e in found])
+
+    def endpoint(self, request: Request) -> Response:
+        """One endpoint: its state, and its dead letters with Replay and Purge."""
+        self.need(request)
+        try:
+            found = endpoints.get(self.connection, request.path_params["id"])
+        except endpoints.EndpointError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return self.page(request, "endpoint.html", e=found,
+                         state=self.outbox.state([found.id])[found.id],
+                         letters=self.outbox.letters(found.id),
+                         done=request.query_params.get("done"))  # fmt: skip
+
+    async def endpoint_action(self, request: Request) -> Response:
+        """An operator's replay or purge of an endpoint's dead letter, or its enabling;
+        audited."""
+        user = self.need(request, operator=True)
+        form = await self.form(request)
+        endpoint_id, action = request.path_params["id"], request.path_params["action"]
+        try:
+            await run_in_threadpool(endpoints.get, self.connection, endpoint_id)
+        except endpoints.EndpointError as exc:
+            raise HTTPException(404, str(exc)) from None
+        detail = ""
+        if action == "enable":
+            await run_in_threadpool(endpoints.enable, self.connection, endpoint_id)
+            done = "enabled"
+        elif action in ("replay", "purge"):
+            entity = form.get("entity", "")
+            ok = await run_in_threadpool(
+                self.outbox.release, endpoint_id, entity, purge=action == "purge"
+            )
+            if not ok:
+                raise HTTPException(404, f"no dead letter of {endpoint_id} for {entity!r}")
+            detail = entity
+            done = f"{'replayed' if action == 'replay' else 'purged'} {entity}"
+        else:
+            raise HTTPException(404, "no such action")
+        await run_in_threadpool(self.outbox.kick, self.settings.queue)
+        await run_in_threadpool(audit.record, self.connection, user.name, f"endpoint-{action}",
+                                endpoint_id, detail)  # fmt: skip
+        return RedirectResponse(f"/endpoints/{quote(endpoint_id)}?done={quote(done)}", 303)
+
     def command(self, request: Request) -> Response:
         self.need(request)
         record = commands.load(self.connection, request.path_params["xid"])
@@ -616,7 +669,8 @@ class Console:
 # what each audited action's target is, so the audit page links to where it is shown
 _TARGET_PAGES = {
     "reveal": "/entity/", "refetch": "/entity/", "reveal-delivery": "/delivery/",
-    "replay": "/dlq/", "replayed": "/dlq/replays/",
+    "replay": "/dlq/", "replayed": "/dlq/replays/", "endpoint-enable": "/endpoints/",
+    "endpoint-replay": "/endpoints/", "endpoint-purge": "/endpoints/",
 }  # fmt: skip
 
 
@@ -712,6 +766,9 @@ def create_app(settings: Settings, connection: redis.Redis) -> Starlette:
         Route("/partner/{partner}/{slug}", console.partner_page),
         Route("/commands", console.commands_page),
         Route("/command/{xid:path}", console.command),
+        Route("/endpoints", console.endpoints_page),
+        Route("/endpoints/{id}/{action}", console.endpoint_action, methods=["POST"]),
+        Route("/endpoints/{id}", console.endpoint),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     middleware = [

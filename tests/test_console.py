@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from cli.redisserver import free_port
 from console import users
-from partnersync import dlq, inbox, keys, store
+from partnersync import dlq, endpoints, inbox, keys, outbound, store
 from tests.conftest import ROOT, WEBHOOK_SECRET, System, wait_for, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -573,4 +574,47 @@ def test_a_delivery_is_a_row_of_its_own(system: System, console_url: str, browse
     page.goto("/audit?what=reveal-delivery")
     assert delivery_id in page.inner_text("main")
     assert page.request.get(console_url + "/delivery/no-such-id").status == 404
+    page.context.close()
+
+
+@pytest.mark.worker_env(PARTNERSYNC_ENDPOINT_ATTEMPTS="1")
+def test_endpoints_with_state_lag_and_dead_letters(
+    system: System, console_url: str, browser: Any
+) -> None:
+    """#40: the console lists the outbound endpoints with their state and lag; an
+    operator purges or replays an endpoint's dead letter and enables a disabled endpoint
+    (audited); a viewer sees them and can do neither."""
+    closed = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: every attempt fails
+    made = endpoints.add(system.r, closed, ["tradevest.transfer.*"])
+    entity = f"tradevest:transfer:{uuid.uuid4()}"
+    time.sleep(0.002)
+    system.r.xadd(keys.CHANGES, {"key": entity, "partner": "tradevest", "kind": "transfer",
+                                 "id": entity.rsplit(":", 1)[1], "from": "", "to": "RECEIVED",
+                                 "at": "2026-12-06T00:00:00+00:00"})  # fmt: skip
+    box = outbound.Outbox(system.r, lease_ms=1, attempts=1)
+    wait_for(lambda: box.letters(made.id), timeout=30, what="the endpoint's dead letter")
+
+    viewer = signed_in(browser, console_url, VIEWER)
+    viewer.goto("/endpoints")
+    row = viewer.locator("#endpoints tr", has_text=made.id)
+    assert "failing" in row.inner_text() and closed in row.inner_text()
+    row.locator("a").click()
+    assert entity in viewer.inner_text("#letters")
+    assert viewer.locator("#letters button").count() == 0  # not a viewer's action
+    viewer.context.close()
+
+    page = signed_in(browser, console_url, OPERATOR)
+    page.goto(f"/endpoints/{made.id}")
+    page.locator("#letters tr", has_text=entity).locator("button", has_text="Purge").click()
+    page.wait_for_selector("#done")
+    assert "purged" in page.inner_text("#done") and not box.letters(made.id)
+    endpoints.disable(system.r, made.id, "failing for 600 s without a success")
+    page.goto(f"/endpoints/{made.id}")
+    assert "disabled" in page.inner_text("#state")
+    page.click("button:has-text('Enable')")
+    page.wait_for_selector("#done")
+    assert not endpoints.get(system.r, made.id).disabled
+    page.goto("/audit?what=endpoint-purge")
+    assert made.id in page.inner_text("main") and entity in page.inner_text("main")
+    assert page.locator(f"a[href='/endpoints/{made.id}']").count() >= 1
     page.context.close()
