@@ -30,7 +30,8 @@ def _run(args: argparse.Namespace, settings: Settings, connection: Any) -> int:
     from partnersync import endpoints, outbound, partner
 
     outbox = outbound.Outbox(connection, lease_ms=settings.lease_ms,
-                             attempts=settings.endpoint_attempts)  # fmt: skip
+                             attempts=settings.endpoint_attempts,
+            senders=settings.senders)  # fmt: skip
     if args.sub == "add":
         catalog = partner.load(settings.partners)
         events = endpoints.check_events(args.events.split(","), catalog.kinds)

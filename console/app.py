@@ -81,7 +81,8 @@ class Console:
         self.streams = streams  # asyncio client: the live pages' blocking XREADs
         self.catalog = partner.load(settings.partners)
         self.outbox = outbound.Outbox(connection, lease_ms=settings.lease_ms,
-                                      attempts=settings.endpoint_attempts)  # fmt: skip
+                                      attempts=settings.endpoint_attempts,
+            senders=settings.senders)  # fmt: skip
         self.users = users.read(settings.console_users)
         self.users_read = _mtime(settings.console_users)
         self.proxies = [

@@ -244,11 +244,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0.1,
         ),
     ] = 5 * 24 * 3600.0
+    senders: Annotated[
+        int,
+        Env(
+            "PARTNERSYNC_SENDERS",
+            "sender jobs delivering changes to endpoints at once (each takes a worker while it runs; a second starts when one is saturated)",
+            minimum=1,
+        ),
+    ] = 2
     endpoint_concurrency: Annotated[
         int,
         Env(
             "PARTNERSYNC_ENDPOINT_CONCURRENCY",
-            "deliveries in flight to one endpoint (each to a different entity)",
+            "deliveries in flight to one endpoint per sender job (each to a different entity)",
             minimum=1,
         ),
     ] = 8

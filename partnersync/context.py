@@ -55,7 +55,10 @@ class Context:
         self.command_clients = {n: c.over(self.command_http) for n, c in self.clients.items()}
         self.workqueue = workqueue.WorkQueue.from_settings(connection, settings)
         self.outbox = outbound.Outbox(
-            connection, lease_ms=settings.lease_ms, attempts=settings.endpoint_attempts
+            connection,
+            lease_ms=settings.lease_ms,
+            attempts=settings.endpoint_attempts,
+            senders=settings.senders,
         )
 
     def _client(self, connections: int) -> httpx.AsyncClient:

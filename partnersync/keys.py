@@ -35,7 +35,8 @@ AUDIT = PREFIX + "audit"  # stream of console operator actions (who, what, when)
 ENDPOINTS = PREFIX + "endpoints"  # hash endpoint id -> JSON (endpoints.py): outbound webhooks
 # the outbox (outbound.py): the changes on their way to the endpoints
 OUT_CURSOR = PREFIX + "out:cursor"  # the last change stream id routed to the endpoints
-OUT_RUNNER = PREFIX + "out:runner"  # the sender job holding the outbox (its id), or "kicked"
+OUT_SENDERS = PREFIX + "out:senders"  # zset sender job id (or kicked:<id>) -> ms its hold ends
+OUT_ROUTER = PREFIX + "out:router"  # the sender job routing the change stream
 OUT_HEALTH = PREFIX + "out:failing"  # hash endpoint id -> ms of its first failure since a success
 OUT_COUNTS = PREFIX + "out:counts"  # hash "endpoint:outcome" -> attempts
 OUT_LAG = PREFIX + "out:lag"  # hash "endpoint:bucket" -> deliveries, change to delivery

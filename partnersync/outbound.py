@@ -14,7 +14,7 @@ its attempts spent it becomes the endpoint's dead letter for that entity, and th
 entity's later messages wait behind it until it is replayed or purged. A disabled
 endpoint's changes keep being queued: nothing is dropped while it is off.
 
-Keys (keys.py): `ps:out:cursor`, `ps:out:runner`, `ps:out:failing`, `ps:out:counts`,
+Keys (keys.py): `ps:out:cursor`, `ps:out:senders`, `ps:out:failing`, `ps:out:counts`,
 `ps:out:lag`, and per endpoint `ps:out:q:{ep}:{entity}`, `ps:out:due:{ep}`,
 `ps:out:pending:{ep}`, `ps:out:tries:{ep}`, `ps:out:held:{ep}`, `ps:out:dlq:{ep}`.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -47,7 +48,7 @@ CLAIM = lua("out_claim.lua")
 DONE = lua("out_done.lua")
 FAIL = lua("out_fail.lua")
 RELEASE = lua("out_release.lua")
-RUNNER = lua("out_runner.lua")
+SENDERS = lua("out_senders.lua")
 ROUTE_BATCH = 500  # changes routed per script call
 KICKED_TTL_MS = 30_000  # a queued sender job not started by then may be queued again
 ENDPOINTS_CACHED_S = 5.0  # how long `kick` trusts its count of endpoints
@@ -80,6 +81,27 @@ class Claim(NamedTuple):
     entity: str
     message: bytes  # as stored: the scripts compare it to the queue's first
     tries: int  # failed attempts before this one
+
+
+DELIVERED = "delivered"
+
+
+class Outcome(NamedTuple):
+    """What became of one claimed message (`Outbox.settle`)."""
+
+    endpoint: str
+    claim: Claim
+    outcome: str  # DELIVERED, or the failure: `http_503`, `timeout`, `error`
+    lag_s: float = 0.0  # delivered: from the change's write to its delivery
+    retry_in_ms: int = 0  # failed: when to try again (if attempts remain)
+
+
+class Round(NamedTuple):
+    """What a sender's round trip (`Outbox.exchange`) brought back."""
+
+    made: list[int]  # per outcome recorded, as `settle` returns
+    claims: dict[str, list[Claim]]  # per endpoint id
+    entries: list[Any]  # the changes after the cursor, for `route`
 
 
 class Letter(msgspec.Struct, kw_only=True):
@@ -125,8 +147,9 @@ def change_ms(change_id: str) -> int:
 class Outbox:
     """The outbox's keys and scripts; the sender (partnersync/sender.py) drives it."""
 
-    def __init__(self, connection: redis.Redis, *, lease_ms: int, attempts: int):
+    def __init__(self, connection: redis.Redis, *, lease_ms: int, attempts: int, senders: int = 1):
         self.connection = connection
+        self.cap = senders  # sender jobs at once
         self.lease_ms = lease_ms
         self.attempts = attempts
         self._route = connection.register_script(ROUTE)
@@ -134,24 +157,25 @@ class Outbox:
         self._done = connection.register_script(DONE)
         self._fail = connection.register_script(FAIL)
         self._release = connection.register_script(RELEASE)
-        self._runner = connection.register_script(RUNNER)
+        self._senders = connection.register_script(SENDERS)
         self._endpoints_seen = (-1e9, 0)  # (monotonic time, how many) for `kick`
 
     # -- routing --------------------------------------------------------------------
 
-    def route(self, targets: Sequence[Endpoint], most: int = ROUTE_BATCH) -> int:
-        """Route the changes after the cursor (at most `most`) to the endpoints that want
-        them; returns how many changes it read (0: none new, or another router won)."""
-        if not targets:
-            return 0
-        cursor = replies.optional_text(self.connection.get(keys.OUT_CURSOR))
-        start = cursor or f"{min(_ms(e.createdAt) for e in targets)}-0"
-        entries = self.connection.xrange(keys.CHANGES, f"({start}", "+", count=most)
+    def cursor(self, targets: Sequence[Endpoint]) -> str:
+        """The last change routed; before any, just before the oldest endpoint was made
+        (then kept, so that the route script's check has a value to compare)."""
+        start = f"{min((_ms(e.createdAt) for e in targets), default=now_ms())}-0"
+        self.connection.set(keys.OUT_CURSOR, start, nx=True)
+        return replies.text(self.connection.get(keys.OUT_CURSOR))
+
+    def route(self, targets: Sequence[Endpoint], cursor: str, entries: list[Any]) -> str | None:
+        """Route `entries` (the changes read after `cursor`) to the endpoints that want
+        them; the new cursor, or None when another sender moved it first (nothing written:
+        read again from `cursor()`)."""
         if not entries:
-            return 0
-        if cursor:
-            self._check_trimmed(cursor)
-        args: list[Any] = [cursor or "", replies.text(entries[-1][0]), 0]
+            return cursor
+        args: list[Any] = [cursor, replies.text(entries[-1][0]), 0]
         n = 0
         for raw_id, raw_fields in entries:
             change_id = replies.text(raw_id)
@@ -171,9 +195,9 @@ class Outbox:
         queues = keys.out_queue("", "").removesuffix(":")  # the script adds `{ep}:{entity}`
         script_keys = [keys.OUT_CURSOR, queues, keys.out_due(""),
                        keys.out_pending(""), keys.out_held("")]  # fmt: skip
-        return len(entries) if self._route(keys=script_keys, args=args) else 0
+        return args[1] if self._route(keys=script_keys, args=args) else None
 
-    def _check_trimmed(self, cursor: str) -> None:
+    def check_trimmed(self, cursor: str) -> None:
         """Changes the stream trimmed (PARTNERSYNC_CHANGES_MAXLEN) before they were routed
         are lost to the endpoints: said loudly, counted."""
         info = self.connection.xinfo_stream(keys.CHANGES)
@@ -188,51 +212,93 @@ class Outbox:
 
     # -- delivery ---------------------------------------------------------------------
 
-    def claim(self, endpoint: str, most: int) -> list[Claim]:
-        got = self._claim(
-            keys=[keys.out_due(endpoint), keys.out_queue(endpoint, ""), keys.out_tries(endpoint)],
-            args=[self.lease_ms, most],
-        )
-        return [
-            Claim(replies.text(got[i]), bytes(got[i + 1]), int(got[i + 2]))
-            for i in range(0, len(got), 3)
-        ]
-
-    def done(self, endpoint: str, claim: Claim, lag_s: float) -> bool:
-        """Delivered: the entity's next message is due now. False when another sender
-        delivered it first (this one outlived its lease)."""
+    def exchange(
+        self, outcomes: Sequence[Outcome], wanted: dict[str, int], cursor: str | None,
+        most: int = ROUTE_BATCH,
+    ) -> Round:  # fmt: skip
+        """A sender's round in one round trip: record `outcomes` (`settle`), read the
+        changes after `cursor` (at most `most`, for `route`; None: not the router), and
+        claim, per endpoint id, up to its number of due entities: each one's first
+        message, leased."""
         pipe = self.connection.pipeline(transaction=False)
-        self._done(keys=[keys.out_queue(endpoint, claim.entity), keys.out_due(endpoint),
-                         keys.out_tries(endpoint), keys.out_pending(endpoint)],
-                   args=[claim.entity, claim.message], client=pipe)  # fmt: skip
-        pipe.hdel(keys.OUT_HEALTH, endpoint)
-        pipe.hincrby(keys.OUT_COUNTS, f"{endpoint}:delivered", 1)
-        pipe.hincrby(keys.OUT_LAG, f"{endpoint}:{lag_bucket(lag_s)}", 1)
-        pipe.hincrbyfloat(keys.OUT_LAG, f"{endpoint}:sum", lag_s)
-        return bool(pipe.execute()[0])
+        self._queue_settle(pipe, outcomes)
+        if cursor is None:
+            pipe.echo("")  # a reply in the changes' place
+        else:
+            pipe.xrange(keys.CHANGES, f"({cursor}", "+", count=most)
+        for ep, n in wanted.items():
+            self._claim(keys=[keys.out_due(ep), keys.out_queue(ep, ""), keys.out_tries(ep)],
+                        args=[self.lease_ms, n], client=pipe)  # fmt: skip
+        got = pipe.execute()
+        made = self._settled(outcomes, got)
+        tail = got[len(got) - len(wanted) - 1 :]
+        claims = {
+            ep: [
+                Claim(replies.text(c[i]), bytes(c[i + 1]), int(c[i + 2]))
+                for i in range(0, len(c), 3)
+            ]
+            for ep, c in zip(wanted, tail[1:], strict=True)
+        }
+        return Round(made, claims, tail[0] if cursor is not None else [])
 
-    def fail(self, endpoint: str, claim: Claim, outcome: str, retry_in_ms: int) -> int:
-        """Not delivered (`outcome`: `http_503`, `timeout`…): retried in `retry_in_ms`, or
-        a dead letter once its attempts are spent. Returns the attempts made, negative for
-        a dead letter, 0 when another sender delivered it meanwhile."""
-        message = Message.decode(claim.message)
-        letter = Letter(entity=claim.entity, changeId=message.change_id,
-                        type=_type_of(message.body), attempts=claim.tries + 1,
-                        error=outcome, at=datetime.now(UTC))  # fmt: skip
+    def settle(self, outcomes: Sequence[Outcome]) -> list[int]:
+        """Record what became of claimed messages, in one round trip (see `_settled`)."""
         pipe = self.connection.pipeline(transaction=False)
-        self._fail(keys=[keys.out_queue(endpoint, claim.entity), keys.out_due(endpoint),
-                         keys.out_tries(endpoint), keys.out_pending(endpoint),
-                         keys.out_held(endpoint), keys.out_dlq(endpoint)],
-                   args=[claim.entity, claim.message, retry_in_ms, self.attempts,
-                         msgspec.json.encode(letter)], client=pipe)  # fmt: skip
-        pipe.hsetnx(keys.OUT_HEALTH, endpoint, now_ms())
-        pipe.hincrby(keys.OUT_COUNTS, f"{endpoint}:{outcome}", 1)
-        made = int(pipe.execute()[0])
-        if made < 0:
-            self.connection.hincrby(keys.OUT_COUNTS, f"{endpoint}:dead_lettered", 1)
-            log.warning("outbound delivery dead-lettered", extra={
-                "endpoint": endpoint, "entity": claim.entity, "changeId": message.change_id,
-                "attempts": -made, "error": outcome})  # fmt: skip
+        self._queue_settle(pipe, outcomes)
+        return self._settled(outcomes, pipe.execute())
+
+    def _queue_settle(self, pipe: redis.client.Pipeline, outcomes: Sequence[Outcome]) -> None:
+        """Queue on `pipe` what records `outcomes`: first one script per outcome. Per outcome: for a
+        delivery, 1 (the entity's next message is due now) or 0 (another sender, whose
+        lease this one outlived, delivered it first); for a failure, the attempts made
+        (retried in its `retry_in_ms`), negative when its attempts are spent (a dead
+        letter; the entity's later messages wait behind it), 0 when delivered meanwhile."""
+        counts: dict[str, int] = {}
+        lags: dict[str, float] = {}
+        healthy, failing = set(), set()
+        for o in outcomes:
+            ep, claim = o.endpoint, o.claim
+            queue = keys.out_queue(ep, claim.entity)
+            if o.outcome == DELIVERED:
+                self._done(keys=[queue, keys.out_due(ep), keys.out_tries(ep), keys.out_pending(ep)],
+                           args=[claim.entity, claim.message], client=pipe)  # fmt: skip
+                healthy.add(ep)
+                bucket = f"{ep}:{lag_bucket(o.lag_s)}"
+                counts[f"{ep}:{DELIVERED}"] = counts.get(f"{ep}:{DELIVERED}", 0) + 1
+                lags[bucket] = lags.get(bucket, 0) + 1
+                lags[f"{ep}:sum"] = lags.get(f"{ep}:sum", 0.0) + o.lag_s
+            else:
+                message = Message.decode(claim.message)
+                letter = Letter(entity=claim.entity, changeId=message.change_id,
+                                type=_type_of(message.body), attempts=claim.tries + 1,
+                                error=o.outcome, at=datetime.now(UTC))  # fmt: skip
+                self._fail(keys=[queue, keys.out_due(ep), keys.out_tries(ep),
+                                 keys.out_pending(ep), keys.out_held(ep), keys.out_dlq(ep)],
+                           args=[claim.entity, claim.message, o.retry_in_ms, self.attempts,
+                                 msgspec.json.encode(letter)], client=pipe)  # fmt: skip
+                failing.add(ep)
+                counts[f"{ep}:{o.outcome}"] = counts.get(f"{ep}:{o.outcome}", 0) + 1
+        for ep in healthy - failing:
+            pipe.hdel(keys.OUT_HEALTH, ep)
+        for ep in failing - healthy:
+            pipe.hsetnx(keys.OUT_HEALTH, ep, now_ms())
+        for name, k in counts.items():
+            pipe.hincrby(keys.OUT_COUNTS, name, k)
+        for name, v in lags.items():
+            if name.endswith(":sum"):
+                pipe.hincrbyfloat(keys.OUT_LAG, name, v)
+            else:
+                pipe.hincrby(keys.OUT_LAG, name, int(v))
+
+    def _settled(self, outcomes: Sequence[Outcome], replies_: Sequence[Any]) -> list[int]:
+        """What each of `outcomes` came to, from the replies `_queue_settle` queued first."""
+        made = [int(x) for x in replies_[: len(outcomes)]]
+        for o, m in zip(outcomes, made, strict=True):
+            if m < 0:
+                self.connection.hincrby(keys.OUT_COUNTS, f"{o.endpoint}:dead_lettered", 1)
+                log.warning("outbound delivery dead-lettered", extra={
+                    "endpoint": o.endpoint, "entity": o.claim.entity, "attempts": -m,
+                    "error": o.outcome})  # fmt: skip
         return made
 
     # -- dead letters -----------------------------------------------------------------
@@ -288,22 +354,24 @@ class Outbox:
 
     # -- the sender job's slot --------------------------------------------------------------
 
-    def runner(self, action: str, me: str, ttl_ms: int = 0) -> bool:
-        """`take` the outbox for sender `me` (when free or only kicked), `hold` it
-        (extend), `release` it, or `kick` (mark a sender queued; True: one must be
-        enqueued)."""
-        return bool(self._runner(keys=[keys.OUT_RUNNER], args=[action, me, ttl_ms]))
+    def senders(self, action: str, me: str, ttl_ms: int = 0) -> int:
+        """`take` a sender's place for job `me` (a queued one's, or a free one), `hold` it
+        (extend; 2: it routes too, 0: its place is lost), `release` it, or `kick` (queue
+        one more if fewer than the cap are queued or running: 1 when one must be
+        enqueued). 0 when not done."""
+        return int(self._senders(keys=[keys.OUT_SENDERS, keys.OUT_ROUTER],
+                                 args=[action, me, ttl_ms, self.cap]))  # fmt: skip
 
     def kick(self, queue: str, *, check: bool = False) -> bool:
-        """Enqueue a sender job unless one is queued or running; `check`: only when there
-        is work (`has_work`). Costs nothing while no endpoint exists."""
+        """Enqueue a sender job unless the cap of them are queued or running; `check`: only
+        when there is work (`has_work`). Costs nothing while no endpoint exists."""
         seen_at, count = self._endpoints_seen
         if time.monotonic() - seen_at > ENDPOINTS_CACHED_S:
             count = int(self.connection.hlen(keys.ENDPOINTS))
             self._endpoints_seen = (time.monotonic(), count)
         if not count or (check and not self.has_work()):
             return False
-        if not self.runner("kick", "", KICKED_TTL_MS):
+        if not self.senders("kick", uuid.uuid4().hex, KICKED_TTL_MS):
             return False
         rqbridge.enqueue(self.connection, queue, rqbridge.DELIVER_FUNC,
                          "partnersync: deliver changes to the endpoints")  # fmt: skip

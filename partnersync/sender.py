@@ -1,15 +1,18 @@
 """The sender: delivers the outbox's due messages to the endpoints (outbound webhooks).
 
-One sender job at a time holds the outbox (`Outbox.runner`): it routes new changes and
-claims, per enabled endpoint, up to PARTNERSYNC_ENDPOINT_CONCURRENCY entities, each
-delivery a task of its own on the worker's event loop, so a slow endpoint only ever
-holds its own slots. It runs until idle or its time budget is spent, then hands over
-to a fresh job when work remains (jobs/deliver.py).
+Up to PARTNERSYNC_SENDERS sender jobs run at once (`Outbox.senders`; one more is kicked
+when a sender's slots are all taken). Each round one of them routes new changes (the
+route script's cursor check keeps a sender that lost the role from writing), each claims per enabled endpoint up to
+PARTNERSYNC_ENDPOINT_CONCURRENCY entities (claims are atomic per entity: two senders never
+hold the same entity), delivers each in a task of its own on the worker's event loop, so a
+slow endpoint only ever holds its own slots, and records what its deliveries came to. It runs until idle or its time budget is spent, then hands over to a fresh job when
+work remains (jobs/deliver.py).
 
-Deliveries go over the workers' transport (partnersync/transport.py) with the partner
-clients' timeout, in a pool of their own. A delivery leaves only while its claim's lease
-holds (the transport's send deadline): a sender paused past it sends nothing, so the
-next sender's copy can never be overtaken by a stale one.
+Deliveries go over the workers' transport (partnersync/transport.py: its network backend,
+a pool per endpoint) with the partner clients' timeout, through httpcore directly: at a
+thousand deliveries a second httpx's models cost more CPU than the requests. A delivery
+leaves only while its claim's lease holds (the transport's send deadline), so a sender
+paused past it sends nothing and can never overtake the next sender's copy.
 """
 
 from __future__ import annotations
@@ -18,22 +21,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
-import httpx
+import httpcore
 
 from partnersync import endpoints, retry, transport
 from partnersync.config import Settings
 from partnersync.endpoints import Endpoint
-from partnersync.outbound import Claim, Message, Outbox
+from partnersync.outbound import DELIVERED, Claim, Message, Outbox, Outcome
 
 log = logging.getLogger("partnersync.sender")
 
-RUNNER_TTL_MS = 5_000  # a sender that stops extending its hold frees the outbox this soon
+HOLD_MS = 5_000  # a sender that stops extending its hold frees its place this soon
 IDLE_S = 2.0  # a sender with nothing to do for this long ends (the next change kicks one)
 POLL_S = 0.005  # between rounds while work is in flight or arriving
 REFRESH_S = 1.0  # endpoints re-read, the hold extended, failing endpoints checked
+KICK_EVERY_S = 0.5  # a saturated sender asks for help at most this often
 
 
 @dataclass
@@ -42,16 +47,15 @@ class Totals:
     failed: int = 0
     dead: int = 0
     routed: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, int]:
         return {"delivered": self.delivered, "failed": self.failed, "dead": self.dead,
                 "routed": self.routed}  # fmt: skip
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(headers: list[tuple[bytes, bytes]]) -> float | None:
     """Retry-After in seconds or as an HTTP date (RFC 9110 §10.2.3)."""
-    value = response.headers.get("retry-after")
+    value = next((v.decode("latin-1") for k, v in headers if k.lower() == b"retry-after"), "")
     if not value:
         return None
     with contextlib.suppress(ValueError):
@@ -61,107 +65,161 @@ def retry_after(response: httpx.Response) -> float | None:
     return None
 
 
+class Route:
+    """One endpoint's pool and the parts of its requests that never change."""
+
+    def __init__(self, endpoint: Endpoint, connections: int, timeout_s: float):
+        self.endpoint = endpoint
+        self.pool = transport.pool(connections, endpoint.url)
+        self.url = httpcore.URL(endpoint.url)
+        self.host = (urlsplit(endpoint.url).netloc or "").encode()
+        self.timeouts = {"timeout": {"connect": timeout_s, "read": timeout_s,
+                                     "write": timeout_s, "pool": timeout_s}}  # fmt: skip
+        self.inflight: set[asyncio.Task[None]] = set()
+
+
 class Sender:
     def __init__(self, outbox: Outbox, settings: Settings, me: str):
         self.outbox = outbox
         self.settings = settings
         self.me = me
         self.totals = Totals()
-        self._inflight: dict[str, set[asyncio.Task[None]]] = {}
-        limits = httpx.Limits(
-            max_connections=None, max_keepalive_connections=4 * settings.endpoint_concurrency
-        )
-        self.http = httpx.AsyncClient(
-            timeout=settings.http_timeout_s, limits=limits, transport=transport.transport(limits)
-        )
+        self.routes: dict[str, Route] = {}
+        self.settled: list[Outcome] = []  # this round's outcomes, recorded next round
 
     async def run(self, budget_s: float) -> Totals:
         """Deliver until idle for IDLE_S or `budget_s` is spent; the outbox is held
         throughout (False from `take`: another sender has it, nothing to do)."""
-        if not self.outbox.runner("take", self.me, RUNNER_TTL_MS):
+        if not self.outbox.senders("take", self.me, HOLD_MS):
             return self.totals
         try:
             await self._rounds(time.monotonic() + budget_s)
         finally:
-            await self._finish()
-            self.outbox.runner("release", self.me)
-            await self.http.aclose()
+            inflight = [t for r in self.routes.values() for t in r.inflight]
+            if inflight:  # each is bounded by the HTTP timeout
+                await asyncio.wait(inflight)
+            self._settle()
+            self.outbox.senders("release", self.me)
+            for route in self.routes.values():
+                await route.pool.aclose()
         return self.totals
 
     async def _rounds(self, deadline: float) -> None:
         targets: list[Endpoint] = []
+        cursor: str | None = None  # None: another sender routes
         refreshed = 0.0
+        kicked = 0.0
         idle_since = time.monotonic()
         while time.monotonic() < deadline:
             now = time.monotonic()
             if now - refreshed >= REFRESH_S:
-                if not self.outbox.runner("hold", self.me, RUNNER_TTL_MS):
-                    log.warning("sender lost the outbox (paused past its hold)")
+                held = self.outbox.senders("hold", self.me, HOLD_MS)
+                if not held:
+                    log.warning("sender lost its place (paused past its hold)")
                     return
                 targets = self._check_failing(endpoints.listed(self.outbox.connection))
+                self._routes(targets)
+                cursor = self.outbox.cursor(targets) if held == 2 else None
+                if cursor is not None:
+                    self.outbox.check_trimmed(cursor)
                 refreshed = now
-            routed = self.outbox.route(targets)
-            self.totals.routed += routed
-            claimed = 0
-            for endpoint in targets:
-                if endpoint.disabled:
-                    continue  # its changes queue; `endpoints enable` resumes them
-                tasks = self._inflight.setdefault(endpoint.id, set())
-                free = self.settings.endpoint_concurrency - len(tasks)
-                if free <= 0:
-                    continue
-                for claim in self.outbox.claim(endpoint.id, free):
-                    claimed += 1
-                    task = asyncio.get_running_loop().create_task(
-                        self._deliver(endpoint, claim, time.monotonic())
-                    )
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-            busy = routed or claimed or any(self._inflight.values())
+            free = {
+                e.id: self.settings.endpoint_concurrency - len(self.routes[e.id].inflight)
+                for e in targets
+                if not e.disabled  # its changes queue; `endpoints enable` resumes them
+            }
+            outcomes, self.settled = self.settled, []
+            got = self.outbox.exchange(outcomes, {ep: n for ep, n in free.items() if n > 0}, cursor)
+            self._count(outcomes, got.made)
+            if got.entries and cursor is not None:
+                moved = self.outbox.route(targets, cursor, got.entries)
+                cursor = moved or self.outbox.cursor(targets)  # None: another sender routed
+                self.totals.routed += len(got.entries) if moved else 0
+            loop = asyncio.get_running_loop()
+            saturated = any(len(c) == free[ep] for ep, c in got.claims.items())
+            if saturated and now - kicked >= KICK_EVERY_S:
+                # more was due than its slots took: another sender (up to the cap) helps
+                self.outbox.kick(self.settings.queue)
+                kicked = now
+            for ep, claims in got.claims.items():
+                route = self.routes[ep]
+                for claim in claims:
+                    task = loop.create_task(self._deliver(route, claim, time.monotonic()))
+                    route.inflight.add(task)
+                    task.add_done_callback(route.inflight.discard)
+            busy = (
+                outcomes
+                or got.entries
+                or any(got.claims.values())
+                or any(r.inflight for r in self.routes.values())
+            )
             if busy:
                 idle_since = now
             elif now - idle_since >= IDLE_S:
                 return
             await asyncio.sleep(POLL_S if busy else POLL_S * 4)
 
-    async def _finish(self) -> None:
-        """Let the deliveries in flight end (each is bounded by the HTTP timeout)."""
-        pending = [t for tasks in self._inflight.values() for t in tasks]
-        if pending:
-            await asyncio.wait(pending)
+    def _routes(self, targets: list[Endpoint]) -> None:
+        """A pool per endpoint, kept while its URL is (an endpoint's secrets may rotate)."""
+        for e in targets:
+            route = self.routes.get(e.id)
+            if route is None or route.endpoint.url != e.url:
+                self.routes[e.id] = Route(e, self.settings.endpoint_concurrency,
+                                          self.settings.http_timeout_s)  # fmt: skip
+            else:
+                route.endpoint = e
 
-    async def _deliver(self, endpoint: Endpoint, claim: Claim, claimed_at: float) -> None:
+    def _settle(self) -> None:
+        """Record the outcomes not yet recorded (when the sender ends)."""
+        outcomes, self.settled = self.settled, []
+        if outcomes:
+            self._count(outcomes, self.outbox.settle(outcomes))
+
+    def _count(self, outcomes: list[Outcome], made: list[int]) -> None:
+        for outcome, m in zip(outcomes, made, strict=True):
+            if outcome.outcome == DELIVERED:
+                self.totals.delivered += m
+            else:
+                self.totals.failed += 1
+                self.totals.dead += m < 0
+
+    async def _deliver(self, route: Route, claim: Claim, claimed_at: float) -> None:
         message = Message.decode(claim.message)
         s = self.settings
+        signed = endpoints.headers(route.endpoint, message.change_id, message.body)
+        headers = [(b"host", route.host), (b"content-length", b"%d" % len(message.body)),
+                   *((k.encode(), v.encode()) for k, v in signed.items())]  # fmt: skip
         # sent only while the claim's lease holds, with the timeout to spare
         token = transport.send_deadline.set(claimed_at + s.lease_ms / 1000 - s.http_timeout_s)
         try:
-            headers = endpoints.headers(endpoint, message.change_id, message.body)
-            response = await self.http.post(endpoint.url, content=message.body, headers=headers)
+            response = await route.pool.request(
+                b"POST", route.url, headers=headers, content=message.body,
+                extensions=route.timeouts,
+            )  # fmt: skip
         except transport.DeadlinePassed:
             return  # the lease's end makes it due again: redelivered, same webhook-id
-        except httpx.TimeoutException:
-            self._failed(endpoint, claim, "timeout", None)
+        except httpcore.TimeoutException:
+            self._failed(route, claim, "timeout", None)
             return
-        except httpx.HTTPError as exc:
-            self._failed(endpoint, claim, f"error_{type(exc).__name__}", None)
+        except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
+                OSError):  # fmt: skip
+            self._failed(route, claim, "error", None)
+            return
+        except Exception:  # a bug, not the endpoint: said, and retried like a failure
+            log.exception("outbound delivery raised", extra={"endpoint": route.endpoint.id})
+            self._failed(route, claim, "error", None)
             return
         finally:
             transport.send_deadline.reset(token)
-        if response.is_success:
+        if 200 <= response.status < 300:
             lag_s = max(0.0, time.time() - message.change_ms / 1000)
-            if self.outbox.done(endpoint.id, claim, lag_s):
-                self.totals.delivered += 1
+            self.settled.append(Outcome(route.endpoint.id, claim, DELIVERED, lag_s=lag_s))
             return
-        self._failed(endpoint, claim, f"http_{response.status_code}", retry_after(response))
+        self._failed(route, claim, f"http_{response.status}", retry_after(response.headers))
 
-    def _failed(self, endpoint: Endpoint, claim: Claim, outcome: str, after: float | None) -> None:
-        label = outcome if outcome.startswith(("http_", "timeout")) else "error"
+    def _failed(self, route: Route, claim: Claim, outcome: str, after: float | None) -> None:
         delay = retry.backoff_ms(claim.tries, self.settings.retry_schedule_s, after)
-        made = self.outbox.fail(endpoint.id, claim, label, delay)
-        self.totals.failed += 1
-        if made < 0:
-            self.totals.dead += 1
+        self.settled.append(Outcome(route.endpoint.id, claim, outcome, retry_in_ms=delay))
 
     def _check_failing(self, found: list[Endpoint]) -> list[Endpoint]:
         """Disable an endpoint failing, without one success, for longer than
@@ -174,8 +232,8 @@ class Sender:
             failing = state.get(endpoint.id)
             since = failing.failing_since_ms if failing else None
             if since is not None and now_ms - since >= limit_ms:
-                endpoints.disable(self.outbox.connection, endpoint.id,
-                                  f"failing for {(now_ms - since) / 1000:.0f} s without a success")  # fmt: skip
+                reason = f"failing for {(now_ms - since) / 1000:.0f} s without a success"
+                endpoints.disable(self.outbox.connection, endpoint.id, reason)
                 endpoint.disabled = True
                 log.error("endpoint disabled: failing without a success", extra={
                     "endpoint": endpoint.id, "failingSeconds": round((now_ms - since) / 1000)})  # fmt: skip

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from partnersync import endpoints, keys, outbound, store
+from partnersync import endpoints, keys, outbound, sender, store
 from tests.conftest import ROOT, System, serving, wait_for
 
 Answer = Callable[[dict[str, Any], int], Any]  # (payload, nth arrival of its id) -> answer
@@ -174,8 +174,9 @@ def test_an_endpoint_down_for_a_while_gets_everything_after_in_order_per_entity(
     first = service.oks()[0]
     assert set(first) >= {"key", "partner", "kind", "id", "from", "to", "changeId"}
     assert json.loads(service.arrivals[0].body)["type"] == f"tradevest.transfer.{first['to']}"
-    state = outbound.Outbox(system.r, lease_ms=1, attempts=1).state([made.id])[made.id]
-    assert state.waiting == 0 and state.dead == 0
+    box = outbound.Outbox(system.r, lease_ms=1, attempts=1)
+    wait_for(lambda: box.state([made.id])[made.id].waiting == 0, what="nothing left waiting")
+    assert box.state([made.id])[made.id].dead == 0
 
 
 def test_a_worker_killed_mid_delivery_loses_nothing(
@@ -302,8 +303,9 @@ def test_an_endpoint_failing_too_long_is_disabled_and_nothing_is_dropped(
     assert listed["state"] == "disabled" and listed["waiting"] == 2
     metrics = httpx.get(system.receiver + "/metrics").text
     assert f'partnersync_endpoint_disabled{{endpoint="{made.id}"}} 1.0' in metrics
-    up.set()
+    time.sleep(sender.REFRESH_S + 0.2)  # every sender has read the endpoint since
     arrivals = len(service.arrivals)
+    up.set()
     time.sleep(0.5)
     assert len(service.arrivals) == arrivals  # disabled: nothing is tried
     assert cli(system, "enable", made.id).returncode == 0

@@ -9,12 +9,16 @@
   event, on the same Redis.
 - `stub`: a Tradevest stand-in that answers instantly (token, GET /transfers/{id}), so the
   reconcile benchmark measures partnersync, not the partner; it counts GETs per id.
+- `endpoints`: a team's services receiving outbound webhooks at `/ep/{n}`: answers 204 at
+  once and keeps, per delivery, its endpoint, webhook-id and arrival (ms, wall clock);
+  `GET /_got` returns them (and forgets them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import time
 from collections import Counter
 from typing import Any
 
@@ -99,6 +103,31 @@ stub = Starlette(
         Route("/tradevest/oauth2/token", _token, methods=["POST"]),
         Route("/tradevest/transfers/{id}", _transfer, methods=["GET"]),
         Route("/_stub/gets", _counts, methods=["GET"]),
+    ]
+)
+
+
+_arrivals: list[tuple[str, str, int]] = []
+
+
+async def _endpoint(request: Request) -> Response:
+    await request.body()
+    _arrivals.append((request.path_params["n"], request.headers.get("webhook-id", ""),
+                      time.time_ns() // 1_000_000))  # fmt: skip
+    return Response(status_code=204)
+
+
+async def _got(request: Request) -> Response:
+    got = list(_arrivals)
+    if request.query_params.get("clear"):
+        _arrivals.clear()
+    return JSONResponse(got)
+
+
+endpoints = Starlette(
+    routes=[
+        Route("/ep/{n}", _endpoint, methods=["POST"]),
+        Route("/_got", _got, methods=["GET"]),
     ]
 )
 

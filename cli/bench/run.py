@@ -611,7 +611,140 @@ class Bench:
         self.receiver()
         self.reconcile(stub_url)
         self.system(stub_url)
+        self.outbound()
         return self.rows
+
+    # -- 7, 8: outbound webhooks ----------------------------------------------------------
+
+    def outbound(self) -> None:
+        """Change-to-delivery lag at 500 changes/s fanned out to 3 endpoints, through the
+        worker pool and clock as deployed; then one worker process's deliveries per second
+        on a backlog, beside plain httpx POSTs of the same bodies at the same concurrency
+        (the HTTP leg's ceiling on this machine)."""
+        from partnersync import endpoints
+
+        self.r.flushall()
+        port = free_port()
+        self.uvicorn("cli.bench.apps:endpoints", port, self.env())
+        base = f"http://127.0.0.1:{port}"
+        for n in (1, 2, 3):
+            endpoints.add(self.r, f"{base}/ep/{n}", ["tradevest.transfer.*"])
+        time.sleep(0.01)
+        env = self.env(TRADEVEST_BASE_URL=base + "/tradevest", PARTNERSYNC_CLOCK_INTERVAL_S="0.2")
+        pool = self.spawn(["-m", "partnersync", "worker", "-n", "2"], env)
+        clock = self.spawn(["-m", "partnersync", "clock"], env)
+        time.sleep(1.5)
+        warmup, seconds = 2, 1 if self.smoke else 4 if self.quick else 10
+        measured_from = int(time.time() * 1000) + warmup * 1000  # the senders are up by then
+        written = self._changes(500, warmup + seconds, entities=1000)
+        got = self._arrivals(base, 3 * written, timeout=30)
+        early = sorted(
+            at - int(c.split("-")[0]) for _, c, at in got if int(c.split("-")[0]) < measured_from
+        )
+        lags = sorted(
+            at - int(c.split("-")[0]) for _, c, at in got if int(c.split("-")[0]) >= measured_from
+        )
+        p50, p99 = _quantile(lags, 0.5), _quantile(lags, 0.99)
+        complete = len({(n, c) for n, c, _ in got}) == 3 * written
+        self.add("outbound: change → delivery p99 at 500 changes/s to 3 endpoints", p99, "ms", "≤ 100 ms",
+                 p99 <= 100 and complete,
+                 f"(p50 {p50:.0f} ms over {seconds} s after a {warmup} s warm-up, whose p99 was "
+                 f"{_quantile(early, 0.99):.0f} ms as the senders started; {written} changes, "
+                 f"{len(got)} deliveries of {3 * written}; worker pool of 2, PARTNERSYNC_SENDERS 2, "
+                 f"clock, all as deployed)")  # fmt: skip
+        for proc in (clock, pool):
+            self.stop(proc)
+
+        # 8. one worker process on a backlog, and the same POSTs from plain httpx
+        self.r.delete(keys.OUT_SENDERS, keys.OUT_ROUTER)
+        backlog = 200 if self.smoke else 2000 if self.quick else 6000
+        self._changes(0, 0, entities=backlog, count=backlog)
+        worker = self.spawn(["-m", "partnersync", "worker", "--single"], env)
+        from partnersync import outbound
+
+        outbound.Outbox(self.r, lease_ms=30_000, attempts=10).kick(
+            config.load(env, state_fallback=False).queue
+        )
+        got = self._arrivals(base, 3 * backlog, timeout=120)
+        self.stop(worker)
+        times = sorted(at for _, _, at in got)
+        rate = len(got) / max(0.001, (times[-1] - times[0]) / 1000) if len(times) > 1 else 0.0
+        plain = self._plain_posts(base, 3 * backlog, per_endpoint=8)
+        self.add("outbound: deliveries/s per worker process ÷ plain httpx POSTs", rate / plain, "×", "report", None,
+                 f"({rate:.0f} deliveries/s by one worker process, {len(got)} of {3 * backlog}; plain httpx "
+                 f"{plain:.0f} POSTs/s, a client of 8 connections per endpoint as the sender keeps)")  # fmt: skip
+
+    def _changes(self, rate: float, seconds: float, *, entities: int, count: int = 0) -> int:
+        """Transitions appended to the change stream as the store appends them: at `rate`
+        a second for `seconds`, or `count` at once (rate 0), over `entities` entities."""
+        keys_ = [f"tradevest:transfer:{uuid.uuid4()}" for _ in range(entities)]
+        total = count or int(rate * seconds)
+        started = time.monotonic()
+        pipe = self.r.pipeline(transaction=False)
+        for i in range(total):
+            key = keys_[i % entities]
+            pipe.xadd(keys.CHANGES, {
+                "key": key, "partner": "tradevest", "kind": "transfer", "id": key.rsplit(":", 1)[1],
+                "from": "PENDING", "to": "PROCESSED", "modifiedOn": "2026-01-01T00:00:01+00:00",
+                "at": "2026-01-01T00:00:01+00:00", "decision": "applied", "source": "",
+                "externalId": f"bench-{i}",
+            })  # fmt: skip
+            if rate:
+                pipe.execute()
+                pause = started + (i + 1) / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+        pipe.execute()
+        return total
+
+    def _arrivals(self, base: str, want: int, timeout: float) -> list[tuple[str, str, int]]:
+        deadline = time.monotonic() + timeout
+        got: list[Any] = []
+        while time.monotonic() < deadline:
+            got = httpx.get(base + "/_got").json()
+            if len(got) >= want:
+                break
+            time.sleep(0.2)
+        httpx.get(base + "/_got?clear=1")
+        return [(str(n), str(c), int(at)) for n, c, at in got]
+
+    def _plain_posts(self, base: str, n: int, per_endpoint: int) -> float:
+        """POSTs/s of plain httpx sending `n` like bodies to the 3 endpoints, a client of
+        `per_endpoint` connections each (as the sender keeps a pool per endpoint)."""
+        import asyncio
+
+        body = b'{"type":"tradevest.transfer.PROCESSED","timestamp":"2026-01-01T00:00:01+00:00","data":{}}'
+
+        async def go() -> float:
+            limits = httpx.Limits(
+                max_connections=per_endpoint, max_keepalive_connections=per_endpoint
+            )
+            clients = [httpx.AsyncClient(limits=limits) for _ in range(3)]
+            todo = iter(range(n))
+
+            async def one(client: httpx.AsyncClient, url: str) -> None:
+                for i in todo:
+                    await client.post(url, content=body, headers={"webhook-id": f"plain-{i}"})
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(c, f"{base}/ep/{k + 1}") for k, c in enumerate(clients)
+                                   for _ in range(per_endpoint)))  # fmt: skip
+            rate = n / (time.perf_counter() - started)
+            for c in clients:
+                await c.aclose()
+            return rate
+
+        rate = asyncio.run(go())
+        httpx.get(base + "/_got?clear=1")
+        return rate
+
+
+def _quantile(sorted_values: list[int], q: float) -> float:
+    return (
+        float(sorted_values[max(0, int(len(sorted_values) * q) - 1)])
+        if sorted_values
+        else float("nan")
+    )
 
 
 def process_cpu(proc: subprocess.Popen[bytes]) -> float:
