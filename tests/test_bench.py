@@ -34,7 +34,7 @@ def test_bench_smoke() -> None:
     with Bench(smoke=True) as bench:
         rows = {row.name: row for row in bench.run()}
     assert not bench.dir.exists()  # its temporary directory goes with it (#19)
-    assert len(rows) == 18, sorted(rows)
+    assert len(rows) == 20, sorted(rows)
     assert rows["every accepted request stored"].ok is True
     assert rows["/metrics sums both processes"].ok is True, rows["/metrics sums both processes"]
     for name in (
@@ -54,6 +54,10 @@ def test_bench_smoke() -> None:
     assert "final state PROCESSED" in coalescing.detail and coalescing.value >= 1
     assert "100/100 stored" in rows["reconciled entities/s per worker ÷ RQ no-op jobs/s"].detail
     assert rows["end to end (webhook → store) p99 at 500 events/s"].value > 0
+    outbound = rows["outbound: change → delivery p99 at 500 changes/s to 3 endpoints"]
+    assert outbound.value > 0 and "4500 deliveries of 4500" in outbound.detail, outbound
+    per_worker = rows["outbound: deliveries/s per worker process ÷ plain httpx POSTs"]
+    assert per_worker.value > 0 and "600 of 600" in per_worker.detail, per_worker
 
 
 @pytest.mark.long  # in `make chaos`, keeping `make test` under 10 minutes
