@@ -348,8 +348,10 @@ def test_the_clock_logs_an_outage_once_per_task(server: RedisServer, tmp_path: P
     records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     failed = [x["task"] for x in records if x["msg"].startswith("clock task failed")]
     rounds = {x["task"]: x["failedRounds"] for x in records if x["msg"] == "clock task recovered"}
-    # once each, not per round
-    assert sorted(failed) == ["kick", "retention", "stale-entities"], failed
+    # once each, not per round (deliver-kick asks Redis only every few seconds: it may
+    # not have failed in the outage)
+    assert len(failed) == len(set(failed)), failed
+    assert set(failed) - {"deliver-kick"} == {"kick", "retention", "stale-entities"}, failed
     assert rounds["kick"] > 1 and rounds["stale-entities"] > 1, rounds
 
 
