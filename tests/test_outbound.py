@@ -91,6 +91,12 @@ def endpoint() -> Iterator[tuple[str, Endpoint]]:
         yield url + "/hook", service
 
 
+# statuses of their own: the suite's sandbox keeps finishing earlier tests' transfers, whose
+# real changes (RECEIVED, PENDING…) must not reach these tests' endpoints
+LIFECYCLE = ["T1_RECEIVED", "T2_PENDING", "T3_PROCESSED"]
+OURS = "tradevest.transfer.T?_*"
+
+
 def change(r: redis.Redis, entity: str, frm: str, to: str) -> str:
     """A stored transition, as store.write appends it to the change stream."""
     partner, kind, ident = entity.split(":", 2)
@@ -101,7 +107,7 @@ def change(r: redis.Redis, entity: str, frm: str, to: str) -> str:
     }).decode()  # fmt: skip
 
 
-def add(r: redis.Redis, url: str, events: str = "tradevest.transfer.*") -> endpoints.Endpoint:
+def add(r: redis.Redis, url: str, events: str = OURS) -> endpoints.Endpoint:
     made = endpoints.add(r, url, events.split(","))
     time.sleep(0.002)  # changes after its creation, to the millisecond
     return made
@@ -111,9 +117,6 @@ def cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "partnersync", "endpoints", *args],
                           env=system.env, cwd=ROOT, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
-
-
-LIFECYCLE = ["RECEIVED", "PENDING", "PROCESSED"]
 
 
 def transitions(r: redis.Redis, entities: list[str]) -> dict[str, list[str]]:
@@ -231,7 +234,7 @@ def test_a_5xx_a_timeout_and_a_slow_answer_each_follow_the_retry_rule(
     service.answer = answer
     with serving(app, "other endpoint") as other_url:
         add(system.r, other_url + "/hook")
-        written = {e: [change(system.r, e, "", "RECEIVED")] for e in (five, late, unhurried)}
+        written = {e: [change(system.r, e, "", LIFECYCLE[0])] for e in (five, late, unhurried)}
         wait_for(lambda: len(other.oks()) == 3, timeout=20, what="the other endpoint's changes")
         others_done.set()  # only now does the unhurried answer come
         wait_for(lambda: len(service.oks()) >= 3, timeout=30, what="every change delivered")
@@ -298,7 +301,7 @@ def test_an_endpoint_failing_too_long_is_disabled_and_nothing_is_dropped(
     written = transitions(system.r, keys_)
     wait_for(lambda: endpoints.get(system.r, made.id).disabled, what="the endpoint disabled")
     assert "failing for" in (endpoints.get(system.r, made.id).disabledReason or "")
-    more = {e: change(system.r, e, "PROCESSED", "RETURNED") for e in keys_}  # while it is off
+    more = {e: change(system.r, e, LIFECYCLE[-1], "T4_RETURNED") for e in keys_}  # while off
     listed = json.loads(cli(system, "list", "--json").stdout.splitlines()[0])
     assert listed["state"] == "disabled" and listed["waiting"] == 2
     metrics = httpx.get(system.receiver + "/metrics").text
