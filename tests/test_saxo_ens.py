@@ -33,8 +33,11 @@ def restart_clock(system: System) -> Proc:
 
 def test_resume_after_restart_without_loss_or_duplicates(system: System) -> None:
     total = ens(system, generate=30)["byType"]["Positions"]  # (earlier tests may have made some)
-    wait_for(lambda: counter(system, ACCEPTED) == total, what="first 30")
-    checkpoint = system.r.get(saxo_keys.ENS_CHECKPOINT)
+    # the poll counts its intake, then keeps its checkpoint: wait for both
+    checkpoint = wait_for(
+        lambda: counter(system, ACCEPTED) == total and system.r.get(saxo_keys.ENS_CHECKPOINT),
+        what="first 30 and their checkpoint",
+    )
     system.clock.stop()
     total = ens(system, generate=20)["byType"]["Positions"]
     clock = restart_clock(system)

@@ -20,8 +20,18 @@ from schemas.tradevest.commands import (
     TaxDetail,
 )
 
+# a name is a value: one spelled like a field name ("birthPla") would be found in the keys
 names = st.text(
     alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=8, max_size=20
+).filter(
+    lambda s: (
+        s
+        not in str(
+            list(NaturalPersonData.__struct_fields__)
+            + list(Address.__struct_fields__)
+            + list(TaxDetail.__struct_fields__)
+        )
+    )
 )
 
 
