@@ -248,54 +248,37 @@ class Outbox:
         return self._settled(outcomes, pipe.execute())
 
     def _queue_settle(self, pipe: redis.client.Pipeline, outcomes: Sequence[Outcome]) -> None:
-        """Queue on `pipe` what records `outcomes`: first one script per outcome. Per outcome: for a
-        delivery, 1 (the entity's next message is due now) or 0 (another sender, whose
-        lease this one outlived, delivered it first); for a failure, the attempts made
-        (retried in its `retry_in_ms`), negative when its attempts are spent (a dead
-        letter; the entity's later messages wait behind it), 0 when delivered meanwhile."""
-        counts: dict[str, int] = {}
-        lags: dict[str, float] = {}
-        healthy, failing = set(), set()
+        """Queue on `pipe` one script per outcome, which also counts it (only while the
+        message is still first: a removed endpoint's late outcome writes nothing). Per
+        outcome: for a delivery, 1 (the entity's next message is due now) or 0 (another
+        sender, whose lease this one outlived, delivered it first); for a failure, the
+        attempts made (retried in its `retry_in_ms`), negative when its attempts are spent
+        (a dead letter; the entity's later messages wait behind it), 0 when delivered
+        meanwhile."""
         for o in outcomes:
             ep, claim = o.endpoint, o.claim
             queue = keys.out_queue(ep, claim.entity)
             if o.outcome == DELIVERED:
-                self._done(keys=[queue, keys.out_due(ep), keys.out_tries(ep), keys.out_pending(ep)],
-                           args=[claim.entity, claim.message], client=pipe)  # fmt: skip
-                healthy.add(ep)
-                bucket = f"{ep}:{lag_bucket(o.lag_s)}"
-                counts[f"{ep}:{DELIVERED}"] = counts.get(f"{ep}:{DELIVERED}", 0) + 1
-                lags[bucket] = lags.get(bucket, 0) + 1
-                lags[f"{ep}:sum"] = lags.get(f"{ep}:sum", 0.0) + o.lag_s
-            else:
-                message = Message.decode(claim.message)
-                letter = Letter(entity=claim.entity, changeId=message.change_id,
-                                type=_type_of(message.body), attempts=claim.tries + 1,
-                                error=o.outcome, at=datetime.now(UTC))  # fmt: skip
-                self._fail(keys=[queue, keys.out_due(ep), keys.out_tries(ep),
-                                 keys.out_pending(ep), keys.out_held(ep), keys.out_dlq(ep)],
-                           args=[claim.entity, claim.message, o.retry_in_ms, self.attempts,
-                                 msgspec.json.encode(letter)], client=pipe)  # fmt: skip
-                failing.add(ep)
-                counts[f"{ep}:{o.outcome}"] = counts.get(f"{ep}:{o.outcome}", 0) + 1
-        for ep in healthy - failing:
-            pipe.hdel(keys.OUT_HEALTH, ep)
-        for ep in failing - healthy:
-            pipe.hsetnx(keys.OUT_HEALTH, ep, now_ms())
-        for name, k in counts.items():
-            pipe.hincrby(keys.OUT_COUNTS, name, k)
-        for name, v in lags.items():
-            if name.endswith(":sum"):
-                pipe.hincrbyfloat(keys.OUT_LAG, name, v)
-            else:
-                pipe.hincrby(keys.OUT_LAG, name, int(v))
+                self._done(keys=[queue, keys.out_due(ep), keys.out_tries(ep), keys.out_pending(ep),
+                                 keys.OUT_COUNTS, keys.OUT_LAG, keys.OUT_HEALTH],
+                           args=[claim.entity, claim.message, ep, lag_bucket(o.lag_s),
+                                 f"{o.lag_s:.6f}"], client=pipe)  # fmt: skip
+                continue
+            message = Message.decode(claim.message)
+            letter = Letter(entity=claim.entity, changeId=message.change_id,
+                            type=_type_of(message.body), attempts=claim.tries + 1,
+                            error=o.outcome, at=datetime.now(UTC))  # fmt: skip
+            self._fail(keys=[queue, keys.out_due(ep), keys.out_tries(ep), keys.out_pending(ep),
+                             keys.out_held(ep), keys.out_dlq(ep), keys.OUT_COUNTS,
+                             keys.OUT_HEALTH],
+                       args=[claim.entity, claim.message, o.retry_in_ms, self.attempts,
+                             msgspec.json.encode(letter), ep, o.outcome], client=pipe)  # fmt: skip
 
     def _settled(self, outcomes: Sequence[Outcome], replies_: Sequence[Any]) -> list[int]:
         """What each of `outcomes` came to, from the replies `_queue_settle` queued first."""
         made = [int(x) for x in replies_[: len(outcomes)]]
         for o, m in zip(outcomes, made, strict=True):
             if m < 0:
-                self.connection.hincrby(keys.OUT_COUNTS, f"{o.endpoint}:dead_lettered", 1)
                 log.warning("outbound delivery dead-lettered", extra={
                     "endpoint": o.endpoint, "entity": o.claim.entity, "attempts": -m,
                     "error": o.outcome})  # fmt: skip
@@ -350,28 +333,38 @@ class Outbox:
         pipe.delete(keys.out_due(endpoint), keys.out_pending(endpoint), keys.out_tries(endpoint),
                     keys.out_held(endpoint), keys.out_dlq(endpoint))  # fmt: skip
         pipe.hdel(keys.OUT_HEALTH, endpoint)
+        for figures in (keys.OUT_COUNTS, keys.OUT_LAG):
+            mine = [
+                f
+                for f in self.connection.hkeys(figures)
+                if replies.text(f).startswith(f"{endpoint}:")
+            ]
+            if mine:
+                pipe.hdel(figures, *mine)
         pipe.execute()
 
     # -- the sender job's slot --------------------------------------------------------------
 
-    def senders(self, action: str, me: str, ttl_ms: int = 0) -> int:
+    def senders(self, action: str, me: str, ttl_ms: int = 0, *, cap: int | None = None) -> int:
         """`take` a sender's place for job `me` (a queued one's, or a free one), `hold` it
         (extend; 2: it routes too, 0: its place is lost), `release` it, or `kick` (queue
         one more if fewer than the cap are queued or running: 1 when one must be
         enqueued). 0 when not done."""
         return int(self._senders(keys=[keys.OUT_SENDERS, keys.OUT_ROUTER],
-                                 args=[action, me, ttl_ms, self.cap]))  # fmt: skip
+                                 args=[action, me, ttl_ms, cap or self.cap]))  # fmt: skip
 
-    def kick(self, queue: str, *, check: bool = False) -> bool:
-        """Enqueue a sender job unless the cap of them are queued or running; `check`: only
-        when there is work (`has_work`). Costs nothing while no endpoint exists."""
+    def kick(self, queue: str, *, check: bool = False, helper: bool = False) -> bool:
+        """Enqueue a sender job unless one is queued or running (`helper`: unless the cap
+        of them are, for a saturated sender: a sender takes a worker, which reconcile jobs
+        need too); `check`: only when there is work (`has_work`). Costs nothing while no
+        endpoint exists."""
         seen_at, count = self._endpoints_seen
         if time.monotonic() - seen_at > ENDPOINTS_CACHED_S:
             count = int(self.connection.hlen(keys.ENDPOINTS))
             self._endpoints_seen = (time.monotonic(), count)
         if not count or (check and not self.has_work()):
             return False
-        if not self.senders("kick", uuid.uuid4().hex, KICKED_TTL_MS):
+        if not self.senders("kick", uuid.uuid4().hex, KICKED_TTL_MS, cap=self.cap if helper else 1):
             return False
         rqbridge.enqueue(self.connection, queue, rqbridge.DELIVER_FUNC,
                          "partnersync: deliver changes to the endpoints")  # fmt: skip

@@ -139,7 +139,7 @@ class Sender:
             saturated = any(len(c) == free[ep] for ep, c in got.claims.items())
             if saturated and now - kicked >= KICK_EVERY_S:
                 # more was due than its slots took: another sender (up to the cap) helps
-                self.outbox.kick(self.settings.queue)
+                self.outbox.kick(self.settings.queue, helper=True)
                 kicked = now
             for ep, claims in got.claims.items():
                 route = self.routes[ep]
