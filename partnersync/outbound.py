@@ -370,6 +370,10 @@ class Outbox:
                          "partnersync: deliver changes to the endpoints")  # fmt: skip
         return True
 
+    def others_waiting(self, queue: str) -> bool:
+        """Jobs queued for a worker (a reconcile, another sender): a sender hands over."""
+        return bool(self.connection.llen(rqbridge.queue_key(queue)))
+
     def has_work(self) -> bool:
         """Changes not yet routed, or a message due now, for any endpoint."""
         targets = [e.id for e in endpoints.listed(self.connection) if not e.disabled]

@@ -39,6 +39,7 @@ IDLE_S = 2.0  # a sender with nothing to do for this long ends (the next change 
 POLL_S = 0.005  # between rounds while work is in flight or arriving
 REFRESH_S = 1.0  # endpoints re-read, the hold extended, failing endpoints checked
 KICK_EVERY_S = 0.5  # a saturated sender asks for help at most this often
+MAX_RUN_S = 240.0  # a sender job's longest run (rqbridge.enqueue's job timeout is 300 s)
 
 
 @dataclass
@@ -86,37 +87,53 @@ class Sender:
         self.totals = Totals()
         self.routes: dict[str, Route] = {}
         self.settled: list[Outcome] = []  # this round's outcomes, recorded next round
+        self.stopping = False  # the worker was asked to stop: hand over now
 
     async def run(self, budget_s: float) -> Totals:
-        """Deliver until idle for IDLE_S or `budget_s` is spent; the outbox is held
-        throughout (False from `take`: another sender has it, nothing to do)."""
+        """Deliver until idle for IDLE_S or `budget_s` is spent (False from `take`: as
+        many senders as allowed run already, nothing to do). A sender whose budget ran out
+        with work left gives its place to a successor at once, before it waits for its
+        deliveries in flight, so that the changes keep going."""
         if not self.outbox.senders("take", self.me, HOLD_MS):
             return self.totals
+        busy = False
         try:
-            await self._rounds(time.monotonic() + budget_s)
+            busy = await self._rounds(time.monotonic() + budget_s)
         finally:
+            self.outbox.senders("release", self.me)
+            if busy:
+                self.outbox.kick(self.settings.queue, helper=True)
             inflight = [t for r in self.routes.values() for t in r.inflight]
             if inflight:  # each is bounded by the HTTP timeout
                 await asyncio.wait(inflight)
             self._settle()
-            self.outbox.senders("release", self.me)
             for route in self.routes.values():
                 await route.pool.aclose()
         return self.totals
 
-    async def _rounds(self, deadline: float) -> None:
+    async def _rounds(self, deadline: float) -> bool:
+        """Rounds until idle (False) or `deadline` (True: work was going on). At the
+        deadline a sender goes on while no other job waits for a worker (handing over
+        would only cost the changes a gap), up to MAX_RUN_S (RQ's job timeout)."""
+        ends = time.monotonic() + MAX_RUN_S
         targets: list[Endpoint] = []
         cursor: str | None = None  # None: another sender routes
         refreshed = 0.0
         kicked = 0.0
         idle_since = time.monotonic()
-        while time.monotonic() < deadline:
+        while True:
             now = time.monotonic()
+            if self.stopping:
+                return True
+            if now >= deadline:
+                if now >= ends or self.outbox.others_waiting(self.settings.queue):
+                    return True
+                deadline = now + REFRESH_S
             if now - refreshed >= REFRESH_S:
                 held = self.outbox.senders("hold", self.me, HOLD_MS)
                 if not held:
                     log.warning("sender lost its place (paused past its hold)")
-                    return
+                    return False
                 targets = self._check_failing(endpoints.listed(self.outbox.connection))
                 self._routes(targets)
                 cursor = self.outbox.cursor(targets) if held == 2 else None
@@ -156,7 +173,7 @@ class Sender:
             if busy:
                 idle_since = now
             elif now - idle_since >= IDLE_S:
-                return
+                return False
             await asyncio.sleep(POLL_S if busy else POLL_S * 4)
 
     def _routes(self, targets: list[Endpoint]) -> None:

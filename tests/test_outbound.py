@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -348,3 +349,38 @@ def test_a_transfer_reconciled_from_the_partner_reaches_the_endpoint_in_order(
     got = [d for d in service.oks() if d["key"] == key]
     assert [(d["from"], d["to"]) for d in got] == [(t.from_, t.to) for t in history]
     assert got[-1]["externalId"] and got[-1]["partner"] == "tradevest"
+
+
+def test_a_stopping_pool_hands_the_sender_over_and_loses_nothing(
+    system: System, endpoint: tuple[str, Endpoint]
+) -> None:
+    """A sender runs on while changes keep coming (minutes, when no other job waits): the
+    pool's SIGTERM makes it hand over at once instead of holding its worker past the
+    pool's 30 s grace, and the next pool delivers the rest in order."""
+    url, service = endpoint
+    add(system.r, url)
+    keys_ = entities(3)
+    written: dict[str, list[str]] = {k: [] for k in keys_}
+    done = threading.Event()
+
+    def write() -> None:  # a change every 0.05 s until the pool is gone: never idle
+        step = 0
+        while not done.is_set():
+            for k in keys_:
+                written[k].append(change(system.r, k, "", f"T{chr(65 + step % 26)}_X"))
+            step += 1
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        wait_for(lambda: len(service.oks()) > 30, what="a sender delivering")
+        assert system.workers.proc is not None
+        system.workers.proc.send_signal(signal.SIGTERM)
+        system.workers.proc.wait(timeout=20)  # within the 30 s grace: the sender let go
+    finally:
+        done.set()
+        writer.join()
+    system.workers.start()
+    wait_for(lambda: all_delivered(service, written), timeout=40, what="every change delivered")
+    in_order(service, written)
