@@ -304,15 +304,17 @@ class Outbox:
 
     def state(self, endpoint_ids: Sequence[str]) -> dict[str, EndpointState]:
         """Per endpoint: entities waiting, dead letters, lag (the oldest deliverable
-        change's age), failing since; one round trip."""
-        now = now_ms()
+        change's age, on Redis's clock like the changes' ids), failing since; one round
+        trip."""
         pipe = self.connection.pipeline(transaction=False)
+        pipe.time()
         for ep in endpoint_ids:
             pipe.zcard(keys.out_pending(ep))
             pipe.hlen(keys.out_dlq(ep))
             pipe.zrange(keys.out_pending(ep), 0, 0, withscores=True)
             pipe.hget(keys.OUT_HEALTH, ep)
-        got = pipe.execute()
+        (seconds, micros), *got = pipe.execute()
+        now = seconds * 1000 + micros // 1000
         out = {}
         for i, ep in enumerate(endpoint_ids):
             waiting, dead, oldest, failing = got[i * 4 : i * 4 + 4]
@@ -379,17 +381,18 @@ class Outbox:
         targets = [e.id for e in endpoints.listed(self.connection) if not e.disabled]
         if not targets:
             return False
-        now = now_ms()
         pipe = self.connection.pipeline(transaction=False)
+        pipe.time()  # due times are Redis's
         pipe.get(keys.OUT_CURSOR)
         pipe.xrevrange(keys.CHANGES, "+", "-", count=1)
         for ep in targets:
-            pipe.zcount(keys.out_due(ep), "-inf", now)
-        cursor, last, *due = pipe.execute()
+            pipe.zrange(keys.out_due(ep), 0, 0, withscores=True)
+        (seconds, micros), cursor, last, *first = pipe.execute()
+        now = seconds * 1000 + micros // 1000
         unrouted = bool(last) and (
             cursor is None or replies.text(last[0][0]) != replies.text(cursor)
         )
-        return unrouted or any(due)
+        return unrouted or any(f and f[0][1] <= now for f in first)
 
 
 class EndpointState(NamedTuple):

@@ -31,6 +31,7 @@ from partnersync import endpoints, retry, transport
 from partnersync.config import Settings
 from partnersync.endpoints import Endpoint
 from partnersync.outbound import DELIVERED, Claim, Message, Outbox, Outcome
+from partnersync.workqueue import redis_ms
 
 log = logging.getLogger("partnersync.sender")
 
@@ -88,6 +89,7 @@ class Sender:
         self.routes: dict[str, Route] = {}
         self.settled: list[Outcome] = []  # this round's outcomes, recorded next round
         self.stopping = False  # the worker was asked to stop: hand over now
+        self.offset_ms = 0  # Redis's clock less this process's (a change's id is Redis's)
 
     async def run(self, budget_s: float) -> Totals:
         """Deliver until idle for IDLE_S or `budget_s` is spent (False from `take`: as
@@ -134,6 +136,7 @@ class Sender:
                 if not held:
                     log.warning("sender lost its place (paused past its hold)")
                     return False
+                self.offset_ms = redis_ms(self.outbox.connection) - int(time.time() * 1000)
                 targets = self._check_failing(endpoints.listed(self.outbox.connection))
                 self._routes(targets)
                 cursor = self.outbox.cursor(targets) if held == 2 else None
@@ -229,7 +232,7 @@ class Sender:
         finally:
             transport.send_deadline.reset(token)
         if 200 <= response.status < 300:
-            lag_s = max(0.0, time.time() - message.change_ms / 1000)
+            lag_s = max(0.0, (time.time() * 1000 + self.offset_ms - message.change_ms) / 1000)
             self.settled.append(Outcome(route.endpoint.id, claim, DELIVERED, lag_s=lag_s))
             return
         self._failed(route, claim, f"http_{response.status}", retry_after(response.headers))
@@ -243,7 +246,7 @@ class Sender:
         PARTNERSYNC_ENDPOINT_DISABLE_AFTER_S (its changes keep queuing; alerted by the
         partnersync_endpoint_disabled metric)."""
         state = self.outbox.state([e.id for e in found if not e.disabled])
-        now_ms = int(time.time() * 1000)
+        now_ms = int(time.time() * 1000) + self.offset_ms  # failing-since is Redis's time
         limit_ms = self.settings.endpoint_disable_after_s * 1000
         for endpoint in found:
             failing = state.get(endpoint.id)
