@@ -4,7 +4,9 @@ Receiver, 2 worker processes, clock, sandbox over HTTP, Redis with AOF. Faults: 
 duplicate deliveries, 20% reordered, 10% partner 5xx, 5% partner timeouts (after acting),
 10% dropped webhooks, a worker SIGKILLed every 3 s, a worker paused (SIGSTOP) for longer
 than the lease every 4 s then resumed, the two workers on clocks 2 minutes ahead and 2
-minutes behind (faketime), one Redis restart. Short in `make test` (CHAOS_SECONDS, default
+minutes behind (faketime), one Redis restart. An outbound endpoint subscribed to every
+change, failing 10% of its deliveries, must end with every change of the stream,
+in the stream's order per entity (#40). Short in `make test` (CHAOS_SECONDS, default
 20); `make chaos` runs it longer.
 
 `make chaos` runs it a second time on Redis's own failover (#34): a primary, two replicas
@@ -16,6 +18,7 @@ longest time without a 2xx answer is printed.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -29,9 +32,13 @@ import httpx
 import psutil
 import pytest
 import redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from cli.redisserver import RedisServer, free_port
-from partnersync import commands, dlq, keys, redisurl, store, workqueue
+from partnersync import commands, dlq, endpoints, keys, outbound, redisurl, store, workqueue
 from schemas.commands import CommandState
 from schemas.saxo.cash_transfers import PartnerCashTransferRequest
 from schemas.tradevest.commands import DigitalOrderData, NaturalPersonData, TransferData
@@ -41,6 +48,7 @@ from tests.conftest import (
     WEBHOOK_SECRET,
     Proc,
     base_env,
+    serving,
     settings_for,
     skewed_clock,
     wait_for,
@@ -210,6 +218,10 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
     probe = Probe(env) if redis_mode == "failover" else None
     killed = Counter()
     stop = threading.Event()
+    hook = Hook(random.Random(rng.randrange(1 << 30)))
+    app = Starlette(routes=[Route("/hook", hook.receive, methods=["POST"])])
+    serving_hook = serving(app, "chaos endpoint")
+    hook_url = serving_hook.__enter__() + "/hook"
     try:
         wait_http(sandbox_url + "/_sandbox/faults")
         wait_http(receiver_url + "/healthz")
@@ -230,6 +242,7 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
         assert http.post(sandbox_url + "/_sandbox/faults", json=FAULTS).status_code == 200
         if probe is not None:
             probe.start()
+        hooked = endpoints.add(r, hook_url, ["*"])
 
         def workers() -> list[psutil.Process]:
             return [c for p in pools for c in psutil.Process(p.proc.pid).children()]
@@ -326,7 +339,14 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
             # every accepted event applied too, not only the entities right: an event still
             # queued (e.g. waiting out a retry) is not yet accounted for
             queued = sum(r.llen(k) for k in r.scan_iter(keys.events("*")))
-            if not missing and not wrong and not pending_commands and not queued:
+            outbox = outbound.Outbox(r, lease_ms=1, attempts=1).state([hooked.id])[hooked.id]
+            if (
+                not missing
+                and not wrong
+                and not pending_commands
+                and not queued
+                and not outbox.waiting
+            ):
                 break
             time.sleep(1.0)
         truth = http.get(sandbox_url + "/_sandbox/ledger").json()
@@ -368,6 +388,23 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
             f"missing={missing} wrong={len(wrong)} doubled={len(doubled)} unaccounted={unaccounted} "
             f"commands_by_state={ {str(k): v for k, v in states.items()} }"
         )
+        out_state = outbound.Outbox(r, lease_ms=1, attempts=1).state([hooked.id])[hooked.id]
+        streamed: dict[str, list[str]] = {}
+        since = f"{int(hooked.createdAt.timestamp() * 1000)}-0"  # what the endpoint wants
+        for change_id, fields in r.xrange(keys.CHANGES, since):
+            streamed.setdefault(fields[b"key"].decode(), []).append(change_id.decode())
+        got = hook.first_successes()
+        lost_changes = [
+            c for k, ids in streamed.items() for c in ids if c not in set(got.get(k, []))
+        ]
+        out_of_order = [k for k, ids in streamed.items()
+                        if [c for c in got.get(k, []) if c in set(ids)] != ids]  # fmt: skip
+        print(
+            f"OUTBOUND changes={sum(map(len, streamed.values()))} arrivals={hook.arrivals} "
+            f"refused={hook.refused} delivered_distinct={sum(map(len, got.values()))} "
+            f"waiting={out_state.waiting} dead={out_state.dead} lost={len(lost_changes)} "
+            f"out_of_order={len(out_of_order)}"
+        )
         for xid, stuck in journals.items():
             if stuck is not None and not stuck.state.final:  # the story of an unfinished one
                 print(f"STUCK {xid} {stuck.kind} {stuck.state} attempts={stuck.attempts} "
@@ -383,13 +420,45 @@ def test_chaos(tmp_path, redis_mode: str) -> None:
         assert not lost, lost[:10]
         assert unaccounted == 0
         assert all(s in (CommandState.ACCEPTED, CommandState.REJECTED) for s in states.elements())
+        assert streamed and not lost_changes, lost_changes[:10]  # every change delivered
+        assert not out_of_order, out_of_order[:10]  # in the stream's order per entity
+        assert out_state.dead == 0 and out_state.waiting == 0
     finally:
         stop.set()
+        serving_hook.__exit__(None, None, None)
         if probe is not None:
             probe.close()
         for proc in reversed(procs):
             proc.stop()
         redis_setup.stop()
+
+
+class Hook:
+    """The team's endpoint: refuses 10% of deliveries (503), keeps the order in which
+    each change was first answered 2xx."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.lock = threading.Lock()
+        self.order: dict[str, list[str]] = {}  # entity key -> change ids, first 2xx order
+        self.seen: set[str] = set()
+        self.arrivals = self.refused = 0
+
+    async def receive(self, request: Request) -> Response:
+        data = json.loads(await request.body())["data"]
+        with self.lock:
+            self.arrivals += 1
+            if self.rng.random() < 0.1:
+                self.refused += 1
+                return Response(status_code=503)
+            if data["changeId"] not in self.seen:
+                self.seen.add(data["changeId"])
+                self.order.setdefault(data["key"], []).append(data["changeId"])
+        return Response(status_code=204)
+
+    def first_successes(self) -> dict[str, list[str]]:
+        with self.lock:
+            return {k: list(v) for k, v in self.order.items()}
 
 
 def _final(status: str) -> bool:
