@@ -40,6 +40,7 @@ from prometheus_client.core import (
 from partnersync import endpoints, keys, replies, rqbridge
 from partnersync.endpoints import Endpoint
 from partnersync.workqueue import lua, now_ms
+from schemas.outbound import Change, ChangeEvent
 
 log = logging.getLogger("partnersync.outbound")
 
@@ -111,33 +112,26 @@ class Letter(msgspec.Struct, kw_only=True):
     changeId: str
     type: str
     attempts: int
-    error: str  # the last attempt's outcome: `HTTP 503`, `ConnectTimeout`…
+    error: str  # the last attempt's outcome: `http_503`, `timeout`, `error`
     at: datetime
 
 
 _letter = msgspec.json.Decoder(Letter)
-_change = msgspec.json.Encoder()
+_event = msgspec.json.Encoder()
+_event_type = msgspec.json.Decoder(ChangeEvent)
 
 
-def payload(change_id: str, fields: dict[str, str]) -> tuple[str, bytes]:
-    """(event type, body) of a change stream entry as endpoints get it, Standard Webhooks'
-    envelope: {type, timestamp, data}. The entry holds no partner data beyond ids and
-    statuses, so there is nothing to mask."""
-    event_type = f"{fields['partner']}.{fields['kind']}.{fields['to']}"
-    data = {
-        "key": fields["key"],
-        "partner": fields["partner"],
-        "kind": fields["kind"],
-        "id": fields["id"],
-        "externalId": fields.get("externalId") or None,
-        "from": fields.get("from") or None,
-        "to": fields["to"],
-        "modifiedOn": fields.get("modifiedOn") or None,
-        "decision": fields.get("decision", ""),
-        "changeId": change_id,
-    }
-    body = _change.encode({"type": event_type, "timestamp": fields.get("at", ""), "data": data})
-    return event_type, body
+def payload(change_id: str, fields: dict[str, str]) -> bytes:
+    """The body endpoints get for a change stream entry. The entry holds no partner data
+    beyond ids and statuses, so there is nothing to mask."""
+    change = Change(
+        key=fields["key"], partner=fields["partner"], kind=fields["kind"], id=fields["id"],
+        externalId=fields.get("externalId") or None, from_=fields.get("from") or None,
+        to=fields["to"], modifiedOn=fields.get("modifiedOn") or None,
+        decision=fields.get("decision", ""), changeId=change_id,
+    )  # fmt: skip
+    event_type = f"{change.partner}.{change.kind}.{change.to}"
+    return _event.encode(ChangeEvent(type=event_type, timestamp=fields.get("at", ""), data=change))
 
 
 def change_ms(change_id: str) -> int:
@@ -188,7 +182,7 @@ class Outbox:
                 ):
                     continue
                 if not message:
-                    message = Message(at, change_id, payload(change_id, fields)[1]).encode()
+                    message = Message(at, change_id, payload(change_id, fields)).encode()
                 args += [endpoint.id, fields["key"], at, message]
                 n += 1
         args[2] = n
@@ -413,8 +407,8 @@ def _id(stream_id: str) -> tuple[int, int]:
 
 def _type_of(body: bytes) -> str:
     try:
-        return str(msgspec.json.decode(body).get("type", ""))
-    except (msgspec.DecodeError, AttributeError):
+        return _event_type.decode(body).type
+    except msgspec.DecodeError:  # not one of ours: shown without a type
         return ""
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import httpx
+import msgspec
 import pytest
 import redis
 from standardwebhooks.webhooks import Webhook
@@ -28,6 +29,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from partnersync import endpoints, keys, outbound, sender, store
+from schemas.outbound import ChangeEvent
 from tests.conftest import ROOT, System, serving, wait_for
 
 Answer = Callable[[dict[str, Any], int], Any]  # (payload, nth arrival of its id) -> answer
@@ -183,6 +185,8 @@ def test_an_endpoint_down_for_a_while_gets_everything_after_in_order_per_entity(
         assert hook.verify(a.body, a.headers)["data"]["changeId"] == a.headers["webhook-id"]
     first = service.oks()[0]
     assert set(first) >= {"key", "partner", "kind", "id", "from", "to", "changeId"}
+    event = msgspec.json.decode(service.arrivals[0].body, type=ChangeEvent)  # the schema
+    assert event.data.changeId == service.arrivals[0].headers["webhook-id"]
     assert json.loads(service.arrivals[0].body)["type"] == f"tradevest.transfer.{first['to']}"
     box = outbound.Outbox(system.r, lease_ms=1, attempts=1)
     wait_for(lambda: box.state([made.id])[made.id].waiting == 0, what="nothing left waiting")
