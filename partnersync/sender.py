@@ -180,10 +180,10 @@ class Sender:
             await asyncio.sleep(POLL_S if busy else POLL_S * 4)
 
     def _routes(self, targets: list[Endpoint]) -> None:
-        """A pool per endpoint, kept while its URL is (an endpoint's secrets may rotate)."""
+        """A pool per endpoint (an endpoint's URL never changes; its secrets may rotate)."""
         for e in targets:
             route = self.routes.get(e.id)
-            if route is None or route.endpoint.url != e.url:
+            if route is None:
                 self.routes[e.id] = Route(e, self.settings.endpoint_concurrency,
                                           self.settings.http_timeout_s)  # fmt: skip
             else:
