@@ -78,7 +78,7 @@ def _run(args: argparse.Namespace, settings: Settings, connection: Any) -> int:
 
 
 def _list(connection: Any, outbox: Any, as_json: bool) -> None:
-    from partnersync import endpoints
+    from partnersync import endpoints, outbound
 
     found = endpoints.listed(connection)
     state = outbox.state([e.id for e in found])
@@ -86,7 +86,7 @@ def _list(connection: Any, outbox: Any, as_json: bool) -> None:
     for e in found:
         s = state[e.id]
         shown = {"id": e.id, "url": e.url, "events": e.events,
-                 "state": "disabled" if e.disabled else "failing" if s.failing_since_ms else "active",
+                 "state": outbound.condition(e, s),
                  "disabledReason": e.disabledReason, "waiting": s.waiting,
                  "deadLetters": s.dead, "lagSeconds": round(s.lag_s, 3),
                  "secrets": len(e.secrets)}  # fmt: skip

@@ -30,6 +30,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     more = report["attentionCount"] - len(report["attention"])
     if more > 0:
         print(f"attention … and {more} more (the console's overview lists them)")
+    for e in report["endpoints"]:
+        print(f"endpoint  {e['id']}: {e['state']}, {e['waiting']} entities waiting, "
+              f"{e['deadLetters']} dead letters, lag {e['lagSeconds']:.1f}s")  # fmt: skip
     rows: list[tuple[str, str, str, str]] = []
     rows += [
         ("clock", task, "", f"last ran {age:.0f}s ago")

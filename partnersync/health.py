@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from partnersync import keys, redisurl, replies, store, workqueue
+from partnersync import endpoints, keys, outbound, redisurl, replies, store, workqueue
 from partnersync.config import Settings, redis_url
 
 ATTENTION_SHOWN = 20
@@ -43,4 +43,17 @@ def snapshot(connection: redis.Redis, settings: Settings) -> dict[str, Any]:
         "partnerCalls": ints(keys.PARTNER_CALLS),  # "partner:status" -> calls so far
         "entities": [{"partner": p, "kind": k, "status": s, "count": c}
                      for (p, k, s), c in sorted(store.counts(connection).items()) if c > 0],
+        "endpoints": _endpoints(connection),
     }  # fmt: skip
+
+
+def _endpoints(connection: redis.Redis) -> list[dict[str, Any]]:
+    """Each outbound endpoint: its state, entities waiting, dead letters, lag."""
+    found = endpoints.listed(connection)
+    state = outbound.Outbox(connection, lease_ms=0, attempts=0).state([e.id for e in found])
+    out = []
+    for e in found:
+        s = state[e.id]
+        out.append({"id": e.id, "state": outbound.condition(e, s), "waiting": s.waiting,
+                    "deadLetters": s.dead, "lagSeconds": round(s.lag_s, 3)})  # fmt: skip
+    return out

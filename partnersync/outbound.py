@@ -396,6 +396,11 @@ class EndpointState(NamedTuple):
     failing_since_ms: int | None  # first failure since the last success
 
 
+def condition(endpoint: Endpoint, state: EndpointState) -> str:
+    """`disabled`, `failing` (no success since its last failure) or `active`."""
+    return "disabled" if endpoint.disabled else "failing" if state.failing_since_ms else "active"
+
+
 def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 

@@ -323,6 +323,9 @@ def test_an_endpoint_failing_too_long_is_disabled_and_nothing_is_dropped(
     more = {e: change(system.r, e, LIFECYCLE[-1], "T4_RETURNED") for e in keys_}  # while off
     listed = json.loads(cli(system, "list", "--json").stdout.splitlines()[0])
     assert listed["state"] == "disabled" and listed["waiting"] == 2
+    status = subprocess.run([sys.executable, "-m", "partnersync", "status"], env=system.env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert f"endpoint  {made.id}: disabled, 2 entities waiting" in status.stdout, status.stdout
     metrics = httpx.get(system.receiver + "/metrics").text
     assert f'partnersync_endpoint_disabled{{endpoint="{made.id}"}} 1.0' in metrics
     time.sleep(sender.REFRESH_S + 0.2)  # every sender has read the endpoint since
