@@ -24,18 +24,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import msgspec
 import redis
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
 
 from partnersync import endpoints, keys, replies, rqbridge
 from partnersync.endpoints import Endpoint
@@ -415,65 +409,3 @@ def _type_of(body: bytes) -> str:
         return _event_type.decode(body).type
     except msgspec.DecodeError:  # not one of ours: shown without a type
         return ""
-
-
-def collect(connection: redis.Redis) -> Iterator[Metric]:
-    """/metrics per endpoint (labels: endpoint ids, a handful): state, lag, attempts by
-    outcome (`delivered`, `http_<status>`, `timeout`, `error`, `dead_lettered`), and the
-    change-to-delivery histogram."""
-    found = endpoints.listed(connection)
-    state = Outbox(connection, lease_ms=0, attempts=0).state([e.id for e in found])
-    pipe = connection.pipeline(transaction=False)
-    pipe.hgetall(keys.OUT_COUNTS)
-    pipe.hgetall(keys.OUT_LAG)
-    counts, lags = pipe.execute()
-    gauges = {
-        "disabled": ("partnersync_endpoint_disabled", "1 while an endpoint is disabled"),
-        "lag": ("partnersync_endpoint_lag_seconds",
-                "Age of the oldest change not yet delivered to the endpoint (dead letters apart)"),
-        "waiting": ("partnersync_endpoint_waiting", "Entities with changes queued for the endpoint"),
-        "dead": ("partnersync_endpoint_dead_letters", "The endpoint's dead letters"),
-    }  # fmt: skip
-    families = {k: GaugeMetricFamily(n, h, labels=["endpoint"]) for k, (n, h) in gauges.items()}
-    known = set()
-    for e in found:
-        known.add(e.id)
-        s = state[e.id]
-        families["disabled"].add_metric([e.id], 1.0 if e.disabled else 0.0)
-        families["lag"].add_metric([e.id], s.lag_s)
-        families["waiting"].add_metric([e.id], s.waiting)
-        families["dead"].add_metric([e.id], s.dead)
-    yield from families.values()
-    attempts = CounterMetricFamily(
-        "partnersync_endpoint_attempts", "Delivery attempts to endpoints, by outcome",
-        labels=["endpoint", "outcome"],
-    )  # fmt: skip
-    trimmed = 0.0
-    for name, value in counts.items():
-        ep, _, outcome = replies.text(name).rpartition(":")
-        if ep == "router":
-            trimmed += float(value)
-        elif ep in known:
-            attempts.add_metric([ep, outcome], float(value))
-    yield attempts
-    yield CounterMetricFamily(
-        "partnersync_outbound_trimmed", "Times changes left the stream before they were routed",
-        value=trimmed,
-    )  # fmt: skip
-    per: dict[str, dict[str, float]] = {}
-    for name, value in lags.items():
-        ep, _, le = replies.text(name).rpartition(":")
-        per.setdefault(ep, {})[le] = float(value)
-    histogram = HistogramMetricFamily(
-        "partnersync_endpoint_delivery_lag_seconds", "From a change's write to its delivery",
-        labels=["endpoint"],
-    )  # fmt: skip
-    for ep, got in per.items():
-        if ep not in known:
-            continue
-        cumulative, buckets = 0.0, []
-        for le in (*(str(x) for x in LAG_BUCKETS), "+Inf"):
-            cumulative += got.get(le, 0.0)
-            buckets.append((le, cumulative))
-        histogram.add_metric([ep], buckets, sum_value=got.get("sum", 0.0))
-    yield histogram
